@@ -1,0 +1,122 @@
+"""`unitcost`: generate the demo data, print the demo range, summarize what the pipeline computed."""
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from unitcost_platform.config import load_config
+from unitcost_platform.demo.generator import DemoSpec, generate_demo
+from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, WAREHOUSE_SCHEMA, Settings
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    spec = DemoSpec(customers=args.customers, days=args.days, start=args.start, seed=args.seed)
+    out = Path(args.out) if args.out else Settings.from_env().data_dir
+    summary = generate_demo(out, spec)
+    print(
+        f"demo data in {summary.out_dir}: {summary.customers} customers, {summary.tenants} tenants, "
+        f"{summary.billing_rows:,} billing line items, {summary.usage_rows:,} usage rows, "
+        f"{summary.start}..{summary.end}"
+    )
+    for role, who in sorted(summary.highlights.items()):
+        print(f"  {role:>6}: {who}")
+    return 0
+
+
+def _demo_range(args: argparse.Namespace) -> int:
+    end = args.start + dt.timedelta(days=args.days - 1)
+    print(f"{args.start.isoformat()}...{end.isoformat()}")
+    return 0
+
+
+def _query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+def summarize(duckdb_path: Path, config_path: Path) -> str:
+    """The short report the demo prints: days, cost, coverage, customers over threshold, alerts."""
+    cfg = load_config(config_path)
+    if not duckdb_path.exists():
+        raise SystemExit(f"no warehouse at {duckdb_path}: run the pipeline first (make demo)")
+    s = WAREHOUSE_SCHEMA
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        days = _query(con, f"select min(day) lo, max(day) hi, count(distinct day) n from {s}.unit_cost").row(0)
+        cov = _query(con, f"""
+            select sum(total_cost) total, sum(tagged_cost + shared_by_design_cost) attributed,
+                   sum(tagged_cost) tagged, sum(untagged_cost) untagged
+            from {s}.tag_coverage where scope_type = 'overall'""").row(0, named=True)
+        alloc = _query(con, f"""
+            select coalesce(unallocated_reason, 'allocated to customers') bucket, sum(allocated_cost) cost
+            from {s}.allocated_cost group by 1 order by 2 desc""")
+        latest = _query(con, f"""
+            select count(*) filter (where cost_to_mrr > {cfg.alerts.p1_cost_to_mrr}) p1,
+                   count(*) filter (where cost_to_mrr > {cfg.alerts.p2_cost_to_mrr}
+                                    and cost_to_mrr <= {cfg.alerts.p1_cost_to_mrr}) p2,
+                   count(*) customers, median(total_cost) median_cost, max(total_cost) max_cost
+            from {s}.unit_cost where day = (select max(day) from {s}.unit_cost)""").row(0, named=True)
+        alerts = _query(con, f"select alert_type, count(*) n from {s}.cost_alerts group by 1 order by 1")
+        last_alerts = _query(con, f"""
+            select alert_type, message from {s}.cost_alerts
+            where day = (select max(day) from {s}.cost_alerts) order by alert_type, value desc limit 8""")
+    lo, hi, n = days
+    total = cov["total"] or 0.0
+    lines = [
+        f"Days processed: {n} ({lo} .. {hi})",
+        f"Total cost ({cfg.cost_column}): ${total:,.2f}",
+        f"Tag coverage: {cov['attributed'] / total:.1%} attributable "
+        f"({cov['tagged'] / total:.1%} tenant-tagged, ${cov['untagged']:,.2f} untagged by mistake)"
+        if total else "Tag coverage: no cost",
+        "Where the money went: " + "; ".join(f"{b} ${c:,.2f}" for b, c in alloc.iter_rows()),
+        f"Customers on {hi}: {latest['customers']}, median ${latest['median_cost'] or 0:,.2f}/day, "
+        f"max ${latest['max_cost'] or 0:,.2f}/day",
+        f"Customers over threshold on {hi}: {latest['p1']} above {cfg.alerts.p1_cost_to_mrr:.0%} "
+        f"cost-to-MRR (P1), {latest['p2']} between {cfg.alerts.p2_cost_to_mrr:.0%} and "
+        f"{cfg.alerts.p1_cost_to_mrr:.0%} (P2)",
+        "Alerts by type: " + (", ".join(f"{t} {k}" for t, k in alerts.iter_rows()) or "none"),
+    ]
+    if last_alerts.height:
+        lines.append(f"Alerts on {hi}:")
+        lines += [f"  {m}" for _, m in last_alerts.iter_rows()]
+    return "\n".join(lines)
+
+
+def _summary(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path = Path(args.duckdb) if args.duckdb else settings.duckdb_path
+    print(summarize(path, settings.config_path))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unitcost", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def demo_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--start", type=dt.date.fromisoformat, default=DEMO_START_DATE, help="first day (YYYY-MM-DD)")
+        p.add_argument("--days", type=int, default=DEMO_DAYS, help="number of days")
+
+    gen = sub.add_parser("demo-data", help="write the demo SaaS (billing, usage, customers) into a data dir")
+    gen.add_argument("--out", help="data dir (default: $UNITCOST_DATA_DIR or data/demo)")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--customers", type=int, default=1000)
+    demo_args(gen)
+    gen.set_defaults(func=_demo_data)
+
+    rng = sub.add_parser("demo-range", help="print the demo's partition range as START...END")
+    demo_args(rng)
+    rng.set_defaults(func=_demo_range)
+
+    summ = sub.add_parser("summary", help="print what the pipeline computed, from the warehouse")
+    summ.add_argument("--duckdb", help="warehouse file (default: $UNITCOST_DUCKDB_PATH)")
+    summ.set_defaults(func=_summary)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

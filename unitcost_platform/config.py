@@ -1,0 +1,228 @@
+"""The one validated config file (unitcost.yaml): everything a FinOps team tunes, nothing in code."""
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unitcost_platform.errors import ConfigError
+
+DEFAULT_TAG_KEYS = ["tenant_id", "tenant", "TenantId", "user:tenant_id", "user_tenant_id"]
+RESERVED_DRIVERS = ("flat", "fixed", "exclude")
+DIRECT_POOL = "direct"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSource(_Model):
+    """Files under the data dir (a relative path) or anywhere (an absolute path)."""
+
+    path: str
+
+    def resolve(self, data_dir: Path) -> Path:
+        p = Path(self.path).expanduser()
+        return p if p.is_absolute() else data_dir / p
+
+
+class TenantConfig(_Model):
+    tag_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_TAG_KEYS), min_length=1)
+    normalize: Literal["lower", "none"] = "lower"
+    sub_accounts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tag_keys")
+    @classmethod
+    def _keys_are_plain(cls, keys: list[str]) -> list[str]:
+        for k in keys:
+            if not k or "'" in k or "\\" in k:
+                raise ValueError(f"tag key {k!r} must be non-empty and contain no quote or backslash")
+        return keys
+
+
+class BillingConfig(_Model):
+    cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
+    spread_multi_day_charges: bool = True
+    files: FileSource | None = FileSource(path="billing")
+
+
+class UsageConfig(_Model):
+    files: FileSource | None = FileSource(path="usage")
+
+
+class CustomersConfig(_Model):
+    files: FileSource | None = FileSource(path="customers.csv")
+    non_paying_tiers: list[str] = Field(default_factory=lambda: ["trial", "free"])
+
+
+class PoolMatch(_Model):
+    """All given criteria must hold (AND); each list matches any of its values (OR)."""
+
+    all: bool = Field(default=False, description="match every line item (a catch-all rule)")
+    service_category: list[str] | None = None
+    service_name: list[str] | None = None
+    provider: list[str] | None = None
+    resource_id_pattern: str | None = None
+    tags: dict[str, str] | None = None
+
+    @field_validator("resource_id_pattern")
+    @classmethod
+    def _valid_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"resource_id_pattern {pattern!r} is not a valid regex: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "PoolMatch":
+        if not any(v for v in self.model_dump().values()):
+            raise ValueError(
+                "a pool's match needs at least one of all, service_category, service_name, provider, "
+                "resource_id_pattern, tags (all: true catches every remaining line item)"
+            )
+        return self
+
+
+class PoolConfig(_Model):
+    name: str
+    match: PoolMatch
+    driver: str = Field(description="a usage metric name, or flat, fixed, exclude")
+    fallback: Literal["flat"] | None = None
+    shares: dict[str, float] | None = Field(
+        default=None, description="fixed driver: percent of the pool per customer_id, summing to 100"
+    )
+    usage_service: str | None = Field(
+        default=None, description="metric driver: only count usage rows of this service_name"
+    )
+    shared_by_design: bool = Field(
+        default=False,
+        description="untagged on purpose (NAT, load balancers, shared databases): counts as attributed "
+        "in tag coverage",
+    )
+
+    @model_validator(mode="after")
+    def _driver_consistent(self) -> "PoolConfig":
+        if self.name == DIRECT_POOL:
+            raise ValueError(f"pool name {DIRECT_POOL!r} is reserved for tagged (direct) cost")
+        if self.driver == "fixed":
+            if not self.shares:
+                raise ValueError(f"pool {self.name!r}: driver fixed needs shares: {{customer_id: percent}}")
+            if any(v < 0 for v in self.shares.values()):
+                raise ValueError(f"pool {self.name!r}: fixed shares must not be negative")
+            total = sum(self.shares.values())
+            if abs(total - 100.0) > 1e-9:
+                raise ValueError(
+                    f"pool {self.name!r}: fixed shares sum to {total:g}%, they must sum to 100%"
+                )
+        elif self.shares:
+            raise ValueError(f"pool {self.name!r}: shares only apply to driver fixed, not {self.driver!r}")
+        if self.fallback and self.driver in RESERVED_DRIVERS:
+            raise ValueError(
+                f"pool {self.name!r}: fallback only applies to a usage-metric driver, not {self.driver!r}"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9_.:\-]+", self.driver):
+            raise ValueError(f"pool {self.name!r}: driver {self.driver!r} is not a metric name")
+        return self
+
+    @property
+    def is_metric(self) -> bool:
+        return self.driver not in RESERVED_DRIVERS
+
+
+DEFAULT_POOLS = [
+    PoolConfig(
+        name="default_compute_networking",
+        match=PoolMatch(service_category=["Compute", "Networking"]),
+        driver="requests",
+    ),
+    PoolConfig(
+        name="default_data",
+        match=PoolMatch(service_category=["Databases", "Storage"]),
+        driver="storage_bytes",
+    ),
+    PoolConfig(
+        name="default_other",
+        match=PoolMatch(all=True),
+        driver="flat",
+    ),
+]
+
+
+class AlertsConfig(_Model):
+    p1_cost_to_mrr: float = 0.25
+    p2_cost_to_mrr: float = 0.20
+    trend_cost_growth_7d: float = 0.15
+    max_drivers: int = Field(default=3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AlertsConfig":
+        if not self.p2_cost_to_mrr < self.p1_cost_to_mrr:
+            raise ValueError("p2_cost_to_mrr must be below p1_cost_to_mrr")
+        return self
+
+
+class OwnersConfig(_Model):
+    services: dict[str, str] = Field(default_factory=dict, description="ServiceName -> owning team")
+    default_team: str = "unowned"
+
+    def team_for(self, service: str | None) -> str:
+        return self.services.get(service or "", self.default_team)
+
+
+class UnitcostConfig(_Model):
+    billing: BillingConfig = BillingConfig()
+    tenant: TenantConfig = TenantConfig()
+    usage: UsageConfig = UsageConfig()
+    customers: CustomersConfig = CustomersConfig()
+    pools: list[PoolConfig] = Field(default_factory=list)
+    default_pools: bool = True
+    alerts: AlertsConfig = AlertsConfig()
+    owners: OwnersConfig = OwnersConfig()
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> "UnitcostConfig":
+        names = [p.name for p in self.resolved_pools()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def resolved_pools(self) -> list[PoolConfig]:
+        """User pools first (first match wins), then the default category rules."""
+        return list(self.pools) + (DEFAULT_POOLS if self.default_pools else [])
+
+    @property
+    def cost_column(self) -> str:
+        return self.billing.cost_column
+
+
+def load_config(path: Path) -> UnitcostConfig:
+    """Read and validate the config file; errors name the file, the key and the fix."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist; set UNITCOST_CONFIG to your unitcost.yaml "
+            "(the project's unitcost.yaml is the documented template)"
+        ) from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must be a mapping of sections (billing:, pools:, ...)")
+    try:
+        return UnitcostConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key; check its spelling against the README's config reference"
+            problems.append(f"{path}: {key}: {msg}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None

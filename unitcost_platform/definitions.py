@@ -1,0 +1,48 @@
+"""The code location: one entry point that resolves the environment and wires everything."""
+
+import warnings
+
+import dagster as dg
+
+from unitcost_platform.defs.assets.allocation import build_allocation_assets
+from unitcost_platform.defs.assets.ingest import build_ingest_assets
+from unitcost_platform.defs.assets.reporting import build_reporting_assets
+from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
+from unitcost_platform.defs.jobs import unit_cost_job
+from unitcost_platform.defs.partitions import daily_partitions
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.settings import WAREHOUSE_SCHEMA, Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Everything for one environment; asset code is the same in every environment."""
+    # backfill_policy and partition-window options are marked beta in dagster 1.13; we rely on them.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    partitions = daily_partitions(settings.start_date)
+    kinds = {"polars", "duckdb"}
+    assets = [
+        *build_ingest_assets(partitions, kinds),
+        *build_allocation_assets(partitions, kinds),
+        *build_reporting_assets(partitions, kinds),
+    ]
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    resources = {
+        "unitcost": UnitcostResource(
+            config_path=str(settings.config_path), data_dir=str(settings.data_dir)
+        ),
+        "io_manager": UnitcostDuckDBIOManager(
+            database=str(settings.duckdb_path), schema=WAREHOUSE_SCHEMA
+        ),
+    }
+    return dg.Definitions(
+        assets=assets,
+        jobs=[unit_cost_job],
+        resources=resources,
+        # One DuckDB file takes one writer at a time: run the steps of a run in one process.
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

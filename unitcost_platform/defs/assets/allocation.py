@@ -1,0 +1,98 @@
+"""Tag coverage and the allocation of every dollar of the day to customers."""
+
+import dagster as dg
+import polars as pl
+
+from unitcost_platform.defs.metadata import (
+    markdown_table,
+    money,
+    pct,
+    per_day_metadata,
+    usd,
+    user_errors_as_failures,
+)
+from unitcost_platform.defs.partitions import days_of
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.transforms.allocation import allocate
+from unitcost_platform.transforms.coverage import tag_coverage as compute_tag_coverage
+
+GROUP = "allocation"
+
+
+def build_allocation_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
+    common = dict(
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds=kinds,
+        owners=["team:finops"],
+        metadata={"partition_expr": "day"},
+    )
+
+    @dg.asset(**common)
+    def tag_coverage(
+        context: dg.AssetExecutionContext, unitcost: UnitcostResource, raw_billing: pl.DataFrame
+    ) -> pl.DataFrame:
+        """Share of the day's cost attributable to a tenant, overall and per service, sub-account and provider."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = compute_tag_coverage(raw_billing, days, cfg.resolved_pools(), cfg.cost_column)
+
+        def describe(day: pl.DataFrame) -> dict:
+            overall = day.filter(pl.col("scope_type") == "overall").row(0, named=True)
+            worst = (
+                day.filter(pl.col("scope_type") == "service")
+                .sort("untagged_cost", descending=True)
+                .head(5)
+                .select("scope", "total_cost", "untagged_cost", "coverage")
+            )
+            return {
+                "total_cost": money(overall["total_cost"]),
+                "coverage": overall["coverage"],
+                "tagged_share": overall["tagged_share"],
+                "untagged_cost": money(overall["untagged_cost"]),
+                "services_with_untagged_cost": dg.MetadataValue.md(
+                    markdown_table(worst, {"total_cost": usd, "untagged_cost": usd, "coverage": pct})
+                ),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(**common)
+    def allocated_cost(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        raw_billing: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Every dollar of the day on a customer (direct or by pool driver) or in an explained unallocated bucket."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = allocate(
+            raw_billing, tenant_usage, customer_dimension, days, cfg.resolved_pools(), cfg.cost_column
+        )
+
+        def describe(day: pl.DataFrame) -> dict:
+            unallocated = (
+                day.filter(pl.col("unallocated_reason").is_not_null())
+                .group_by("unallocated_reason")
+                .agg(pl.col("allocated_cost").sum())
+                .sort("unallocated_reason")
+            )
+            return {
+                "total_cost": money(day["allocated_cost"].sum()),
+                "allocated_to_customers": money(
+                    day.filter(pl.col("unallocated_reason").is_null())["allocated_cost"].sum()
+                ),
+                "unallocated_by_reason": {r: money(v) for r, v in unallocated.iter_rows()},
+                "customers": day["customer_id"].drop_nulls().n_unique(),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    return [tag_coverage, allocated_cost]

@@ -1,0 +1,175 @@
+"""Unit cost per customer, the alerts it raises, and growth efficiency."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from unitcost_platform.defs.metadata import (
+    markdown_table,
+    money,
+    pct,
+    per_day_metadata,
+    usd,
+    user_errors_as_failures,
+)
+from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
+from unitcost_platform.transforms.growth import LOOKBACK_DAYS, WINDOW_DAYS
+from unitcost_platform.transforms.growth import growth_efficiency as compute_growth
+from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
+from unitcost_platform.transforms.unit_cost import unit_cost as compute_unit_cost
+
+GROUP = "unit_cost"
+ALERT_HISTORY_DAYS = 2 * TREND_DAYS
+GROWTH_HISTORY_DAYS = LOOKBACK_DAYS + WINDOW_DAYS
+
+
+def _overall_totals(tag_coverage: pl.DataFrame) -> pl.DataFrame:
+    """(day, total_cost) of each materialized day: tag_coverage has an overall row for every day."""
+    return tag_coverage.filter(pl.col("scope_type") == "overall").select("day", "total_cost")
+
+
+def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
+    common = dict(
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=GROUP,
+        kinds=kinds,
+        owners=["team:finops"],
+        metadata={"partition_expr": "day"},
+    )
+
+    @dg.asset(
+        ins={
+            "allocated_cost": dg.AssetIn(
+                partition_mapping=trailing_days(RUN_RATE_DAYS),
+                metadata={"columns": ["day", "customer_id", "pool", "allocated_cost", "unallocated_reason"]},
+            ),
+            "tag_coverage": dg.AssetIn(
+                partition_mapping=trailing_days(RUN_RATE_DAYS),
+                metadata={"columns": ["day", "scope_type", "total_cost"]},
+            ),
+            "customer_dimension": dg.AssetIn(partition_mapping=trailing_days(TREND_DAYS + 1)),
+            "tenant_usage": dg.AssetIn(),
+            "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "x_IsFinal"]}),
+        },
+        **common,
+    )
+    def unit_cost(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        allocated_cost: pl.DataFrame,
+        tag_coverage: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+        raw_billing: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Cost per customer per day with run rate, cost-to-MRR, cost per 1k requests and 7-day trends."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            thresholds = unitcost.load_config().alerts
+        present = set(_overall_totals(tag_coverage)["day"].to_list())
+        week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
+        provisional = set(raw_billing.filter(~pl.col("x_IsFinal"))["x_ChargeDate"].unique().to_list())
+        frame = compute_unit_cost(
+            allocated_cost,
+            present,
+            customer_dimension.filter(pl.col("snapshot_date").is_in(days)),
+            customer_dimension.filter(pl.col("snapshot_date").is_in(week_ago)),
+            tenant_usage,
+            provisional,
+            days,
+        )
+
+        def describe(day: pl.DataFrame) -> dict:
+            top = (
+                day.filter(pl.col("cost_to_mrr").is_not_null())
+                .sort("cost_to_mrr", descending=True)
+                .head(10)
+                .select("customer_id", "customer_name", "tier", "mrr", "monthly_run_rate", "cost_to_mrr", "total_cost")
+            )
+            return {
+                "customers": day.height,
+                "total_cost": money(day["total_cost"].sum()),
+                "median_cost_per_customer": money(day["total_cost"].median()),
+                "customers_over_p1_threshold": day.filter(pl.col("cost_to_mrr") > thresholds.p1_cost_to_mrr).height,
+                "customers_over_p2_threshold": day.filter(pl.col("cost_to_mrr") > thresholds.p2_cost_to_mrr).height,
+                "is_provisional": bool(day["is_provisional"].any()) if day.height else False,
+                "top_cost_to_mrr": dg.MetadataValue.md(
+                    markdown_table(top, {"mrr": usd, "monthly_run_rate": usd, "total_cost": usd, "cost_to_mrr": pct})
+                ),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(
+        ins={
+            "unit_cost": dg.AssetIn(),
+            "allocated_cost": dg.AssetIn(
+                partition_mapping=trailing_days(ALERT_HISTORY_DAYS),
+                metadata={"columns": ["day", "customer_id", "service_name", "allocated_cost", "unallocated_reason"]},
+            ),
+        },
+        **common,
+    )
+    def cost_alerts(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        unit_cost: pl.DataFrame,
+        allocated_cost: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """P1/P2 cost-to-MRR, TREND and SEGMENT alerts of the day, with the services (and owners) that drove them."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = compute_cost_alerts(unit_cost, allocated_cost, days, cfg.alerts, cfg.owners)
+
+        def describe(day: pl.DataFrame) -> dict:
+            counts = day.group_by("alert_type").len().sort("alert_type")
+            return {
+                "alerts_by_type": {t: n for t, n in counts.iter_rows()},
+                "alerts": dg.MetadataValue.md(
+                    markdown_table(day.select("alert_type", "customer_id", "value", "owners", "message").head(20))
+                ),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(
+        ins={
+            "tag_coverage": dg.AssetIn(
+                partition_mapping=trailing_days(GROWTH_HISTORY_DAYS),
+                metadata={"columns": ["day", "scope_type", "total_cost"]},
+            ),
+            "customer_dimension": dg.AssetIn(
+                partition_mapping=trailing_days(LOOKBACK_DAYS + 1),
+                metadata={"columns": ["snapshot_date", "customer_id", "status"]},
+            ),
+        },
+        **common,
+    )
+    def growth_efficiency(
+        context: dg.AssetExecutionContext, tag_coverage: pl.DataFrame, customer_dimension: pl.DataFrame
+    ) -> pl.DataFrame:
+        """Rolling 90-day growth of infrastructure cost against growth of active customers."""
+        days = days_of(context)
+        then = [d - dt.timedelta(days=LOOKBACK_DAYS) for d in days]
+        frame = compute_growth(
+            _overall_totals(tag_coverage),
+            customer_dimension.filter(pl.col("snapshot_date").is_in(days)),
+            customer_dimension.filter(pl.col("snapshot_date").is_in(then)),
+            days,
+        )
+
+        def describe(day: pl.DataFrame) -> dict:
+            row = day.row(0, named=True) if day.height else {}
+            return {k: row.get(k) for k in ("cost_growth_90d", "customer_growth_90d", "ratio")}
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    return [unit_cost, cost_alerts, growth_efficiency]

@@ -1,0 +1,134 @@
+"""The DuckDB warehouse: dagster-duckdb-polars, fixed where it falls short for a daily cost table.
+
+Three changes to the stock DuckDBPolarsIOManager, each covered by a test:
+- an empty frame still creates the table (with the frame's schema), so an empty day is a valid
+  partition and the next asset can read it;
+- inputs are read through the relation API (`DuckDBPyConnection.arrow()` is gone in duckdb 2.x), and
+  a range with no partitions returns an empty frame with the table's columns, not a frame without any;
+- the delete of the partition range and the insert of the new rows are one transaction, so a failed
+  write leaves the previous partition intact; rows are inserted by column name.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+import polars as pl
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster._utils.backoff import backoff
+from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
+from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
+
+
+def _quoted(table_slice: TableSlice) -> str:
+    return f'"{table_slice.schema}"."{table_slice.table}"'
+
+
+def _table_exists(connection: duckdb.DuckDBPyConnection, table_slice: TableSlice) -> bool:
+    found = connection.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [table_slice.schema, table_slice.table],
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def _run(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Execute and consume the result: duckdb 2.x refuses new work while a result is unfinished."""
+    connection.execute(sql).fetchall()
+
+
+class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
+    """Writes every frame (empty ones too) and reads with the relation API."""
+
+    def handle_output(
+        self, context: dg.OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection
+    ):
+        arrow = obj.to_arrow()
+        connection.register("__unitcost_frame", arrow)
+        try:
+            _run(
+                connection,
+                f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0",
+            )
+            _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
+        finally:
+            connection.unregister("__unitcost_frame")
+        context.add_output_metadata(
+            {
+                "dataframe_columns": dg.MetadataValue.table_schema(
+                    dg.TableSchema(
+                        columns=[dg.TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()]
+                    )
+                ),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
+        if not _table_exists(connection, table_slice):
+            raise dg.Failure(
+                description=(
+                    f"table {table_slice.schema}.{table_slice.table} does not exist in the warehouse: "
+                    f"materialize the asset {table_slice.table} for these days first (or select it "
+                    "together with its downstream assets)."
+                )
+            )
+        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+            query = f"select * from {_quoted(table_slice)} limit 0"
+        else:
+            query = DuckDbClient.get_select_statement(table_slice)
+        return pl.from_arrow(connection.sql(query).to_arrow_table())
+
+
+class TransactionalDuckDbClient(DuckDbClient):
+    """Delete-then-insert in one transaction: a failed write rolls back and keeps the old partition."""
+
+    @staticmethod
+    def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
+        # Checked, not caught: a failed statement would abort the surrounding transaction.
+        if _table_exists(connection, table_slice):
+            _run(connection, _get_cleanup_statement(table_slice))
+
+    @staticmethod
+    def ensure_schema_exists(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
+        _run(connection, f'create schema if not exists "{table_slice.schema}"')
+
+    @staticmethod
+    @contextmanager
+    def connect(context, table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
+        config = {"custom_user_agent": "dagster", **context.resource_config["connection_config"]}
+        # Another process (a concurrent run) may hold the file lock for a moment: retry, as upstream does.
+        connection = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={"database": context.resource_config["database"], "read_only": False, "config": config},
+            max_retries=10,
+        )
+        try:
+            connection.begin()
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            connection.close()
+
+
+class UnitcostDuckDBIOManager(DuckDBPolarsIOManager):
+    """DuckDB IO manager for the unit-cost tables (schema `unitcost`)."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [PolarsDuckDBTypeHandler()]
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=TransactionalDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="UnitcostDuckDBIOManager",
+        )

@@ -1,0 +1,66 @@
+"""Where things are: resolved from environment variables when definitions load, never at import."""
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from unitcost_platform.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_START_DATE = dt.date(2026, 7, 1)
+DEMO_DAYS = 120
+WAREHOUSE_SCHEMA = "unitcost"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run environment: which warehouse, which files, which first partition."""
+
+    env: str
+    data_dir: Path
+    config_path: Path
+    duckdb_path: Path
+    start_date: dt.date
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        env = environ.get("UNITCOST_ENV", "local").strip().lower() or "local"
+        if env not in ("local", "prod"):
+            raise ConfigError(
+                f"UNITCOST_ENV={env!r} is not a known environment; use 'local' (DuckDB) or 'prod' "
+                "(Snowflake)."
+            )
+        start_raw = environ.get("UNITCOST_START_DATE", "").strip()
+        try:
+            start = dt.date.fromisoformat(start_raw) if start_raw else DEMO_START_DATE
+        except ValueError:
+            raise ConfigError(
+                f"UNITCOST_START_DATE={start_raw!r} is not a date; write it as YYYY-MM-DD, "
+                "e.g. UNITCOST_START_DATE=2026-03-01."
+            ) from None
+        return cls(
+            env=env,
+            data_dir=_path(environ, "UNITCOST_DATA_DIR", PROJECT_ROOT / "data" / "demo"),
+            config_path=_path(environ, "UNITCOST_CONFIG", PROJECT_ROOT / "unitcost.yaml"),
+            duckdb_path=_duckdb_path(environ),
+            start_date=start,
+        )
+
+
+def _path(environ: Mapping[str, str], name: str, default: Path) -> Path:
+    raw = environ.get(name, "").strip()
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+def _duckdb_path(environ: Mapping[str, str]) -> Path:
+    path = _path(environ, "UNITCOST_DUCKDB_PATH", PROJECT_ROOT / "data" / "warehouse.duckdb")
+    if path.stem == WAREHOUSE_SCHEMA:
+        # DuckDB names the catalog after the file: `unitcost.x` would be ambiguous.
+        raise ConfigError(
+            f"UNITCOST_DUCKDB_PATH={path}: a DuckDB file named {WAREHOUSE_SCHEMA}.* clashes with the "
+            f"schema {WAREHOUSE_SCHEMA!r} the tables live in; name it e.g. warehouse.duckdb."
+        )
+    return path

@@ -1,0 +1,191 @@
+"""FOCUS billing from CSV and Parquet files (any number, under `$UNITCOST_DATA_DIR/billing/`)."""
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from unitcost_platform.config import TenantConfig
+from unitcost_platform.errors import InputDataError
+from unitcost_platform.sources import focus
+from unitcost_platform.sources.files import (
+    Log,
+    cast_numeric,
+    describe_bad_values,
+    duplicates_across_files,
+    missing_columns_problem,
+    row_ref,
+    scan_file,
+)
+
+NUMBER_FIX = "Costs and quantities must be plain decimal numbers (12.34); fix the export or remove those rows."
+
+
+def read_billing_files(
+    paths: list[Path],
+    days: list[dt.date],
+    *,
+    cost_column: str,
+    tenant: TenantConfig,
+    spread: bool,
+    source: str = "files",
+    log: Log | None = None,
+) -> pl.DataFrame:
+    """raw_billing rows for `days` from every file; raises InputDataError listing every problem."""
+    window = focus.day_bounds(days)
+    frames, problems = [], []
+    for i, path in enumerate(paths, 1):
+        if log:
+            log(f"reading billing file {i}/{len(paths)}: {path}")
+        frame, file_problems = _read_file(path, window, cost_column)
+        problems += file_problems
+        if frame is not None:
+            frames.append(frame)
+    if problems:
+        raise InputDataError(problems, what="billing files")
+    if not frames:
+        return focus.empty_raw_billing()
+    combined = pl.concat([focus.conform(f) for f in frames], how="vertical")
+    problems += duplicates_across_files(combined, focus.FOCUS_COLUMNS, "billing")
+    if problems:
+        raise InputDataError(problems, what="billing files")
+    return finish_raw_billing(combined, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source)
+
+
+def finish_raw_billing(
+    frame: pl.DataFrame,
+    days: list[dt.date],
+    *,
+    cost_column: str,
+    tenant: TenantConfig,
+    spread: bool,
+    source: str,
+) -> pl.DataFrame:
+    """From typed FOCUS rows to raw_billing: days assigned, currency checked, tenant extracted."""
+    dated = focus.assign_charge_dates(frame, spread).filter(pl.col("x_ChargeDate").is_in(days))
+    problems = mixed_currency_problems(dated)
+    if problems:
+        raise InputDataError(problems, what="billing")
+    out = dated.with_columns(
+        x_TenantId=focus.tenant_from_tags(dated, tenant.tag_keys, tenant.normalize, tenant.sub_accounts),
+        x_Source=pl.coalesce([pl.col("x_Source"), pl.lit(source)]),
+        x_IsFinal=pl.col("x_IsFinal").fill_null(True),
+    )
+    return focus.conform(out).sort("x_ChargeDate", "x_SourceFile", "x_SourceRow")
+
+
+def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
+    """Costs of one day are summed, so a day must be billed in one currency."""
+    per_day = (
+        frame.group_by("x_ChargeDate", "BillingCurrency")
+        .agg(pl.len().alias("rows"), pl.col("x_SourceFile").first(), pl.col("x_SourceRow").first())
+        .sort("x_ChargeDate", "rows", descending=[False, True])
+    )
+    mixed = per_day.filter(pl.col("BillingCurrency").n_unique().over("x_ChargeDate") > 1)
+    problems = []
+    for (day,), rows in mixed.group_by(["x_ChargeDate"], maintain_order=True):
+        parts = [
+            f"{cur} ({n} rows, e.g. {f} {row_ref(Path(f), r)})"
+            for cur, n, f, r in rows.select("BillingCurrency", "rows", "x_SourceFile", "x_SourceRow").iter_rows()
+        ]
+        problems.append(
+            f"billing for {day} mixes currencies: {'; '.join(parts)}. Unit costs add up one currency: "
+            "export every source in the same BillingCurrency (or convert upstream) and re-run the day."
+        )
+    return problems
+
+
+def _read_file(
+    path: Path, window: tuple[dt.datetime, dt.datetime], cost_column: str
+) -> tuple[pl.DataFrame | None, list[str]]:
+    lazy = scan_file(path)
+    schema = lazy.collect_schema()
+    problems = missing_columns_problem(path, schema.names(), focus.REQUIRED_COLUMNS, "FOCUS billing")
+    if problems:
+        return None, [p + " unitcost_platform reads FOCUS 1.0 or newer exports." for p in problems]
+
+    keep = [c for c in schema.names() if c in focus.FOCUS_COLUMNS or c == "x_IsFinal"]
+    lazy = lazy.select(keep).with_row_index("x_SourceRow", offset=1)
+    strings = [c for c in keep if schema[c] == pl.String and c != "Tags"]
+    lazy = lazy.with_columns(focus.null_literals_to_null(strings))
+    lo, hi = window
+    if isinstance(schema["ChargePeriodStart"], pl.Datetime):
+        # Typed timestamps: let Parquet statistics skip row groups outside the window.
+        start = pl.col("ChargePeriodStart")
+        if schema["ChargePeriodStart"].time_zone is not None:
+            start = start.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        lazy = lazy.filter(start.cast(pl.Datetime("us")) < hi)
+    frame = lazy.collect().with_columns(
+        pl.lit(str(path)).alias("x_SourceFile"), pl.col("x_SourceRow").cast(pl.Int64)
+    )
+
+    raw_start = frame["ChargePeriodStart"]
+    frame = frame.with_columns(
+        [focus.timestamp_to_naive_utc(frame[c]) for c in focus.TIMESTAMP_COLUMNS if c in frame.columns]
+    )
+    bad_start = pl.col("ChargePeriodStart").is_null()
+    problems += describe_bad_values(
+        path,
+        frame.with_columns(raw_start.cast(pl.String).alias("_raw")),
+        bad_start,
+        "_raw",
+        "missing or unreadable ChargePeriodStart value(s)",
+        "Write timestamps as ISO 8601 UTC (2026-03-10T00:00:00Z); the day of a line item comes from it.",
+    )
+    problems = [p.replace("column _raw", "column ChargePeriodStart") for p in problems]
+    if problems:
+        return None, problems
+
+    end = pl.col("ChargePeriodEnd") if "ChargePeriodEnd" in frame.columns else pl.lit(None)
+    overlaps = (pl.col("ChargePeriodStart") < hi) & (
+        (end > lo).fill_null(False) | (pl.col("ChargePeriodStart") >= lo)
+    )
+    frame = frame.filter(overlaps)
+
+    frame, numeric_problems = cast_numeric(path, frame, focus.NUMERIC_COLUMNS, NUMBER_FIX)
+    problems += numeric_problems
+    if not numeric_problems:
+        problems += describe_bad_values(
+            path, frame, pl.col(cost_column).is_null(), cost_column, "empty cost value(s)",
+            f"Every line item needs a {cost_column}; use 0 for free usage.",
+        )
+    problems += describe_bad_values(
+        path, frame, pl.col("BillingCurrency").is_null(), "BillingCurrency", "empty currency value(s)",
+        "Every line item needs its BillingCurrency (e.g. USD).",
+    )
+    if "Tags" in frame.columns:
+        try:
+            frame = frame.with_columns(focus.tags_to_json(frame["Tags"]))
+        except TypeError as exc:
+            problems.append(f"{path}: column Tags: {exc}")
+        else:
+            problems += _tag_problems(path, frame)
+    if "x_IsFinal" in frame.columns and frame.schema["x_IsFinal"] != pl.Boolean:
+        text = pl.col("x_IsFinal").cast(pl.String).str.to_lowercase().str.strip_chars()
+        parsed = text.replace_strict(
+            {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False},
+            default=None, return_dtype=pl.Boolean,
+        )
+        problems += describe_bad_values(
+            path, frame, pl.col("x_IsFinal").is_not_null() & parsed.is_null(), "x_IsFinal",
+            "value(s) that are not true/false", "Write x_IsFinal as true or false.",
+        )
+        frame = frame.with_columns(parsed.alias("x_IsFinal"))
+    if problems:
+        return None, problems
+    return focus.normalize_enumerations(frame), []
+
+
+def _tag_problems(path: Path, frame: pl.DataFrame) -> list[str]:
+    """Tags must parse as JSON objects; the whole column is parsed at once, row checks only on failure."""
+    try:
+        frame.select(focus.tag_values(["_"]))
+        return []
+    except pl.exceptions.PolarsError:
+        positions = focus.invalid_json_rows(frame["Tags"])
+    bad = pl.Series(range(frame.height)).is_in(positions)
+    return describe_bad_values(
+        path, frame.with_columns(bad.alias("_bad")), pl.col("_bad"), "Tags",
+        "value(s) that are not a JSON object",
+        'Tags must be a JSON object such as {"tenant_id": "acme"} (or a map in Parquet).',
+    )

@@ -1,0 +1,86 @@
+"""Customer records from `customers.csv` (or a `customers/` directory of CSV/Parquet files)."""
+
+from pathlib import Path
+
+import polars as pl
+
+from unitcost_platform.errors import InputDataError
+from unitcost_platform.sources.files import (
+    Log,
+    cast_numeric,
+    describe_bad_values,
+    missing_columns_problem,
+    row_ref,
+    scan_file,
+)
+from unitcost_platform.sources.focus import normalize_tenant, null_literals_to_null
+from unitcost_platform.sources.usage_files import parse_date
+from unitcost_platform.transforms.customers import VERSION_SCHEMA
+
+REQUIRED = ["customer_id", "tenant_id", "tier", "mrr", "status"]
+OPTIONAL = ["customer_name", "is_paying", "segment", "valid_from", "valid_to"]
+BOOLEANS = {"true": True, "t": True, "1": True, "yes": True, "y": True,
+            "false": False, "f": False, "0": False, "no": False, "n": False}  # fmt: skip
+
+
+def read_customer_files(paths: list[Path], *, normalize: str, log: Log | None = None) -> pl.DataFrame:
+    """Customer versions (VERSION_SCHEMA) from every file; raises InputDataError on bad rows."""
+    frames, problems = [], []
+    for path in paths:
+        if log:
+            log(f"reading customer file {path}")
+        frame, file_problems = _read_file(path, normalize)
+        problems += file_problems
+        if frame is not None:
+            frames.append(frame)
+    if problems:
+        raise InputDataError(problems, what="customer files")
+    if not frames:
+        return pl.DataFrame(schema=VERSION_SCHEMA)
+    return pl.concat(frames, how="vertical")
+
+
+def _read_file(path: Path, normalize: str) -> tuple[pl.DataFrame | None, list[str]]:
+    lazy = scan_file(path)
+    names = lazy.collect_schema().names()
+    problems = missing_columns_problem(path, names, REQUIRED, "customers")
+    if problems:
+        return None, problems
+    frame = lazy.select([c for c in REQUIRED + OPTIONAL if c in names]).with_row_index("x_SourceRow", offset=1)
+    frame = frame.collect().with_columns(pl.col("x_SourceRow").cast(pl.Int64))
+    frame = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL if c not in names])
+    strings = [c for c in frame.columns if frame.schema[c] == pl.String]
+    frame = frame.with_columns(null_literals_to_null(strings))
+    frame, problems = cast_numeric(path, frame, ["mrr"], "MRR must be a number (monthly recurring revenue).")
+    for column in ("valid_from", "valid_to"):
+        parsed = parse_date(frame[column]).alias(f"_{column}")
+        frame = frame.with_columns(parsed)
+        problems += describe_bad_values(
+            path, frame, pl.col(column).is_not_null() & pl.col(f"_{column}").is_null(), column,
+            "unreadable date(s)", "Write dates as YYYY-MM-DD; leave empty for an open range.",
+        )
+        frame = frame.with_columns(pl.col(f"_{column}").alias(column))
+    if frame.schema["is_paying"] != pl.Boolean:
+        text = pl.col("is_paying").cast(pl.String).str.strip_chars().str.to_lowercase()
+        parsed = text.replace_strict(BOOLEANS, default=None, return_dtype=pl.Boolean)
+        problems += describe_bad_values(
+            path, frame, pl.col("is_paying").is_not_null() & parsed.is_null(), "is_paying",
+            "value(s) that are not true/false", "Write is_paying as true or false (or leave it empty).",
+        )
+        frame = frame.with_columns(parsed.alias("is_paying"))
+    if problems:
+        return None, problems
+    frame = frame.with_columns(
+        pl.col("customer_id").cast(pl.String).str.strip_chars(),
+        normalize_tenant(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
+        pl.Series("x_Where", [f"{path} {row_ref(path, r)}" for r in frame["x_SourceRow"]], dtype=pl.String),
+    )
+    return frame.select([pl.col(c).cast(t) for c, t in VERSION_SCHEMA.items()]), []
+
+
+def no_customer_files(location: Path) -> InputDataError:
+    return InputDataError(
+        [f"no customer file at {location}; write customers.csv (customer_id, tenant_id, tier, mrr, "
+         "status, ...) or point customers.files.path in unitcost.yaml at yours"],
+        what="customer files",
+    )

@@ -1,0 +1,142 @@
+"""Reading CSV and Parquet files from the data dir, with errors that name the file, row and fix."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from unitcost_platform.errors import InputDataError
+
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+MAX_EXAMPLES = 3
+
+Log = Callable[[str], None]
+
+
+def list_data_files(location: Path, what: str) -> list[Path]:
+    """The CSV/Parquet files at `location` (a file, or a directory searched recursively), sorted."""
+    if location.is_file():
+        return [location]
+    if not location.exists():
+        raise InputDataError(
+            [f"{location} does not exist; put {what} files there or point the config at them "
+             "(UNITCOST_DATA_DIR and the `files.path` of the source in unitcost.yaml)"],
+            what=what,
+        )
+    return sorted(
+        p for p in location.rglob("*")
+        if p.is_file() and p.name.lower().endswith(SUFFIXES) and not p.name.startswith(".")
+    )
+
+
+def scan_file(path: Path) -> pl.LazyFrame:
+    """A lazy frame of the file: CSV columns all as strings (typed later, with row-level errors)."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            lazy = pl.scan_parquet(path)
+        elif name.endswith(".csv.gz"):
+            lazy = pl.read_csv(path, infer_schema=False).lazy()
+        else:
+            lazy = pl.scan_csv(path, infer_schema=False)
+        schema = lazy.collect_schema()
+    except Exception as exc:  # polars raises several error types for unreadable files
+        raise InputDataError(
+            [f"{path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} "
+             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc}); "
+             "fix or remove the file"],
+            what="input files",
+        ) from None
+    renames = {c: c.strip().lstrip("\ufeff") for c in schema.names() if c != c.strip().lstrip("\ufeff")}
+    return lazy.rename(renames) if renames else lazy
+
+
+def is_csv(path: Path) -> bool:
+    return not path.name.lower().endswith(".parquet")
+
+
+def row_ref(path: Path, row: int) -> str:
+    """How a person finds the row: the data row number, and the line in a CSV (header is line 1)."""
+    return f"row {row} (line {row + 1})" if is_csv(path) else f"row {row}"
+
+
+def describe_bad_values(
+    path: Path, frame: pl.DataFrame, bad: pl.Expr, column: str, what: str, fix: str
+) -> list[str]:
+    """One problem line per (file, column) with the first offending rows and their values."""
+    rows = frame.filter(bad)
+    if rows.is_empty():
+        return []
+    examples = ", ".join(
+        f"{row_ref(path, r)} {v!r}"
+        for r, v in rows.select("x_SourceRow", pl.col(column).cast(pl.String)).head(MAX_EXAMPLES).iter_rows()
+    )
+    more = f" and {rows.height - MAX_EXAMPLES} more" if rows.height > MAX_EXAMPLES else ""
+    return [f"{path}: column {column} has {rows.height} {what}: {examples}{more}. {fix}"]
+
+
+def cast_numeric(
+    path: Path, frame: pl.DataFrame, columns: list[str], fix: str
+) -> tuple[pl.DataFrame, list[str]]:
+    """Cast columns to Float64; a value that is present but not a number is a problem, not a null."""
+    problems: list[str] = []
+    casts = []
+    for c in columns:
+        if c not in frame.columns:
+            continue
+        dtype = frame.schema[c]
+        if dtype == pl.String:
+            parsed = pl.col(c).str.strip_chars().cast(pl.Float64, strict=False)
+            bad = pl.col(c).is_not_null() & parsed.is_null()
+            bad = bad | parsed.is_nan() | parsed.is_infinite()
+            problems += describe_bad_values(path, frame, bad, c, "non-numeric value(s)", fix)
+            casts.append(parsed.alias(c))
+        elif dtype.is_numeric() or dtype == pl.Null:
+            casts.append(pl.col(c).cast(pl.Float64))
+        else:
+            problems.append(f"{path}: column {c} has type {dtype}, expected numbers. {fix}")
+    return (frame.with_columns(casts) if casts else frame), problems
+
+
+def missing_columns_problem(path: Path, names: list[str], required: list[str], what: str) -> list[str]:
+    missing = [c for c in required if c not in names]
+    if not missing:
+        return []
+    return [
+        f"{path}: missing required column(s) {', '.join(missing)} for {what}; the file has "
+        f"{', '.join(names) if names else 'no columns'}. Add or rename the column(s) "
+        f"(names are case-sensitive)."
+    ]
+
+
+def duplicates_across_files(frame: pl.DataFrame, key_columns: list[str], what: str) -> list[str]:
+    """Rows identical in every key column that come from two different files: one file is a copy."""
+    if frame.is_empty() or frame["x_SourceFile"].n_unique() < 2:
+        return []
+    hashed = frame.select(
+        pl.struct(key_columns).hash(seed=0).alias("_h"), "x_SourceFile", "x_SourceRow"
+    )
+    suspects = (
+        hashed.group_by("_h")
+        .agg(pl.col("x_SourceFile").n_unique().alias("_files"))
+        .filter(pl.col("_files") > 1)
+    )
+    if suspects.is_empty():
+        return []
+    candidates = frame.with_columns(hashed["_h"]).join(suspects.select("_h"), on="_h")
+    # Confirm on the values themselves, so a hash collision is never reported.
+    groups = (
+        candidates.group_by(key_columns, maintain_order=True)
+        .agg(pl.col("x_SourceFile"), pl.col("x_SourceRow"))
+        .filter(pl.col("x_SourceFile").list.n_unique() > 1)
+    )
+    problems = []
+    for files, rows in groups.select("x_SourceFile", "x_SourceRow").head(MAX_EXAMPLES).iter_rows():
+        places = " and ".join(f"{f} {row_ref(Path(f), r)}" for f, r in zip(files, rows, strict=True))
+        problems.append(
+            f"the same {what} row appears in {places}; the same data was delivered twice. "
+            "Remove the duplicate file (or the overlapping rows) so nothing is counted twice."
+        )
+    if groups.height > MAX_EXAMPLES:
+        problems.append(f"... {groups.height - MAX_EXAMPLES} more {what} rows are duplicated across files")
+    return problems

@@ -1,0 +1,290 @@
+"""FOCUS billing columns and their normalization: one place every billing source goes through.
+
+In: frames of FOCUS columns as a provider or file delivered them (strings, decimals, maps, the literal
+`NULL`, enumeration spelling drift, hourly or monthly charge periods). Out: the canonical
+`raw_billing` frame: typed FOCUS columns, `Tags` as a JSON string, timestamps as naive UTC, one row
+per line item and UTC day, plus our `x_` columns.
+"""
+
+import datetime as dt
+import json
+
+import polars as pl
+
+STRING_COLUMNS = [
+    "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
+    "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
+    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
+    "CommitmentDiscountStatus", "CommitmentDiscountType", "ConsumedUnit", "InvoiceIssuerName",
+    "PricingCategory", "PricingUnit", "ProviderName", "PublisherName", "RegionId", "RegionName",
+    "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName",
+    "ServiceSubcategory", "SkuId", "SkuPriceId", "SubAccountId", "SubAccountName", "Tags",
+]  # fmt: skip
+NUMERIC_COLUMNS = [
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ConsumedQuantity",
+    "PricingQuantity", "ListUnitPrice", "ContractedUnitPrice",
+]  # fmt: skip
+COST_COLUMNS = ["BilledCost", "EffectiveCost", "ListCost", "ContractedCost"]
+TIMESTAMP_COLUMNS = ["ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd"]
+REQUIRED_COLUMNS = [
+    "BilledCost", "EffectiveCost", "BillingCurrency", "ChargePeriodStart", "ChargeCategory",
+    "ProviderName", "ServiceName", "ServiceCategory",
+]  # fmt: skip
+FOCUS_COLUMNS = sorted(STRING_COLUMNS + NUMERIC_COLUMNS + TIMESTAMP_COLUMNS)
+
+X_COLUMNS: dict[str, pl.DataType] = {
+    "x_ChargeDate": pl.Date(),
+    "x_TenantId": pl.String(),
+    "x_Source": pl.String(),
+    "x_SourceFile": pl.String(),
+    "x_SourceRow": pl.Int64(),
+    "x_IsFinal": pl.Boolean(),
+    "x_SpreadFraction": pl.Float64(),
+}
+
+RAW_BILLING_SCHEMA: dict[str, pl.DataType] = {
+    **{c: pl.String() for c in STRING_COLUMNS},
+    **{c: pl.Float64() for c in NUMERIC_COLUMNS},
+    **{c: pl.Datetime("us") for c in TIMESTAMP_COLUMNS},
+}
+RAW_BILLING_SCHEMA = {c: RAW_BILLING_SCHEMA[c] for c in FOCUS_COLUMNS} | X_COLUMNS
+
+# FOCUS 1.0/1.1 allowed values; files drift in case, spacing and hyphenation ("Usage-based").
+ENUMERATIONS: dict[str, list[str]] = {
+    "ChargeCategory": ["Usage", "Purchase", "Tax", "Credit", "Adjustment"],
+    "ChargeClass": ["Correction"],
+    "ChargeFrequency": ["One-Time", "Recurring", "Usage-Based"],
+    "PricingCategory": ["Standard", "Dynamic", "Committed", "Other"],
+    "CommitmentDiscountCategory": ["Spend", "Usage"],
+    "CommitmentDiscountStatus": ["Used", "Unused"],
+    "ServiceCategory": [
+        "AI and Machine Learning", "Analytics", "Business Applications", "Compute", "Databases",
+        "Developer Tools", "Multicloud", "Identity", "Integration", "Internet of Things",
+        "Management and Governance", "Media", "Migration", "Mobile", "Networking", "Security",
+        "Storage", "Web", "Other",
+    ],
+}  # fmt: skip
+
+NULL_LITERALS = ["NULL", "null", "None", ""]
+
+_TIMESTAMP_FORMATS = [
+    ("%Y-%m-%d %H:%M:%S", False),
+    ("%Y-%m-%d %H:%M:%S%.f%:z", True),
+    ("%Y-%m-%d %H:%M:%S%.f", False),
+    ("%Y-%m-%d %H:%M%:z", True),
+    ("%Y-%m-%d %H:%M", False),
+    ("%Y-%m-%d", False),
+]
+
+
+def _enum_key(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_lowercase().str.replace_all(r"[^a-z0-9]", "")
+
+
+def normalize_enumerations(frame: pl.DataFrame) -> pl.DataFrame:
+    """Map drifted spellings (`Usage-based`, `usage based`) to the FOCUS value; keep unknown values."""
+    exprs = []
+    for column, allowed in ENUMERATIONS.items():
+        if column in frame.columns:
+            mapping = {"".join(ch for ch in v.lower() if ch.isalnum()): v for v in allowed}
+            exprs.append(
+                _enum_key(pl.col(column))
+                .replace_strict(mapping, default=pl.col(column), return_dtype=pl.String)
+                .alias(column)
+            )
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def null_literals_to_null(columns: list[str]) -> list[pl.Expr]:
+    """`NULL`, `null`, `None` and empty strings are missing values in real exports."""
+    return [
+        pl.when(pl.col(c).str.strip_chars().is_in(NULL_LITERALS)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in columns
+    ]
+
+
+def parse_utc_timestamp(series: pl.Series) -> pl.Series:
+    """Parse ISO-like timestamp strings to naive UTC datetimes; unparseable values become null.
+
+    The first format that parses every value wins (one pass for a well-formed file); mixed files
+    fall back to trying each format per value.
+    """
+    cleaned = series.str.strip_chars().str.replace("T", " ", literal=True).str.replace(r"Z$", "+00:00")
+    frame = cleaned.to_frame("s")
+    non_null = cleaned.null_count()
+    candidates = []
+    for fmt, has_tz in _TIMESTAMP_FORMATS:
+        if has_tz:
+            expr = pl.col("s").str.strptime(pl.Datetime("us", "UTC"), fmt, strict=False)
+            expr = expr.dt.replace_time_zone(None)
+        else:
+            expr = pl.col("s").str.strptime(pl.Datetime("us"), fmt, strict=False)
+        candidates.append(expr)
+        parsed = frame.select(expr).to_series()
+        if parsed.null_count() == non_null:
+            return parsed.alias(series.name)
+    return frame.select(pl.coalesce(candidates)).to_series().alias(series.name)
+
+
+def timestamp_to_naive_utc(series: pl.Series) -> pl.Series:
+    """Typed timestamps of any zone (or naive, taken as UTC per FOCUS) to naive UTC microseconds."""
+    dtype = series.dtype
+    if dtype == pl.String:
+        return parse_utc_timestamp(series)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return series.cast(pl.Datetime("us"))
+    if dtype == pl.Date:
+        return series.cast(pl.Datetime("us"))
+    raise TypeError(f"unsupported timestamp type {dtype}")
+
+
+def _json_string(expr: pl.Expr) -> pl.Expr:
+    escaped = (
+        expr.cast(pl.String)
+        .str.replace_all("\\", "\\\\", literal=True)
+        .str.replace_all('"', '\\"', literal=True)
+        .str.replace_all("\n", "\\n", literal=True)
+        .str.replace_all("\r", "\\r", literal=True)
+        .str.replace_all("\t", "\\t", literal=True)
+    )
+    return pl.concat_str([pl.lit('"'), escaped, pl.lit('"')])
+
+
+def tags_to_json(series: pl.Series) -> pl.Series:
+    """`Tags` as a JSON object string, whatever the file held: a string, a map or a struct."""
+    dtype = series.dtype
+    name = series.name
+    if dtype == pl.String:
+        out = series.str.strip_chars()
+        return out.to_frame("t").select(
+            pl.when(pl.col("t").is_in(NULL_LITERALS)).then(None).otherwise(pl.col("t"))
+        ).to_series().alias(name)
+    if isinstance(dtype, pl.Struct):
+        return series.struct.json_encode().alias(name)
+    map_type = getattr(pl, "Map", None)  # polars >= 2 reads Parquet maps as Map, older as List(Struct)
+    if map_type is not None and isinstance(dtype, map_type):
+        series = series.cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String})))
+        dtype = series.dtype
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        fields = [f.name for f in dtype.inner.fields]
+        key, value = ("key", "value") if {"key", "value"} <= set(fields) else fields[:2]
+        pair = pl.concat_str(
+            [
+                _json_string(pl.element().struct.field(key)),
+                pl.lit(":"),
+                pl.when(pl.element().struct.field(value).is_null())
+                .then(pl.lit("null"))
+                .otherwise(_json_string(pl.element().struct.field(value))),
+            ]
+        )
+        return series.to_frame("t").select(
+            pl.when(pl.col("t").is_null())
+            .then(None)
+            .otherwise(
+                pl.concat_str([pl.lit("{"), pl.col("t").list.eval(pair).list.join(","), pl.lit("}")])
+            )
+        ).to_series().alias(name)
+    if dtype == pl.Null:
+        return series.cast(pl.String)
+    raise TypeError(f"unsupported Tags type {dtype}; expected a JSON string, a map or a struct")
+
+
+def tag_values(tag_keys: list[str]) -> pl.Expr:
+    """The configured tag keys of `Tags` as a struct of strings, parsing each JSON object once."""
+    return pl.col("Tags").str.json_decode(pl.Struct({k: pl.String for k in tag_keys}))
+
+
+def invalid_json_rows(tags: pl.Series) -> list[int]:
+    """Positions of values that are not JSON objects (only called once a batch failed to parse)."""
+    bad = []
+    for i, value in enumerate(tags.to_list()):
+        if value is None:
+            continue
+        try:
+            if not isinstance(json.loads(value), dict):
+                bad.append(i)
+        except ValueError:
+            bad.append(i)
+    return bad
+
+
+def tenant_from_tags(
+    frame: pl.DataFrame, tag_keys: list[str], normalize: str, sub_accounts: dict[str, str]
+) -> pl.Series:
+    """The tenant of each line item: first non-empty configured tag key, else its mapped sub-account."""
+    values = frame.select(tag_values(tag_keys).alias("_tags")).unnest("_tags")
+    candidates = []
+    for key in tag_keys:
+        value = pl.col(key).str.strip_chars()
+        candidates.append(pl.when(value != "").then(value))
+    tenant = values.select(pl.coalesce(candidates).alias("x_TenantId")).to_series()
+    if sub_accounts:
+        mapped = frame["SubAccountId"].replace_strict(sub_accounts, default=None, return_dtype=pl.String)
+        tenant = tenant.fill_null(mapped)
+    return tenant.to_frame().select(normalize_tenant(pl.col("x_TenantId"), normalize)).to_series()
+
+
+def normalize_tenant(expr: pl.Expr, normalize: str) -> pl.Expr:
+    """The join key: trimmed, and lower-cased unless configured otherwise; empty is no tenant."""
+    expr = expr.str.strip_chars()
+    if normalize == "lower":
+        expr = expr.str.to_lowercase()
+    return pl.when(expr != "").then(expr)
+
+
+def assign_charge_dates(frame: pl.DataFrame, spread: bool) -> pl.DataFrame:
+    """One row per line item and UTC day of its charge period.
+
+    Hourly rows land on the day of their start. A period covering several days (monthly fees) is
+    spread over them in proportion to the time in each day when `spread` is on, so a monthly charge
+    does not spike its first day; the costs are scaled by `x_SpreadFraction`, which sums to 1.
+    """
+    start, end = pl.col("ChargePeriodStart"), pl.col("ChargePeriodEnd")
+    first_day = start.dt.date()
+    if not spread:
+        return frame.with_columns(x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0))
+    last_day = (end - pl.duration(microseconds=1)).dt.date()
+    multi = end.is_not_null() & (end > start) & (last_day > first_day)
+    single = frame.filter(~multi.fill_null(False)).with_columns(
+        x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0)
+    )
+    spanning = frame.filter(multi.fill_null(False))
+    if spanning.is_empty():
+        return single
+    day_start = pl.col("x_ChargeDate").cast(pl.Datetime("us"))
+    day_end = day_start + pl.duration(days=1)
+    overlap = pl.min_horizontal(end, day_end) - pl.max_horizontal(start, day_start)
+    spread_rows = (
+        spanning.with_columns(x_ChargeDate=pl.date_ranges(first_day, last_day, "1d"))
+        .explode("x_ChargeDate")
+        .with_columns(
+            x_SpreadFraction=overlap.dt.total_microseconds() / (end - start).dt.total_microseconds()
+        )
+        .with_columns([pl.col(c) * pl.col("x_SpreadFraction") for c in COST_COLUMNS])
+    )
+    return pl.concat([single, spread_rows.select(single.columns)], how="vertical")
+
+
+def empty_raw_billing() -> pl.DataFrame:
+    return pl.DataFrame(schema=RAW_BILLING_SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Exactly the raw_billing columns, in order, with their types; absent optional ones are null."""
+    return frame.select(
+        [
+            (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+            for c, t in RAW_BILLING_SCHEMA.items()
+        ]
+    )
+
+
+def day_bounds(days: list[dt.date]) -> tuple[dt.datetime, dt.datetime]:
+    """The naive-UTC [start, end) of a list of days."""
+    lo, hi = min(days), max(days)
+    return (
+        dt.datetime.combine(lo, dt.time()),
+        dt.datetime.combine(hi + dt.timedelta(days=1), dt.time()),
+    )

@@ -1,0 +1,125 @@
+"""Per-tenant usage telemetry from files, long format: usage_date, tenant_id, service_name, metric, value."""
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from unitcost_platform.errors import InputDataError
+from unitcost_platform.sources.files import (
+    Log,
+    cast_numeric,
+    describe_bad_values,
+    duplicates_across_files,
+    missing_columns_problem,
+    scan_file,
+)
+from unitcost_platform.sources.focus import NULL_LITERALS, normalize_tenant, null_literals_to_null
+
+USAGE_SCHEMA: dict[str, pl.DataType] = {
+    "usage_date": pl.Date(),
+    "tenant_id": pl.String(),
+    "service_name": pl.String(),
+    "metric": pl.String(),
+    "value": pl.Float64(),
+    "source": pl.String(),
+}
+REQUIRED = ["usage_date", "tenant_id", "metric", "value"]
+KEY = ["usage_date", "tenant_id", "service_name", "metric"]
+
+
+def empty_usage() -> pl.DataFrame:
+    return pl.DataFrame(schema=USAGE_SCHEMA)
+
+
+def parse_date(series: pl.Series) -> pl.Series:
+    """Dates from `YYYY-MM-DD` strings (or a timestamp's UTC day); unreadable values become null."""
+    if series.dtype == pl.Date:
+        return series
+    if isinstance(series.dtype, pl.Datetime):
+        if series.dtype.time_zone is not None:
+            series = series.dt.convert_time_zone("UTC")
+        return series.dt.date()
+    text = series.cast(pl.String).str.strip_chars()
+    return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False).alias(series.name)
+
+
+def aggregate_usage(frame: pl.DataFrame) -> pl.DataFrame:
+    """The tenant × service × metric grain of tenant_usage: repeated keys within a source are summed."""
+    return (
+        frame.group_by(KEY + ["source"])
+        .agg(pl.col("value").sum())
+        .select(list(USAGE_SCHEMA))
+        .cast(USAGE_SCHEMA)
+        .sort(KEY, nulls_last=True)
+    )
+
+
+def read_usage_files(
+    paths: list[Path], days: list[dt.date], *, normalize: str, log: Log | None = None
+) -> pl.DataFrame:
+    """tenant_usage rows for `days`; raises InputDataError naming every bad file and row."""
+    frames, problems = [], []
+    for i, path in enumerate(paths, 1):
+        if log:
+            log(f"reading usage file {i}/{len(paths)}: {path}")
+        frame, file_problems = _read_file(path, days, normalize)
+        problems += file_problems
+        if frame is not None:
+            frames.append(frame)
+    if not problems and frames:
+        combined = pl.concat(frames, how="vertical")
+        problems += duplicates_across_files(combined, KEY + ["value"], "usage")
+    if problems:
+        raise InputDataError(problems, what="usage files")
+    if not frames:
+        return empty_usage()
+    return aggregate_usage(combined.with_columns(source=pl.lit("files")))
+
+
+def _read_file(path: Path, days: list[dt.date], normalize: str) -> tuple[pl.DataFrame | None, list[str]]:
+    lazy = scan_file(path)
+    names = lazy.collect_schema().names()
+    problems = missing_columns_problem(path, names, REQUIRED, "usage (long format)")
+    if problems:
+        return None, problems
+    cols = REQUIRED + (["service_name"] if "service_name" in names else [])
+    frame = lazy.select(cols).with_row_index("x_SourceRow", offset=1).collect()
+    frame = frame.with_columns(pl.col("x_SourceRow").cast(pl.Int64), x_SourceFile=pl.lit(str(path)))
+    if "service_name" not in frame.columns:
+        frame = frame.with_columns(service_name=pl.lit(None, dtype=pl.String))
+    strings = [c for c in ("tenant_id", "service_name", "metric") if frame.schema[c] == pl.String]
+    frame = frame.with_columns(null_literals_to_null(strings))
+    frame = frame.with_columns(
+        parse_date(frame["usage_date"]).alias("_date"),
+        pl.col("usage_date").cast(pl.String).alias("_raw_date"),
+    )
+    problems += describe_bad_values(
+        path, frame, pl.col("_date").is_null(), "_raw_date", "missing or unreadable date(s)",
+        "Write usage_date as YYYY-MM-DD (the UTC day).",
+    )
+    problems = [p.replace("column _raw_date", "column usage_date") for p in problems]
+    frame = frame.filter(pl.col("_date").is_in(days)).with_columns(pl.col("_date").alias("usage_date"))
+    frame, numeric = cast_numeric(path, frame, ["value"], "Usage values must be numbers; fix or remove those rows.")
+    problems += numeric
+    if not numeric:
+        problems += describe_bad_values(
+            path, frame, pl.col("value").is_null() | (pl.col("value") < 0), "value",
+            "missing or negative value(s)", "Usage is a count or an amount: 0 or more.",
+        )
+    frame = frame.with_columns(
+        normalize_tenant(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
+        pl.col("metric").cast(pl.String).str.strip_chars(),
+        pl.col("service_name").cast(pl.String).str.strip_chars(),
+    )
+    problems += describe_bad_values(
+        path, frame, pl.col("tenant_id").is_null(), "metric", "row(s) without a tenant_id (metric shown)",
+        "Every usage row names its tenant; drop aggregate rows or fill tenant_id.",
+    )
+    problems += describe_bad_values(
+        path, frame, pl.col("metric").is_null() | pl.col("metric").is_in(NULL_LITERALS), "tenant_id",
+        "row(s) without a metric name (tenant shown)", "Name the metric (requests, storage_bytes, ...).",
+    )
+    if problems:
+        return None, problems
+    return frame.select(KEY + ["value", "x_SourceFile", "x_SourceRow"]), []

@@ -1,0 +1,182 @@
+"""Cost alerts of a day: P1, P2, TREND and SEGMENT, each naming the services that drove it (DESIGN.md §7).
+
+In: unit_cost rows of the days, allocated_cost over the 14 days ending at each of them, the alert
+thresholds and the service owners. Out: `cost_alerts`, one row per alert with a stable `alert_id`
+(day, type, customer), the drivers as JSON and a message a person can act on.
+"""
+
+import datetime as dt
+import json
+
+import polars as pl
+
+from unitcost_platform.config import AlertsConfig, OwnersConfig
+
+COST_ALERTS_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "alert_id": pl.String(),
+    "alert_type": pl.String(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    "segment": pl.String(),
+    "mrr": pl.Float64(),
+    "monthly_run_rate": pl.Float64(),
+    "metric": pl.String(),
+    "value": pl.Float64(),
+    "threshold": pl.Float64(),
+    "drivers": pl.String(),
+    "owners": pl.String(),
+    "message": pl.String(),
+}
+SEGMENT_KEY = "__segment__"
+
+
+def customer_alerts(unit: pl.DataFrame, cfg: AlertsConfig) -> pl.DataFrame:
+    """P1/P2 on cost-to-MRR (one or the other) and TREND on cost growth outpacing revenue."""
+    ratio = pl.col("cost_to_mrr")
+    p1 = unit.filter(ratio > cfg.p1_cost_to_mrr).with_columns(
+        alert_type=pl.lit("P1"), metric=pl.lit("cost_to_mrr"), value=ratio, threshold=pl.lit(cfg.p1_cost_to_mrr)
+    )
+    p2 = unit.filter((ratio > cfg.p2_cost_to_mrr) & (ratio <= cfg.p1_cost_to_mrr)).with_columns(
+        alert_type=pl.lit("P2"), metric=pl.lit("cost_to_mrr"), value=ratio, threshold=pl.lit(cfg.p2_cost_to_mrr)
+    )
+    growth = pl.col("cost_growth_7d")
+    trend = unit.filter(
+        (growth > cfg.trend_cost_growth_7d) & (pl.col("mrr_growth_7d") < growth)
+    ).with_columns(
+        alert_type=pl.lit("TREND"), metric=pl.lit("cost_growth_7d"), value=growth,
+        threshold=pl.lit(cfg.trend_cost_growth_7d),
+    )
+    return pl.concat([p1, p2, trend], how="vertical")
+
+
+def segment_alerts(unit: pl.DataFrame) -> pl.DataFrame:
+    """SEGMENT: the median non-paying customer costs more than the median paying one (active, day D)."""
+    medians = (
+        unit.filter(pl.col("status") == "active")
+        .group_by("day")
+        .agg(
+            pl.col("total_cost").filter(~pl.col("is_paying")).median().alias("value"),
+            pl.col("total_cost").filter(pl.col("is_paying")).median().alias("threshold"),
+            (~pl.col("is_paying")).sum().alias("_non_paying"),
+            pl.col("is_paying").sum().alias("_paying"),
+        )
+    )
+    return medians.filter(
+        (pl.col("_non_paying") > 0) & (pl.col("_paying") > 0) & (pl.col("value") > pl.col("threshold"))
+    ).with_columns(
+        alert_type=pl.lit("SEGMENT"), metric=pl.lit("median_cost_non_paying"),
+        customer_id=pl.lit(None, dtype=pl.String),
+    )
+
+
+def _service_changes(allocated: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """Per target (day, group key) and service: cost over the last 7 days and the 7 before."""
+    rows = allocated.filter(pl.col("unallocated_reason").is_null()).select(
+        pl.col("day").alias("_cost_day"), "customer_id", "service_name", "allocated_cost"
+    )
+    joined = targets.join(rows, on="customer_id").filter(
+        (pl.col("_cost_day") <= pl.col("day")) & (pl.col("_cost_day") > pl.col("day") - pl.duration(days=14))
+    )
+    recent = pl.col("_cost_day") > pl.col("day") - pl.duration(days=7)
+    return joined.group_by("day", "_key", "service_name").agg(
+        pl.col("allocated_cost").filter(recent).sum().alias("cost_7d"),
+        pl.col("allocated_cost").filter(~recent).sum().alias("cost_prev_7d"),
+    )
+
+
+def _drivers(changes: pl.DataFrame, alerts: pl.DataFrame, owners: OwnersConfig, top: int) -> pl.DataFrame:
+    """The top services per alert with owner and 7-day change, as a JSON list and an owner list."""
+    by_increase = alerts.filter(pl.col("alert_type") == "TREND").select("day", "_key", "alert_type")
+    by_cost = alerts.filter(pl.col("alert_type") != "TREND").select("day", "_key", "alert_type")
+    changes = changes.with_columns(
+        pl.when(pl.col("cost_prev_7d") != 0).then(pl.col("cost_7d") / pl.col("cost_prev_7d") - 1).alias("change_7d"),
+        pl.col("service_name").replace_strict(owners.services, default=owners.default_team, return_dtype=pl.String).alias("owner"),
+    )
+    ranked = pl.concat([
+        by_cost.join(changes, on=["day", "_key"]).sort("cost_7d", "service_name", descending=[True, False]),
+        by_increase.join(changes, on=["day", "_key"]).with_columns(
+            (pl.col("cost_7d") - pl.col("cost_prev_7d")).alias("_rise")
+        ).sort("_rise", "service_name", descending=[True, False]).drop("_rise"),
+    ])
+    top_rows = ranked.group_by("day", "_key", "alert_type", maintain_order=True).head(top)
+    return top_rows.group_by("day", "_key", "alert_type").agg(
+        pl.concat_str([
+            pl.lit("["),
+            pl.struct(
+                pl.col("service_name").alias("service"), pl.col("owner"),
+                pl.col("cost_7d").round(4), pl.col("cost_prev_7d").round(4), pl.col("change_7d").round(4),
+            ).struct.json_encode().str.join(","),
+            pl.lit("]"),
+        ]).alias("drivers"),
+        pl.col("owner").unique(maintain_order=True).str.join(",").alias("owners"),
+    )
+
+
+def _money(x: float | None) -> str:
+    return "n/a" if x is None else f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:+.0f}%"
+
+
+def _message(row: dict) -> str:
+    drivers = json.loads(row["drivers"] or "[]")
+    named = ", ".join(
+        f"{d['service']} {_money(d['cost_7d'])}/7d ({_pct(d['change_7d'])}, {d['owner']})" for d in drivers
+    ) or "no allocated service cost"
+    who = f"{row['customer_name']} ({row['tier']})"
+    kind = row["alert_type"]
+    if kind in ("P1", "P2"):
+        return (
+            f"{kind}: {who} runs at {_money(row['monthly_run_rate'])}/month against "
+            f"{_money(row['mrr'])} MRR: cost-to-MRR {row['value']:.1%} > {row['threshold']:.0%}. "
+            f"Drivers: {named}."
+        )
+    if kind == "TREND":
+        return (
+            f"TREND: {who} cost grew {row['value']:.1%} in 7 days (threshold {row['threshold']:.0%}) "
+            f"while MRR changed {row['mrr_growth_7d']:+.1%}. Drivers: {named}."
+        )
+    return (
+        f"SEGMENT: the median non-paying customer costs {_money(row['value'])}/day, more than the "
+        f"median paying customer ({_money(row['threshold'])}/day). Drivers: {named}."
+    )
+
+
+def cost_alerts(
+    unit: pl.DataFrame, allocated: pl.DataFrame, days: list[dt.date], cfg: AlertsConfig, owners: OwnersConfig
+) -> pl.DataFrame:
+    unit = unit.filter(pl.col("day").is_in(days))
+    per_customer = customer_alerts(unit, cfg).with_columns(pl.col("customer_id").alias("_key"))
+    segment = segment_alerts(unit).with_columns(_key=pl.lit(SEGMENT_KEY))
+    if per_customer.is_empty() and segment.is_empty():
+        return pl.DataFrame(schema=COST_ALERTS_SCHEMA)
+
+    targets = pl.concat([
+        per_customer.select("day", "_key", "customer_id").unique(),
+        segment.select("day", "_key").join(
+            unit.filter((pl.col("status") == "active") & ~pl.col("is_paying")).select("day", "customer_id"),
+            on="day",
+        ),
+    ])
+    changes = _service_changes(allocated, targets)
+    alerts = pl.concat([per_customer, segment], how="diagonal_relaxed")
+    alerts = alerts.join(_drivers(changes, alerts, owners, cfg.max_drivers), on=["day", "_key", "alert_type"], how="left")
+    alerts = alerts.with_columns(
+        pl.concat_str([
+            pl.col("day").cast(pl.String), pl.lit(":"), pl.col("alert_type"), pl.lit(":"),
+            pl.col("customer_id").fill_null("segment"),
+        ]).alias("alert_id"),
+        pl.col("drivers").fill_null("[]"),
+        pl.col("owners").fill_null(""),
+    )
+    messages = [_message(row) for row in alerts.iter_rows(named=True)]
+    return (
+        alerts.with_columns(pl.Series("message", messages, dtype=pl.String))
+        .select([pl.col(c) if c in alerts.columns or c == "message" else pl.lit(None).alias(c) for c in COST_ALERTS_SCHEMA])
+        .cast(COST_ALERTS_SCHEMA)
+        .sort("day", "alert_type", "customer_id", nulls_last=True)
+    )

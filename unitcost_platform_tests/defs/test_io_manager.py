@@ -1,0 +1,100 @@
+"""The DuckDB IO manager: empty days, duckdb 2.x reads, atomic partition replacement."""
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
+
+PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-10")
+SCHEMA = {"day": pl.Date, "name": pl.String, "cost": pl.Float64, "at": pl.Datetime("us"), "ok": pl.Boolean}
+
+
+def _frame(day: str, n: int, cost: float = 1.5) -> pl.DataFrame:
+    d = dt.date.fromisoformat(day)
+    return pl.DataFrame(
+        {"day": [d] * n, "name": [f"r{i}" for i in range(n)], "cost": [cost] * n,
+         "at": [dt.datetime.combine(d, dt.time(3))] * n, "ok": [True] * n},
+        schema=SCHEMA,
+    )  # fmt: skip
+
+
+def _assets(produce):
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
+    def upstream(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        return produce(context.partition_key)
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
+    def downstream(context: dg.AssetExecutionContext, upstream: pl.DataFrame) -> pl.DataFrame:
+        context.add_output_metadata({"upstream_columns": ",".join(upstream.columns)})
+        return upstream.with_columns(pl.col("cost") * 2)
+
+    return [upstream, downstream]
+
+
+def _io(path) -> dict:
+    return {"io_manager": UnitcostDuckDBIOManager(database=str(path))}
+
+
+def _table(path, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return pl.from_arrow(con.sql(f"select * from unitcost.{name} order by day, name").to_arrow_table())
+
+
+def test_round_trip_keeps_names_and_types(tmp_path):
+    db = tmp_path / "w.duckdb"
+    assert dg.materialize(_assets(lambda key: _frame(key, 3)), partition_key="2026-01-02", resources=_io(db)).success
+    up = _table(db, "upstream")
+    assert up.schema == pl.Schema(SCHEMA)
+    assert_frame_equal(up, _frame("2026-01-02", 3))
+    assert _table(db, "downstream")["cost"].to_list() == [3.0, 3.0, 3.0]
+
+
+def test_an_empty_frame_still_creates_the_table_so_the_next_asset_reads_it(tmp_path):
+    db = tmp_path / "w.duckdb"
+    result = dg.materialize(_assets(lambda key: _frame(key, 0)), partition_key="2026-01-02", resources=_io(db))
+    assert result.success
+    assert _table(db, "upstream").schema == pl.Schema(SCHEMA)
+    assert _table(db, "downstream").is_empty()
+    md = result.asset_materializations_for_node("unitcost__downstream")[0].metadata
+    assert md["upstream_columns"].value == ",".join(SCHEMA)  # columns even with no rows
+
+
+def test_replacing_a_partition_touches_only_that_partition(tmp_path):
+    db = tmp_path / "w.duckdb"
+    for key, n in (("2026-01-02", 2), ("2026-01-03", 3)):
+        dg.materialize(_assets(lambda k, n=n: _frame(k, n)), partition_key=key, resources=_io(db))
+    dg.materialize(_assets(lambda k: _frame(k, 1, cost=9.0)), partition_key="2026-01-02", resources=_io(db))
+    up = _table(db, "upstream")
+    assert up.group_by("day").len().sort("day").rows() == [(dt.date(2026, 1, 2), 1), (dt.date(2026, 1, 3), 3)]
+
+
+def test_a_failed_write_rolls_back_and_keeps_the_old_partition(tmp_path):
+    db = tmp_path / "w.duckdb"
+    dg.materialize(_assets(lambda k: _frame(k, 2)), partition_key="2026-01-02", resources=_io(db))
+
+    def incompatible(key):  # a frame whose column cannot go into the table: the insert fails
+        return _frame(key, 1).with_columns(pl.lit("not a date").alias("day"))
+
+    result = dg.materialize(
+        _assets(incompatible), partition_key="2026-01-02", resources=_io(db), raise_on_error=False,
+        selection=["unitcost/upstream"],
+    )  # fmt: skip
+    assert not result.success
+    assert _table(db, "upstream").height == 2  # the delete was rolled back with the failed insert
+
+
+def test_reading_a_table_that_was_never_written_says_what_to_do(tmp_path):
+    db = tmp_path / "w.duckdb"
+    duckdb.connect(str(db)).close()
+    assets = _assets(lambda k: _frame(k, 1))
+    result = dg.materialize(
+        assets, partition_key="2026-01-02", resources=_io(db), raise_on_error=False, selection=["unitcost/downstream"]
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "table unitcost.upstream does not exist" in str(failure.step_failure_data.error)
+    assert "materialize the asset upstream" in str(failure.step_failure_data.error)

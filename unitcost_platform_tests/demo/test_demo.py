@@ -1,0 +1,148 @@
+"""The demo SaaS: deterministic, realistic in the ways the issue names, and the pipeline runs on it.
+
+Every expectation is computed from the generated files, not from the pipeline's own tables, except
+the last tests, which run the README's main job over the whole demo range and read what it wrote.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from unitcost_platform.cli import main, summarize
+from unitcost_platform.definitions import build_definitions
+from unitcost_platform.demo.generator import DemoSpec, generate_demo
+from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, PROJECT_ROOT, Settings
+from unitcost_platform_tests.defs.conftest import read_table
+
+SHARED_BY_DESIGN = ["Amazon Virtual Private Cloud", "Elastic Load Balancing", "Amazon Relational Database Service",
+                    "Amazon CloudWatch", "AWS Support (Business)"]  # fmt: skip
+LAST = DEMO_START_DATE + dt.timedelta(days=DEMO_DAYS - 1)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo(out, DemoSpec(), log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def billing(demo_dir) -> pl.DataFrame:
+    parquet = pl.read_parquet(demo_dir / "billing" / "*.parquet").with_columns(
+        pl.col("Tags").cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String}))).list.eval(
+            pl.element().filter(pl.element().struct.field("key") == "tenant_id").struct.field("value")
+        ).list.first().alias("tenant")
+    )
+    csv = pl.read_csv(demo_dir / "billing" / "*.csv", infer_schema=False, null_values="NULL").select(
+        "ServiceName", "ResourceId", pl.col("EffectiveCost").cast(pl.Float64),
+        pl.col("ChargePeriodStart").str.to_datetime("%Y-%m-%d %H:%M:%S"), pl.lit(None, dtype=pl.String).alias("tenant"),
+    )  # fmt: skip
+    return pl.concat([parquet.select(csv.columns), csv])
+
+
+@pytest.fixture(scope="session")
+def usage(demo_dir) -> pl.DataFrame:
+    return pl.read_parquet(demo_dir / "usage" / "*.parquet")
+
+
+@pytest.fixture(scope="session")
+def customers(demo_dir) -> pl.DataFrame:
+    return pl.read_csv(demo_dir / "customers.csv", try_parse_dates=True)
+
+
+def test_same_seed_same_files(demo_dir, tmp_path):
+    again = tmp_path / "again"
+    generate_demo(again, DemoSpec(), log=lambda _: None)
+    names = sorted(p.relative_to(demo_dir) for p in demo_dir.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for name in names:
+        if name.suffix == ".parquet":
+            assert_frame_equal(pl.read_parquet(demo_dir / name), pl.read_parquet(again / name))
+        else:
+            assert (demo_dir / name).read_bytes() == (again / name).read_bytes()
+
+
+def test_about_a_thousand_customers_in_five_tiers_with_mrr(customers):
+    assert customers["customer_id"].n_unique() == 1000
+    assert set(customers["tier"]) == {"enterprise", "mid-market", "smb", "trial", "free"}
+    paying = customers.filter(pl.col("tier").is_in(["enterprise", "mid-market", "smb"]) & (pl.col("status") == "active"))
+    assert (paying["mrr"] > 0).all()
+    assert (customers.filter(pl.col("tier").is_in(["trial", "free"]))["mrr"] == 0).all()
+    # History: onboarding, conversions and churn give some customers several rows.
+    assert customers.filter(pl.col("status") == "churned").height > 0
+    assert customers["valid_from"].drop_nulls().n_unique() > 10
+
+
+def test_one_hundred_twenty_days_of_billing_and_usage(billing, usage):
+    days = billing["ChargePeriodStart"].dt.date().unique()
+    assert days.min() == DEMO_START_DATE and days.max() == LAST and days.len() == DEMO_DAYS
+    assert usage["usage_date"].n_unique() == DEMO_DAYS
+    assert set(usage["metric"]) == {"requests", "storage_bytes", "active_sessions"}
+
+
+def test_one_tenant_uses_about_forty_times_the_median(usage):
+    requests = usage.filter(pl.col("metric") == "requests")
+    ratios = requests.group_by("usage_date").agg((pl.col("value").max() / pl.col("value").median()).alias("r"))
+    assert 30 <= ratios["r"].median() <= 50
+    top = requests.group_by("usage_date").agg(pl.col("tenant_id").sort_by("value").last())
+    assert top["tenant_id"].n_unique() == 1  # the same tenant, every day
+    second = requests.group_by("usage_date").agg(
+        (pl.col("value").sort(descending=True).get(1) / pl.col("value").median()).alias("r")
+    )
+    assert second["r"].max() < 30  # the whale stands out
+
+
+def test_free_and_trial_use_thirty_to_forty_percent_of_requests(usage, customers):
+    requests = usage.filter(pl.col("metric") == "requests").join(customers, on="tenant_id", how="left")
+    valid = (pl.col("valid_from").is_null() | (pl.col("valid_from") <= pl.col("usage_date"))) & (
+        pl.col("valid_to").is_null() | (pl.col("usage_date") < pl.col("valid_to"))
+    )
+    requests = requests.filter(valid | pl.col("customer_id").is_null())
+    share = requests.group_by("usage_date").agg(
+        (pl.col("value").filter(pl.col("tier").is_in(["trial", "free"])).sum() / pl.col("value").sum()).alias("s")
+    )
+    assert share["s"].min() >= 0.28 and share["s"].max() <= 0.42
+    assert 0.30 <= share["s"].mean() <= 0.40
+
+
+def test_shared_infrastructure_is_untagged_and_five_to_fifteen_percent_is_untagged_by_mistake(billing):
+    shared = billing.filter(pl.col("ServiceName").is_in(SHARED_BY_DESIGN) | pl.col("ResourceId").str.contains(":natgateway/"))
+    assert set(SHARED_BY_DESIGN) <= set(shared["ServiceName"])
+    assert shared["tenant"].null_count() == shared.height
+    tenant_services = billing.filter(~pl.col("ServiceName").is_in(SHARED_BY_DESIGN) & ~pl.col("ResourceId").str.contains(":natgateway/"))
+    mistakes = tenant_services.filter(pl.col("tenant").is_null() & (pl.col("ResourceId").str.contains(":savingsplan/").not_()))
+    share = mistakes["EffectiveCost"].sum() / billing["EffectiveCost"].sum()
+    assert 0.05 <= share <= 0.15
+
+
+def test_the_main_job_on_the_demo_raises_every_kind_of_alert(demo_dir, tmp_path_factory, capsys):
+    db = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    settings = Settings.from_env({"UNITCOST_DATA_DIR": str(demo_dir), "UNITCOST_DUCKDB_PATH": str(db)})
+    job = build_definitions(settings).resolve_job_def("unit_cost_daily")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/asset_partition_range_start": DEMO_START_DATE.isoformat(),
+              "dagster/asset_partition_range_end": LAST.isoformat()},  # fmt: skip
+    )
+    assert result.success
+    unit = read_table(settings, "unit_cost").filter(pl.col("day") == LAST)
+    ratio = unit["cost_to_mrr"]
+    assert (ratio > 0.25).sum() >= 1
+    assert ((ratio > 0.20) & (ratio <= 0.25)).sum() >= 1
+    rising = unit.filter((pl.col("cost_growth_7d") > 0.15) & (pl.col("mrr_growth_7d") == 0))
+    assert rising.height >= 1
+    alerts = read_table(settings, "cost_alerts")
+    assert set(alerts.filter(pl.col("day") == LAST)["alert_type"]) == {"P1", "P2", "TREND", "SEGMENT"}
+    # Every dollar of the 120 days is accounted for.
+    billed = read_table(settings, "raw_billing")["EffectiveCost"].sum()
+    assert read_table(settings, "allocated_cost")["allocated_cost"].sum() == pytest.approx(billed, rel=1e-9)
+
+    report = summarize(db, PROJECT_ROOT / "unitcost.yaml")
+    assert f"Days processed: {DEMO_DAYS} ({DEMO_START_DATE} .. {LAST})" in report
+    assert "Alerts by type: P1 " in report and "SEGMENT" in report and "TREND" in report
+    assert main(["summary", "--duckdb", str(db)]) == 0
+    assert "Customers over threshold" in capsys.readouterr().out

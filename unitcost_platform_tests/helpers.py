@@ -1,0 +1,138 @@
+"""Builders for small, hand-checkable inputs: billing rows, usage, customers, data dirs."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+
+from unitcost_platform.sources import focus
+from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform.transforms.customers import VERSION_SCHEMA, customer_dimension
+
+D = dt.date(2026, 3, 10)
+
+SERVICE_CATEGORY = {
+    "Amazon EC2": "Compute",
+    "AWS Lambda": "Compute",
+    "NAT Gateway": "Networking",
+    "Amazon RDS": "Databases",
+    "Amazon CloudWatch": "Management and Governance",
+    "AWS Support": "Other",
+    "AWS Security Hub": "Security",
+}
+
+
+def billing(rows: list[dict], cost_column: str = "EffectiveCost") -> pl.DataFrame:
+    """raw_billing rows from short dicts: day, cost, service, tenant, resource, category."""
+    records = []
+    for i, r in enumerate(rows):
+        day = r.get("day", D)
+        service = r.get("service", "Amazon EC2")
+        cost = r["cost"]
+        records.append({
+            "x_ChargeDate": day,
+            "ChargePeriodStart": dt.datetime.combine(day, dt.time(r.get("hour", 0))),
+            "ChargePeriodEnd": dt.datetime.combine(day, dt.time(r.get("hour", 0))) + dt.timedelta(hours=1),
+            "BilledCost": r.get("billed", cost),
+            "EffectiveCost": cost,
+            "BillingCurrency": "USD",
+            "ChargeCategory": r.get("charge", "Credit" if cost < 0 else "Usage"),
+            "ProviderName": r.get("provider", "AWS"),
+            "ServiceName": service,
+            "ServiceCategory": r.get("category", SERVICE_CATEGORY.get(service, "Other")),
+            "ResourceId": r.get("resource", f"res-{i}"),
+            "SubAccountId": r.get("sub_account", "111"),
+            "Tags": json.dumps({"tenant_id": r["tenant"]}) if r.get("tenant") else r.get("tags"),
+            "x_TenantId": r.get("tenant"),
+            "x_IsFinal": r.get("final", True),
+            "x_Source": "test",
+            "x_SourceFile": "test.csv",
+            "x_SourceRow": i + 1,
+            "x_SpreadFraction": 1.0,
+        })  # fmt: skip
+    return focus.conform(pl.DataFrame(records, infer_schema_length=None))
+
+
+def usage(rows: list[tuple], day: dt.date = D) -> pl.DataFrame:
+    """tenant_usage from (tenant, metric, value) or (tenant, metric, value, day) tuples."""
+    records = [
+        {"usage_date": r[3] if len(r) > 3 else day, "tenant_id": r[0], "service_name": None,
+         "metric": r[1], "value": float(r[2]), "source": "test"}
+        for r in rows
+    ]  # fmt: skip
+    return pl.DataFrame(records, schema=USAGE_SCHEMA)
+
+
+def customer_versions(rows: list[dict]) -> pl.DataFrame:
+    """Customer versions with defaults: active, smb, mrr 100, open validity."""
+    records = []
+    for i, r in enumerate(rows):
+        records.append({
+            "customer_id": r["customer_id"],
+            "tenant_id": r.get("tenant_id", r["customer_id"].lower()),
+            "customer_name": r.get("customer_name"),
+            "tier": r.get("tier", "smb"),
+            "is_paying": r.get("is_paying"),
+            "mrr": float(r.get("mrr", 100.0)),
+            "status": r.get("status", "active"),
+            "segment": r.get("segment"),
+            "valid_from": r.get("valid_from"),
+            "valid_to": r.get("valid_to"),
+            "x_Where": f"customers.csv row {i + 1}",
+        })  # fmt: skip
+    return pl.DataFrame(records, schema=VERSION_SCHEMA)
+
+
+def customers(rows: list[dict], days: list[dt.date] | None = None) -> pl.DataFrame:
+    """customer_dimension snapshots of `days` (default: D)."""
+    return customer_dimension(customer_versions(rows), days or [D], ["trial", "free"])
+
+
+FOCUS_HEADER = [
+    "BilledCost", "EffectiveCost", "BillingCurrency", "ChargePeriodStart", "ChargePeriodEnd",
+    "ChargeCategory", "ProviderName", "ServiceName", "ServiceCategory", "ResourceId", "SubAccountId", "Tags",
+]  # fmt: skip
+
+
+def focus_csv(path: Path, rows: list[dict]) -> Path:
+    """A FOCUS CSV file; each row: day, hour, cost, service, tenant (optional) and overrides."""
+    records = []
+    for r in rows:
+        start = dt.datetime.combine(r["day"], dt.time(r.get("hour", 0)))
+        service = r.get("service", "Amazon EC2")
+        tags = json.dumps({"tenant_id": r["tenant"]}) if r.get("tenant") else "NULL"
+        record = {
+            "BilledCost": str(r["cost"]), "EffectiveCost": str(r["cost"]), "BillingCurrency": "USD",
+            "ChargePeriodStart": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ChargePeriodEnd": (start + dt.timedelta(hours=r.get("hours", 1))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ChargeCategory": "Usage", "ProviderName": "AWS", "ServiceName": service,
+            "ServiceCategory": SERVICE_CATEGORY.get(service, "Other"),
+            "ResourceId": r.get("resource", f"arn:aws:{service.lower().replace(' ', '-')}:{r.get('tenant', 'shared')}"),
+            "SubAccountId": "111122223333", "Tags": tags,
+        }  # fmt: skip
+        record.update({k: v for k, v in r.items() if k in FOCUS_HEADER and k not in ("ChargePeriodStart",)})
+        records.append(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(records, schema={c: pl.String for c in FOCUS_HEADER}).write_csv(path)
+    return path
+
+
+def write_usage_csv(path: Path, rows: list[tuple]) -> Path:
+    """usage CSV from (day, tenant, metric, value) tuples."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(
+        [{"usage_date": d.isoformat(), "tenant_id": t, "service_name": "", "metric": m, "value": v} for d, t, m, v in rows],
+        schema={"usage_date": pl.String, "tenant_id": pl.String, "service_name": pl.String, "metric": pl.String, "value": pl.Float64},
+    ).write_csv(path)
+    return path
+
+
+def write_customers_csv(path: Path, rows: list[dict]) -> Path:
+    columns = ["customer_id", "tenant_id", "customer_name", "tier", "mrr", "status", "segment", "valid_from", "valid_to"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(
+        [{c: (None if r.get(c) is None else str(r[c])) for c in columns} for r in rows],
+        schema={c: pl.String for c in columns},
+    ).write_csv(path)
+    return path

@@ -1,0 +1,193 @@
+"""Billing files: formats (CSV, Parquet maps and structs, time zones), spreading, and bad input."""
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from unitcost_platform.config import TenantConfig
+from unitcost_platform.errors import InputDataError
+from unitcost_platform.sources.billing_files import read_billing_files
+from unitcost_platform.sources.focus import parse_utc_timestamp
+from unitcost_platform_tests.helpers import D, focus_csv
+
+TENANT = TenantConfig()
+
+
+def _read(paths, days=(D,), spread=True):
+    return read_billing_files(list(paths), list(days), cost_column="EffectiveCost", tenant=TENANT, spread=spread)
+
+
+def test_timestamp_formats_of_real_exports():
+    raw = pl.Series(["2026-03-10 05:00:00", "2026-03-10T05:00:00Z", "2026-03-10T05:00:00.000Z",
+                     "2026-03-10T06:00:00+01:00", "2026-03-10", None])  # fmt: skip
+    parsed = parse_utc_timestamp(raw).to_list()
+    assert parsed[:4] == [dt.datetime(2026, 3, 10, 5)] * 4
+    assert parsed[4] == dt.datetime(2026, 3, 10) and parsed[5] is None
+
+
+def test_tenant_tag_keys_in_order_and_normalized(tmp_path):
+    rows = [
+        {"day": D, "cost": 1, "Tags": json.dumps({"tenant": "Second", "tenant_id": " ACME "})},
+        {"day": D, "cost": 1, "Tags": json.dumps({"user:tenant_id": "Beta"})},
+        {"day": D, "cost": 1, "Tags": json.dumps({"tenant_id": "", "TenantId": "Gamma"})},
+        {"day": D, "cost": 1, "Tags": json.dumps({"team": "x"})},
+    ]
+    out = _read([focus_csv(tmp_path / "b.csv", rows)])
+    assert out.sort("x_SourceRow")["x_TenantId"].to_list() == ["acme", "beta", "gamma", None]
+
+
+def test_sub_account_mapping_gives_a_tenant_to_untagged_rows(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 2}])
+    cfg = TenantConfig(sub_accounts={"111122223333": "Dedicated-1"})
+    out = read_billing_files([path], [D], cost_column="EffectiveCost", tenant=cfg, spread=True)
+    assert out["x_TenantId"].to_list() == ["dedicated-1"]
+
+
+def test_parquet_with_map_tags_decimal_costs_and_zoned_timestamps(tmp_path):
+    start = dt.datetime(2026, 3, 10, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))  # 01:30 UTC on D+1
+    table = pa.table({
+        "BilledCost": pa.array([Decimal("1.25"), Decimal("2.5")], pa.decimal128(18, 6)),
+        "EffectiveCost": pa.array([Decimal("1.25"), Decimal("2.5")], pa.decimal128(18, 6)),
+        "BillingCurrency": ["USD", "USD"],
+        "ChargePeriodStart": pa.array([dt.datetime(2026, 3, 10, 5, tzinfo=dt.UTC), start], pa.timestamp("us", tz="UTC")),
+        "ChargePeriodEnd": pa.array([dt.datetime(2026, 3, 10, 6, tzinfo=dt.UTC), start + dt.timedelta(hours=1)], pa.timestamp("us", tz="UTC")),
+        "ChargeCategory": ["usage", "USAGE"],
+        "ProviderName": ["AWS", "AWS"],
+        "ServiceName": ["Amazon EC2", "Amazon EC2"],
+        "ServiceCategory": ["compute", "Compute"],
+        "Tags": pa.array([[("tenant_id", "Acme"), ("env", "prod")], []], pa.map_(pa.string(), pa.string())),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "export.parquet")
+    out = _read([tmp_path / "export.parquet"], days=[D, D + dt.timedelta(days=1)]).sort("x_ChargeDate")
+    assert out["x_ChargeDate"].to_list() == [D, D + dt.timedelta(days=1)]
+    assert out["EffectiveCost"].to_list() == [1.25, 2.5]
+    assert out["ChargeCategory"].to_list() == ["Usage", "Usage"]
+    assert out["ServiceCategory"].to_list() == ["Compute", "Compute"]
+    assert out["x_TenantId"].to_list() == ["acme", None]
+    assert json.loads(out["Tags"][0]) == {"tenant_id": "Acme", "env": "prod"}
+    assert out["ChargePeriodStart"][1] == dt.datetime(2026, 3, 11, 1, 30)
+
+
+def test_parquet_with_struct_tags(tmp_path):
+    frame = pl.DataFrame({
+        "BilledCost": [3.0], "EffectiveCost": [3.0], "BillingCurrency": ["USD"],
+        "ChargePeriodStart": [dt.datetime(2026, 3, 10)], "ChargePeriodEnd": [dt.datetime(2026, 3, 11)],
+        "ChargeCategory": ["Usage"], "ProviderName": ["GCP"], "ServiceName": ["Compute Engine"],
+        "ServiceCategory": ["Compute"], "Tags": [{"tenant_id": "Zeta", "team": "core"}],
+    })  # fmt: skip
+    frame.write_parquet(tmp_path / "gcp.parquet")
+    out = _read([tmp_path / "gcp.parquet"])
+    assert out["x_TenantId"].to_list() == ["zeta"]
+
+
+def test_monthly_charge_is_spread_over_its_days(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": dt.date(2026, 3, 1), "cost": 310.0, "hours": 31 * 24}])
+    march = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(31)]
+    spread = _read([path], days=march)
+    assert spread.height == 31
+    assert spread["EffectiveCost"].to_list() == pytest.approx([10.0] * 31)
+    assert spread["x_SpreadFraction"].sum() == pytest.approx(1.0)
+    one_day = _read([path], days=[dt.date(2026, 3, 15)])
+    assert one_day["EffectiveCost"].to_list() == pytest.approx([10.0])
+    unspread = _read([path], days=march, spread=False)
+    assert unspread.select("x_ChargeDate", "EffectiveCost").rows() == [(dt.date(2026, 3, 1), 310.0)]
+
+
+def test_partial_hours_are_split_at_midnight(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "hour": 22, "cost": 4.0, "hours": 4}])  # 22:00 -> 02:00
+    out = _read([path], days=[D, D + dt.timedelta(days=1)]).sort("x_ChargeDate")
+    assert out["EffectiveCost"].to_list() == pytest.approx([2.0, 2.0])
+
+
+def test_no_files_is_an_empty_day():
+    out = _read([])
+    assert out.is_empty() and "x_ChargeDate" in out.columns
+
+
+# --- bad input: each error names the file, the column or row, and the fix ---
+
+
+def test_missing_required_column(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 1}])
+    pl.read_csv(path).drop("EffectiveCost").write_csv(path)
+    with pytest.raises(InputDataError) as err:
+        _read([path])
+    msg = str(err.value)
+    assert str(path) in msg and "EffectiveCost" in msg and "missing required column" in msg
+    assert "Add or rename" in msg
+
+
+def test_non_numeric_cost_names_row_line_and_value(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 1}, {"day": D, "cost": 2}, {"day": D, "cost": "12,50"}])
+    with pytest.raises(InputDataError) as err:
+        _read([path])
+    msg = str(err.value)
+    assert f"{path}: column BilledCost has 1 non-numeric value(s): row 3 (line 4) '12,50'" in msg
+    assert "EffectiveCost" in msg and "plain decimal numbers" in msg
+
+
+def test_bad_row_on_another_day_does_not_block_this_day(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 1}, {"day": D + dt.timedelta(days=1), "cost": "oops"}])
+    assert _read([path])["EffectiveCost"].to_list() == [1.0]
+
+
+def test_mixed_currency_within_a_day(tmp_path):
+    a = focus_csv(tmp_path / "usd.csv", [{"day": D, "cost": 1}])
+    b = focus_csv(tmp_path / "eur.csv", [{"day": D, "cost": 1, "BillingCurrency": "EUR"}])
+    with pytest.raises(InputDataError) as err:
+        _read([a, b])
+    msg = str(err.value)
+    assert f"billing for {D} mixes currencies" in msg
+    assert "EUR (1 rows, e.g. " in msg and str(b) in msg and str(a) in msg
+    assert "same BillingCurrency" in msg
+
+
+def test_row_duplicated_across_two_files(tmp_path):
+    rows = [{"day": D, "cost": 1, "tenant": "a"}, {"day": D, "cost": 2, "tenant": "b"}]
+    a = focus_csv(tmp_path / "march.csv", rows)
+    b = focus_csv(tmp_path / "march-copy.csv", [rows[1]])
+    with pytest.raises(InputDataError) as err:
+        _read([a, b])
+    msg = str(err.value)
+    assert f"{a} row 2 (line 3) and {b} row 1 (line 2)" in msg
+    assert "Remove the duplicate file" in msg
+
+
+def test_identical_rows_within_one_file_are_kept(tmp_path):
+    row = {"day": D, "cost": 1, "tenant": "a"}
+    assert _read([focus_csv(tmp_path / "b.csv", [row, row])])["EffectiveCost"].sum() == 2.0
+
+
+def test_tags_that_are_not_json(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 1, "Tags": "tenant_id=acme"}])
+    with pytest.raises(InputDataError, match=r"column Tags has 1 value\(s\) that are not a JSON object: row 1"):
+        _read([path])
+
+
+def test_unreadable_charge_period(tmp_path):
+    path = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 1}])
+    pl.read_csv(path, infer_schema=False).with_columns(ChargePeriodStart=pl.lit("10/03/2026")).write_csv(path)
+    with pytest.raises(InputDataError, match=r"column ChargePeriodStart has 1 missing or unreadable .* row 1 \(line 2\) '10/03/2026'"):
+        _read([path])
+
+
+def test_every_problem_of_every_file_is_reported_at_once(tmp_path):
+    a = focus_csv(tmp_path / "a.csv", [{"day": D, "cost": "x"}])
+    b = focus_csv(tmp_path / "b.csv", [{"day": D, "cost": 1}])
+    pl.read_csv(b).drop("ServiceName").write_csv(b)
+    with pytest.raises(InputDataError) as err:
+        _read([a, b])
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+    assert len(err.value.problems) == 3  # BilledCost and EffectiveCost in a, the missing column in b
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(InputDataError, match="broken.parquet: cannot be read as Parquet"):
+        _read([path])
