@@ -10,10 +10,12 @@ from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources import focus
 from unitcost_platform.sources.files import (
     Log,
+    cast_boolean,
     cast_numeric,
     describe_bad_values,
     duplicates_across_files,
     missing_columns_problem,
+    read_each,
     row_ref,
     scan_file,
 )
@@ -33,14 +35,7 @@ def read_billing_files(
 ) -> pl.DataFrame:
     """raw_billing rows for `days` from every file; raises InputDataError listing every problem."""
     window = focus.day_bounds(days)
-    frames, problems = [], []
-    for i, path in enumerate(paths, 1):
-        if log:
-            log(f"reading billing file {i}/{len(paths)}: {path}")
-        frame, file_problems = _read_file(path, window, cost_column)
-        problems += file_problems
-        if frame is not None:
-            frames.append(frame)
+    frames, problems = read_each(paths, "billing", lambda p: _read_file(p, window, cost_column), log)
     if problems:
         raise InputDataError(problems, what="billing files")
     if not frames:
@@ -160,17 +155,9 @@ def _read_file(
             problems.append(f"{path}: column Tags: {exc}")
         else:
             problems += _tag_problems(path, frame)
-    if "x_IsFinal" in frame.columns and frame.schema["x_IsFinal"] != pl.Boolean:
-        text = pl.col("x_IsFinal").cast(pl.String).str.to_lowercase().str.strip_chars()
-        parsed = text.replace_strict(
-            {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False},
-            default=None, return_dtype=pl.Boolean,
-        )
-        problems += describe_bad_values(
-            path, frame, pl.col("x_IsFinal").is_not_null() & parsed.is_null(), "x_IsFinal",
-            "value(s) that are not true/false", "Write x_IsFinal as true or false.",
-        )
-        frame = frame.with_columns(parsed.alias("x_IsFinal"))
+    if "x_IsFinal" in frame.columns:
+        frame, bool_problems = cast_boolean(path, frame, "x_IsFinal", "Write x_IsFinal as true or false.")
+        problems += bool_problems
     if problems:
         return None, problems
     return focus.normalize_enumerations(frame), []

@@ -7,9 +7,11 @@ import polars as pl
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.files import (
     Log,
+    cast_boolean,
     cast_numeric,
     describe_bad_values,
     missing_columns_problem,
+    read_each,
     row_ref,
     scan_file,
 )
@@ -19,20 +21,11 @@ from unitcost_platform.transforms.customers import VERSION_SCHEMA
 
 REQUIRED = ["customer_id", "tenant_id", "tier", "mrr", "status"]
 OPTIONAL = ["customer_name", "is_paying", "segment", "valid_from", "valid_to"]
-BOOLEANS = {"true": True, "t": True, "1": True, "yes": True, "y": True,
-            "false": False, "f": False, "0": False, "no": False, "n": False}  # fmt: skip
 
 
 def read_customer_files(paths: list[Path], *, normalize: str, log: Log | None = None) -> pl.DataFrame:
     """Customer versions (VERSION_SCHEMA) from every file; raises InputDataError on bad rows."""
-    frames, problems = [], []
-    for path in paths:
-        if log:
-            log(f"reading customer file {path}")
-        frame, file_problems = _read_file(path, normalize)
-        problems += file_problems
-        if frame is not None:
-            frames.append(frame)
+    frames, problems = read_each(paths, "customer", lambda p: _read_file(p, normalize), log)
     if problems:
         raise InputDataError(problems, what="customer files")
     if not frames:
@@ -60,14 +53,10 @@ def _read_file(path: Path, normalize: str) -> tuple[pl.DataFrame | None, list[st
             "unreadable date(s)", "Write dates as YYYY-MM-DD; leave empty for an open range.",
         )
         frame = frame.with_columns(pl.col(f"_{column}").alias(column))
-    if frame.schema["is_paying"] != pl.Boolean:
-        text = pl.col("is_paying").cast(pl.String).str.strip_chars().str.to_lowercase()
-        parsed = text.replace_strict(BOOLEANS, default=None, return_dtype=pl.Boolean)
-        problems += describe_bad_values(
-            path, frame, pl.col("is_paying").is_not_null() & parsed.is_null(), "is_paying",
-            "value(s) that are not true/false", "Write is_paying as true or false (or leave it empty).",
-        )
-        frame = frame.with_columns(parsed.alias("is_paying"))
+    frame, bool_problems = cast_boolean(
+        path, frame, "is_paying", "Write is_paying as true or false (or leave it empty)."
+    )
+    problems += bool_problems
     if problems:
         return None, problems
     frame = frame.with_columns(

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -140,3 +141,34 @@ def duplicates_across_files(frame: pl.DataFrame, key_columns: list[str], what: s
     if groups.height > MAX_EXAMPLES:
         problems.append(f"... {groups.height - MAX_EXAMPLES} more {what} rows are duplicated across files")
     return problems
+
+
+BOOLEANS = {"true": True, "t": True, "1": True, "yes": True, "y": True,
+            "false": False, "f": False, "0": False, "no": False, "n": False}  # fmt: skip
+
+
+def read_each(
+    paths: list[Path], what: str, read: Callable[[Path], tuple[Any, list[str]]], log: Log | None
+) -> tuple[list[Any], list[str]]:
+    """Read every file, logging progress; collect the frames and every problem of every file."""
+    frames, problems = [], []
+    for i, path in enumerate(paths, 1):
+        if log:
+            log(f"reading {what} file {i}/{len(paths)}: {path}")
+        frame, file_problems = read(path)
+        problems += file_problems
+        if frame is not None:
+            frames.append(frame)
+    return frames, problems
+
+
+def cast_boolean(path: Path, frame: pl.DataFrame, column: str, fix: str) -> tuple[pl.DataFrame, list[str]]:
+    """true/false, yes/no, 1/0 (any case) to Boolean; anything else present is a problem."""
+    if frame.schema[column] == pl.Boolean:
+        return frame, []
+    text = pl.col(column).cast(pl.String).str.strip_chars().str.to_lowercase()
+    parsed = text.replace_strict(BOOLEANS, default=None, return_dtype=pl.Boolean)
+    problems = describe_bad_values(
+        path, frame, pl.col(column).is_not_null() & parsed.is_null(), column, "value(s) that are not true/false", fix
+    )
+    return frame.with_columns(parsed.alias(column)), problems

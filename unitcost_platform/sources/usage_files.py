@@ -12,6 +12,7 @@ from unitcost_platform.sources.files import (
     describe_bad_values,
     duplicates_across_files,
     missing_columns_problem,
+    read_each,
     scan_file,
 )
 from unitcost_platform.sources.focus import NULL_LITERALS, normalize_tenant, null_literals_to_null
@@ -59,14 +60,7 @@ def read_usage_files(
     paths: list[Path], days: list[dt.date], *, normalize: str, log: Log | None = None
 ) -> pl.DataFrame:
     """tenant_usage rows for `days`; raises InputDataError naming every bad file and row."""
-    frames, problems = [], []
-    for i, path in enumerate(paths, 1):
-        if log:
-            log(f"reading usage file {i}/{len(paths)}: {path}")
-        frame, file_problems = _read_file(path, days, normalize)
-        problems += file_problems
-        if frame is not None:
-            frames.append(frame)
+    frames, problems = read_each(paths, "usage", lambda p: _read_file(p, days, normalize), log)
     if not problems and frames:
         combined = pl.concat(frames, how="vertical")
         problems += duplicates_across_files(combined, KEY + ["value"], "usage")

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import (
     markdown_table,
     money,
@@ -20,16 +21,8 @@ GROUP = "allocation"
 
 
 def build_allocation_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
-    common = dict(
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=GROUP,
-        kinds=kinds,
-        owners=["team:finops"],
-        metadata={"partition_expr": "day"},
-    )
 
-    @dg.asset(**common)
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day"))
     def tag_coverage(
         context: dg.AssetExecutionContext, unitcost: UnitcostResource, raw_billing: pl.DataFrame
     ) -> pl.DataFrame:
@@ -60,7 +53,7 @@ def build_allocation_assets(partitions_def: dg.PartitionsDefinition, kinds: set[
         per_day_metadata(context, days, frame, "day", describe)
         return frame
 
-    @dg.asset(**common)
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day"))
     def allocated_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,

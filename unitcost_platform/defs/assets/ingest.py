@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import money, per_day_metadata, user_errors_as_failures
 from unitcost_platform.defs.partitions import days_of
 from unitcost_platform.defs.resources import UnitcostResource
@@ -12,15 +13,8 @@ GROUP = "ingest"
 
 
 def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
-    common = dict(
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=GROUP,
-        kinds=kinds,
-        owners=["team:finops"],
-    )
 
-    @dg.asset(metadata={"partition_expr": "x_ChargeDate"}, **common)
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate"))
     def raw_billing(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
         """Billing line items of the day from every configured source, normalized to FOCUS columns."""
         days = days_of(context)
@@ -43,7 +37,7 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]
         per_day_metadata(context, days, frame, "x_ChargeDate", describe)
         return frame
 
-    @dg.asset(metadata={"partition_expr": "usage_date"}, **common)
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "usage_date"))
     def tenant_usage(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
         """Per-tenant usage telemetry of the day in long format (tenant x service x metric)."""
         days = days_of(context)
@@ -61,7 +55,7 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]
         per_day_metadata(context, days, frame, "usage_date", describe)
         return frame
 
-    @dg.asset(metadata={"partition_expr": "snapshot_date"}, **common)
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "snapshot_date"))
     def customer_dimension(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
         """The customers (tier, MRR, status) each tenant belonged to on the day."""
         days = days_of(context)

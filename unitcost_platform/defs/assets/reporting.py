@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import (
     markdown_table,
     money,
@@ -32,14 +33,6 @@ def _overall_totals(tag_coverage: pl.DataFrame) -> pl.DataFrame:
 
 
 def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
-    common = dict(
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=GROUP,
-        kinds=kinds,
-        owners=["team:finops"],
-        metadata={"partition_expr": "day"},
-    )
 
     @dg.asset(
         ins={
@@ -55,7 +48,7 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
             "tenant_usage": dg.AssetIn(),
             "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "x_IsFinal"]}),
         },
-        **common,
+        **daily_asset(partitions_def, kinds, GROUP, "day"),
     )
     def unit_cost(
         context: dg.AssetExecutionContext,
@@ -113,7 +106,7 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
                 metadata={"columns": ["day", "customer_id", "service_name", "allocated_cost", "unallocated_reason"]},
             ),
         },
-        **common,
+        **daily_asset(partitions_def, kinds, GROUP, "day"),
     )
     def cost_alerts(
         context: dg.AssetExecutionContext,
@@ -150,7 +143,7 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
                 metadata={"columns": ["snapshot_date", "customer_id", "status"]},
             ),
         },
-        **common,
+        **daily_asset(partitions_def, kinds, GROUP, "day"),
     )
     def growth_efficiency(
         context: dg.AssetExecutionContext, tag_coverage: pl.DataFrame, customer_dimension: pl.DataFrame
