@@ -1,7 +1,10 @@
 """`unitcost`: generate the demo data, print the demo range, summarize what the pipeline computed."""
 
 import argparse
+import contextlib
 import datetime as dt
+import http.server
+import json
 import sys
 from pathlib import Path
 
@@ -91,6 +94,28 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _receiver(args: argparse.Namespace) -> int:
+    """A local stand-in for Slack and webhooks: prints one line per message it receives."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            title = body.get("alert_id") or body.get("title") or body.get("text", "")
+            print(f"{self.path.strip('/') or '/'}: {str(title)[:160]}", flush=True)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(f"listening on http://127.0.0.1:{args.port}/<destination> (Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unitcost", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     summ = sub.add_parser("summary", help="print what the pipeline computed, from the warehouse")
     summ.add_argument("--duckdb", help="warehouse file (default: $UNITCOST_DUCKDB_PATH)")
     summ.set_defaults(func=_summary)
+
+    recv = sub.add_parser("webhook-receiver", help="print messages POSTed to http://127.0.0.1:PORT/<destination>")
+    recv.add_argument("--port", type=int, default=8787)
+    recv.set_defaults(func=_receiver)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -173,6 +173,84 @@ class OwnersConfig(_Model):
         return self.services.get(service or "", self.default_team)
 
 
+class ChecksConfig(_Model):
+    """Thresholds of the asset checks (the tag audit)."""
+
+    coverage_floor: float = Field(default=0.85, ge=0, le=1, description="WARN below this coverage")
+    coverage_hard_floor: float = Field(default=0.60, ge=0, le=1, description="ERROR below this coverage")
+    drift_points: float = Field(default=5.0, gt=0, description="coverage points below the trailing 7-day mean")
+    propagation_drop_points: float = Field(default=10.0, gt=0, description="a service's tagged-share drop, in points")
+    min_service_cost: float = Field(default=1.0, ge=0, description="services costing less on the day are not audited")
+    usage_drop_fraction: float = Field(default=0.5, gt=0, lt=1, description="usage total drop against the trailing week")
+    conservation_tolerance: float = Field(default=1e-6, gt=0, description="relative")
+
+    @model_validator(mode="after")
+    def _floors_ordered(self) -> "ChecksConfig":
+        if self.coverage_hard_floor > self.coverage_floor:
+            raise ValueError("coverage_hard_floor must not be above coverage_floor")
+        return self
+
+
+class Destination(_Model):
+    """Where messages go: a Slack incoming webhook or a generic JSON webhook, its URL in an env var."""
+
+    type: Literal["slack", "webhook"]
+    url_env: str = Field(description="name of the environment variable holding the webhook URL (a secret)")
+
+    @field_validator("url_env")
+    @classmethod
+    def _env_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"url_env {name!r} must be an environment variable name, not a URL")
+        return name
+
+
+class TeamRoute(_Model):
+    alerts: str = Field(description="destination of P1 alerts (immediately)")
+    review: str | None = Field(default=None, description="destination of P2 alerts (same-day review); default: alerts")
+
+
+class NotificationsConfig(_Model):
+    dagster_url: str = "http://localhost:3000"
+    finops: str | None = Field(default=None, description="destination of SEGMENT alerts, the weekly digest and run failures")
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+    teams: dict[str, TeamRoute] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10, description="tries per message per sensor tick")
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    max_backoff_seconds: float = Field(default=30.0, ge=0, description="longest wait, Retry-After included")
+    sensor_interval_seconds: int = Field(default=30, ge=5)
+
+    @model_validator(mode="after")
+    def _known_destinations(self) -> "NotificationsConfig":
+        named = [("finops", self.finops)] + [
+            (f"teams.{team}.{kind}", dest)
+            for team, route in self.teams.items()
+            for kind, dest in (("alerts", route.alerts), ("review", route.review))
+        ]
+        for where, dest in named:
+            if dest is not None and dest not in self.destinations:
+                known = ", ".join(sorted(self.destinations)) or "none"
+                raise ValueError(f"{where} names destination {dest!r}, which is not under destinations (known: {known})")
+        return self
+
+
+class DailySchedule(_Model):
+    hour: int = Field(default=6, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    running: bool = Field(default=False, description="start the schedule when the code location loads")
+
+
+class DigestSchedule(DailySchedule):
+    day_of_week: int = Field(default=1, ge=0, le=6, description="0 = Sunday, 1 = Monday")
+    hour: int = Field(default=9, ge=0, le=23)
+
+
+class SchedulesConfig(_Model):
+    daily: DailySchedule = DailySchedule()
+    weekly_digest: DigestSchedule = DigestSchedule()
+
+
 class UnitcostConfig(_Model):
     billing: BillingConfig = BillingConfig()
     tenant: TenantConfig = TenantConfig()
@@ -182,6 +260,9 @@ class UnitcostConfig(_Model):
     default_pools: bool = True
     alerts: AlertsConfig = AlertsConfig()
     owners: OwnersConfig = OwnersConfig()
+    checks: ChecksConfig = ChecksConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    schedules: SchedulesConfig = SchedulesConfig()
 
     @model_validator(mode="after")
     def _unique_pools(self) -> "UnitcostConfig":

@@ -4,13 +4,21 @@ import warnings
 
 import dagster as dg
 
+from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
 from unitcost_platform.defs.assets.ingest import build_ingest_assets
 from unitcost_platform.defs.assets.reporting import build_reporting_assets
+from unitcost_platform.defs.checks import build_checks
 from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
 from unitcost_platform.defs.jobs import unit_cost_job
 from unitcost_platform.defs.partitions import daily_partitions
 from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.schedules import (
+    build_daily_schedule,
+    build_digest_job,
+    build_digest_schedule,
+)
+from unitcost_platform.defs.sensors import build_alert_sensor, build_run_failure_sensor
 from unitcost_platform.settings import WAREHOUSE_SCHEMA, Settings
 
 
@@ -18,6 +26,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Everything for one environment; asset code is the same in every environment."""
     # backfill_policy and partition-window options are marked beta in dagster 1.13; we rely on them.
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)  # partitioned asset checks
+    # Schedule times and the sensor interval are part of the definitions: read the config now.
+    cfg = load_config(settings.config_path)
     partitions = daily_partitions(settings.start_date)
     kinds = {"polars", "duckdb"}
     assets = [
@@ -34,9 +45,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             database=str(settings.duckdb_path), schema=WAREHOUSE_SCHEMA
         ),
     }
+    checks = build_checks(partitions)
+    digest_job = build_digest_job([key for c in checks for key in c.check_keys])
     return dg.Definitions(
         assets=assets,
-        jobs=[unit_cost_job],
+        asset_checks=checks,
+        jobs=[unit_cost_job, digest_job],
+        schedules=[build_daily_schedule(unit_cost_job, cfg.schedules), build_digest_schedule(digest_job, cfg.schedules)],
+        sensors=[build_alert_sensor(cfg.notifications), build_run_failure_sensor(unit_cost_job)],
         resources=resources,
         # One DuckDB file takes one writer at a time: run the steps of a run in one process.
         executor=dg.in_process_executor,

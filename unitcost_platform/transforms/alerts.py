@@ -22,6 +22,7 @@ COST_ALERTS_SCHEMA: dict[str, pl.DataType] = {
     "segment": pl.String(),
     "mrr": pl.Float64(),
     "monthly_run_rate": pl.Float64(),
+    "cost_to_mrr": pl.Float64(),
     "metric": pl.String(),
     "value": pl.Float64(),
     "threshold": pl.Float64(),
@@ -180,3 +181,15 @@ def cost_alerts(
         .cast(COST_ALERTS_SCHEMA)
         .sort("day", "alert_type", "customer_id", nulls_last=True)
     )
+
+
+def alerts_as_documents(alerts: pl.DataFrame) -> list[dict]:
+    """The alerts of a day as plain dicts (drivers and owners as lists), for the delivery sensor."""
+    docs = []
+    for row in alerts.sort("alert_type", "customer_id", nulls_last=True).iter_rows(named=True):
+        doc = {k: v for k, v in row.items() if k not in ("drivers", "owners")}
+        doc["day"] = row["day"].isoformat()
+        doc["drivers"] = json.loads(row["drivers"] or "[]")
+        doc["owners"] = [o for o in (row["owners"] or "").split(",") if o]
+        docs.append(doc)
+    return docs

@@ -43,8 +43,8 @@ def write_small_saas(root: Path) -> Path:
     focus_csv(root / "billing" / "march-b.csv", billing[len(billing) // 2 :])
     write_usage_csv(root / "usage" / "usage.csv", use)
     write_customers_csv(root / "customers.csv", [
-        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 1000, "status": "active"},
-        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 700, "status": "active"},
+        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
+        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 900, "status": "active"},
         {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
     ])  # fmt: skip
     config = root / "unitcost.yaml"
@@ -52,7 +52,7 @@ def write_small_saas(root: Path) -> Path:
         "pools:\n"
         "  - {name: nat_gateway, match: {resource_id_pattern: ':natgateway/'}, driver: requests, shared_by_design: true}\n"
         "  - {name: observability, match: {service_name: [Amazon CloudWatch]}, driver: flat, shared_by_design: true}\n"
-        "owners:\n  services: {Amazon EC2: compute-team}\n"
+        "owners:\n  services: {Amazon EC2: compute-team}\n  default_team: platform-team\n"
     )
     return root
 

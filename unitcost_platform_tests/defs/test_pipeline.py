@@ -50,7 +50,7 @@ def test_unit_cost_and_alerts_of_the_last_day(small_saas, make_settings):
     assert c2["history_days"] == 16
     assert c2["monthly_run_rate"] == pytest.approx(30 * (9 * 6.4 + 7 * 11.4) / 16)
     alerts = read_table(settings, "cost_alerts")
-    # C2: run rate 30 x 9.1 = 273 on 700 MRR is 39% -> P1 on the last day.
+    # C2: run rate 30 x (9 x 6.4 + 7 x 11.4) / 16 = 257.6 on 900 MRR is 28.6% -> P1 on the last day.
     last = alerts.filter(pl.col("day") == DAYS[-1])
     assert ("P1", "C2") in last.select("alert_type", "customer_id").rows()
     # The week C2's cost jumped (day 9 onwards compared with the week before) raised TREND alerts.

@@ -16,6 +16,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.transforms.alerts import alerts_as_documents
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.growth import LOOKBACK_DAYS, WINDOW_DAYS
 from unitcost_platform.transforms.growth import growth_efficiency as compute_growth
@@ -23,6 +24,7 @@ from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
 from unitcost_platform.transforms.unit_cost import unit_cost as compute_unit_cost
 
 GROUP = "unit_cost"
+ALERTS_METADATA_KEY = "alerts_payload"
 ALERT_HISTORY_DAYS = 2 * TREND_DAYS
 GROWTH_HISTORY_DAYS = LOOKBACK_DAYS + WINDOW_DAYS
 
@@ -127,6 +129,8 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
                 "alerts": dg.MetadataValue.md(
                     markdown_table(day.select("alert_type", "customer_id", "value", "owners", "message").head(20))
                 ),
+                # Read by the delivery sensor: the alerts travel with the materialization event.
+                ALERTS_METADATA_KEY: dg.MetadataValue.json(alerts_as_documents(day)),
             }
 
         per_day_metadata(context, days, frame, "day", describe)

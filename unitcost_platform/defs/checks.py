@@ -1,0 +1,160 @@
+"""Asset checks: conservation (blocking) and the tag audit, one evaluation per day in the UI.
+
+A single-run backfill evaluates every day of its range in one step, so each check yields one
+`AssetCheckEvaluation` per day (with its partition) rather than one `AssetCheckResult`. A failing
+blocking evaluation fails the step, which keeps `unit_cost` and everything downstream of
+`allocated_cost` from running.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
+from unitcost_platform.defs.partitions import trailing_days
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.transforms import checks
+
+CONSERVATION = "conservation"
+COVERAGE_FLOOR = "tag_coverage_floor"
+ATTRIBUTION_DRIFT = "attribution_drift"
+PROPAGATION_GAPS = "tag_propagation_gaps"
+ORPHANS = "orphans"
+USAGE_FRESHNESS = "usage_freshness"
+
+SEVERITY = {"WARN": dg.AssetCheckSeverity.WARN, "ERROR": dg.AssetCheckSeverity.ERROR}
+HISTORY = trailing_days(checks.TRAILING_DAYS + 1)
+
+
+def _days(context: dg.AssetCheckExecutionContext) -> list[dt.date]:
+    return [dt.date.fromisoformat(k) for k in context.op_execution_context.partition_keys]
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 1 else f"{value:,.2f}"
+    return str(value)
+
+
+def evaluations(
+    asset: str, name: str, outcomes: list[checks.CheckOutcome], blocking: bool = False
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation per day, its metadata written for a person, then the check's (empty) output."""
+    for outcome in outcomes:
+        metadata: dict = {k: v for k, v in outcome.figures.items() if v is not None}
+        if outcome.offenders is not None and outcome.offenders.height:
+            table = markdown_table(outcome.offenders, {c: _format for c in outcome.offenders.columns})
+            metadata["worst_offenders"] = dg.MetadataValue.md(table)
+        yield dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(asset),
+            check_name=name,
+            passed=outcome.passed,
+            severity=SEVERITY[outcome.severity],
+            description=outcome.description,
+            metadata=metadata,
+            partition=outcome.day.isoformat(),
+            blocking=blocking,
+        )
+    yield dg.Output(None)
+
+
+def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(
+        asset="allocated_cost",
+        name=CONSERVATION,
+        blocking=True,
+        partitions_def=partitions_def,
+        additional_ins={
+            "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "BilledCost", "EffectiveCost"]})
+        },
+    )
+    def conservation(
+        context: dg.AssetCheckExecutionContext,
+        unitcost: UnitcostResource,
+        allocated_cost: pl.DataFrame,
+        raw_billing: pl.DataFrame,
+    ):
+        """Allocated plus unallocated cost equals the day's bill; if not, unit cost is not computed."""
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        billed = raw_billing.select(pl.col("x_ChargeDate").alias("day"), pl.col(cfg.cost_column).alias("cost"))
+        outcomes = checks.conservation(billed, allocated_cost, _days(context), cfg.checks.conservation_tolerance)
+        yield from evaluations("allocated_cost", CONSERVATION, outcomes, blocking=True)
+
+    @dg.asset_check(asset="tag_coverage", name=COVERAGE_FLOOR, partitions_def=partitions_def)
+    def coverage_floor(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
+        """Attributable share of cost against the coverage floor (WARN) and the hard floor (ERROR)."""
+        with user_errors_as_failures():
+            cfg = unitcost.load_config().checks
+        outcomes = checks.coverage_floor(tag_coverage, _days(context), cfg.coverage_floor, cfg.coverage_hard_floor)
+        yield from evaluations("tag_coverage", COVERAGE_FLOOR, outcomes)
+
+    @dg.asset_check(
+        asset="raw_billing",
+        name=ATTRIBUTION_DRIFT,
+        partitions_def=partitions_def,
+        additional_ins={"tag_coverage": dg.AssetIn(partition_mapping=HISTORY)},
+    )
+    def attribution_drift(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
+        """Coverage of the day's billing fell more than N points below its trailing 7-day mean."""
+        with user_errors_as_failures():
+            cfg = unitcost.load_config().checks
+        outcomes = checks.attribution_drift(tag_coverage, _days(context), cfg.drift_points)
+        yield from evaluations("raw_billing", ATTRIBUTION_DRIFT, outcomes)
+
+    @dg.asset_check(
+        asset="raw_billing",
+        name=PROPAGATION_GAPS,
+        partitions_def=partitions_def,
+        additional_ins={"tag_coverage": dg.AssetIn(partition_mapping=HISTORY)},
+    )
+    def propagation_gaps(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
+        """Services whose line items stopped (or never started) carrying the tenant tag."""
+        with user_errors_as_failures():
+            cfg = unitcost.load_config().checks
+        outcomes = checks.propagation_gaps(
+            tag_coverage, _days(context), cfg.propagation_drop_points, cfg.min_service_cost
+        )
+        yield from evaluations("raw_billing", PROPAGATION_GAPS, outcomes)
+
+    @dg.asset_check(
+        asset="customer_dimension",
+        name=ORPHANS,
+        partitions_def=partitions_def,
+        additional_ins={
+            "allocated_cost": dg.AssetIn(
+                metadata={"columns": ["day", "customer_id", "tenant_id", "pool", "allocated_cost", "unallocated_reason"]}
+            ),
+            "tenant_usage": dg.AssetIn(metadata={"columns": ["usage_date", "tenant_id", "metric", "value"]}),
+        },
+    )
+    def orphans(
+        context: dg.AssetCheckExecutionContext,
+        customer_dimension: pl.DataFrame,
+        allocated_cost: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+    ):
+        """Tenants with cost or usage but no customer record; active customers with direct cost and no usage."""
+        outcomes = checks.orphans(allocated_cost, tenant_usage, customer_dimension, _days(context))
+        yield from evaluations("customer_dimension", ORPHANS, outcomes)
+
+    @dg.asset_check(
+        asset="allocated_cost",
+        name=USAGE_FRESHNESS,
+        partitions_def=partitions_def,
+        additional_ins={
+            "tenant_usage": dg.AssetIn(
+                partition_mapping=HISTORY, metadata={"columns": ["usage_date", "metric", "value"]}
+            )
+        },
+    )
+    def usage_freshness(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tenant_usage: pl.DataFrame):
+        """The usage that splits shared pools arrived, and did not drop against the trailing week."""
+        with user_errors_as_failures():
+            cfg = unitcost.load_config().checks
+        outcomes = checks.usage_freshness(tenant_usage, _days(context), cfg.usage_drop_fraction)
+        yield from evaluations("allocated_cost", USAGE_FRESHNESS, outcomes)
+
+    return [conservation, coverage_floor, attribution_drift, propagation_gaps, orphans, usage_freshness]

@@ -1,0 +1,270 @@
+"""The tag audit and data-health checks of a day, as pure functions over the pipeline's tables.
+
+Each function returns one `CheckOutcome` per day: passed or not, its severity, a sentence, the
+figures and thresholds, and the worst offenders (at most five) for a person to read. Only
+conservation is meant to block; the others report.
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import polars as pl
+
+WORST = 5
+TRAILING_DAYS = 7
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    day: dt.date
+    passed: bool
+    severity: str  # "WARN" or "ERROR": the severity when the check does not pass
+    description: str
+    figures: dict = field(default_factory=dict)
+    offenders: pl.DataFrame | None = None
+
+
+def _by_day(frame: pl.DataFrame, column: str) -> dict[dt.date, pl.DataFrame]:
+    return {key[0]: part for key, part in frame.group_by([column])}
+
+
+def _pts(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
+def conservation(
+    billed: pl.DataFrame, allocated: pl.DataFrame, days: list[dt.date], tolerance: float
+) -> list[CheckOutcome]:
+    """Allocated plus unallocated equals the day's billed total, within `tolerance` relative.
+
+    `billed`: (day, cost) line items; `allocated`: allocated_cost rows.
+    """
+    billed_by_day = dict(billed.group_by("day").agg(pl.col("cost").sum()).iter_rows())
+    parts = _by_day(allocated, "day")
+    outcomes = []
+    for day in days:
+        rows = parts.get(day, allocated.clear())
+        total_billed = float(billed_by_day.get(day, 0.0))
+        total_allocated = float(rows["allocated_cost"].sum())
+        difference = total_allocated - total_billed
+        allowed = tolerance * max(abs(total_billed), 1.0)
+        buckets = (
+            rows.with_columns(pl.col("unallocated_reason").fill_null("allocated to customers").alias("bucket"))
+            .group_by("bucket")
+            .agg(pl.col("allocated_cost").sum().alias("cost"), pl.len().alias("rows"))
+            .sort("cost", descending=True)
+        )
+        passed = abs(difference) <= allowed
+        outcomes.append(CheckOutcome(
+            day=day, passed=passed, severity="ERROR",
+            description=(
+                f"allocated ${total_allocated:,.2f} = billed ${total_billed:,.2f}"
+                if passed else
+                f"allocated ${total_allocated:,.2f} differs from billed ${total_billed:,.2f} by "
+                f"${difference:,.6f} (allowed ${allowed:,.6f}): unit cost is not computed for this day"
+            ),
+            figures={"billed_total": total_billed, "allocated_total": total_allocated, "difference": difference,
+                     "tolerance_relative": tolerance},
+            offenders=buckets.head(WORST),
+        ))  # fmt: skip
+    return outcomes
+
+
+def coverage_floor(coverage: pl.DataFrame, days: list[dt.date], floor: float, hard_floor: float) -> list[CheckOutcome]:
+    """Attributable share of cost (tagged or shared by design) against the floors."""
+    parts = _by_day(coverage, "day")
+    outcomes = []
+    for day in days:
+        rows = parts.get(day, coverage.clear())
+        overall = rows.filter(pl.col("scope_type") == "overall")
+        value = overall["coverage"][0] if overall.height else None
+        worst = (
+            rows.filter((pl.col("scope_type") == "service") & (pl.col("untagged_cost") > 0))
+            .sort("untagged_cost", descending=True)
+            .select(pl.col("scope").alias("service"), "total_cost", "untagged_cost", "coverage")
+            .head(WORST)
+        )
+        if value is None:
+            passed, severity, text = True, "WARN", "no cost on the day: nothing to attribute"
+        elif value < hard_floor:
+            passed, severity, text = False, "ERROR", f"coverage {_pts(value)} is below the hard floor {_pts(hard_floor)}"
+        elif value < floor:
+            passed, severity, text = False, "WARN", f"coverage {_pts(value)} is below the floor {_pts(floor)}"
+        else:
+            passed, severity, text = True, "WARN", f"coverage {_pts(value)} is above the floor {_pts(floor)}"
+        untagged = float(overall["untagged_cost"][0]) if overall.height else 0.0
+        outcomes.append(CheckOutcome(
+            day=day, passed=passed, severity=severity, description=text,
+            figures={"coverage": value, "floor": floor, "hard_floor": hard_floor, "untagged_cost": untagged},
+            offenders=worst,
+        ))  # fmt: skip
+    return outcomes
+
+
+def _trailing_mean(frame: pl.DataFrame, day: dt.date, value: str, keys: list[str]) -> pl.DataFrame:
+    window = frame.filter((pl.col("day") < day) & (pl.col("day") >= day - dt.timedelta(days=TRAILING_DAYS)))
+    return window.group_by(keys).agg(pl.col(value).mean().alias("trailing"), pl.len().alias("history_days"))
+
+
+def attribution_drift(coverage: pl.DataFrame, days: list[dt.date], points: float) -> list[CheckOutcome]:
+    """Overall coverage fell more than `points` below its trailing 7-day mean."""
+    overall = coverage.filter((pl.col("scope_type") == "overall") & pl.col("coverage").is_not_null())
+    services = coverage.filter((pl.col("scope_type") == "service") & pl.col("coverage").is_not_null())
+    outcomes = []
+    for day in days:
+        today = overall.filter(pl.col("day") == day)
+        history = _trailing_mean(overall, day, "coverage", ["scope_type"])
+        if today.is_empty() or history.is_empty():
+            outcomes.append(CheckOutcome(day=day, passed=True, severity="WARN",
+                                         description="no coverage history to compare with yet",
+                                         figures={"coverage": today["coverage"][0] if today.height else None,
+                                                  "drift_points": points}))  # fmt: skip
+            continue
+        value, mean = float(today["coverage"][0]), float(history["trailing"][0])
+        drop = (mean - value) * 100
+        movers = (
+            services.filter(pl.col("day") == day)
+            .join(_trailing_mean(services, day, "coverage", ["scope"]), on="scope")
+            .with_columns(((pl.col("trailing") - pl.col("coverage")) * 100).alias("drop_points"))
+            .filter(pl.col("drop_points") > 0)
+            .sort("drop_points", descending=True)
+            .select(pl.col("scope").alias("service"), "coverage", "trailing", "drop_points", "untagged_cost")
+            .head(WORST)
+        )
+        passed = drop <= points
+        outcomes.append(CheckOutcome(
+            day=day, passed=passed, severity="WARN",
+            description=(
+                f"coverage {_pts(value)} is {drop:.1f} points below its trailing {history['history_days'][0]}-day "
+                f"mean {_pts(mean)} (allowed {points:g})" if not passed else
+                f"coverage {_pts(value)} against a trailing mean of {_pts(mean)}"
+            ),
+            figures={"coverage": value, "trailing_mean": mean, "drop_points": drop, "drift_points": points},
+            offenders=movers,
+        ))  # fmt: skip
+    return outcomes
+
+
+def _top_resources(json_list: str | None, n: int = 3) -> str:
+    resources = json.loads(json_list or "[]")[:n]
+    return ", ".join(f"{r.get('resource_id')} (${r.get('cost', 0):,.2f})" for r in resources)
+
+
+def propagation_gaps(
+    coverage: pl.DataFrame, days: list[dt.date], drop_points: float, min_cost: float
+) -> list[CheckOutcome]:
+    """Services that stopped carrying the tenant tag, or never did ("service B does not propagate tenant_id")."""
+    services = coverage.filter(pl.col("scope_type") == "service").with_columns(
+        pl.when(pl.col("total_cost") > 0).then(pl.col("tagged_cost") / pl.col("total_cost")).alias("tagged_share")
+    )
+    outcomes = []
+    for day in days:
+        today = services.filter((pl.col("day") == day) & (pl.col("total_cost") >= min_cost))
+        trailing = _trailing_mean(services.filter(pl.col("tagged_share").is_not_null()), day, "tagged_share", ["scope"])
+        joined = today.join(trailing, on="scope", how="left").with_columns(
+            ((pl.col("trailing") - pl.col("tagged_share")) * 100).alias("drop_points")
+        )
+        dropped = (pl.col("drop_points") > drop_points).fill_null(False)
+        never = (pl.col("tagged_cost") == 0) & (pl.col("untagged_cost") >= min_cost) & ~dropped
+        gaps = joined.filter(never | dropped).with_columns(
+            pl.when(dropped).then(pl.lit("tagged share dropped")).otherwise(pl.lit("no tenant tag at all")).alias("problem")
+        ).sort("untagged_cost", descending=True)
+        offenders = gaps.head(WORST).select(
+            pl.col("scope").alias("service"), "problem", "tagged_share", pl.col("trailing").alias("trailing_share"),
+            "untagged_cost",
+            pl.col("top_untagged_resources").map_elements(_top_resources, return_dtype=pl.String).alias("top_resources"),
+        )  # fmt: skip
+        names = ", ".join(gaps["scope"].to_list()[:WORST])
+        outcomes.append(CheckOutcome(
+            day=day, passed=gaps.is_empty(), severity="WARN",
+            description=f"{gaps.height} service(s) not propagating tenant_id: {names}" if gaps.height
+            else "every service with cost carries tenant tags as before",
+            figures={"services_with_gaps": gaps.height, "untagged_cost_of_gaps": float(gaps["untagged_cost"].sum()),
+                     "drop_points": drop_points, "min_service_cost": min_cost},
+            offenders=offenders,
+        ))  # fmt: skip
+    return outcomes
+
+
+def orphans(
+    allocated: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, days: list[dt.date]
+) -> list[CheckOutcome]:
+    """Tenants with cost or usage but no customer; active customers with direct cost but no usage."""
+    known = customers.select(pl.col("snapshot_date").alias("day"), "tenant_id").unique()
+    cost_orphans = (
+        allocated.filter(pl.col("unallocated_reason") == "unknown_tenant")
+        .group_by("day", "tenant_id")
+        .agg(pl.col("allocated_cost").sum().alias("cost"))
+    )
+    usage_orphans = (
+        usage.rename({"usage_date": "day"})
+        .join(known, on=["day", "tenant_id"], how="anti")
+        .group_by("day", "tenant_id")
+        .agg(pl.col("value").filter(pl.col("metric") == "requests").sum().alias("requests"))
+    )
+    tenants = cost_orphans.join(usage_orphans, on=["day", "tenant_id"], how="full", coalesce=True).with_columns(
+        pl.lit("tenant without customer").alias("kind"), pl.col("tenant_id").alias("who")
+    )
+    used = usage.select(pl.col("usage_date").alias("day"), "tenant_id").unique().join(
+        customers.select(pl.col("snapshot_date").alias("day"), "tenant_id", "customer_id"), on=["day", "tenant_id"]
+    ).select("day", "customer_id").unique()
+    direct = (
+        allocated.filter((pl.col("pool") == "direct") & pl.col("unallocated_reason").is_null())
+        .group_by("day", "customer_id").agg(pl.col("allocated_cost").sum().alias("cost"))
+        .filter(pl.col("cost") > 0)
+    )
+    active = customers.filter(pl.col("status") == "active").select(pl.col("snapshot_date").alias("day"), "customer_id").unique()
+    silent = direct.join(active, on=["day", "customer_id"]).join(used, on=["day", "customer_id"], how="anti").with_columns(
+        pl.lit("active customer without usage").alias("kind"), pl.col("customer_id").alias("who"),
+        pl.lit(None, dtype=pl.Float64).alias("requests"),
+    )
+    columns = ["day", "kind", "who", "cost", "requests"]
+    found = pl.concat([tenants.select(columns), silent.select(columns)], how="vertical_relaxed")
+    parts = _by_day(found, "day")
+    outcomes = []
+    for day in days:
+        rows = parts.get(day, found.clear()).sort("cost", "requests", descending=True, nulls_last=True)
+        n_tenants = rows.filter(pl.col("kind") == "tenant without customer").height
+        n_silent = rows.height - n_tenants
+        outcomes.append(CheckOutcome(
+            day=day, passed=rows.is_empty(), severity="WARN",
+            description=(f"{n_tenants} tenant(s) with cost or usage but no customer record; "
+                         f"{n_silent} active customer(s) with direct cost and no usage"),
+            figures={"tenants_without_customer": n_tenants, "customers_without_usage": n_silent,
+                     "orphan_cost": float(rows["cost"].fill_null(0).sum())},
+            offenders=rows.drop("day").head(WORST),
+        ))  # fmt: skip
+    return outcomes
+
+
+def usage_freshness(usage: pl.DataFrame, days: list[dt.date], drop_fraction: float) -> list[CheckOutcome]:
+    """The day's usage arrived, and no metric's total fell more than `drop_fraction` against the week."""
+    totals = usage.group_by(pl.col("usage_date").alias("day"), "metric").agg(pl.col("value").sum().alias("total"))
+    outcomes = []
+    for day in days:
+        today = totals.filter(pl.col("day") == day)
+        trailing = _trailing_mean(totals, day, "total", ["metric"])
+        compared = trailing.join(today.select("metric", "total"), on="metric", how="left").with_columns(
+            pl.col("total").fill_null(0.0)
+        ).with_columns(
+            pl.when(pl.col("trailing") > 0).then(pl.col("total") / pl.col("trailing") - 1).alias("change")
+        ).sort("change", nulls_last=True)
+        dropped = compared.filter(pl.col("change") < -drop_fraction)
+        figures = {"metrics_today": today.height, "drop_fraction": drop_fraction}
+        if today.is_empty():
+            outcomes.append(CheckOutcome(
+                day=day, passed=False, severity="ERROR",
+                description="no usage telemetry for the day: usage-driven pools cannot be split (telemetry lost?)",
+                figures=figures, offenders=compared.head(WORST),
+            ))  # fmt: skip
+            continue
+        outcomes.append(CheckOutcome(
+            day=day, passed=dropped.is_empty(), severity="WARN",
+            description=(
+                f"usage of {', '.join(dropped['metric'])} fell more than {drop_fraction:.0%} against the trailing week"
+                if dropped.height else "usage arrived and is in line with the trailing week"
+            ),
+            figures=figures, offenders=compared.head(WORST),
+        ))  # fmt: skip
+    return outcomes

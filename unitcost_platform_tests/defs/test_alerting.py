@@ -1,0 +1,249 @@
+"""Alert delivery, run-failure notice, schedules and blocking checks against a real Dagster instance
+and a real local HTTP server standing in for Slack and a generic webhook.
+
+The small SaaS of conftest.py, worked out by hand: C2 costs 6.4/day on days 0-8 and 11.4/day on
+days 9-15 against 900 MRR, so its 30-day run rate is 21.3% of MRR (P2) through day 10 and crosses
+25% (P1) on day 11; its 7-day growth exceeds 15% on days 13-15 (TREND). C1 (12.4/day on 3,000 MRR)
+and the free customer raise nothing. C2's drivers are EC2 (compute-team) and NAT/CloudWatch
+(platform-team).
+"""
+
+import datetime as dt
+import json
+import logging
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+from werkzeug import Response
+
+from unitcost_platform.definitions import build_definitions
+from unitcost_platform.defs.schedules import DAILY_SCHEDULE, DIGEST_JOB, DIGEST_SCHEDULE
+from unitcost_platform.defs.sensors import ALERT_SENSOR, RUN_FAILURE_SENSOR
+from unitcost_platform_tests.defs.conftest import DAYS, read_table, run_range, write_customers_csv
+
+SECRET = "xoxb-s3cr3t-t0k3n"
+P2_DAYS = [d.isoformat() for d in DAYS[:11]]
+P1_DAYS = [d.isoformat() for d in DAYS[11:]]
+
+
+@pytest.fixture
+def alerting(small_saas, make_settings, httpserver, monkeypatch):
+    """The small SaaS wired to three destinations on the local server, and a real instance."""
+    config = small_saas / "unitcost.yaml"
+    config.write_text(config.read_text() + (
+        "notifications:\n"
+        "  dagster_url: http://dagster.example\n"
+        "  finops: fin\n"
+        "  destinations:\n"
+        "    fin: {type: slack, url_env: T_HOOK_FIN}\n"
+        "    comp: {type: slack, url_env: T_HOOK_COMP}\n"
+        "    plat: {type: webhook, url_env: T_HOOK_PLAT}\n"
+        "  teams:\n"
+        "    compute-team: {alerts: comp}\n"
+        "    platform-team: {alerts: plat}\n"
+        "  attempts: 2\n  backoff_seconds: 0.01\n  timeout_seconds: 1\n"
+    ))
+    for name in ("fin", "comp", "plat"):
+        monkeypatch.setenv(f"T_HOOK_{name.upper()}", httpserver.url_for(f"/hooks/{name}/{SECRET}"))
+    settings = make_settings(small_saas)
+    instance = dg.DagsterInstance.ephemeral()
+
+    class Env:
+        pass
+
+    env = Env()
+    env.settings, env.instance, env.data = settings, instance, small_saas
+    env.defs = build_definitions(settings)
+    env.cursor = None
+
+    def tick():
+        sensor = env.defs.resolve_sensor_def(ALERT_SENSOR)
+        context = dg.build_sensor_context(instance=instance, cursor=env.cursor, resources={"unitcost": env.defs.resources["unitcost"]})
+        result = sensor(context)
+        env.cursor = result.cursor
+        return result
+
+    env.tick = tick
+    return env
+
+
+def _received(httpserver) -> list[tuple[str, dict]]:
+    return [(req.path.split("/")[2], json.loads(req.get_data())) for req, _ in httpserver.log]
+
+
+def _alert_id(dest: str, body: dict) -> str:
+    if dest == "plat":
+        return body["alert_id"]
+    return body["blocks"][0]["text"]["text"]  # Slack header: "<icon> P1 2026-03-12: Two (smb)"
+
+
+def test_each_alert_arrives_once_at_its_owners(alerting, httpserver):
+    httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
+    httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
+    run_range(alerting.settings, DAYS[0], DAYS[-1], instance=alerting.instance)
+    result = alerting.tick()
+    got = _received(httpserver)
+    plat = sorted(body["alert_id"] for dest, body in got if dest == "plat")
+    assert plat == sorted([f"{d}:P2:C2" for d in P2_DAYS] + [f"{d}:P1:C2" for d in P1_DAYS])
+    comp_headers = [body["blocks"][0]["text"]["text"] for dest, body in got if dest == "comp"]
+    assert len(comp_headers) == 16 and sum(":rotating_light: P1" in h for h in comp_headers) == 5
+    assert not any(dest == "fin" for dest, _ in got)  # no SEGMENT; TREND waits for the digest
+    doc = next(body for dest, body in got if dest == "plat" and body["alert_id"] == f"{P1_DAYS[-1]}:P1:C2")
+    assert doc["customer"] == {"id": "C2", "name": "Two", "tier": "smb", "segment": "smb", "mrr": 900.0}
+    run_rate = 30 * (9 * 6.4 + 7 * 11.4) / 16  # 257.625
+    assert doc["monthly_run_rate"] == pytest.approx(run_rate)
+    assert doc["cost_to_mrr"] == pytest.approx(run_rate / 900)
+    assert [d["service"] for d in doc["drivers"]][:1] == ["Amazon EC2"]
+    assert doc["link"] == f"http://dagster.example/assets/cost_alerts?view=partitions&partition={P1_DAYS[-1]}"
+    assert doc["routed_as"] == "platform-team immediately"
+    assert result.skip_reason.skip_message.startswith("read 19 alert(s); delivered 32; 0 pending")  # 16 P1/P2 + 3 TREND
+
+    # The next tick has nothing new; a re-materialized day is not delivered again.
+    assert alerting.tick().skip_reason.skip_message.startswith("read 0 alert(s); delivered 0")
+    run_range(alerting.settings, DAYS[12], DAYS[12], instance=alerting.instance)
+    again = alerting.tick().skip_reason.skip_message
+    assert "delivered 0" in again and "2 already delivered (not sent again)" in again
+    assert len(httpserver.log) == 32
+
+
+def test_escalation_on_a_restated_day_is_delivered(alerting, httpserver):
+    httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
+    httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
+    run_range(alerting.settings, DAYS[0], DAYS[-1], instance=alerting.instance)
+    alerting.tick()
+    before = len(httpserver.log)
+    # C2's MRR restated to 700: day 5's run rate of 192 is now 27% of MRR, a P1.
+    write_customers_csv(alerting.data / "customers.csv", [
+        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
+        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 700, "status": "active"},
+        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
+    ])  # fmt: skip
+    run_range(alerting.settings, DAYS[5], DAYS[5], instance=alerting.instance)
+    result = alerting.tick()
+    new = _received(httpserver)[before:]
+    assert sorted(dest for dest, _ in new) == ["comp", "plat"]
+    assert next(b for d, b in new if d == "plat")["alert_id"] == f"{DAYS[5]}:P1:C2"
+    assert "2 escalation(s)" in result.skip_reason.skip_message
+
+
+def test_failed_delivery_stays_pending_and_is_retried_next_tick(alerting, httpserver, caplog):
+    httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
+    httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("upstream down", status=500)
+    run_range(alerting.settings, DAYS[14], DAYS[15], instance=alerting.instance)
+    with caplog.at_level(logging.DEBUG):
+        first = alerting.tick().skip_reason.skip_message
+    assert "delivered 2; 2 pending" in first
+    assert f"{DAYS[14]}:P1:C2 to plat: HTTP 500 (upstream down)" in first
+    cursor = json.loads(alerting.cursor)
+    assert {p["last_error"] for p in cursor["pending"]} == {"HTTP 500 (upstream down)"}
+
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
+    httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "600"})
+    )
+    second = alerting.tick().skip_reason.skip_message
+    assert "Retry-After 600s exceeds the wait allowed in one tick" in second and "2 pending" in second
+
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
+    third = alerting.tick().skip_reason.skip_message
+    assert "delivered 2; 0 pending" in third
+    delivered_plat = [b["alert_id"] for d, b in _received(httpserver) if d == "plat" and b]
+    assert sorted(set(delivered_plat)) == [f"{DAYS[14]}:P1:C2", f"{DAYS[15]}:P1:C2"]
+    assert len([r for r, resp in httpserver.log if resp.status_code == 200 and "/plat/" in r.path]) == 2
+    # The secret URL is in none of our log lines (nor Dagster's), the cursor or the tick messages.
+    # (urllib3's own DEBUG log and the test server's access log print request paths; they are not ours.)
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("urllib3", "werkzeug")))
+    everything = ours + first + second + third + alerting.cursor
+    assert SECRET not in everything and "/hooks/" not in everything
+
+
+def test_run_failure_tells_finops(alerting, httpserver):
+    httpserver.expect_request("/hooks/fin/" + SECRET).respond_with_data("ok")
+    billing = alerting.data / "billing" / "march-a.csv"
+    billing.write_text(billing.read_text().replace("USD", "EUR", 1))  # mixed currency on day 0
+    result = run_range(alerting.settings, DAYS[0], DAYS[0], instance=alerting.instance, raise_on_error=False)
+    assert not result.success
+    run = alerting.instance.get_run_by_id(result.run_id)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=RUN_FAILURE_SENSOR, dagster_instance=alerting.instance, dagster_run=run, dagster_event=failure,
+        resources={"unitcost": alerting.defs.resources["unitcost"]},
+    ).for_run_failure()
+    alerting.defs.resolve_sensor_def(RUN_FAILURE_SENSOR)(context)
+    [(dest, body)] = _received(httpserver)
+    assert dest == "fin" and "The unit_cost_daily run failed" in body["text"]
+    assert f"http://dagster.example/runs/{run.run_id}" in json.dumps(body)
+
+
+def test_daily_schedule_runs_yesterday(alerting):
+    schedule = alerting.defs.resolve_schedule_def(DAILY_SCHEDULE)
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone in (None, "UTC")
+    context = dg.build_schedule_context(
+        instance=alerting.instance, scheduled_execution_time=dt.datetime(2026, 3, 17, 6, tzinfo=dt.UTC),
+        repository_def=alerting.defs.get_repository_def(),
+    )
+    [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-16"
+
+
+def test_weekly_digest_sends_one_message_per_destination(alerting, httpserver):
+    for name in ("fin", "comp", "plat"):
+        httpserver.expect_request(f"/hooks/{name}/{SECRET}").respond_with_data("ok")
+    run_range(alerting.settings, DAYS[0], DAYS[-1], instance=alerting.instance)
+    schedule = alerting.defs.resolve_schedule_def(DIGEST_SCHEDULE)
+    assert schedule.cron_schedule == "0 9 * * 1"
+    tick_time = dt.datetime(2026, 3, 16, 9, tzinfo=dt.UTC)  # Monday after the week 2026-03-09..15
+    [request] = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick_time)).run_requests
+    assert request.run_key == "digest-2026-03-15"
+    job = alerting.defs.resolve_job_def(DIGEST_JOB)
+    result = job.execute_in_process(
+        run_config=request.run_config, instance=alerting.instance,
+        resources={"unitcost": alerting.defs.resources["unitcost"]},
+    )  # fmt: skip
+    assert result.success
+    received = _received(httpserver)
+    assert sorted(dest for dest, _ in received) == ["comp", "fin", "plat"]  # one message each
+    got = dict(received)
+    # TREND on days 13-15 (03-14..03-16): two of them fall in the week; the untagged Lambda is a
+    # propagation gap on each of the 7 days.
+    assert got["fin"]["text"] == "Unit-cost weekly digest 2026-03-09..2026-03-15: 2 TREND, 0 SEGMENT, 7 check warning(s)"
+    assert json.dumps(got["fin"]).count("tag_propagation_gaps") == 7
+    assert "2 TREND alert(s) your services drove" in got["comp"]["text"]  # EC2 is compute-team's
+    assert got["plat"]["kind"] == "unitcost.digest" and len(got["plat"]["sections"][0]["items"]) == 2
+    # The digest runs once a week: a second tick of the same week asks for the same run key.
+    again = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick_time)).run_requests
+    assert again[0].run_key == request.run_key
+
+
+def test_failing_conservation_blocks_unit_cost(small_saas, make_settings, monkeypatch):
+    import unitcost_platform.defs.assets.allocation as allocation_assets
+
+    real = allocation_assets.allocate
+
+    def leaky(*args, **kwargs):  # a bug that loses a dollar of NAT cost
+        frame = real(*args, **kwargs)
+        return frame.with_columns(
+            pl.when(pl.col("pool") == "nat_gateway").then(pl.col("allocated_cost") * 0.9).otherwise(pl.col("allocated_cost")).alias("allocated_cost")
+        )
+
+    monkeypatch.setattr(allocation_assets, "allocate", leaky)
+    settings = make_settings(small_saas)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_range(settings, DAYS[2], DAYS[3], instance=instance, raise_on_error=False)
+    assert not result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "allocated_cost" in materialized and "unit_cost" not in materialized and "cost_alerts" not in materialized
+    evaluations = [e.event_specific_data for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    conservation = {ev.partition: ev for ev in evaluations if ev.check_name == "conservation"}
+    assert set(conservation) == {DAYS[2].isoformat(), DAYS[3].isoformat()}
+    failed = conservation[DAYS[2].isoformat()]
+    assert not failed.passed and failed.blocking
+    assert failed.metadata["difference"].value == pytest.approx(-0.3)  # 10% of the 3.00 NAT cost
+    # The report checks that do not read the failed allocation still ran; they never block.
+    assert {ev.check_name for ev in evaluations} >= {"tag_coverage_floor", "usage_freshness", "attribution_drift"}
+    with pytest.raises(duckdb.CatalogException, match="unit_cost does not exist"):
+        read_table(settings, "unit_cost")
