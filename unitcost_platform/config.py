@@ -42,10 +42,79 @@ class TenantConfig(_Model):
         return keys
 
 
+class CostExplorerSource(_Model):
+    """AWS Cost Explorer GetCostAndUsage, daily, grouped by the tenant tag and SERVICE."""
+
+    tag_key: str = "tenant_id"
+    region: str = "us-east-1"
+    max_retries: int = Field(default=5, ge=0, le=10, description="retries on LimitExceededException")
+
+
+class AwsExportSource(_Model):
+    """An AWS Data Exports export (CUR 2.0 or FOCUS 1.0/1.2) delivered as Parquet to S3."""
+
+    bucket: str
+    prefix: str = ""
+    export_name: str
+    format: Literal["cur2", "focus"]
+    region: str | None = None
+    final_after_days: int = Field(
+        default=5, ge=0, description="FOCUS exports without InvoiceId: a period is final this many days after its end"
+    )
+
+    def data_prefix(self, period: str) -> str:
+        base = "/".join(p for p in (self.prefix.strip("/"), self.export_name) if p)
+        return f"{base}/data/BILLING_PERIOD={period}/"
+
+    def metadata_prefix(self, period: str) -> str:
+        base = "/".join(p for p in (self.prefix.strip("/"), self.export_name) if p)
+        return f"{base}/metadata/BILLING_PERIOD={period}/"
+
+
+class AzureSource(_Model):
+    """Azure Cost Management Query API, daily, grouped by the tenant tag and ServiceName."""
+
+    scope: str = Field(description="e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>")
+    tag_key: str = "tenant_id"
+    cost_type: Literal["AmortizedCost", "ActualCost"] | None = Field(
+        default=None, description="default: AmortizedCost for EffectiveCost, ActualCost for BilledCost"
+    )
+    endpoint: str = "https://management.azure.com"
+    api_version: str = "2023-11-01"
+    tenant_id_env: str = "AZURE_TENANT_ID"
+    client_id_env: str = "AZURE_CLIENT_ID"
+    client_secret_env: str = "AZURE_CLIENT_SECRET"
+    max_retries: int = Field(default=5, ge=0, le=10)
+    max_retry_after_seconds: float = Field(default=120.0, ge=0)
+
+
+class GcpSource(_Model):
+    """The GCP Cloud Billing export in BigQuery (standard, resource-level, or the FOCUS view)."""
+
+    table: str = Field(description="project.dataset.table (or view)")
+    kind: Literal["standard", "resource", "focus"] = "standard"
+    label_key: str = "tenant_id"
+    project: str | None = Field(default=None, description="project that runs the query jobs (default: the table's)")
+    late_days: int = Field(default=3, ge=0, description="how far past a day its rows may still be exported")
+
+
+class RestatementConfig(_Model):
+    """Which days are re-pulled (and not yet final) for the APIs: the trailing days and the open month."""
+
+    trailing_days: int = Field(default=3, ge=0)
+    month_close_day: int = Field(default=5, ge=1, le=28, description="the previous month is open until this day")
+    sensor_interval_seconds: int = Field(default=3600, ge=60)
+
+
 class BillingConfig(_Model):
     cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
     spread_multi_day_charges: bool = True
     files: FileSource | None = FileSource(path="billing")
+    cost_explorer: CostExplorerSource | None = None
+    aws_exports: list[AwsExportSource] = Field(default_factory=list)
+    azure: AzureSource | None = None
+    gcp: GcpSource | None = None
+    restatement: RestatementConfig = RestatementConfig()
 
 
 class UsageConfig(_Model):
