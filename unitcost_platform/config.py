@@ -341,6 +341,17 @@ class UnitcostConfig(_Model):
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
         return self
 
+    @model_validator(mode="after")
+    def _azure_cost_type_matches(self) -> "UnitcostConfig":
+        azure = self.billing.azure
+        wanted = {"EffectiveCost": "AmortizedCost", "BilledCost": "ActualCost"}[self.billing.cost_column]
+        if azure is not None and azure.cost_type not in (None, wanted):
+            raise ValueError(
+                f"billing.azure.cost_type {azure.cost_type} does not fill billing.cost_column "
+                f"{self.billing.cost_column}; use {wanted} (or leave cost_type out)"
+            )
+        return self
+
     def resolved_pools(self) -> list[PoolConfig]:
         """User pools first (first match wins), then the default category rules."""
         return list(self.pools) + (DEFAULT_POOLS if self.default_pools else [])

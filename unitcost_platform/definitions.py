@@ -3,6 +3,7 @@
 import warnings
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
@@ -12,7 +13,8 @@ from unitcost_platform.defs.checks import build_checks
 from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
 from unitcost_platform.defs.jobs import unit_cost_job
 from unitcost_platform.defs.partitions import daily_partitions
-from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
+from unitcost_platform.defs.restatement import build_restatement_sensor
 from unitcost_platform.defs.schedules import (
     build_daily_schedule,
     build_digest_job,
@@ -41,6 +43,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         "unitcost": UnitcostResource(
             config_path=str(settings.config_path), data_dir=str(settings.data_dir)
         ),
+        "aws_cost_explorer": CostExplorerResource(
+            region_name=cfg.billing.cost_explorer.region if cfg.billing.cost_explorer else "us-east-1"
+        ),
+        "s3": S3Resource(),
         "io_manager": UnitcostDuckDBIOManager(
             database=str(settings.duckdb_path), schema=WAREHOUSE_SCHEMA
         ),
@@ -52,7 +58,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=checks,
         jobs=[unit_cost_job, digest_job],
         schedules=[build_daily_schedule(unit_cost_job, cfg.schedules), build_digest_schedule(digest_job, cfg.schedules)],
-        sensors=[build_alert_sensor(cfg.notifications), build_run_failure_sensor(unit_cost_job)],
+        sensors=[
+            build_alert_sensor(cfg.notifications),
+            build_run_failure_sensor(unit_cost_job),
+            build_restatement_sensor(cfg, unit_cost_job),
+        ],
         resources=resources,
         # One DuckDB file takes one writer at a time: run the steps of a run in one process.
         executor=dg.in_process_executor,

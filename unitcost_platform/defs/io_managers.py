@@ -38,6 +38,20 @@ def _run(connection: duckdb.DuckDBPyConnection, sql: str) -> None:
     connection.execute(sql).fetchall()
 
 
+def _add_new_columns(connection: duckdb.DuckDBPyConnection, table_slice: TableSlice) -> None:
+    """A column the table does not have yet (a newer version of the asset) is added, nullable."""
+    existing = {
+        row[0]
+        for row in connection.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchall()
+    }
+    for name, duck_type, *_ in connection.execute("describe select * from __unitcost_frame").fetchall():
+        if name not in existing:
+            _run(connection, f'alter table {_quoted(table_slice)} add column "{name}" {duck_type}')
+
+
 class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
     """Writes every frame (empty ones too) and reads with the relation API."""
 
@@ -51,6 +65,7 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
                 connection,
                 f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0",
             )
+            _add_new_columns(connection, table_slice)
             _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
         finally:
             connection.unregister("__unitcost_frame")

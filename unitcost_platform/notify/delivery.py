@@ -4,7 +4,6 @@ Webhook URLs are secrets (a Slack incoming webhook URL is the credential): they 
 `dg.EnvVar` when a message is sent and appear in no log line, metadata, cursor or error.
 """
 
-import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import dagster as dg
 import requests
 
 from unitcost_platform.config import NotificationsConfig
+from unitcost_platform.retry_after import retry_after_seconds
 
 
 @dataclass(frozen=True)
@@ -20,20 +20,6 @@ class Delivery:
     ok: bool
     detail: str  # what happened, safe to log: "HTTP 200", "timed out after 10s", "HTTP 429, retry after 120s"
     attempts: int
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class WebhookSender:

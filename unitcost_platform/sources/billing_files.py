@@ -35,7 +35,7 @@ def read_billing_files(
 ) -> pl.DataFrame:
     """raw_billing rows for `days` from every file; raises InputDataError listing every problem."""
     window = focus.day_bounds(days)
-    frames, problems = read_each(paths, "billing", lambda p: _read_file(p, window, cost_column), log)
+    frames, problems = read_each(paths, "billing", lambda p: read_focus_file(p, window, cost_column), log)
     if problems:
         raise InputDataError(problems, what="billing files")
     if not frames:
@@ -80,7 +80,7 @@ def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
     problems = []
     for (day,), rows in mixed.group_by(["x_ChargeDate"], maintain_order=True):
         parts = [
-            f"{cur} ({n} rows, e.g. {f} {row_ref(Path(f), r)})"
+            f"{cur} ({n} rows, e.g. {f} {row_ref(f, r)})"
             for cur, n, f, r in rows.select("BillingCurrency", "rows", "x_SourceFile", "x_SourceRow").iter_rows()
         ]
         problems.append(
@@ -90,12 +90,14 @@ def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
     return problems
 
 
-def _read_file(
-    path: Path, window: tuple[dt.datetime, dt.datetime], cost_column: str
+def read_focus_file(
+    path: Path, window: tuple[dt.datetime, dt.datetime], cost_column: str, label: str | None = None
 ) -> tuple[pl.DataFrame | None, list[str]]:
-    lazy = scan_file(path)
+    """Typed FOCUS rows of one file overlapping `window`, or the problems found (named by `label`)."""
+    where = label or str(path)
+    lazy = scan_file(path, where)
     schema = lazy.collect_schema()
-    problems = missing_columns_problem(path, schema.names(), focus.REQUIRED_COLUMNS, "FOCUS billing")
+    problems = missing_columns_problem(where, schema.names(), focus.REQUIRED_COLUMNS, "FOCUS billing")
     if problems:
         return None, [p + " unitcost_platform reads FOCUS 1.0 or newer exports." for p in problems]
 
@@ -111,7 +113,7 @@ def _read_file(
             start = start.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         lazy = lazy.filter(start.cast(pl.Datetime("us")) < hi)
     frame = lazy.collect().with_columns(
-        pl.lit(str(path)).alias("x_SourceFile"), pl.col("x_SourceRow").cast(pl.Int64)
+        pl.lit(where).alias("x_SourceFile"), pl.col("x_SourceRow").cast(pl.Int64)
     )
 
     raw_start = frame["ChargePeriodStart"]
@@ -120,7 +122,7 @@ def _read_file(
     )
     bad_start = pl.col("ChargePeriodStart").is_null()
     problems += describe_bad_values(
-        path,
+        where,
         frame.with_columns(raw_start.cast(pl.String).alias("_raw")),
         bad_start,
         "_raw",
@@ -137,33 +139,33 @@ def _read_file(
     )
     frame = frame.filter(overlaps)
 
-    frame, numeric_problems = cast_numeric(path, frame, focus.NUMERIC_COLUMNS, NUMBER_FIX)
+    frame, numeric_problems = cast_numeric(where, frame, focus.NUMERIC_COLUMNS, NUMBER_FIX)
     problems += numeric_problems
     if not numeric_problems:
         problems += describe_bad_values(
-            path, frame, pl.col(cost_column).is_null(), cost_column, "empty cost value(s)",
+            where, frame, pl.col(cost_column).is_null(), cost_column, "empty cost value(s)",
             f"Every line item needs a {cost_column}; use 0 for free usage.",
         )
     problems += describe_bad_values(
-        path, frame, pl.col("BillingCurrency").is_null(), "BillingCurrency", "empty currency value(s)",
+        where, frame, pl.col("BillingCurrency").is_null(), "BillingCurrency", "empty currency value(s)",
         "Every line item needs its BillingCurrency (e.g. USD).",
     )
     if "Tags" in frame.columns:
         try:
             frame = frame.with_columns(focus.tags_to_json(frame["Tags"]))
         except TypeError as exc:
-            problems.append(f"{path}: column Tags: {exc}")
+            problems.append(f"{where}: column Tags: {exc}")
         else:
-            problems += _tag_problems(path, frame)
+            problems += _tag_problems(where, frame)
     if "x_IsFinal" in frame.columns:
-        frame, bool_problems = cast_boolean(path, frame, "x_IsFinal", "Write x_IsFinal as true or false.")
+        frame, bool_problems = cast_boolean(where, frame, "x_IsFinal", "Write x_IsFinal as true or false.")
         problems += bool_problems
     if problems:
         return None, problems
     return focus.normalize_enumerations(frame), []
 
 
-def _tag_problems(path: Path, frame: pl.DataFrame) -> list[str]:
+def _tag_problems(path: str, frame: pl.DataFrame) -> list[str]:
     """Tags must parse as JSON objects; the whole column is parsed at once, row checks only on failure."""
     try:
         frame.select(focus.tag_values(["_"]))

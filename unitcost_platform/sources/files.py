@@ -30,7 +30,7 @@ def list_data_files(location: Path, what: str) -> list[Path]:
     )
 
 
-def scan_file(path: Path) -> pl.LazyFrame:
+def scan_file(path: Path, label: str | None = None) -> pl.LazyFrame:
     """A lazy frame of the file: CSV columns all as strings (typed later, with row-level errors)."""
     name = path.name.lower()
     try:
@@ -43,7 +43,7 @@ def scan_file(path: Path) -> pl.LazyFrame:
         schema = lazy.collect_schema()
     except Exception as exc:  # polars raises several error types for unreadable files
         raise InputDataError(
-            [f"{path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} "
+            [f"{label or path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} "
              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc}); "
              "fix or remove the file"],
             what="input files",
@@ -52,17 +52,20 @@ def scan_file(path: Path) -> pl.LazyFrame:
     return lazy.rename(renames) if renames else lazy
 
 
-def is_csv(path: Path) -> bool:
-    return not path.name.lower().endswith(".parquet")
+Where = Path | str  # a file path, or a label such as s3://bucket/key.parquet
 
 
-def row_ref(path: Path, row: int) -> str:
+def is_csv(path: Where) -> bool:
+    return not str(path).lower().endswith(".parquet")
+
+
+def row_ref(path: Where, row: int) -> str:
     """How a person finds the row: the data row number, and the line in a CSV (header is line 1)."""
     return f"row {row} (line {row + 1})" if is_csv(path) else f"row {row}"
 
 
 def describe_bad_values(
-    path: Path, frame: pl.DataFrame, bad: pl.Expr, column: str, what: str, fix: str
+    path: Where, frame: pl.DataFrame, bad: pl.Expr, column: str, what: str, fix: str
 ) -> list[str]:
     """One problem line per (file, column) with the first offending rows and their values."""
     rows = frame.filter(bad)
@@ -77,7 +80,7 @@ def describe_bad_values(
 
 
 def cast_numeric(
-    path: Path, frame: pl.DataFrame, columns: list[str], fix: str
+    path: Where, frame: pl.DataFrame, columns: list[str], fix: str
 ) -> tuple[pl.DataFrame, list[str]]:
     """Cast columns to Float64; a value that is present but not a number is a problem, not a null."""
     problems: list[str] = []
@@ -99,7 +102,7 @@ def cast_numeric(
     return (frame.with_columns(casts) if casts else frame), problems
 
 
-def missing_columns_problem(path: Path, names: list[str], required: list[str], what: str) -> list[str]:
+def missing_columns_problem(path: Where, names: list[str], required: list[str], what: str) -> list[str]:
     missing = [c for c in required if c not in names]
     if not missing:
         return []
@@ -133,7 +136,7 @@ def duplicates_across_files(frame: pl.DataFrame, key_columns: list[str], what: s
     )
     problems = []
     for files, rows in groups.select("x_SourceFile", "x_SourceRow").head(MAX_EXAMPLES).iter_rows():
-        places = " and ".join(f"{f} {row_ref(Path(f), r)}" for f, r in zip(files, rows, strict=True))
+        places = " and ".join(f"{f} {row_ref(f, r)}" for f, r in zip(files, rows, strict=True))
         problems.append(
             f"the same {what} row appears in {places}; the same data was delivered twice. "
             "Remove the duplicate file (or the overlapping rows) so nothing is counted twice."
@@ -162,7 +165,7 @@ def read_each(
     return frames, problems
 
 
-def cast_boolean(path: Path, frame: pl.DataFrame, column: str, fix: str) -> tuple[pl.DataFrame, list[str]]:
+def cast_boolean(path: Where, frame: pl.DataFrame, column: str, fix: str) -> tuple[pl.DataFrame, list[str]]:
     """true/false, yes/no, 1/0 (any case) to Boolean; anything else present is a problem."""
     if frame.schema[column] == pl.Boolean:
         return frame, []

@@ -13,7 +13,7 @@ import polars as pl
 
 STRING_COLUMNS = [
     "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
-    "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
+    "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency", "InvoiceId",
     "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
     "CommitmentDiscountStatus", "CommitmentDiscountType", "ConsumedUnit", "InvoiceIssuerName",
     "PricingCategory", "PricingUnit", "ProviderName", "PublisherName", "RegionId", "RegionName",

@@ -1,35 +1,100 @@
 """The three inputs of a day from whatever sources the config turns on."""
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from unitcost_platform.config import UnitcostConfig
-from unitcost_platform.errors import ConfigError
-from unitcost_platform.sources.billing_files import read_billing_files
+from unitcost_platform.errors import ConfigError, InputDataError
+from unitcost_platform.sources.api_rows import to_raw_billing
+from unitcost_platform.sources.aws_cost_explorer import fetch_cost_explorer
+from unitcost_platform.sources.aws_exports import fetch_aws_export
+from unitcost_platform.sources.azure_cost import fetch_azure_costs
+from unitcost_platform.sources.billing_files import mixed_currency_problems, read_billing_files
 from unitcost_platform.sources.customer_files import no_customer_files, read_customer_files
 from unitcost_platform.sources.files import Log, list_data_files
+from unitcost_platform.sources.gcp_billing import fetch_gcp_costs
 from unitcost_platform.sources.usage_files import read_usage_files
 from unitcost_platform.transforms.customers import customer_dimension
 
 
-def load_billing(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Log) -> pl.DataFrame:
-    """raw_billing rows of `days`, every configured source merged."""
-    frames = []
-    if cfg.billing.files is not None:
-        location = cfg.billing.files.resolve(data_dir)
+@dataclass
+class BillingClients:
+    """How to reach the billing APIs; each is created only if its source is configured."""
+
+    cost_explorer: Callable[[], object] | None = None  # boto3 "ce" client factory
+    s3: Callable[[], object] | None = None  # boto3 "s3" client factory
+    azure_session: object | None = None  # requests.Session (tests point it at a local server)
+    azure_token: Callable[[], str] | None = None
+    bigquery: Callable[[], object] | None = None
+
+
+@dataclass
+class BillingRead:
+    rows: pl.DataFrame
+    versions: dict[str, str] = field(default_factory=dict)  # what was ingested, per source (export periods)
+
+
+def load_billing(
+    cfg: UnitcostConfig,
+    data_dir: Path,
+    days: list[dt.date],
+    log: Log,
+    clients: BillingClients | None = None,
+    today: dt.date | None = None,
+) -> BillingRead:
+    """raw_billing rows of `days`, every configured source merged (several clouds at once)."""
+    clients = clients or BillingClients()
+    today = today or dt.datetime.now(dt.UTC).date()
+    billing = cfg.billing
+    common = {"cost_column": cfg.cost_column}
+    frames, versions = [], {}
+    if billing.files is not None:
+        location = billing.files.resolve(data_dir)
         paths = list_data_files(location, "billing")
         log(f"{len(paths)} billing file(s) under {location}")
-        frames.append(
-            read_billing_files(
-                paths, days, cost_column=cfg.cost_column, tenant=cfg.tenant,
-                spread=cfg.billing.spread_multi_day_charges, log=log,
-            )
-        )
+        frames.append(read_billing_files(
+            paths, days, tenant=cfg.tenant, spread=billing.spread_multi_day_charges, log=log, **common
+        ))  # fmt: skip
+    if billing.cost_explorer is not None:
+        rows = fetch_cost_explorer(billing.cost_explorer, days, client=_client(clients.cost_explorer, "Cost Explorer"), log=log, **common)
+        frames.append(to_raw_billing(rows, days, tenant=cfg.tenant, tag_key=billing.cost_explorer.tag_key, source="aws_cost_explorer", **common))
+    for export in billing.aws_exports:
+        read = fetch_aws_export(
+            export, days, tenant=cfg.tenant, spread=billing.spread_multi_day_charges, today=today,
+            s3=_client(clients.s3, "S3"), log=log, **common,
+        )  # fmt: skip
+        frames.append(read.rows)
+        versions.update({f"aws_exports:{k}": v for k, v in read.versions.items()})
+    if billing.azure is not None:
+        rows = fetch_azure_costs(
+            billing.azure, days, today=today, restatement=billing.restatement,
+            session=clients.azure_session, token_provider=clients.azure_token, log=log, **common,
+        )  # fmt: skip
+        frames.append(to_raw_billing(rows, days, tenant=cfg.tenant, tag_key=billing.azure.tag_key, source="azure", **common))
+    if billing.gcp is not None:
+        client = clients.bigquery() if clients.bigquery else None
+        rows = fetch_gcp_costs(billing.gcp, days, today=today, restatement=billing.restatement, client=client, log=log, **common)
+        frames.append(to_raw_billing(rows, days, tenant=cfg.tenant, tag_key=billing.gcp.label_key, source="gcp", **common))
     if not frames:
-        raise ConfigError("no billing source is configured: set billing.files in unitcost.yaml")
-    return pl.concat(frames, how="vertical")
+        raise ConfigError(
+            "no billing source is configured: set billing.files, billing.cost_explorer, billing.aws_exports, "
+            "billing.azure or billing.gcp in unitcost.yaml"
+        )
+    merged = pl.concat(frames, how="vertical").sort("x_ChargeDate", "x_Source", "x_SourceFile", "x_SourceRow")
+    problems = mixed_currency_problems(merged)
+    if problems:
+        raise InputDataError(problems, what="billing (all sources)")
+    return BillingRead(merged, versions)
+
+
+def _client(factory: Callable[[], object] | None, what: str) -> object:
+    if factory is None:
+        raise ConfigError(f"{what} is configured as a billing source but no {what} client is available")
+    return factory()
 
 
 def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Log) -> pl.DataFrame:

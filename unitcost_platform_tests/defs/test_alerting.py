@@ -21,7 +21,7 @@ from werkzeug import Response
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.defs.schedules import DAILY_SCHEDULE, DIGEST_JOB, DIGEST_SCHEDULE
 from unitcost_platform.defs.sensors import ALERT_SENSOR, RUN_FAILURE_SENSOR
-from unitcost_platform_tests.defs.conftest import DAYS, read_table, run_range, write_customers_csv
+from unitcost_platform_tests.saas import DAYS, read_table, run_range, write_customers_csv
 
 SECRET = "xoxb-s3cr3t-t0k3n"
 P2_DAYS = [d.isoformat() for d in DAYS[:11]]

@@ -9,7 +9,7 @@ import pytest
 
 from unitcost_platform.definitions import build_definitions, defs
 from unitcost_platform.settings import PROJECT_ROOT
-from unitcost_platform_tests.defs.conftest import DAYS, START, TABLES, read_table
+from unitcost_platform_tests.saas import DAYS, START, TABLES, read_table
 
 EDGES = {
     "tag_coverage": {"raw_billing"},

@@ -98,3 +98,15 @@ def test_reading_a_table_that_was_never_written_says_what_to_do(tmp_path):
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "table unitcost.upstream does not exist" in str(failure.step_failure_data.error)
     assert "materialize the asset upstream" in str(failure.step_failure_data.error)
+
+
+def test_a_new_column_is_added_to_an_existing_table(tmp_path):
+    db = tmp_path / "w.duckdb"
+    dg.materialize(_assets(lambda k: _frame(k, 2)), partition_key="2026-01-02", resources=_io(db), selection=["unitcost/upstream"])
+    wider = lambda k: _frame(k, 1).with_columns(pl.lit("inv-1").alias("InvoiceId"))  # noqa: E731
+    dg.materialize(_assets(wider), partition_key="2026-01-03", resources=_io(db), selection=["unitcost/upstream"])
+    up = _table(db, "upstream")
+    assert up.columns[-1] == "InvoiceId"
+    assert up.select("day", "InvoiceId").rows() == [
+        (dt.date(2026, 1, 2), None), (dt.date(2026, 1, 2), None), (dt.date(2026, 1, 3), "inv-1"),
+    ]  # fmt: skip

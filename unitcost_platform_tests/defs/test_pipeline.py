@@ -12,7 +12,7 @@ from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
 from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
-from unitcost_platform_tests.defs.conftest import DAYS, TABLES, read_table, run_range, sorted_table
+from unitcost_platform_tests.saas import DAYS, TABLES, read_table, run_range, sorted_table
 
 
 def test_range_run_writes_every_table_with_its_columns(small_saas, make_settings):

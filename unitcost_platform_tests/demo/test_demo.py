@@ -17,7 +17,7 @@ from unitcost_platform.cli import main, summarize
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, PROJECT_ROOT, Settings
-from unitcost_platform_tests.defs.conftest import read_table
+from unitcost_platform_tests.saas import read_table
 
 SHARED_BY_DESIGN = ["Amazon Virtual Private Cloud", "Elastic Load Balancing", "Amazon Relational Database Service",
                     "Amazon CloudWatch", "AWS Support (Business)"]  # fmt: skip

@@ -6,7 +6,8 @@ import pytest
 from werkzeug import Response
 
 from unitcost_platform.config import NotificationsConfig
-from unitcost_platform.notify.delivery import WebhookSender, retry_after_seconds
+from unitcost_platform.notify.delivery import WebhookSender
+from unitcost_platform.retry_after import retry_after_seconds
 
 SECRET_PATH = "/services/T0001/B0002/s3cr3tT0k3n"
 

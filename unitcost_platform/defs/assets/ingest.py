@@ -2,36 +2,56 @@
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import money, per_day_metadata, user_errors_as_failures
 from unitcost_platform.defs.partitions import days_of
-from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.sources.loaders import load_billing, load_customers, load_usage
+from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
+from unitcost_platform.sources.loaders import (
+    BillingClients,
+    load_billing,
+    load_customers,
+    load_usage,
+)
 
 GROUP = "ingest"
+SOURCE_TOTALS_KEY = "source_totals"
+SOURCE_VERSIONS_KEY = "source_versions"
 
 
 def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
 
     @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate"))
-    def raw_billing(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
+    def raw_billing(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        aws_cost_explorer: CostExplorerResource,
+        s3: S3Resource,
+    ) -> pl.DataFrame:
         """Billing line items of the day from every configured source, normalized to FOCUS columns."""
         days = days_of(context)
+        clients = BillingClients(cost_explorer=aws_cost_explorer.get_client, s3=s3.get_client)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-            frame = load_billing(cfg, unitcost.data_path(), days, context.log.info)
+            read = load_billing(cfg, unitcost.data_path(), days, context.log.info, clients)
+        frame = read.rows
         cost = cfg.cost_column
 
         def describe(day: pl.DataFrame) -> dict:
             total = day[cost].sum()
             tagged = day.filter(pl.col("x_TenantId").is_not_null())[cost].sum()
+            by_source = day.group_by("x_Source").agg(pl.col(cost).sum()).sort("x_Source")
+            period = day["x_ChargeDate"][0].strftime("%Y-%m") if day.height else None
             return {
                 "total_cost": money(total),
                 "cost_column": cost,
                 "tagged_share": round(tagged / total, 4) if total else None,
                 "providers": ", ".join(sorted(day["ProviderName"].drop_nulls().unique().to_list())),
                 "is_final": bool(day["x_IsFinal"].all()) if day.height else True,
+                # Read by the restatement sensor: what this day was computed from.
+                SOURCE_TOTALS_KEY: {s: round(v or 0.0, 6) for s, v in by_source.iter_rows()},
+                SOURCE_VERSIONS_KEY: {k: v for k, v in read.versions.items() if period and k.endswith(period)},
             }
 
         per_day_metadata(context, days, frame, "x_ChargeDate", describe)

@@ -2,13 +2,11 @@
 
 import datetime as dt
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
-import pytest
 
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.settings import PROJECT_ROOT, WAREHOUSE_SCHEMA, Settings
@@ -55,24 +53,6 @@ def write_small_saas(root: Path) -> Path:
         "owners:\n  services: {Amazon EC2: compute-team}\n  default_team: platform-team\n"
     )
     return root
-
-
-@pytest.fixture
-def small_saas(tmp_path) -> Path:
-    return write_small_saas(tmp_path / "data")
-
-
-@pytest.fixture
-def make_settings(tmp_path) -> Callable[..., Settings]:
-    def make(data_dir: Path, db_name: str = "warehouse.duckdb", config: Path | None = None) -> Settings:
-        return Settings.from_env({
-            "UNITCOST_DATA_DIR": str(data_dir),
-            "UNITCOST_CONFIG": str(config or data_dir / "unitcost.yaml"),
-            "UNITCOST_DUCKDB_PATH": str(tmp_path / db_name),
-            "UNITCOST_START_DATE": START.isoformat(),
-        })  # fmt: skip
-
-    return make
 
 
 def run_range(settings: Settings, first: dt.date, last: dt.date, raise_on_error: bool = True, instance=None):
