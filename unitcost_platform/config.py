@@ -117,13 +117,125 @@ class BillingConfig(_Model):
     restatement: RestatementConfig = RestatementConfig()
 
 
+LABEL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+class PrometheusMetric(_Model):
+    """One usage metric from Prometheus: a full PromQL `query`, or a `series` and its `kind`.
+
+    The query is evaluated at the end of each UTC day and must aggregate `by (<tenant_label>)`;
+    from a series: a counter is `sum by (tenant) (increase(series[1d]))`, a gauge
+    `sum by (tenant) (avg_over_time(series[1d]))`.
+    """
+
+    metric: str = Field(description="the usage metric it feeds: requests, storage_bytes, active_sessions, ...")
+    query: str | None = None
+    series: str | None = None
+    kind: Literal["counter", "gauge"] | None = None
+    matchers: dict[str, str] = Field(default_factory=dict, description="label matchers added to the series")
+    service_name: str | None = None
+
+    @model_validator(mode="after")
+    def _query_or_series(self) -> "PrometheusMetric":
+        if (self.query is None) == (self.series is None):
+            raise ValueError(f"usage metric {self.metric!r}: give either query or series (with kind)")
+        if self.series is not None:
+            if self.kind is None:
+                raise ValueError(f"usage metric {self.metric!r}: series needs kind: counter or gauge")
+            if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", self.series):
+                raise ValueError(f"usage metric {self.metric!r}: {self.series!r} is not a Prometheus metric name")
+        for label in self.matchers:
+            if not re.fullmatch(LABEL_NAME, label):
+                raise ValueError(f"usage metric {self.metric!r}: {label!r} is not a label name")
+        return self
+
+
+class PrometheusSource(_Model):
+    url: str = Field(description="base URL of the Prometheus HTTP API, e.g. http://prometheus:9090")
+    tenant_label: str = Field(default="tenant_id", pattern=LABEL_NAME)
+    metrics: list[PrometheusMetric] = Field(min_length=1)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    bearer_token_env: str | None = Field(default=None, description="env var holding a bearer token, if any")
+
+
+class DatadogMetric(_Model):
+    metric: str
+    query: str = Field(description="a metrics query grouped by the tenant tag, e.g. sum:app.requests{*} by {tenant_id}.rollup(sum, 86400)")
+    service_name: str | None = None
+
+
+class DatadogSource(_Model):
+    site: str = Field(default="datadoghq.com", description="datadoghq.com, datadoghq.eu, us3.datadoghq.com, ...")
+    url: str | None = Field(default=None, description="API base URL; default https://api.<site>")
+    api_key_env: str = "DD_API_KEY"
+    app_key_env: str = "DD_APP_KEY"
+    tenant_tag: str = "tenant_id"
+    metrics: list[DatadogMetric] = Field(min_length=1)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=10)
+    max_wait_seconds: float = Field(default=120.0, ge=0)
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"https://api.{self.site}").rstrip("/")
+
+
+class NewRelicMetric(_Model):
+    metric: str
+    nrql: str = Field(description="SELECT ... FROM ... [WHERE ...]; FACET, SINCE, UNTIL and LIMIT are added")
+    service_name: str | None = None
+
+
+class NewRelicSource(_Model):
+    account_id: int
+    url: str = Field(default="https://api.newrelic.com/graphql", description="NerdGraph; EU: https://api.eu.newrelic.com/graphql")
+    api_key_env: str = "NEW_RELIC_API_KEY"
+    tenant_attribute: str = "tenant_id"
+    metrics: list[NewRelicMetric] = Field(min_length=1)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=10)
+    max_wait_seconds: float = Field(default=120.0, ge=0)
+
+
 class UsageConfig(_Model):
     files: FileSource | None = FileSource(path="usage")
+    prometheus: PrometheusSource | None = None
+    datadog: DatadogSource | None = None
+    newrelic: NewRelicSource | None = None
+
+    @model_validator(mode="after")
+    def _one_source_per_metric(self) -> "UsageConfig":
+        fed: dict[str, list[str]] = {}
+        for name in ("prometheus", "datadog", "newrelic"):
+            source = getattr(self, name)
+            for m in source.metrics if source else []:
+                fed.setdefault(m.metric, []).append(name)
+        twice = {m: s for m, s in fed.items() if len(s) > 1}
+        if twice:
+            listed = "; ".join(f"{m} from {', '.join(s)}" for m, s in sorted(twice.items()))
+            raise ValueError(f"each usage metric comes from one source, or it is counted twice: {listed}")
+        return self
+
+
+class PostgresCustomers(_Model):
+    """The product database: a read-only query returning the customer columns (see the README)."""
+
+    dsn_env: str = Field(default="UNITCOST_PRODUCT_DB_DSN", description="env var holding the connection string (a secret)")
+    query: str = Field(description="SQL returning customer_id, tenant_id, tier, mrr, status (+ optional columns); "
+                       "may use %(first_day)s and %(last_day)s")
+    statement_timeout_ms: int = Field(default=30_000, ge=100)
 
 
 class CustomersConfig(_Model):
     files: FileSource | None = FileSource(path="customers.csv")
+    postgres: PostgresCustomers | None = None
     non_paying_tiers: list[str] = Field(default_factory=lambda: ["trial", "free"])
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CustomersConfig":
+        if self.files is not None and self.postgres is not None:
+            raise ValueError("customers come from one source: set files: null to use postgres")
+        return self
 
 
 class PoolMatch(_Model):

@@ -31,6 +31,7 @@ from unitcost_platform.sources.api_rows import (
     tenant_tags,
 )
 from unitcost_platform.sources.finality import is_final
+from unitcost_platform.sources.http_json import JsonService, redact, request_json
 from unitcost_platform.sources.service_categories import service_category
 
 ARM_TOKEN_SCOPE = "https://management.azure.com/.default"
@@ -38,7 +39,6 @@ COST = "Cost"  # the aggregated column: the response names it after the aggregat
 TAG_KEY, TAG_VALUE = "TagKey", "TagValue"  # what a TagKey grouping comes back as
 REQUIRED_COLUMNS = (COST, "UsageDate", TAG_KEY, TAG_VALUE, "ServiceName", "Currency")
 RATELIMIT_HEADER = re.compile(r"x-ms-ratelimit-microsoft\.costmanagement-[a-z]+-retry-after", re.IGNORECASE)
-BACKOFF_SECONDS = 1.0
 TIMEOUT_SECONDS = (10.0, 120.0)  # connect, read: a query over a month of data can take a while
 MAX_PAGES = 1000  # a nextLink that never ends is a service fault, not a reason to loop forever
 SUBSCRIPTION_SCOPE = re.compile(r"^/?subscriptions/([^/]+)", re.IGNORECASE)
@@ -150,20 +150,12 @@ def default_token_provider(cfg: AzureSource) -> Callable[[], str]:
             return credential.get_token(ARM_TOKEN_SCOPE).token
         except ClientAuthenticationError as exc:
             text = str(exc).strip()
-            reason = _redact(text.splitlines()[0] if text else type(exc).__name__, [secret])
+            reason = redact(text.splitlines()[0] if text else type(exc).__name__, [secret])
             raise AzureCostError(
                 f"could not get an Azure token for the service principal in {cfg.client_id_env}: {reason}"
             ) from None
 
     return token
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    """`text` with every occurrence of a secret replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _refusal(response: requests.Response, scope: str) -> str:
@@ -191,52 +183,18 @@ def _post(
     sleep: Callable[[float], None],
     say: Callable[[str], None],
 ) -> dict | None:
-    """One page: the JSON object, or None for 204 (nothing to return). Retries 429, 5xx and
-    connection failures up to `cfg.max_retries` times."""
-    retries = 0
-    while True:
-        asked = None
-        try:
-            response = session.post(
-                url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_SECONDS
-            )
-        except requests.RequestException as exc:  # the text could carry the URL or a proxy's: type only
-            problem = f"request failed ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            if status == 204:
-                return None
-            if 200 <= status < 300:
-                try:
-                    payload = response.json()
-                except ValueError:
-                    payload = None
-                if not isinstance(payload, dict):
-                    raise AzureCostError(
-                        f"Azure Cost Management answered the query for {cfg.scope} with HTTP {status} "
-                        "and a body that is not a JSON object"
-                    )
-                return payload
-            if status != 429 and status < 500:
-                raise AzureCostError(_refusal(response, cfg.scope))
-            problem = "throttled (HTTP 429)" if status == 429 else f"HTTP {status}"
-            asked = retry_wait(response.headers)
-            if asked is not None and asked > cfg.max_retry_after_seconds:
-                raise AzureCostError(
-                    f"Azure Cost Management {problem} for {cfg.scope} and asked to wait {asked:g}s, longer "
-                    f"than billing.azure.max_retry_after_seconds ({cfg.max_retry_after_seconds:g}s); "
-                    "run again later or raise that limit"
-                )
-        if retries >= cfg.max_retries:
-            raise AzureCostError(
-                f"Azure Cost Management query for {cfg.scope} still failed after {retries} "
-                f"retries: {problem}"
-            )
-        backoff = min(BACKOFF_SECONDS * 2**retries, cfg.max_retry_after_seconds)
-        wait = asked if asked is not None else backoff
-        retries += 1
-        say(f"azure {cfg.scope}: {problem}, retry {retries} of {cfg.max_retries} in {wait:g}s")
-        sleep(wait)
+    """One page: the JSON object, or None for 204 (nothing to return); retried as `request_json` does."""
+    service = JsonService(
+        name="Azure Cost Management", tag="azure", error=AzureCostError,
+        max_retries=cfg.max_retries, max_wait_seconds=cfg.max_retry_after_seconds,
+        wait_setting="billing.azure.max_retry_after_seconds",
+        wait_for=lambda r: retry_wait(r.headers),
+        refusal=lambda r: _refusal(r, cfg.scope),
+        throttled=lambda _: "throttled (HTTP 429)",
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    send = lambda: session.post(url, json=body, headers=headers, timeout=TIMEOUT_SECONDS)  # noqa: E731
+    return request_json(service, send, cfg.scope, sleep, say, empty_statuses=(204,))
 
 
 def _columns(payload: dict, scope: str) -> tuple[dict[str, int], list, str | None]:
@@ -405,7 +363,7 @@ def fetch_azure_costs(
         records = _fetch_records(cfg, wanted, cost_type, token, http, sleep, say)
     except AzureCostError as exc:
         # a service that echoes the request back must not carry the token into an error
-        raise AzureCostError(_redact(str(exc), [token])) from None
+        raise AzureCostError(redact(str(exc), [token])) from None
     finally:
         if session is None:
             http.close()

@@ -15,9 +15,14 @@ from unitcost_platform.sources.aws_exports import fetch_aws_export
 from unitcost_platform.sources.azure_cost import fetch_azure_costs
 from unitcost_platform.sources.billing_files import mixed_currency_problems, read_billing_files
 from unitcost_platform.sources.customer_files import no_customer_files, read_customer_files
+from unitcost_platform.sources.datadog_usage import fetch_datadog
 from unitcost_platform.sources.files import Log, list_data_files
+from unitcost_platform.sources.focus import normalize_tenant
 from unitcost_platform.sources.gcp_billing import fetch_gcp_costs
-from unitcost_platform.sources.usage_files import read_usage_files
+from unitcost_platform.sources.newrelic_usage import fetch_newrelic
+from unitcost_platform.sources.postgres_customers import read_postgres_customers
+from unitcost_platform.sources.prometheus_usage import fetch_prometheus
+from unitcost_platform.sources.usage_files import aggregate_usage, read_usage_files
 from unitcost_platform.transforms.customers import customer_dimension
 
 
@@ -98,22 +103,56 @@ def _client(factory: Callable[[], object] | None, what: str) -> object:
 
 
 def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Log) -> pl.DataFrame:
-    """tenant_usage rows of `days`, every configured source merged."""
+    """tenant_usage rows of `days`, every configured source merged (each can feed different metrics)."""
+    usage = cfg.usage
     frames = []
-    if cfg.usage.files is not None:
-        location = cfg.usage.files.resolve(data_dir)
+    if usage.files is not None:
+        location = usage.files.resolve(data_dir)
         paths = list_data_files(location, "usage")
         log(f"{len(paths)} usage file(s) under {location}")
         frames.append(read_usage_files(paths, days, normalize=cfg.tenant.normalize, log=log))
+    telemetry = []
+    if usage.prometheus is not None:
+        telemetry.append(fetch_prometheus(usage.prometheus, days, log=log))
+    if usage.datadog is not None:
+        telemetry.append(fetch_datadog(usage.datadog, days, log=log))
+    if usage.newrelic is not None:
+        telemetry.append(fetch_newrelic(usage.newrelic, days, log=log))
+    for frame in telemetry:
+        negative = frame.filter(pl.col("value") < 0)
+        if negative.height:
+            raise InputDataError(
+                [f"{source} returned {metric} = {value:g} for tenant {tenant!r} on {day}: usage is a count or an "
+                 "amount, 0 or more; fix the query (increase() rather than delta(), a gauge's average)"
+                 for day, tenant, metric, value, source in negative.select(
+                     "usage_date", "tenant_id", "metric", "value", "source").head(5).iter_rows()],
+                what="usage telemetry",
+            )  # fmt: skip
+        normalized = frame.with_columns(normalize_tenant(pl.col("tenant_id"), cfg.tenant.normalize).alias("tenant_id"))
+        frames.append(aggregate_usage(normalized.filter(pl.col("tenant_id").is_not_null())))
     if not frames:
-        raise ConfigError("no usage source is configured: set usage.files in unitcost.yaml")
-    return pl.concat(frames, how="vertical")
+        raise ConfigError("no usage source is configured: set usage.files, usage.prometheus, usage.datadog or usage.newrelic")
+    merged = aggregate_usage(pl.concat(frames, how="vertical"))
+    doubled = (
+        merged.group_by("usage_date", "metric").agg(pl.col("source").unique().sort())
+        .filter(pl.col("source").list.len() > 1).sort("usage_date", "metric")
+    )  # fmt: skip
+    if doubled.height:
+        raise InputDataError(
+            [f"usage metric {m!r} on {d} comes from {' and '.join(s)}: each metric must come from one "
+             "source, or it is counted twice; drop it from one of them" for d, m, s in doubled.head(5).iter_rows()],
+            what="usage",
+        )  # fmt: skip
+    return merged
 
 
 def load_customers(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Log) -> pl.DataFrame:
     """customer_dimension snapshots of `days`."""
+    if cfg.customers.postgres is not None:
+        versions = read_postgres_customers(cfg.customers.postgres, days, normalize=cfg.tenant.normalize, log=log)
+        return customer_dimension(versions, days, cfg.customers.non_paying_tiers)
     if cfg.customers.files is None:
-        raise ConfigError("no customer source is configured: set customers.files in unitcost.yaml")
+        raise ConfigError("no customer source is configured: set customers.files or customers.postgres in unitcost.yaml")
     location = cfg.customers.files.resolve(data_dir)
     if not location.exists():
         raise no_customer_files(location)

@@ -1,0 +1,136 @@
+"""The customer dimension from the product database (PostgreSQL), through a configured query.
+
+The connection is read-only (the session's transactions are READ ONLY, so the query cannot write),
+the query gets the day range as bound parameters (`%(first_day)s`, `%(last_day)s`) and runs under
+a statement timeout. It returns the customer columns (customer_id, tenant_id, tier, mrr, status and
+optionally customer_name, is_paying, segment, valid_from, valid_to); `valid_from`/`valid_to` make
+the snapshot historical, so a backfilled day sees the tier and MRR it had then. The rows then go
+through the same validation as the customer files.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from unitcost_platform.config import PostgresCustomers
+from unitcost_platform.errors import InputDataError, UnitcostError
+from unitcost_platform.sources.customer_files import OPTIONAL, REQUIRED
+from unitcost_platform.sources.focus import normalize_tenant
+from unitcost_platform.transforms.customers import VERSION_SCHEMA
+
+TEXT_COLUMNS = ["customer_id", "tenant_id", "customer_name", "tier", "status", "segment"]
+
+
+class ProductDatabaseError(UnitcostError):
+    """The product database could not be reached or the customers query failed."""
+
+
+def _dsn(cfg: PostgresCustomers) -> str:
+    dsn = dg.EnvVar(cfg.dsn_env).get_value()
+    if not dsn:
+        raise ProductDatabaseError(
+            f"environment variable {cfg.dsn_env} is not set: it holds the product database connection "
+            "string (postgresql://user:password@host:5432/db) that customers.postgres reads"
+        )
+    return dsn
+
+
+def _scrub(text: str, dsn: str) -> str:
+    """Error text without the connection string's password (libpq may echo parts of the DSN)."""
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    text = text.replace(dsn, "<dsn>")
+    return text.replace(password, "***") if password else text
+
+
+def _date(value: object) -> dt.date | None:
+    if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value  # type: ignore[return-value]
+    if isinstance(value, dt.datetime):
+        return (value.astimezone(dt.UTC) if value.tzinfo else value).date()
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def query_customers(
+    cfg: PostgresCustomers, days: list[dt.date], *, dsn: str | None = None, log: Callable[[str], None] | None = None
+) -> tuple[list[str], list[tuple]]:
+    """Run the configured query read-only: its column names and rows."""
+    dsn = dsn or _dsn(cfg)
+    params = {"first_day": min(days), "last_day": max(days)} if "%(" in cfg.query else None
+    options = f"-c statement_timeout={cfg.statement_timeout_ms} -c default_transaction_read_only=on"
+    try:
+        with psycopg.connect(dsn, options=options, connect_timeout=10) as connection:
+            connection.read_only = True
+            with connection.cursor() as cursor:
+                cursor.execute(cfg.query, params)
+                columns = [c.name for c in cursor.description or []]
+                rows = cursor.fetchall()
+    except psycopg.errors.QueryCanceled:
+        raise ProductDatabaseError(
+            f"the customers query ran longer than customers.postgres.statement_timeout_ms "
+            f"({cfg.statement_timeout_ms} ms); make it cheaper (an index on the validity columns) or raise the timeout"
+        ) from None
+    except psycopg.errors.ReadOnlySqlTransaction:
+        raise ProductDatabaseError(
+            "the customers query tried to write: the product database is read through a read-only "
+            "session; customers.postgres.query must be a SELECT"
+        ) from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProductDatabaseError(
+            f"product database ({cfg.dsn_env}): {type(exc).__name__}: {_scrub(first, dsn)}"
+        ) from None
+    if log:
+        log(f"product database: {len(rows)} customer row(s) for {min(days)}..{max(days)}")
+    return columns, rows
+
+
+def read_postgres_customers(
+    cfg: PostgresCustomers,
+    days: list[dt.date],
+    *,
+    normalize: str,
+    dsn: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> pl.DataFrame:
+    """Customer versions (VERSION_SCHEMA) from the product database; raises naming what is wrong."""
+    columns, rows = query_customers(cfg, days, dsn=dsn, log=log)
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise InputDataError(
+            [f"the customers query returns {', '.join(columns) or 'no columns'}; it must also return "
+             f"{', '.join(missing)} (alias the columns: SELECT id AS customer_id, ...)"],
+            what="the product database",
+        )  # fmt: skip
+    index = {c: columns.index(c) for c in REQUIRED + OPTIONAL if c in columns}
+    problems, records = [], []
+    for n, row in enumerate(rows, 1):
+        where = f"customers query row {n}"
+        record = {c: row[i] for c, i in index.items()}
+        for column in TEXT_COLUMNS:
+            if record.get(column) is not None:
+                record[column] = str(record[column])
+        mrr = record.get("mrr")
+        try:
+            record["mrr"] = None if mrr is None else float(mrr if isinstance(mrr, (int, float, Decimal)) else str(mrr))
+        except ValueError:
+            problems.append(f"{where} (customer {record.get('customer_id')}) has mrr {mrr!r}, which is not a number.")
+        paying = record.get("is_paying")
+        if paying is not None and not isinstance(paying, bool):
+            problems.append(f"{where} (customer {record.get('customer_id')}): is_paying must be a boolean, got {paying!r}.")
+        for column in ("valid_from", "valid_to"):
+            record[column] = _date(record.get(column))
+        records.append({**{c: None for c in VERSION_SCHEMA}, **record, "x_Where": where})
+    if problems:
+        raise InputDataError(problems, what="the product database")
+    frame = pl.DataFrame({c: [r[c] for r in records] for c in VERSION_SCHEMA}, schema=VERSION_SCHEMA)
+    return frame.with_columns(
+        pl.col("customer_id").str.strip_chars(),
+        normalize_tenant(pl.col("tenant_id"), normalize).alias("tenant_id"),
+    )
