@@ -432,6 +432,13 @@ class SchedulesConfig(_Model):
     weekly_digest: DigestSchedule = DigestSchedule()
 
 
+class RunsConfig(_Model):
+    max_days_per_run: int | None = Field(
+        default=None, ge=1,
+        description="backfills in chunks of this many days (one run each, e.g. 31 on ECS); default: one run per range",
+    )
+
+
 class UnitcostConfig(_Model):
     billing: BillingConfig = BillingConfig()
     tenant: TenantConfig = TenantConfig()
@@ -444,6 +451,7 @@ class UnitcostConfig(_Model):
     checks: ChecksConfig = ChecksConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     schedules: SchedulesConfig = SchedulesConfig()
+    runs: RunsConfig = RunsConfig()
 
     @model_validator(mode="after")
     def _unique_pools(self) -> "UnitcostConfig":

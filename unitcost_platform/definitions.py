@@ -7,10 +7,11 @@ from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
+from unitcost_platform.defs.assets.common import backfill_policy
 from unitcost_platform.defs.assets.ingest import build_ingest_assets
 from unitcost_platform.defs.assets.reporting import build_reporting_assets
 from unitcost_platform.defs.checks import build_checks
-from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
+from unitcost_platform.defs.environments import WAREHOUSES
 from unitcost_platform.defs.jobs import unit_cost_job
 from unitcost_platform.defs.partitions import daily_partitions
 from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
@@ -21,7 +22,7 @@ from unitcost_platform.defs.schedules import (
     build_digest_schedule,
 )
 from unitcost_platform.defs.sensors import build_alert_sensor, build_run_failure_sensor
-from unitcost_platform.settings import WAREHOUSE_SCHEMA, Settings
+from unitcost_platform.settings import Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -32,13 +33,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     # Schedule times and the sensor interval are part of the definitions: read the config now.
     cfg = load_config(settings.config_path)
     partitions = daily_partitions(settings.start_date)
-    kinds = {"polars", "duckdb"}
+    warehouse = WAREHOUSES[settings.env](settings)
+    backfill = backfill_policy(cfg.runs.max_days_per_run)
     assets = [
-        *build_ingest_assets(partitions, kinds),
-        *build_allocation_assets(partitions, kinds),
-        *build_reporting_assets(partitions, kinds),
+        *build_ingest_assets(partitions, warehouse.kinds, backfill),
+        *build_allocation_assets(partitions, warehouse.kinds, backfill),
+        *build_reporting_assets(partitions, warehouse.kinds, backfill),
     ]
-    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     resources = {
         "unitcost": UnitcostResource(
             config_path=str(settings.config_path), data_dir=str(settings.data_dir)
@@ -47,9 +48,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             region_name=cfg.billing.cost_explorer.region if cfg.billing.cost_explorer else "us-east-1"
         ),
         "s3": S3Resource(),
-        "io_manager": UnitcostDuckDBIOManager(
-            database=str(settings.duckdb_path), schema=WAREHOUSE_SCHEMA
-        ),
+        "io_manager": warehouse.io_manager,
     }
     checks = build_checks(partitions)
     digest_job = build_digest_job([key for c in checks for key in c.check_keys])
@@ -64,8 +63,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_restatement_sensor(cfg, unit_cost_job),
         ],
         resources=resources,
-        # One DuckDB file takes one writer at a time: run the steps of a run in one process.
-        executor=dg.in_process_executor,
+        executor=warehouse.executor,
     )
 
 

@@ -11,7 +11,10 @@ import pytest
 
 from unitcost_platform.config import PostgresCustomers
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.postgres_customers import ProductDatabaseError, read_postgres_customers
+from unitcost_platform.sources.postgres_customers import (
+    ProductDatabaseError,
+    read_postgres_customers,
+)
 from unitcost_platform.transforms.customers import customer_dimension
 
 ADMIN_DSN = os.environ.get("UNITCOST_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/postgres")

@@ -9,7 +9,11 @@ import pytest
 
 from unitcost_platform_tests.prometheus_server import start_prometheus
 from unitcost_platform_tests.saas import DAYS, read_table, run_range
-from unitcost_platform_tests.sources.test_postgres_customers import QUERY, customers_table, product_db  # noqa: F401
+from unitcost_platform_tests.sources.test_postgres_customers import (  # noqa: F401
+    QUERY,
+    customers_table,
+    product_db,
+)
 
 D = DAYS[9]  # 2026-03-10 of the small SaaS: C1 and C2 tagged 10.00 each, the free tenant 2.00
 

@@ -20,9 +20,11 @@ from unitcost_platform.transforms.coverage import tag_coverage as compute_tag_co
 GROUP = "allocation"
 
 
-def build_allocation_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
+def build_allocation_assets(
+    partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day"))
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def tag_coverage(
         context: dg.AssetExecutionContext, unitcost: UnitcostResource, raw_billing: pl.DataFrame
     ) -> pl.DataFrame:
@@ -53,7 +55,7 @@ def build_allocation_assets(partitions_def: dg.PartitionsDefinition, kinds: set[
         per_day_metadata(context, days, frame, "day", describe)
         return frame
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day"))
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def allocated_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,

@@ -20,9 +20,11 @@ SOURCE_TOTALS_KEY = "source_totals"
 SOURCE_VERSIONS_KEY = "source_versions"
 
 
-def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
+def build_ingest_assets(
+    partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate"))
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate", backfill))
     def raw_billing(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
@@ -57,7 +59,7 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]
         per_day_metadata(context, days, frame, "x_ChargeDate", describe)
         return frame
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "usage_date"))
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "usage_date", backfill))
     def tenant_usage(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
         """Per-tenant usage telemetry of the day in long format (tenant x service x metric)."""
         days = days_of(context)
@@ -75,7 +77,7 @@ def build_ingest_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]
         per_day_metadata(context, days, frame, "usage_date", describe)
         return frame
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "snapshot_date"))
+    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "snapshot_date", backfill))
     def customer_dimension(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
         """The customers (tier, MRR, status) each tenant belonged to on the day."""
         days = days_of(context)

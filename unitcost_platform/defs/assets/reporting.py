@@ -34,7 +34,9 @@ def _overall_totals(tag_coverage: pl.DataFrame) -> pl.DataFrame:
     return tag_coverage.filter(pl.col("scope_type") == "overall").select("day", "total_cost")
 
 
-def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[str]) -> list[dg.AssetsDefinition]:
+def build_reporting_assets(
+    partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         ins={
@@ -50,7 +52,7 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
             "tenant_usage": dg.AssetIn(),
             "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "x_IsFinal"]}),
         },
-        **daily_asset(partitions_def, kinds, GROUP, "day"),
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def unit_cost(
         context: dg.AssetExecutionContext,
@@ -108,7 +110,7 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
                 metadata={"columns": ["day", "customer_id", "service_name", "allocated_cost", "unallocated_reason"]},
             ),
         },
-        **daily_asset(partitions_def, kinds, GROUP, "day"),
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def cost_alerts(
         context: dg.AssetExecutionContext,
@@ -147,7 +149,7 @@ def build_reporting_assets(partitions_def: dg.PartitionsDefinition, kinds: set[s
                 metadata={"columns": ["snapshot_date", "customer_id", "status"]},
             ),
         },
-        **daily_asset(partitions_def, kinds, GROUP, "day"),
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def growth_efficiency(
         context: dg.AssetExecutionContext, tag_coverage: pl.DataFrame, customer_dimension: pl.DataFrame

@@ -1,0 +1,27 @@
+"""The columns and types of every table the pipeline writes: the contract with the warehouse.
+
+DuckDB keeps names and types as written; Snowflake upper-cases unquoted identifiers and has its
+own types, so its IO manager restores each table's frame from this registry on the way back.
+"""
+
+import polars as pl
+
+from unitcost_platform.sources.focus import RAW_BILLING_SCHEMA
+from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform.transforms.alerts import COST_ALERTS_SCHEMA
+from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
+from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
+from unitcost_platform.transforms.customers import CUSTOMER_DIMENSION_SCHEMA
+from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
+from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
+
+TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "raw_billing": RAW_BILLING_SCHEMA,
+    "tenant_usage": USAGE_SCHEMA,
+    "customer_dimension": CUSTOMER_DIMENSION_SCHEMA,
+    "tag_coverage": TAG_COVERAGE_SCHEMA,
+    "allocated_cost": ALLOCATED_COST_SCHEMA,
+    "unit_cost": UNIT_COST_SCHEMA,
+    "cost_alerts": COST_ALERTS_SCHEMA,
+    "growth_efficiency": GROWTH_EFFICIENCY_SCHEMA,
+}
