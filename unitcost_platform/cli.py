@@ -40,7 +40,7 @@ def _query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return pl.from_arrow(con.sql(sql).to_arrow_table())
 
 
-def summarize(duckdb_path: Path, config_path: Path) -> str:
+def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None = None) -> str:
     """The short report the demo prints: days, cost, coverage, customers over threshold, alerts."""
     cfg = load_config(config_path)
     if not duckdb_path.exists():
@@ -62,6 +62,9 @@ def summarize(duckdb_path: Path, config_path: Path) -> str:
                    count(*) customers, median(total_cost) median_cost, max(total_cost) max_cost
             from {s}.unit_cost where day = (select max(day) from {s}.unit_cost)""").row(0, named=True)
         alerts = _query(con, f"select alert_type, count(*) n from {s}.cost_alerts group by 1 order by 1")
+        teams = _query(con, f"""
+            select team, sum(cost) cost from {s}.team_spend
+            where day = (select max(day) from {s}.unit_cost) group by 1 order by 2 desc""")
         last_alerts = _query(con, f"""
             select alert_type, message from {s}.cost_alerts
             where day = (select max(day) from {s}.cost_alerts) order by alert_type, value desc limit 8""")
@@ -80,7 +83,11 @@ def summarize(duckdb_path: Path, config_path: Path) -> str:
         f"cost-to-MRR (P1), {latest['p2']} between {cfg.alerts.p2_cost_to_mrr:.0%} and "
         f"{cfg.alerts.p1_cost_to_mrr:.0%} (P2)",
         "Alerts by type: " + (", ".join(f"{t} {k}" for t, k in alerts.iter_rows()) or "none"),
+        f"Team spend on {hi}: " + (", ".join(f"{t} ${c:,.2f}" for t, c in teams.iter_rows()) or "none"),
     ]
+    page = (dashboard_dir or duckdb_path.parent / "dashboards") / f"unitcost-dashboard-{hi}.html"
+    if page.exists():
+        lines.append(f"Dashboard: {page} (open it in a browser)")
     if last_alerts.height:
         lines.append(f"Alerts on {hi}:")
         lines += [f"  {m}" for _, m in last_alerts.iter_rows()]
@@ -90,8 +97,16 @@ def summarize(duckdb_path: Path, config_path: Path) -> str:
 def _summary(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     path = Path(args.duckdb) if args.duckdb else settings.duckdb_path
-    print(summarize(path, settings.config_path))
+    print(summarize(path, settings.config_path, None if args.duckdb else settings.dashboard_dir))
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from unitcost_platform.benchmark.run import main as bench_main
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    backfill = None if args.no_backfill else args.backfill_days
+    return bench_main(sizes, args.runs, Path(args.work_dir), backfill, log=lambda m: print(m, file=sys.stderr, flush=True))
 
 
 def _receiver(args: argparse.Namespace) -> int:
@@ -138,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     summ = sub.add_parser("summary", help="print what the pipeline computed, from the warehouse")
     summ.add_argument("--duckdb", help="warehouse file (default: $UNITCOST_DUCKDB_PATH)")
     summ.set_defaults(func=_summary)
+
+    bench = sub.add_parser("bench", help="measure the pipeline at scale against a DuckDB SQL baseline; print the figures")
+    bench.add_argument("--sizes", default="1m,10m", help="comma-separated: smoke, 1m, 10m (default 1m,10m)")
+    bench.add_argument("--runs", type=int, default=3, help="runs per size; figures are medians (default 3)")
+    bench.add_argument("--work-dir", default="data/bench", help="where scale data is generated and kept")
+    bench.add_argument("--backfill-days", type=int, default=365, help="days of the demo backfill through Dagster")
+    bench.add_argument("--no-backfill", action="store_true", help="skip the demo backfill")
+    bench.set_defaults(func=_bench)
 
     recv = sub.add_parser("webhook-receiver", help="print messages POSTed to http://127.0.0.1:PORT/<destination>")
     recv.add_argument("--port", type=int, default=8787)

@@ -1,9 +1,11 @@
 """The one validated config file (unitcost.yaml): everything a FinOps team tunes, nothing in code."""
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Literal
 
+import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -349,9 +351,56 @@ class AlertsConfig(_Model):
 class OwnersConfig(_Model):
     services: dict[str, str] = Field(default_factory=dict, description="ServiceName -> owning team")
     default_team: str = "unowned"
+    team_tag_keys: list[str] = Field(
+        default_factory=lambda: ["team", "owner"],
+        description="tags naming a line item's owning team (team_spend); first non-empty wins over services",
+    )
 
     def team_for(self, service: str | None) -> str:
         return self.services.get(service or "", self.default_team)
+
+
+class ScopeConfig(_Model):
+    """A scoped rollout: unit cost, alerts and customer checks cover these customers only.
+
+    Criteria combine (a customer must meet every one given). Allocation is not scoped: shared pools
+    are still split over every customer, so a customer's figures do not change when the scope widens.
+    """
+
+    tiers: list[str] | None = Field(default=None, description="customer tiers in scope (any case)")
+    segments: list[str] | None = Field(default=None, description="customer segments in scope (any case)")
+    onboarded_since: dt.date | None = Field(default=None, description="customers whose customer_since is on or after this day")
+
+    @model_validator(mode="after")
+    def _something(self) -> "ScopeConfig":
+        if not (self.tiers or self.segments or self.onboarded_since):
+            raise ValueError("scope needs tiers, segments or onboarded_since; remove the section to cover every customer")
+        return self
+
+    def describe(self) -> str:
+        parts = []
+        if self.tiers:
+            parts.append("tier in " + ", ".join(self.tiers))
+        if self.segments:
+            parts.append("segment in " + ", ".join(self.segments))
+        if self.onboarded_since:
+            parts.append(f"onboarded on or after {self.onboarded_since.isoformat()}")
+        return " and ".join(parts)
+
+    def expr(self) -> pl.Expr:
+        """True for a customer_dimension row in scope (columns tier, segment, customer_since)."""
+        cond = pl.lit(True)
+        if self.tiers:
+            cond &= pl.col("tier").str.to_lowercase().is_in([t.lower() for t in self.tiers])
+        if self.segments:
+            cond &= pl.col("segment").str.to_lowercase().is_in([s.lower() for s in self.segments])
+        if self.onboarded_since:
+            cond &= pl.col("customer_since") >= pl.lit(self.onboarded_since)
+        return cond.fill_null(False)
+
+
+class DashboardConfig(_Model):
+    days: int = Field(default=90, ge=7, le=400, description="days of history the dashboard plots")
 
 
 class ChecksConfig(_Model):
@@ -452,6 +501,11 @@ class UnitcostConfig(_Model):
     notifications: NotificationsConfig = NotificationsConfig()
     schedules: SchedulesConfig = SchedulesConfig()
     runs: RunsConfig = RunsConfig()
+    scope: ScopeConfig | None = Field(default=None, description="a scoped rollout; default: every customer")
+    dashboard: DashboardConfig = DashboardConfig()
+
+    def scope_description(self) -> str:
+        return self.scope.describe() if self.scope else "all customers"
 
     @model_validator(mode="after")
     def _unique_pools(self) -> "UnitcostConfig":

@@ -8,6 +8,7 @@ from dagster_aws.s3 import S3Resource
 from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
 from unitcost_platform.defs.assets.common import backfill_policy
+from unitcost_platform.defs.assets.dashboard import build_dashboard_assets
 from unitcost_platform.defs.assets.ingest import build_ingest_assets
 from unitcost_platform.defs.assets.reporting import build_reporting_assets
 from unitcost_platform.defs.checks import build_checks
@@ -39,10 +40,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         *build_ingest_assets(partitions, warehouse.kinds, backfill),
         *build_allocation_assets(partitions, warehouse.kinds, backfill),
         *build_reporting_assets(partitions, warehouse.kinds, backfill),
+        *build_dashboard_assets(partitions, warehouse.kinds, backfill, cfg.dashboard.days),
     ]
     resources = {
         "unitcost": UnitcostResource(
-            config_path=str(settings.config_path), data_dir=str(settings.data_dir)
+            config_path=str(settings.config_path),
+            data_dir=str(settings.data_dir),
+            dashboard_dir=str(settings.dashboard_dir),
         ),
         "aws_cost_explorer": CostExplorerResource(
             region_name=cfg.billing.cost_explorer.region if cfg.billing.cost_explorer else "us-east-1"

@@ -23,6 +23,7 @@ class Settings:
     config_path: Path
     duckdb_path: Path
     start_date: dt.date
+    dashboard_dir: Path
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -41,12 +42,15 @@ class Settings:
                 f"UNITCOST_START_DATE={start_raw!r} is not a date; write it as YYYY-MM-DD, "
                 "e.g. UNITCOST_START_DATE=2026-03-01."
             ) from None
+        duckdb_path = _duckdb_path(environ)
         return cls(
             env=env,
             data_dir=_path(environ, "UNITCOST_DATA_DIR", PROJECT_ROOT / "data" / "demo"),
             config_path=_path(environ, "UNITCOST_CONFIG", PROJECT_ROOT / "unitcost.yaml"),
-            duckdb_path=_duckdb_path(environ),
+            duckdb_path=duckdb_path,
             start_date=start,
+            # The dashboard pages go next to the warehouse file unless told otherwise.
+            dashboard_dir=_path(environ, "UNITCOST_DASHBOARD_DIR", duckdb_path.parent / "dashboards"),
         )
 
 

@@ -13,6 +13,7 @@ from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
 from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
 from unitcost_platform.transforms.customers import CUSTOMER_DIMENSION_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
+from unitcost_platform.transforms.team_spend import TEAM_SPEND_SCHEMA
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
 
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
@@ -24,4 +25,5 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "unit_cost": UNIT_COST_SCHEMA,
     "cost_alerts": COST_ALERTS_SCHEMA,
     "growth_efficiency": GROWTH_EFFICIENCY_SCHEMA,
+    "team_spend": TEAM_SPEND_SCHEMA,
 }

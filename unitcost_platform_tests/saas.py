@@ -16,8 +16,10 @@ START = dt.date(2026, 3, 1)
 DAYS = [START + dt.timedelta(days=i) for i in range(16)]
 TABLES = [
     "raw_billing", "tenant_usage", "customer_dimension", "tag_coverage",
-    "allocated_cost", "unit_cost", "cost_alerts", "growth_efficiency",
+    "allocated_cost", "unit_cost", "cost_alerts", "growth_efficiency", "team_spend",
 ]  # fmt: skip
+# Assets that are files, not tables.
+FILE_ASSETS = ["unit_cost_dashboard"]
 DAY_COLUMN = {"raw_billing": "x_ChargeDate", "tenant_usage": "usage_date", "customer_dimension": "snapshot_date"}
 
 

@@ -57,3 +57,30 @@ def test_settings_from_environment(tmp_path):
         Settings.from_env({"UNITCOST_DUCKDB_PATH": str(tmp_path / "unitcost.duckdb")})
     with pytest.raises(ConfigError, match="UNITCOST_ENV='staging' is not a known environment"):
         Settings.from_env({"UNITCOST_ENV": "staging"})
+
+
+def test_scope_selects_by_tier_segment_and_onboarding_day():
+    import datetime as dt
+
+    import polars as pl
+
+    from unitcost_platform.config import ScopeConfig
+
+    customers = pl.DataFrame({
+        "customer_id": ["a", "b", "c", "d", "e"],
+        "tier": ["Enterprise", "smb", "enterprise", "enterprise", "enterprise"],
+        "segment": ["EMEA", "EMEA", "emea", "US", "emea"],
+        "customer_since": [dt.date(2026, 8, 1), dt.date(2026, 9, 1), dt.date(2026, 7, 31), dt.date(2026, 9, 1), None],
+    })  # fmt: skip
+
+    def chosen(**scope) -> list[str]:
+        return customers.filter(ScopeConfig(**scope).expr())["customer_id"].to_list()
+
+    assert chosen(tiers=["enterprise"]) == ["a", "c", "d", "e"]
+    assert chosen(segments=["emea"]) == ["a", "b", "c", "e"]
+    # On or after the day; an unknown onboarding day is not in scope.
+    assert chosen(onboarded_since=dt.date(2026, 8, 1)) == ["a", "b", "d"]
+    assert chosen(tiers=["ENTERPRISE"], segments=["EMEA"], onboarded_since=dt.date(2026, 8, 1)) == ["a"]
+    assert ScopeConfig(tiers=["smb"], onboarded_since=dt.date(2026, 8, 1)).describe() == (
+        "tier in smb and onboarded on or after 2026-08-01"
+    )

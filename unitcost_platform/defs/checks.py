@@ -132,12 +132,18 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
     )
     def orphans(
         context: dg.AssetCheckExecutionContext,
+        unitcost: UnitcostResource,
         customer_dimension: pl.DataFrame,
         allocated_cost: pl.DataFrame,
         tenant_usage: pl.DataFrame,
     ):
-        """Tenants with cost or usage but no customer record; active customers with direct cost and no usage."""
-        outcomes = checks.orphans(allocated_cost, tenant_usage, customer_dimension, _days(context))
+        """Tenants with cost or usage but no customer record; active customers (in scope) with direct cost and no usage."""
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        outcomes = checks.orphans(
+            allocated_cost, tenant_usage, customer_dimension, _days(context),
+            scope=cfg.scope.expr() if cfg.scope else None, scope_description=cfg.scope_description(),
+        )  # fmt: skip
         yield from evaluations("customer_dimension", ORPHANS, outcomes)
 
     @dg.asset_check(

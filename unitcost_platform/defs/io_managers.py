@@ -1,10 +1,11 @@
 """The DuckDB warehouse: dagster-duckdb-polars, fixed where it falls short for a daily cost table.
 
-Three changes to the stock DuckDBPolarsIOManager, each covered by a test:
+Four changes to the stock DuckDBPolarsIOManager, each covered by a test:
 - an empty frame still creates the table (with the frame's schema), so an empty day is a valid
   partition and the next asset can read it;
 - inputs are read through the relation API (`DuckDBPyConnection.arrow()` is gone in duckdb 2.x), and
   a range with no partitions returns an empty frame with the table's columns, not a frame without any;
+  an input can ask for its rows summed by the warehouse (`defs/rollup.py`);
 - the delete of the partition range and the insert of the new rows are one transaction, so a failed
   write leaves the previous partition intact; rows are inserted by column name.
 """
@@ -19,6 +20,8 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
+
+from unitcost_platform.defs.rollup import empty_rollup_statement, rollup_of, rollup_statement
 
 
 def _quoted(table_slice: TableSlice) -> str:
@@ -88,8 +91,14 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
                     "together with its downstream assets)."
                 )
             )
+        rollup = rollup_of(context)
         if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
-            query = f"select * from {_quoted(table_slice)} limit 0"
+            query = (
+                empty_rollup_statement(_quoted(table_slice), rollup) if rollup
+                else f"select * from {_quoted(table_slice)} limit 0"
+            )  # fmt: skip
+        elif rollup:
+            query = rollup_statement(table_slice, rollup, DuckDbClient.get_select_statement)
         else:
             query = DuckDbClient.get_select_statement(table_slice)
         return pl.from_arrow(connection.sql(query).to_arrow_table())

@@ -14,12 +14,16 @@ class UnitcostResource(dg.ConfigurableResource):
 
     config_path: str
     data_dir: str
+    dashboard_dir: str = "data/dashboards"
 
     def load_config(self) -> UnitcostConfig:
         return load_config(Path(self.config_path))
 
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    def dashboard_path(self) -> Path:
+        return Path(self.dashboard_dir)
 
 
 class CostExplorerResource(ResourceWithBoto3Configuration):

@@ -1,6 +1,7 @@
 """FOCUS billing from CSV and Parquet files (any number, under `$UNITCOST_DATA_DIR/billing/`)."""
 
 import datetime as dt
+from collections.abc import Collection
 from pathlib import Path
 
 import polars as pl
@@ -32,19 +33,47 @@ def read_billing_files(
     spread: bool,
     source: str = "files",
     log: Log | None = None,
+    columns: Collection[str] | None = None,
 ) -> pl.DataFrame:
-    """raw_billing rows for `days` from every file; raises InputDataError listing every problem."""
+    """raw_billing rows for `days` from every file; raises InputDataError listing every problem.
+
+    `columns` returns only those FOCUS columns (the files are read for them and for what validation
+    and the tenant need) for callers that want a few columns of a large bill; the default is every
+    column, as raw_billing stores them, and only then are files checked for copies of each other.
+    """
     window = focus.day_bounds(days)
-    frames, problems = read_each(paths, "billing", lambda p: read_focus_file(p, window, cost_column), log)
+    frames, problems = read_each(
+        paths, "billing",
+        lambda p: read_focus_file(p, window, cost_column, tenant=tenant, columns=columns), log,
+    )  # fmt: skip
     if problems:
         raise InputDataError(problems, what="billing files")
     if not frames:
-        return focus.empty_raw_billing()
-    combined = pl.concat([focus.conform(f) for f in frames], how="vertical")
-    problems += duplicates_across_files(combined, focus.FOCUS_COLUMNS, "billing")
+        return focus.empty_raw_billing() if columns is None else focus.conform(focus.empty_raw_billing(), columns)
+    read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
+    combined = focus.conform(pl.concat(frames, how="diagonal_relaxed"), read)
+    del frames
+    # A copy across files is a row equal in every column: a projection cannot tell a copy from two
+    # line items that differ only in a column it did not read, so only a full read checks (the
+    # raw_billing asset reads every column; a projection reads rows that passed that check).
+    if columns is None and len(paths) > 1:
+        if log:
+            log(f"checking {combined.height:,} billing rows for copies across files")
+        key = [c for c in combined.columns if c in focus.FOCUS_COLUMNS]
+        problems += duplicates_across_files(combined, key, "billing", prefilter=DUPLICATE_PREFILTER)
     if problems:
         raise InputDataError(problems, what="billing files")
-    return finish_raw_billing(combined, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source)
+    return finish_raw_billing(
+        combined, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source,
+        columns=columns, tenants_extracted=True,
+    )
+
+
+# What the day, the currency check and the spreading of multi-day charges need, whatever is asked.
+_ALWAYS_READ = ["ChargePeriodStart", "ChargePeriodEnd", "BillingCurrency", *focus.COST_COLUMNS]
+
+# Rows copied across files agree on these first; only rows that do are compared on every column.
+DUPLICATE_PREFILTER = ["ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "EffectiveCost"]
 
 
 def finish_raw_billing(
@@ -55,18 +84,27 @@ def finish_raw_billing(
     tenant: TenantConfig,
     spread: bool,
     source: str,
+    columns: Collection[str] | None = None,
+    tenants_extracted: bool = False,
 ) -> pl.DataFrame:
-    """From typed FOCUS rows to raw_billing: days assigned, currency checked, tenant extracted."""
-    dated = focus.assign_charge_dates(frame, spread).filter(pl.col("x_ChargeDate").is_in(days))
+    """From typed FOCUS rows to raw_billing: days assigned, currency checked, tenant extracted.
+
+    A reader that already extracted `x_TenantId` (per file, with the JSON tag check) says so.
+    """
+    dated = focus.assign_charge_dates(frame, spread)
+    dated = dated.filter(pl.col("x_ChargeDate").is_in(days))
     problems = mixed_currency_problems(dated)
     if problems:
         raise InputDataError(problems, what="billing")
+    if not tenants_extracted:
+        dated = dated.with_columns(
+            focus.tenant_from_tags(dated, tenant.tag_keys, tenant.normalize, tenant.sub_accounts)
+        )
     out = dated.with_columns(
-        x_TenantId=focus.tenant_from_tags(dated, tenant.tag_keys, tenant.normalize, tenant.sub_accounts),
-        x_Source=pl.coalesce([pl.col("x_Source"), pl.lit(source)]),
-        x_IsFinal=pl.col("x_IsFinal").fill_null(True),
+        x_Source=pl.coalesce([pl.col("x_Source"), pl.lit(source)]) if "x_Source" in dated.columns else pl.lit(source),
+        x_IsFinal=pl.col("x_IsFinal").fill_null(True) if "x_IsFinal" in dated.columns else pl.lit(True),
     )
-    return focus.conform(out).sort("x_ChargeDate", "x_SourceFile", "x_SourceRow")
+    return focus.conform(out, columns)
 
 
 def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
@@ -91,9 +129,20 @@ def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
 
 
 def read_focus_file(
-    path: Path, window: tuple[dt.datetime, dt.datetime], cost_column: str, label: str | None = None
+    path: Path,
+    window: tuple[dt.datetime, dt.datetime],
+    cost_column: str,
+    label: str | None = None,
+    *,
+    tenant: TenantConfig | None = None,
+    columns: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame | None, list[str]]:
-    """Typed FOCUS rows of one file overlapping `window`, or the problems found (named by `label`)."""
+    """Typed FOCUS rows of one file overlapping `window`, or the problems found (named by `label`).
+
+    With `tenant`, the tenant of each row (`x_TenantId`) is extracted here, in the same pass over the
+    JSON tags that validates them. With `columns`, only those FOCUS columns are read (plus the ones
+    the day, the cost, the currency and the tenant come from).
+    """
     where = label or str(path)
     lazy = scan_file(path, where)
     schema = lazy.collect_schema()
@@ -101,7 +150,15 @@ def read_focus_file(
     if problems:
         return None, [p + " unitcost_platform reads FOCUS 1.0 or newer exports." for p in problems]
 
-    keep = [c for c in schema.names() if c in focus.FOCUS_COLUMNS or c == "x_IsFinal"]
+    wanted = None
+    if columns is not None:
+        wanted = set(columns) | {"ChargePeriodStart", "ChargePeriodEnd", cost_column, "BillingCurrency", "x_IsFinal"}
+        if tenant is not None:
+            wanted |= {"Tags"} | ({"SubAccountId"} if tenant.sub_accounts else set())
+    keep = [
+        c for c in schema.names()
+        if (c in focus.FOCUS_COLUMNS or c == "x_IsFinal") and (wanted is None or c in wanted)
+    ]  # fmt: skip
     lazy = lazy.select(keep).with_row_index("x_SourceRow", offset=1)
     strings = [c for c in keep if schema[c] == pl.String and c != "Tags"]
     lazy = lazy.with_columns(focus.null_literals_to_null(strings))
@@ -121,17 +178,18 @@ def read_focus_file(
         [focus.timestamp_to_naive_utc(frame[c]) for c in focus.TIMESTAMP_COLUMNS if c in frame.columns]
     )
     bad_start = pl.col("ChargePeriodStart").is_null()
-    problems += describe_bad_values(
-        where,
-        frame.with_columns(raw_start.cast(pl.String).alias("_raw")),
-        bad_start,
-        "_raw",
-        "missing or unreadable ChargePeriodStart value(s)",
-        "Write timestamps as ISO 8601 UTC (2026-03-10T00:00:00Z); the day of a line item comes from it.",
-    )
-    problems = [p.replace("column _raw", "column ChargePeriodStart") for p in problems]
-    if problems:
+    if frame.select(bad_start.any()).item():
+        problems += describe_bad_values(
+            where,
+            frame.with_columns(raw_start.cast(pl.String).alias("_raw")),
+            bad_start,
+            "_raw",
+            "missing or unreadable ChargePeriodStart value(s)",
+            "Write timestamps as ISO 8601 UTC (2026-03-10T00:00:00Z); the day of a line item comes from it.",
+        )
+        problems = [p.replace("column _raw", "column ChargePeriodStart") for p in problems]
         return None, problems
+    del raw_start
 
     end = pl.col("ChargePeriodEnd") if "ChargePeriodEnd" in frame.columns else pl.lit(None)
     overlaps = (pl.col("ChargePeriodStart") < hi) & (
@@ -155,25 +213,31 @@ def read_focus_file(
             frame = frame.with_columns(focus.tags_to_json(frame["Tags"]))
         except TypeError as exc:
             problems.append(f"{where}: column Tags: {exc}")
-        else:
-            problems += _tag_problems(where, frame)
     if "x_IsFinal" in frame.columns:
         frame, bool_problems = cast_boolean(where, frame, "x_IsFinal", "Write x_IsFinal as true or false.")
         problems += bool_problems
     if problems:
         return None, problems
+    frame, tag_problems = _with_tenant(where, frame, tenant)
+    if tag_problems:
+        return None, tag_problems
     return focus.normalize_enumerations(frame), []
 
 
-def _tag_problems(path: str, frame: pl.DataFrame) -> list[str]:
-    """Tags must parse as JSON objects; the whole column is parsed at once, row checks only on failure."""
+def _with_tenant(path: str, frame: pl.DataFrame, tenant: TenantConfig | None) -> tuple[pl.DataFrame, list[str]]:
+    """The tenant column (with `tenant`), else just a check that Tags are JSON objects."""
+    if "Tags" not in frame.columns and tenant is None:
+        return frame, []
     try:
-        frame.select(focus.tag_values(["_"]))
-        return []
-    except pl.exceptions.PolarsError:
-        positions = focus.invalid_json_rows(frame["Tags"])
+        if tenant is None:
+            focus.first_tag(frame["Tags"], ["_"])
+            return frame, []
+        tenant_ids = focus.tenant_from_tags(frame, tenant.tag_keys, tenant.normalize, tenant.sub_accounts)
+        return frame.with_columns(tenant_ids), []
+    except focus.TagsNotJson as exc:
+        positions = exc.positions
     bad = pl.Series(range(frame.height)).is_in(positions)
-    return describe_bad_values(
+    return frame, describe_bad_values(
         path, frame.with_columns(bad.alias("_bad")), pl.col("_bad"), "Tags",
         "value(s) that are not a JSON object",
         'Tags must be a JSON object such as {"tenant_id": "acme"} (or a map in Parquet).',

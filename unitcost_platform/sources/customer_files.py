@@ -12,7 +12,7 @@ from unitcost_platform.sources.files import (
     describe_bad_values,
     missing_columns_problem,
     read_each,
-    row_ref,
+    row_ref_expr,
     scan_file,
 )
 from unitcost_platform.sources.focus import normalize_tenant, null_literals_to_null
@@ -62,7 +62,7 @@ def _read_file(path: Path, normalize: str) -> tuple[pl.DataFrame | None, list[st
     frame = frame.with_columns(
         pl.col("customer_id").cast(pl.String).str.strip_chars(),
         normalize_tenant(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
-        pl.Series("x_Where", [f"{path} {row_ref(path, r)}" for r in frame["x_SourceRow"]], dtype=pl.String),
+        pl.concat_str([pl.lit(f"{path} "), row_ref_expr(path, pl.col("x_SourceRow"))]).alias("x_Where"),
     )
     return frame.select([pl.col(c).cast(t) for c, t in VERSION_SCHEMA.items()]), []
 

@@ -64,6 +64,12 @@ def row_ref(path: Where, row: int) -> str:
     return f"row {row} (line {row + 1})" if is_csv(path) else f"row {row}"
 
 
+def row_ref_expr(path: Where, row: pl.Expr) -> pl.Expr:
+    """`row_ref` for a column of row numbers."""
+    text = pl.lit("row ") + row.cast(pl.String)
+    return text + pl.lit(" (line ") + (row + 1).cast(pl.String) + pl.lit(")") if is_csv(path) else text
+
+
 def describe_bad_values(
     path: Where, frame: pl.DataFrame, bad: pl.Expr, column: str, what: str, fix: str
 ) -> list[str]:
@@ -113,22 +119,35 @@ def missing_columns_problem(path: Where, names: list[str], required: list[str], 
     ]
 
 
-def duplicates_across_files(frame: pl.DataFrame, key_columns: list[str], what: str) -> list[str]:
-    """Rows identical in every key column that come from two different files: one file is a copy."""
+def file_runs(column: str) -> pl.Expr:
+    """A number per run of equal values (rows of one file are contiguous): cheaper than hashing text."""
+    return (pl.col(column) != pl.col(column).shift()).fill_null(True).cum_sum()
+
+
+def duplicates_across_files(
+    frame: pl.DataFrame, key_columns: list[str], what: str, prefilter: list[str] | None = None
+) -> list[str]:
+    """Rows identical in every key column that come from two different files: one file is a copy.
+
+    Rows are hashed on `prefilter` (a few cheap, discriminating key columns; default all of them)
+    to find candidates: rows whose hash occurs in more than one file. Only those are compared on
+    every key column, so a large bill costs one cheap hash pass, and a collision is never reported.
+    """
     if frame.is_empty() or frame["x_SourceFile"].n_unique() < 2:
         return []
+    hash_on = [c for c in (prefilter or key_columns) if c in key_columns] or key_columns
     hashed = frame.select(
-        pl.struct(key_columns).hash(seed=0).alias("_h"), "x_SourceFile", "x_SourceRow"
+        pl.struct(hash_on).hash(seed=0).alias("_h"), file_runs("x_SourceFile").alias("_f")
     )
     suspects = (
-        hashed.group_by("_h")
-        .agg(pl.col("x_SourceFile").n_unique().alias("_files"))
-        .filter(pl.col("_files") > 1)
-    )
+        hashed.lazy().unique()
+        .filter(pl.len().over("_h") > 1)
+        .select("_h").unique()
+        .collect()
+    )  # fmt: skip
     if suspects.is_empty():
         return []
-    candidates = frame.with_columns(hashed["_h"]).join(suspects.select("_h"), on="_h")
-    # Confirm on the values themselves, so a hash collision is never reported.
+    candidates = frame.filter(hashed["_h"].is_in(suspects["_h"].implode()))
     groups = (
         candidates.group_by(key_columns, maintain_order=True)
         .agg(pl.col("x_SourceFile"), pl.col("x_SourceRow"))
@@ -136,7 +155,10 @@ def duplicates_across_files(frame: pl.DataFrame, key_columns: list[str], what: s
     )
     problems = []
     for files, rows in groups.select("x_SourceFile", "x_SourceRow").head(MAX_EXAMPLES).iter_rows():
-        places = " and ".join(f"{f} {row_ref(f, r)}" for f, r in zip(files, rows, strict=True))
+        pairs = list(zip(files, rows, strict=True))
+        places = " and ".join(f"{f} {row_ref(f, r)}" for f, r in pairs[:MAX_EXAMPLES])
+        if len(pairs) > MAX_EXAMPLES:
+            places += f" ({len(pairs) - MAX_EXAMPLES} more copies)"
         problems.append(
             f"the same {what} row appears in {places}; the same data was delivered twice. "
             "Remove the duplicate file (or the overlapping rows) so nothing is counted twice."

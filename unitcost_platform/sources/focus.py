@@ -8,8 +8,12 @@ per line item and UTC day, plus our `x_` columns.
 
 import datetime as dt
 import json
+from collections.abc import Collection
 
+import duckdb
 import polars as pl
+
+from unitcost_platform.errors import InputDataError
 
 STRING_COLUMNS = [
     "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
@@ -77,21 +81,29 @@ _TIMESTAMP_FORMATS = [
 ]
 
 
-def _enum_key(expr: pl.Expr) -> pl.Expr:
-    return expr.str.to_lowercase().str.replace_all(r"[^a-z0-9]", "")
+def _enum_key(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch.isalnum())
 
 
 def normalize_enumerations(frame: pl.DataFrame) -> pl.DataFrame:
-    """Map drifted spellings (`Usage-based`, `usage based`) to the FOCUS value; keep unknown values."""
+    """Map drifted spellings (`Usage-based`, `usage based`) to the FOCUS value; keep unknown values.
+
+    Works on the distinct values of each column (a handful), so a 10M-row frame is one hash pass.
+    """
+    columns = [c for c in ENUMERATIONS if c in frame.columns and frame.schema[c] == pl.String]
+    if not columns or frame.is_empty():
+        return frame
+    distinct = frame.lazy().select([pl.col(c).unique().implode() for c in columns]).collect().row(0)
     exprs = []
-    for column, allowed in ENUMERATIONS.items():
-        if column in frame.columns:
-            mapping = {"".join(ch for ch in v.lower() if ch.isalnum()): v for v in allowed}
-            exprs.append(
-                _enum_key(pl.col(column))
-                .replace_strict(mapping, default=pl.col(column), return_dtype=pl.String)
-                .alias(column)
-            )
+    for column, values in zip(columns, distinct, strict=True):
+        canonical = {_enum_key(v): v for v in ENUMERATIONS[column]}
+        drifted = {
+            v: canonical[_enum_key(v)]
+            for v in values
+            if v is not None and v not in ENUMERATIONS[column] and _enum_key(v) in canonical
+        }
+        if drifted:
+            exprs.append(pl.col(column).replace(drifted))
     return frame.with_columns(exprs) if exprs else frame
 
 
@@ -157,9 +169,9 @@ def tags_to_json(series: pl.Series) -> pl.Series:
     dtype = series.dtype
     name = series.name
     if dtype == pl.String:
-        out = series.str.strip_chars()
-        return out.to_frame("t").select(
-            pl.when(pl.col("t").is_in(NULL_LITERALS)).then(None).otherwise(pl.col("t"))
+        # Whitespace around a JSON object is valid JSON: only the null spellings need the strip.
+        return series.to_frame("t").select(
+            pl.when(pl.col("t").str.strip_chars().is_in(NULL_LITERALS)).then(None).otherwise(pl.col("t"))
         ).to_series().alias(name)
     if isinstance(dtype, pl.Struct):
         return series.struct.json_encode().alias(name)
@@ -191,11 +203,6 @@ def tags_to_json(series: pl.Series) -> pl.Series:
     raise TypeError(f"unsupported Tags type {dtype}; expected a JSON string, a map or a struct")
 
 
-def tag_values(tag_keys: list[str]) -> pl.Expr:
-    """The configured tag keys of `Tags` as a struct of strings, parsing each JSON object once."""
-    return pl.col("Tags").str.json_decode(pl.Struct({k: pl.String for k in tag_keys}))
-
-
 def invalid_json_rows(tags: pl.Series) -> list[int]:
     """Positions of values that are not JSON objects (only called once a batch failed to parse)."""
     bad = []
@@ -203,27 +210,98 @@ def invalid_json_rows(tags: pl.Series) -> list[int]:
         if value is None:
             continue
         try:
-            if not isinstance(json.loads(value), dict):
+            if not isinstance(json.loads(value), (dict, type(None))):
                 bad.append(i)
         except ValueError:
             bad.append(i)
     return bad
 
 
+class TagsNotJson(InputDataError):
+    """Some `Tags` values are not JSON objects; `positions` are their rows (0-based) in the column."""
+
+    def __init__(self, positions: list[int]):
+        self.positions = positions
+        super().__init__(
+            [f"{len(positions)} Tags value(s) are not JSON objects (rows {positions[:5]})"], what="billing tags"
+        )
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+WHITESPACE = " \t\n\r\f\v"
+
+
+def first_tag(tags: pl.Series, tag_keys: list[str], normalize: str = "none") -> pl.Series:
+    """Per `Tags` JSON object, the value of the first configured key that is present and not empty,
+    trimmed (and lower-cased with `normalize="lower"`): the tenant join key.
+
+    DuckDB's JSON reader (yyjson, on every core) does the parsing: keys are tried in order and a
+    later key is looked up only where the earlier ones are missing; nothing is parsed in Python.
+    Raises TagsNotJson naming the rows that are not JSON objects.
+    """
+    lookups = ", ".join(f"nullif(json_extract_string(Tags, {_sql_text(_json_path(key))}), '')" for key in tag_keys)
+    tag = f"trim(coalesce({lookups}), {_sql_text(WHITESPACE)})"
+    tag = f"lower({tag})" if normalize == "lower" else tag
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        con.register("tags", tags.alias("Tags").to_frame().to_arrow())
+        try:
+            found = con.sql(
+                f"select nullif({tag}, '') as tag, "
+                "coalesce(json_type(Tags) not in ('OBJECT', 'NULL'), false) as not_object from tags"
+            ).to_arrow_table()
+        except duckdb.InvalidInputException:  # malformed JSON somewhere: find the rows
+            raise TagsNotJson(invalid_json_rows(tags)) from None
+    frame = pl.from_arrow(found)
+    if frame["not_object"].any():
+        raise TagsNotJson(frame["not_object"].arg_true().to_list())
+    return frame["tag"].cast(pl.String)
+
+
+def _json_path(key: str) -> str:
+    """A JSONPath to a top-level key, whatever characters it has (`user:tenant_id`)."""
+    return "$." + json.dumps(key)
+
+
+DISTINCT_MIN_ROWS = 100_000
+
+
+def _tenants_of_distinct_tags(tags: pl.Series, tag_keys: list[str], normalize: str) -> pl.Series | None:
+    """Parse each distinct Tags string once and map back: a resource carries the same tags every hour.
+
+    Rows are grouped by a hash of their Tags; every row is then compared with its group's string,
+    so a hash collision is caught (and the caller parses every row) instead of mis-attributing cost.
+    None when the tags hardly repeat (parsing every row is then cheaper) or on a collision.
+    """
+    if tags.len() < DISTINCT_MIN_ROWS or tags.approx_n_unique() * 2 > tags.len():
+        return None
+    hashes = tags.hash(seed=0)
+    first = hashes.is_first_distinct()
+    distinct = pl.DataFrame({"_h": hashes.filter(first), "_tags": tags.filter(first)})
+    distinct = distinct.with_columns(first_tag(distinct["_tags"], tag_keys, normalize).alias("_tenant"))
+    mapped = pl.DataFrame({"_h": hashes, "Tags": tags}).join(distinct, on="_h", how="left", maintain_order="left")
+    if mapped.select(pl.col("Tags").ne_missing(pl.col("_tags")).any()).item():
+        return None
+    return mapped["_tenant"]
+
+
 def tenant_from_tags(
     frame: pl.DataFrame, tag_keys: list[str], normalize: str, sub_accounts: dict[str, str]
 ) -> pl.Series:
     """The tenant of each line item: first non-empty configured tag key, else its mapped sub-account."""
-    values = frame.select(tag_values(tag_keys).alias("_tags")).unnest("_tags")
-    candidates = []
-    for key in tag_keys:
-        value = pl.col(key).str.strip_chars()
-        candidates.append(pl.when(value != "").then(value))
-    tenant = values.select(pl.coalesce(candidates).alias("x_TenantId")).to_series()
+    tenant = pl.Series("x_TenantId", [None] * frame.height, dtype=pl.String)
+    if "Tags" in frame.columns and tag_keys and frame.height:
+        tenant = _tenants_of_distinct_tags(frame["Tags"], tag_keys, normalize)
+        if tenant is None:
+            tenant = first_tag(frame["Tags"], tag_keys, normalize)
     if sub_accounts:
         mapped = frame["SubAccountId"].replace_strict(sub_accounts, default=None, return_dtype=pl.String)
+        mapped = mapped.to_frame("m").select(normalize_tenant(pl.col("m"), normalize)).to_series()
         tenant = tenant.fill_null(mapped)
-    return tenant.to_frame().select(normalize_tenant(pl.col("x_TenantId"), normalize)).to_series()
+    return tenant.alias("x_TenantId")
 
 
 def normalize_tenant(expr: pl.Expr, normalize: str) -> pl.Expr:
@@ -246,13 +324,11 @@ def assign_charge_dates(frame: pl.DataFrame, spread: bool) -> pl.DataFrame:
     if not spread:
         return frame.with_columns(x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0))
     last_day = (end - pl.duration(microseconds=1)).dt.date()
-    multi = end.is_not_null() & (end > start) & (last_day > first_day)
-    single = frame.filter(~multi.fill_null(False)).with_columns(
-        x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0)
-    )
-    spanning = frame.filter(multi.fill_null(False))
-    if spanning.is_empty():
-        return single
+    multi = (end.is_not_null() & (end > start) & (last_day > first_day)).fill_null(False)
+    if "ChargePeriodEnd" not in frame.columns or not frame.select(multi.any()).item():
+        return frame.with_columns(x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0))
+    single = frame.filter(~multi).with_columns(x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0))
+    spanning = frame.filter(multi)
     day_start = pl.col("x_ChargeDate").cast(pl.Datetime("us"))
     day_end = day_start + pl.duration(days=1)
     overlap = pl.min_horizontal(end, day_end) - pl.max_horizontal(start, day_start)
@@ -271,12 +347,17 @@ def empty_raw_billing() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_BILLING_SCHEMA)
 
 
-def conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """Exactly the raw_billing columns, in order, with their types; absent optional ones are null."""
+def conform(frame: pl.DataFrame, columns: Collection[str] | None = None) -> pl.DataFrame:
+    """Exactly the raw_billing columns, in order, with their types; absent optional ones are null.
+
+    With `columns`, only those FOCUS columns (and every `x_` column): a projection for readers that
+    need a few columns of a large bill.
+    """
     return frame.select(
         [
             (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
             for c, t in RAW_BILLING_SCHEMA.items()
+            if columns is None or c in columns or c in X_COLUMNS
         ]
     )
 

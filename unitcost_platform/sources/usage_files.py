@@ -52,7 +52,6 @@ def aggregate_usage(frame: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.col("value").sum())
         .select(list(USAGE_SCHEMA))
         .cast(USAGE_SCHEMA)
-        .sort(KEY, nulls_last=True)
     )
 
 

@@ -1,16 +1,19 @@
 """Cost alerts of a day: P1, P2, TREND and SEGMENT, each naming the services that drove it (DESIGN.md §7).
 
-In: unit_cost rows of the days, allocated_cost over the 14 days ending at each of them, the alert
-thresholds and the service owners. Out: `cost_alerts`, one row per alert with a stable `alert_id`
+In: unit_cost rows of the days, allocated_cost summed per (day, customer, service) over the 14 days
+ending at each of them (CUSTOMER_SERVICE_ROLLUP), the alert thresholds and the service owners. Out: `cost_alerts`, one row per alert with a stable `alert_id`
 (day, type, customer), the drivers as JSON and a message a person can act on.
 """
 
 import datetime as dt
 import json
 
+import numpy as np
 import polars as pl
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
+from unitcost_platform.transforms.unit_cost import TREND_DAYS as TREND_WINDOW
+from unitcost_platform.transforms.windows import shifted, window_sums
 
 COST_ALERTS_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -72,18 +75,52 @@ def segment_alerts(unit: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _service_changes(allocated: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
-    """Per target (day, group key) and service: cost over the last 7 days and the 7 before."""
-    rows = allocated.filter(pl.col("unallocated_reason").is_null()).select(
-        pl.col("day").alias("_cost_day"), "customer_id", "service_name", "allocated_cost"
+def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """Per target (day, group key) and service: cost over the last 7 days and the 7 before.
+
+    Each (customer, service) gets a row of daily costs over the calendar the targets need; window
+    sums come from cumulative sums, so a year of targets (a SEGMENT alert has every non-paying
+    customer) costs one pass, not a join of every target with every cost row.
+    """
+    schema = {"day": pl.Date, "_key": pl.String, "service_name": pl.String,
+              "cost_7d": pl.Float64, "cost_prev_7d": pl.Float64}  # fmt: skip
+    if targets.is_empty():
+        return pl.DataFrame(schema=schema)
+    first = targets["day"].min() - dt.timedelta(days=2 * TREND_WINDOW - 1)
+    last = targets["day"].max()
+    n_days = (last - first).days + 1
+    rows = (
+        service_costs.lazy()
+        .filter(pl.col("day").is_between(first, last))
+        .join(targets.lazy().select("customer_id").unique(), on="customer_id", how="semi")
+        .group_by("customer_id", "service_name", "day")
+        .agg(pl.col("allocated_cost").sum())
+        .collect()
     )
-    joined = targets.join(rows, on="customer_id").filter(
-        (pl.col("_cost_day") <= pl.col("day")) & (pl.col("_cost_day") > pl.col("day") - pl.duration(days=14))
+    pairs = rows.select("customer_id", "service_name").unique().with_row_index("_p")
+    located = rows.join(pairs, on=["customer_id", "service_name"]).with_columns(
+        (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d")
     )
-    recent = pl.col("_cost_day") > pl.col("day") - pl.duration(days=7)
-    return joined.group_by("day", "_key", "service_name").agg(
-        pl.col("allocated_cost").filter(recent).sum().alias("cost_7d"),
-        pl.col("allocated_cost").filter(~recent).sum().alias("cost_prev_7d"),
+    costs = np.zeros((pairs.height, n_days))
+    present = np.zeros((pairs.height, n_days))
+    index = (located["_p"].to_numpy(), located["_d"].to_numpy())
+    costs[index] = located["allocated_cost"].to_numpy()
+    present[index] = 1.0
+    recent = window_sums(costs, TREND_WINDOW)
+    previous = shifted(recent, TREND_WINDOW)
+    seen = window_sums(present, 2 * TREND_WINDOW)
+    per_target = targets.join(pairs, on="customer_id").with_columns(
+        (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d")
+    )
+    at = (per_target["_p"].to_numpy(), per_target["_d"].to_numpy())
+    per_target = per_target.with_columns(
+        pl.Series("cost_7d", recent[at]), pl.Series("cost_prev_7d", previous[at]), pl.Series("_seen", seen[at])
+    )
+    return (
+        per_target.filter(pl.col("_seen") > 0)  # a service the customer had no cost row for in the 14 days
+        .group_by("day", "_key", "service_name")
+        .agg(pl.col("cost_7d").sum(), pl.col("cost_prev_7d").sum())
+        .cast(schema)
     )
 
 
@@ -148,7 +185,7 @@ def _message(row: dict) -> str:
 
 
 def cost_alerts(
-    unit: pl.DataFrame, allocated: pl.DataFrame, days: list[dt.date], cfg: AlertsConfig, owners: OwnersConfig
+    unit: pl.DataFrame, service_costs: pl.DataFrame, days: list[dt.date], cfg: AlertsConfig, owners: OwnersConfig
 ) -> pl.DataFrame:
     unit = unit.filter(pl.col("day").is_in(days))
     per_customer = customer_alerts(unit, cfg).with_columns(pl.col("customer_id").alias("_key"))
@@ -163,7 +200,7 @@ def cost_alerts(
             on="day",
         ),
     ])
-    changes = _service_changes(allocated, targets)
+    changes = _service_changes(service_costs, targets)
     alerts = pl.concat([per_customer, segment], how="diagonal_relaxed")
     alerts = alerts.join(_drivers(changes, alerts, owners, cfg.max_drivers), on=["day", "_key", "alert_type"], how="left")
     alerts = alerts.with_columns(

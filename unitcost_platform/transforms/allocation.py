@@ -28,6 +28,14 @@ ALLOCATED_COST_SCHEMA: dict[str, pl.DataType] = {
     "unallocated_reason": pl.String(),
 }
 
+# What coverage and allocation read of raw_billing: every column a pool rule can match on and every
+# cost column, so a config change (a new rule, another cost column) needs no code reload; the rest
+# of the bill's columns stay in the warehouse.
+BILLING_COLUMNS = [
+    "x_ChargeDate", "x_TenantId", "ServiceName", "ServiceCategory", "ProviderName", "SubAccountId",
+    "ResourceId", "Tags", "BilledCost", "EffectiveCost",
+]  # fmt: skip
+
 UNKNOWN_TENANT = "unknown_tenant"
 NO_DRIVER_USAGE = "no_driver_usage"
 NO_ACTIVE_CUSTOMERS = "no_active_customers"
@@ -36,25 +44,29 @@ EXCLUDED = "excluded"
 NO_MATCHING_POOL = "no_matching_pool"
 
 
-def _rows(frame: pl.DataFrame, **columns: object) -> pl.DataFrame:
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+def _rows(frame: Frame, **columns: object) -> Frame:
     """Shape a partial frame into the allocated_cost schema, with literal values for given columns."""
+    names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
     exprs = []
     for name, dtype in ALLOCATED_COST_SCHEMA.items():
         if name in columns:
             value = columns[name]
             exprs.append((value if isinstance(value, pl.Expr) else pl.lit(value)).cast(dtype).alias(name))
-        elif name in frame.columns:
+        elif name in names:
             exprs.append(pl.col(name).cast(dtype))
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
     return frame.select(exprs)
 
 
-def _tenant_to_customer(customers: pl.DataFrame) -> pl.DataFrame:
-    return customers.select(pl.col("snapshot_date").alias("day"), "tenant_id", "customer_id").unique()
+def _tenant_to_customer(customers: pl.DataFrame) -> pl.LazyFrame:
+    return customers.lazy().select(pl.col("snapshot_date").alias("day"), "tenant_id", "customer_id").unique()
 
 
-def _with_customers(frame: pl.DataFrame, tenants: pl.DataFrame) -> pl.DataFrame:
+def _with_customers(frame: pl.LazyFrame, tenants: pl.LazyFrame) -> pl.LazyFrame:
     """Attach the tenant's customer; a tenant without one keeps its share as unknown_tenant."""
     joined = frame.join(tenants, on=["day", "tenant_id"], how="left")
     return joined.with_columns(
@@ -62,10 +74,11 @@ def _with_customers(frame: pl.DataFrame, tenants: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _split_equally(pool_costs: pl.DataFrame, customers: pl.DataFrame, method: str, driver: str | None) -> pl.DataFrame:
+def _split_equally(pool_costs: pl.LazyFrame, customers: pl.DataFrame, method: str, driver: str | None) -> pl.LazyFrame:
     """Split each (day, pool, service) cost equally over the day's active customers."""
     active = (
-        customers.filter(pl.col("status") == "active")
+        customers.lazy()
+        .filter(pl.col("status") == "active")
         .select(pl.col("snapshot_date").alias("day"), "customer_id")
         .unique()
         .with_columns(pl.len().over("day").alias("_n"))
@@ -87,9 +100,9 @@ def _split_equally(pool_costs: pl.DataFrame, customers: pl.DataFrame, method: st
 
 
 def _metric_pool(
-    pool_costs: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, tenants: pl.DataFrame, pool: PoolConfig
-) -> pl.DataFrame:
-    wanted = usage.filter(pl.col("metric") == pool.driver)
+    pool_costs: pl.LazyFrame, usage: pl.DataFrame, customers: pl.DataFrame, tenants: pl.LazyFrame, pool: PoolConfig
+) -> pl.LazyFrame:
+    wanted = usage.lazy().filter(pl.col("metric") == pool.driver)
     if pool.usage_service is not None:
         wanted = wanted.filter(pl.col("service_name") == pool.usage_service)
     drivers = (
@@ -115,12 +128,12 @@ def _metric_pool(
     return pl.concat([allocated, fallback])
 
 
-def _fixed_pool(pool_costs: pl.DataFrame, customers: pl.DataFrame, pool: PoolConfig) -> pl.DataFrame:
-    shares = pl.DataFrame(
+def _fixed_pool(pool_costs: pl.LazyFrame, customers: pl.DataFrame, pool: PoolConfig) -> pl.LazyFrame:
+    shares = pl.LazyFrame(
         {"customer_id": list(pool.shares), "_ratio": [v / 100.0 for v in pool.shares.values()]},
         schema={"customer_id": pl.String, "_ratio": pl.Float64},
     )
-    present = customers.select(pl.col("snapshot_date").alias("day"), "customer_id").unique()
+    present = customers.lazy().select(pl.col("snapshot_date").alias("day"), "customer_id").unique()
     split = pool_costs.join(shares, how="cross").join(
         present.with_columns(_present=pl.lit(True)), on=["day", "customer_id"], how="left"
     )
@@ -131,6 +144,18 @@ def _fixed_pool(pool_costs: pl.DataFrame, customers: pl.DataFrame, pool: PoolCon
     )
 
 
+def allocation_columns(pools: list[PoolConfig], cost_column: str) -> list[str]:
+    """The raw_billing columns `allocate` reads with these pools (a projection for large bills)."""
+    columns = {"x_ChargeDate", "x_TenantId", "ServiceName", cost_column}
+    for pool in pools:
+        match = pool.match
+        columns |= {"ServiceCategory"} if match.service_category else set()
+        columns |= {"ProviderName"} if match.provider else set()
+        columns |= {"ResourceId"} if match.resource_id_pattern else set()
+        columns |= {"Tags"} if match.tags else set()
+    return sorted(columns)
+
+
 def allocate(
     billing: pl.DataFrame,
     usage: pl.DataFrame,
@@ -139,37 +164,37 @@ def allocate(
     pools: list[PoolConfig],
     cost_column: str,
 ) -> pl.DataFrame:
-    """allocated_cost for `days` (see the module docstring for the contract)."""
-    items = (
-        billing.filter(pl.col("x_ChargeDate").is_in(days))
-        .with_columns(pool_expr(pools))
-        .group_by(
-            pl.col("x_ChargeDate").alias("day"),
-            "pool",
-            pl.col("ServiceName").alias("service_name"),
-            pl.col("x_TenantId").alias("tenant_id"),
-        )
-        .agg(pl.col(cost_column).sum().alias("cost"))
-    )
+    """allocated_cost for `days` (see the module docstring for the contract).
+
+    One lazy plan: tagged line items are summed per (day, service, tenant) without looking at the
+    pools; only untagged ones are matched to pools, and the (small) pool totals are split.
+    """
+    items = billing.lazy().filter(pl.col("x_ChargeDate").is_in(days))
+    key = [pl.col("x_ChargeDate").alias("day"), pl.col("ServiceName").alias("service_name")]
+    tagged, pooled = pl.collect_all([
+        items.filter(pl.col("x_TenantId").is_not_null())
+        .group_by(*key, pl.col("x_TenantId").alias("tenant_id"))
+        .agg(pl.col(cost_column).sum().alias("cost")),
+        items.filter(pl.col("x_TenantId").is_null())
+        .group_by(*key, pool_expr(pools))
+        .agg(pl.col(cost_column).sum().alias("cost")),
+    ])  # fmt: skip
     tenants = _tenant_to_customer(customers)
     parts = [
         _rows(
-            _with_customers(items.filter(pl.col("pool") == DIRECT_POOL), tenants),
-            allocation_method="direct", allocation_ratio=1.0, allocated_cost=pl.col("cost"),
+            _with_customers(tagged.lazy(), tenants),
+            pool=DIRECT_POOL, allocation_method="direct", allocation_ratio=1.0, allocated_cost=pl.col("cost"),
         ),
         _rows(
-            items.filter(pl.col("pool").is_null()), pool=None, allocation_method="unmatched",
+            pooled.lazy().filter(pl.col("pool").is_null()), pool=None, allocation_method="unmatched",
             allocation_ratio=1.0, allocated_cost=pl.col("cost"), unallocated_reason=NO_MATCHING_POOL,
         ),
     ]
+    present = set(pooled["pool"].drop_nulls().unique())
     for pool in pools:
-        pool_costs = (
-            items.filter(pl.col("pool") == pool.name)
-            .group_by("day", "pool", "service_name")
-            .agg(pl.col("cost").sum())
-        )
-        if pool_costs.is_empty():
+        if pool.name not in present:
             continue
+        pool_costs = pooled.lazy().filter(pl.col("pool") == pool.name)
         if pool.driver == "exclude":
             parts.append(_rows(
                 pool_costs, allocation_method="exclude", allocation_ratio=1.0,
@@ -181,6 +206,4 @@ def allocate(
             parts.append(_fixed_pool(pool_costs, customers, pool))
         else:
             parts.append(_metric_pool(pool_costs, usage, customers, tenants, pool))
-    return pl.concat(parts, how="vertical").sort(
-        "day", "pool", "service_name", "customer_id", "tenant_id", nulls_last=True
-    )
+    return pl.concat(parts, how="vertical").collect()

@@ -188,9 +188,18 @@ def propagation_gaps(
 
 
 def orphans(
-    allocated: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, days: list[dt.date]
+    allocated: pl.DataFrame,
+    usage: pl.DataFrame,
+    customers: pl.DataFrame,
+    days: list[dt.date],
+    scope: pl.Expr | None = None,
+    scope_description: str = "all customers",
 ) -> list[CheckOutcome]:
-    """Tenants with cost or usage but no customer; active customers with direct cost but no usage."""
+    """Tenants with cost or usage but no customer; active customers with direct cost but no usage.
+
+    With a scope (a scoped rollout), only customers in scope are audited for missing usage; a tenant
+    without a customer record is reported whatever the scope (it cannot be placed in or out of it).
+    """
     known = customers.select(pl.col("snapshot_date").alias("day"), "tenant_id").unique()
     cost_orphans = (
         allocated.filter(pl.col("unallocated_reason") == "unknown_tenant")
@@ -214,7 +223,8 @@ def orphans(
         .group_by("day", "customer_id").agg(pl.col("allocated_cost").sum().alias("cost"))
         .filter(pl.col("cost") > 0)
     )
-    active = customers.filter(pl.col("status") == "active").select(pl.col("snapshot_date").alias("day"), "customer_id").unique()
+    audited = customers if scope is None else customers.filter(scope)
+    active = audited.filter(pl.col("status") == "active").select(pl.col("snapshot_date").alias("day"), "customer_id").unique()
     silent = direct.join(active, on=["day", "customer_id"]).join(used, on=["day", "customer_id"], how="anti").with_columns(
         pl.lit("active customer without usage").alias("kind"), pl.col("customer_id").alias("who"),
         pl.lit(None, dtype=pl.Float64).alias("requests"),
@@ -232,7 +242,7 @@ def orphans(
             description=(f"{n_tenants} tenant(s) with cost or usage but no customer record; "
                          f"{n_silent} active customer(s) with direct cost and no usage"),
             figures={"tenants_without_customer": n_tenants, "customers_without_usage": n_silent,
-                     "orphan_cost": float(rows["cost"].fill_null(0).sum())},
+                     "orphan_cost": float(rows["cost"].fill_null(0).sum()), "scope": scope_description},
             offenders=rows.drop("day").head(WORST),
         ))  # fmt: skip
     return outcomes

@@ -36,18 +36,25 @@ TAG_COVERAGE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def classify(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
-    """Each line item as tagged, shared by design or untagged, with its cost."""
+    """The day's cost as tagged, shared by design or untagged, summed per scope (and resource).
+
+    Tagged line items are summed per (day, service, sub-account, provider) without matching pools;
+    only untagged ones are matched and kept per resource (for the top untagged resources). `n` is the
+    number of line items behind each row.
+    """
     by_design = [p.name for p in pools if p.shared_by_design]
-    return billing.select(
-        pl.col("x_ChargeDate").alias("day"),
-        *SCOPES.values(),
-        "ResourceId",
-        pl.col(cost_column).alias("cost"),
-        pool_expr(pools),
-        pl.col("x_TenantId").is_not_null().alias("tagged"),
-    ).with_columns(
-        (~pl.col("tagged") & pl.col("pool").is_in(by_design)).alias("by_design"),
-    )
+    items = billing.lazy()
+    grain = [pl.col("x_ChargeDate").alias("day"), *SCOPES.values()]
+    sums = [pl.col(cost_column).sum().alias("cost"), pl.len().cast(pl.Int64).alias("n")]
+    tagged, untagged = pl.collect_all([
+        items.filter(pl.col("x_TenantId").is_not_null()).group_by(grain).agg(sums)
+        .with_columns(tagged=pl.lit(True), by_design=pl.lit(False), ResourceId=pl.lit(None, dtype=pl.String)),
+        items.filter(pl.col("x_TenantId").is_null())
+        .group_by(*grain, "ResourceId", pool_expr(pools).is_in(by_design).fill_null(False).alias("by_design"))
+        .agg(sums)
+        .with_columns(tagged=pl.lit(False)),
+    ])  # fmt: skip
+    return pl.concat([tagged, untagged.select(tagged.columns)], how="vertical")
 
 
 def _summary() -> list[pl.Expr]:
@@ -58,28 +65,34 @@ def _summary() -> list[pl.Expr]:
         pl.col("cost").filter(pl.col("tagged")).sum().alias("tagged_cost"),
         pl.col("cost").filter(pl.col("by_design")).sum().alias("shared_by_design_cost"),
         pl.col("cost").filter(untagged).sum().alias("untagged_cost"),
-        pl.len().cast(pl.Int64).alias("line_items"),
-        untagged.sum().cast(pl.Int64).alias("untagged_line_items"),
+        pl.col("n").sum().cast(pl.Int64).alias("line_items"),
+        pl.col("n").filter(untagged).sum().cast(pl.Int64).alias("untagged_line_items"),
     ]
 
 
 def _top_untagged(items: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """The largest untagged resources of each scope, as a JSON list."""
     resource_keys = list(dict.fromkeys(keys + ["ResourceId", "ServiceName"]))
+    fields = [c for c in resource_keys if c not in keys] + ["cost"]
     ranked = (
-        items.filter(~pl.col("tagged") & ~pl.col("by_design"))
+        items.lazy()
+        .filter(~pl.col("tagged") & ~pl.col("by_design"))
         .group_by(resource_keys)
         .agg(pl.col("cost").sum())
+        # The largest per scope without sorting every resource: top-k within each group, then
+        # order those few (largest cost first, ties by resource id).
+        .group_by(keys)
+        .agg(pl.col(fields).top_k_by(["cost", "ResourceId"], k=TOP_RESOURCES, reverse=[False, True]))
+        .explode(fields)
         .sort("cost", "ResourceId", descending=[True, False], nulls_last=True)
-        .group_by(keys, maintain_order=True)
-        .head(TOP_RESOURCES)
+        .collect()
     )
     resource = pl.struct(
         pl.col("ResourceId").alias("resource_id"),
         pl.col("ServiceName").alias("service"),
         pl.col("cost").round(6),
     ).struct.json_encode()
-    return ranked.group_by(keys).agg(
+    return ranked.group_by(keys, maintain_order=True).agg(
         pl.concat_str([pl.lit("["), resource.str.join(","), pl.lit("]")]).alias("top_untagged_resources")
     )
 

@@ -1,6 +1,6 @@
 """Unit cost per customer per day, with run rate, cost-to-MRR and 7-day trends (DESIGN.md §6).
 
-In: allocated_cost over the trailing 30 days of the computed days, the days of that window that are
+In: customer_daily_cost over the trailing 30 days of the computed days, the days of that window that are
 materialized (history is read from the data: days before the first partition are simply absent),
 customer_dimension for the days and for seven days earlier, tenant_usage and the provisional flags
 of the days. Out: `unit_cost`, one row per (day, customer) of the day's customer dimension.
@@ -8,9 +8,10 @@ of the days. Out: `unit_cost`, one row per (day, customer) of the day's customer
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 
-from unitcost_platform.config import DIRECT_POOL
+from unitcost_platform.transforms.windows import shifted, window_sums
 
 RUN_RATE_DAYS = 30
 TREND_DAYS = 7
@@ -49,58 +50,62 @@ def _customers_of_days(customers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _daily_costs(allocated: pl.DataFrame) -> pl.DataFrame:
-    return (
-        allocated.filter(pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null())
-        .group_by("day", "customer_id")
-        .agg(
-            pl.col("allocated_cost").filter(pl.col("pool") == DIRECT_POOL).sum().alias("direct_cost"),
-            pl.col("allocated_cost").filter(pl.col("pool") != DIRECT_POOL).sum().alias("shared_cost"),
-        )
-        .with_columns((pl.col("direct_cost") + pl.col("shared_cost")).alias("total_cost"))
-    )
-
-
 def _trailing(
     daily: pl.DataFrame, present_days: set[dt.date], days: list[dt.date], since: pl.DataFrame
 ) -> pl.DataFrame:
-    """Trailing sums per customer over a dense calendar, so a window is a fixed number of rows."""
+    """Trailing sums per customer over a dense (customer x calendar day) matrix.
+
+    The calendar runs from 29 days before the first computed day to the last, so each window is a
+    fixed number of columns and a year's backfill is one pass, not one history read per day. A day
+    counts towards the run rate when it is materialized and the customer existed (customer_since).
+    """
     first = min(days) - dt.timedelta(days=RUN_RATE_DAYS - 1)
-    calendar = pl.DataFrame(
-        {"day": pl.date_range(first, max(days), "1d", eager=True)}
-    ).with_columns(pl.col("day").is_in(sorted(present_days)).alias("_present"))
-    grid = (
-        since.join(calendar, how="cross")
-        .join(daily.select("day", "customer_id", "total_cost"), on=["day", "customer_id"], how="left")
-        .with_columns(pl.col("total_cost").fill_null(0.0))
-        .with_columns(
-            (
-                pl.col("_present")
-                & (pl.col("customer_since").is_null() | (pl.col("day") >= pl.col("customer_since")))
-            ).alias("_eligible")
+    calendar = pl.date_range(first, max(days), "1d", eager=True)
+    n_days = calendar.len()
+    customers = since.sort("customer_id").with_row_index("_c")
+    costs = np.zeros((customers.height, n_days))
+    located = (
+        daily.select("day", "customer_id", "total_cost")
+        .join(customers.select("customer_id", "_c"), on="customer_id")
+        .filter((pl.col("day") >= first) & (pl.col("day") <= max(days)))
+        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
+    )
+    costs[located["_c"].to_numpy(), located["_d"].to_numpy()] = located["total_cost"].to_numpy()
+    present = calendar.is_in(sorted(present_days)).to_numpy()
+    since_offset = (
+        customers.select((pl.col("customer_since") - pl.lit(first)).dt.total_days().fill_null(-1).clip(-1, n_days))
+        .to_series()
+        .to_numpy()
+    )
+    eligible = present[None, :] & (np.arange(n_days)[None, :] >= since_offset[:, None])
+    cost_7d = window_sums(costs, TREND_DAYS)
+    cost_prev_7d = shifted(cost_7d, TREND_DAYS)
+    columns = {
+        "_sum30": window_sums(np.where(eligible, costs, 0.0), RUN_RATE_DAYS),
+        "history_days": window_sums(eligible.astype(np.float64), RUN_RATE_DAYS).round().astype(np.int64),
+        "_eligible14": window_sums(eligible.astype(np.float64), 2 * TREND_DAYS).round().astype(np.int64),
+        "cost_7d": cost_7d,
+        "cost_prev_7d": cost_prev_7d,
+    }
+    wanted = np.array([(d - first).days for d in sorted(set(days))])
+    frames = []
+    for offset in wanted:
+        frames.append(
+            pl.DataFrame({
+                "day": pl.repeat(first + dt.timedelta(days=int(offset)), customers.height, eager=True),
+                "customer_id": customers["customer_id"],
+                **{name: values[:, offset] for name, values in columns.items()},
+            })  # fmt: skip
         )
-        .sort("customer_id", "day")
-    )
-
-    def roll(expr: pl.Expr, window: int) -> pl.Expr:
-        return expr.rolling_sum(window_size=window, min_samples=1).over("customer_id")
-
-    eligible_cost = pl.when(pl.col("_eligible")).then(pl.col("total_cost")).otherwise(0.0)
-    eligible = pl.col("_eligible").cast(pl.Int64)
-    return grid.with_columns(
-        roll(eligible_cost, RUN_RATE_DAYS).alias("_sum30"),
-        roll(eligible, RUN_RATE_DAYS).alias("history_days"),
-        roll(eligible, 2 * TREND_DAYS).alias("_eligible14"),
-        roll(pl.col("total_cost"), TREND_DAYS).alias("cost_7d"),
-    ).with_columns(
-        pl.col("cost_7d").shift(TREND_DAYS).over("customer_id").fill_null(0.0).alias("cost_prev_7d"),
-    ).filter(pl.col("day").is_in(days)).select(
-        "day", "customer_id", "_sum30", "history_days", "_eligible14", "cost_7d", "cost_prev_7d"
-    )
+    if not frames:
+        return pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "_sum30": pl.Float64,
+                                    "history_days": pl.Int64, "_eligible14": pl.Int64,
+                                    "cost_7d": pl.Float64, "cost_prev_7d": pl.Float64})  # fmt: skip
+    return pl.concat(frames)
 
 
 def unit_cost(
-    allocated: pl.DataFrame,
+    daily: pl.DataFrame,
     present_days: set[dt.date],
     customers: pl.DataFrame,
     customers_week_ago: pl.DataFrame,
@@ -111,7 +116,6 @@ def unit_cost(
     present = set(present_days) | set(days)
     base = _customers_of_days(customers.filter(pl.col("snapshot_date").is_in(days)))
     since = base.group_by("customer_id").agg(pl.col("customer_since").first())
-    daily = _daily_costs(allocated)
     trailing = _trailing(daily, present, days, since)
 
     requests = (

@@ -9,7 +9,7 @@ import pytest
 
 from unitcost_platform.definitions import build_definitions, defs
 from unitcost_platform.settings import PROJECT_ROOT
-from unitcost_platform_tests.saas import DAYS, START, TABLES, read_table
+from unitcost_platform_tests.saas import DAYS, FILE_ASSETS, START, TABLES, read_table
 
 EDGES = {
     "tag_coverage": {"raw_billing"},
@@ -17,13 +17,15 @@ EDGES = {
     "unit_cost": {"allocated_cost", "tag_coverage", "customer_dimension", "tenant_usage", "raw_billing"},
     "cost_alerts": {"unit_cost", "allocated_cost"},
     "growth_efficiency": {"tag_coverage", "customer_dimension"},
+    "team_spend": {"raw_billing"},
+    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend"},
 }
 
 
-def test_definitions_load_with_the_eight_assets(small_saas, make_settings):
+def test_definitions_load_with_every_asset(small_saas, make_settings):
     loaded = build_definitions(make_settings(small_saas))
     graph = loaded.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(TABLES)
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(TABLES) | set(FILE_ASSETS)
     for asset, parents in EDGES.items():
         assert {p.to_user_string() for p in graph.get(dg.AssetKey(asset)).parent_keys} == parents
     for key in graph.get_all_asset_keys():

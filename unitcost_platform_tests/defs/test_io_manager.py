@@ -110,3 +110,46 @@ def test_a_new_column_is_added_to_an_existing_table(tmp_path):
     assert up.select("day", "InvoiceId").rows() == [
         (dt.date(2026, 1, 2), None), (dt.date(2026, 1, 2), None), (dt.date(2026, 1, 3), "inv-1"),
     ]  # fmt: skip
+
+
+def test_an_input_with_a_rollup_reads_sums_from_the_warehouse(tmp_path):
+    """Trailing windows ask for their input summed to a coarser grain: the sums are the rows'."""
+    db = tmp_path / "w.duckdb"
+    received: list[pl.DataFrame] = []
+
+    def costs(key: str) -> pl.DataFrame:
+        day = dt.date.fromisoformat(key)
+        return pl.DataFrame(
+            {"day": [day] * 4, "name": ["a", "a", "b", None], "cost": [1.25, 2.5, 4.0, 8.0],
+             "at": [dt.datetime(2026, 1, 1)] * 4, "ok": [True, False, True, True]},
+            schema=SCHEMA,
+        )  # fmt: skip
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
+    def upstream(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        return costs(context.partition_key)
+
+    @dg.asset(
+        partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"],
+        ins={"upstream": dg.AssetIn(
+            key=dg.AssetKey(["unitcost", "upstream"]),
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2),
+            metadata={"rollup": {"by": ["day", "name"], "sum": ["cost"]}},
+        )},
+    )  # fmt: skip
+    def downstream(context: dg.AssetExecutionContext, upstream: pl.DataFrame) -> pl.DataFrame:
+        received.append(upstream)
+        return costs(context.partition_key)
+
+    for day in ("2026-01-02", "2026-01-03", "2026-01-04"):
+        assert dg.materialize([upstream], partition_key=day, resources=_io(db)).success
+    assert dg.materialize([upstream, downstream], partition_key="2026-01-04", resources=_io(db),
+                          selection=[downstream]).success  # fmt: skip
+    rows = received[0].sort("day", "name", nulls_last=True)
+    assert rows.columns == ["day", "name", "cost"]
+    expected = pl.DataFrame(
+        {"day": [dt.date(2026, 1, d) for d in (2, 2, 2, 3, 3, 3, 4, 4, 4)],
+         "name": ["a", "b", None] * 3, "cost": [3.75, 4.0, 8.0] * 3},
+        schema={"day": pl.Date, "name": pl.String, "cost": pl.Float64},
+    )  # fmt: skip
+    assert_frame_equal(rows, expected)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from unitcost_platform.settings import PROJECT_ROOT
-from unitcost_platform_tests.saas import DAYS, read_table, run_range
+from unitcost_platform_tests.saas import DAYS, FILE_ASSETS, TABLES, read_table, run_range
 
 ADMIN_DSN = os.environ.get("UNITCOST_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/postgres")
 
@@ -76,5 +76,5 @@ def test_a_partition_materializes_through_a_postgres_instance(instance_db, tmp_p
             "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
             (result.run_id,),
         ).fetchone()[0]
-        assert events == 8
+        assert events == len(TABLES) + len(FILE_ASSETS)
     assert read_table(settings, "unit_cost").height == 3

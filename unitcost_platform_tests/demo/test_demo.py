@@ -6,7 +6,6 @@ the last tests, which run the README's main job over the whole demo range and re
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -16,19 +15,12 @@ from polars.testing import assert_frame_equal
 from unitcost_platform.cli import main, summarize
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
-from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, PROJECT_ROOT, Settings
+from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, PROJECT_ROOT
+from unitcost_platform_tests.demo.conftest import LAST
 from unitcost_platform_tests.saas import read_table
 
 SHARED_BY_DESIGN = ["Amazon Virtual Private Cloud", "Elastic Load Balancing", "Amazon Relational Database Service",
                     "Amazon CloudWatch", "AWS Support (Business)"]  # fmt: skip
-LAST = DEMO_START_DATE + dt.timedelta(days=DEMO_DAYS - 1)
-
-
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    generate_demo(out, DemoSpec(), log=lambda _: None)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -118,20 +110,6 @@ def test_shared_infrastructure_is_untagged_and_five_to_fifteen_percent_is_untagg
     mistakes = tenant_services.filter(pl.col("tenant").is_null() & (pl.col("ResourceId").str.contains(":savingsplan/").not_()))
     share = mistakes["EffectiveCost"].sum() / billing["EffectiveCost"].sum()
     assert 0.05 <= share <= 0.15
-
-
-@pytest.fixture(scope="session")
-def demo_run(demo_dir, tmp_path_factory):
-    """The README's main job over the whole demo range, into a real (ephemeral) Dagster instance."""
-    db = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    settings = Settings.from_env({"UNITCOST_DATA_DIR": str(demo_dir), "UNITCOST_DUCKDB_PATH": str(db)})
-    instance = dg.DagsterInstance.ephemeral()
-    result = build_definitions(settings).resolve_job_def("unit_cost_daily").execute_in_process(
-        instance=instance,
-        tags={"dagster/asset_partition_range_start": DEMO_START_DATE.isoformat(),
-              "dagster/asset_partition_range_end": LAST.isoformat()},  # fmt: skip
-    )
-    return settings, instance, result
 
 
 def test_the_main_job_on_the_demo_raises_every_kind_of_alert(demo_run, capsys):

@@ -191,3 +191,17 @@ def test_unreadable_file(tmp_path):
     path.write_bytes(b"not parquet at all")
     with pytest.raises(InputDataError, match="broken.parquet: cannot be read as Parquet"):
         _read([path])
+
+
+def test_repeated_tags_are_parsed_once_and_a_hash_collision_falls_back_to_every_row(monkeypatch):
+    """Large bills parse each distinct Tags string once; rows are checked against their group's string."""
+    from unitcost_platform.sources import focus
+
+    n = 120_000
+    tags = pl.Series("Tags", [f'{{"tenant_id": "T{i % 7}"}}' if i % 5 else '{"env": "prod"}' for i in range(n)])
+    frame = tags.to_frame()
+    expected = [f"t{i % 7}" if i % 5 else None for i in range(n)]
+    assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected
+    # Every Tags string hashing alike is the worst collision: the check sees it, every row is parsed.
+    monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series([0] * self.len(), dtype=pl.UInt64))
+    assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected

@@ -82,7 +82,7 @@ def row(day, tenant, service, metric, value):
 
 def rows_of(frame: pl.DataFrame) -> list[dict]:
     assert frame.schema == pl.Schema(USAGE_SCHEMA)
-    return frame.to_dicts()
+    return frame.sort("usage_date", "tenant_id", "service_name", "metric", nulls_last=True).to_dicts()
 
 
 def test_two_metrics_over_two_days(httpserver, run):

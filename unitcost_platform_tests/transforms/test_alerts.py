@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
-from unitcost_platform.transforms.alerts import cost_alerts
+from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
+from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, apply_rollup
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
 from unitcost_platform_tests.helpers import D
 
@@ -19,6 +20,11 @@ def _unit(rows: list[dict]) -> pl.DataFrame:
     defaults = {"day": D, "customer_name": "n", "tier": "smb", "segment": "s", "is_paying": True, "status": "active",
                 "mrr": 1000.0, "total_cost": 1.0, "monthly_run_rate": 100.0, "mrr_growth_7d": 0.0}  # fmt: skip
     return pl.DataFrame([{**base, **defaults, **r} for r in rows], schema=UNIT_COST_SCHEMA)
+
+
+def cost_alerts(unit: pl.DataFrame, allocated: pl.DataFrame, *args) -> pl.DataFrame:
+    """From allocated_cost rows, through the per-customer-service rollup the asset reads."""
+    return compute_cost_alerts(unit, apply_rollup(allocated, CUSTOMER_SERVICE_ROLLUP), *args)
 
 
 def _no_costs() -> pl.DataFrame:

@@ -123,7 +123,14 @@ def test_orphans_both_ways():
     rows = {(r["kind"], r["who"]) for r in out.offenders.iter_rows(named=True)}
     assert rows == {("tenant without customer", "ghost"), ("tenant without customer", "canary"),
                     ("active customer without usage", "C2")}  # fmt: skip
-    assert out.figures == {"tenants_without_customer": 2, "customers_without_usage": 1, "orphan_cost": 11.0}
+    assert out.figures == {"tenants_without_customer": 2, "customers_without_usage": 1, "orphan_cost": 11.0,
+                           "scope": "all customers"}  # fmt: skip
+    # A scoped rollout audits its own customers for missing usage; tenants without a customer
+    # are reported whatever the scope.
+    [scoped] = checks.orphans(allocated, use, cust, [D], scope=pl.col("customer_id") == "C1", scope_description="C1 only")
+    assert {(r["kind"], r["who"]) for r in scoped.offenders.iter_rows(named=True)} == {
+        ("tenant without customer", "ghost"), ("tenant without customer", "canary")}  # fmt: skip
+    assert scoped.figures["customers_without_usage"] == 0 and scoped.figures["scope"] == "C1 only"
     clean = _allocated([(D, "C1", "t1", "direct", 10.0, None)])
     assert checks.orphans(clean, usage([("t1", "requests", 1)]), cust, [D])[0].passed
 

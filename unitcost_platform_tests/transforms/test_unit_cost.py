@@ -6,7 +6,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from unitcost_platform.transforms.unit_cost import unit_cost
+from unitcost_platform.transforms.customer_cost import (
+    CUSTOMER_POOL_ROLLUP,
+    apply_rollup,
+    customer_daily_cost,
+)
+from unitcost_platform.transforms.unit_cost import unit_cost as compute_unit_cost
 from unitcost_platform_tests.helpers import D, customers, usage
 
 
@@ -22,6 +27,11 @@ def _allocated(costs: dict[str, list[float]], days: list[dt.date], pool: str = "
     ]
     return pl.DataFrame(rows, schema={"day": pl.Date, "customer_id": pl.String, "pool": pl.String,
                                       "allocated_cost": pl.Float64, "unallocated_reason": pl.String})  # fmt: skip
+
+
+def unit_cost(allocated: pl.DataFrame, *args) -> pl.DataFrame:
+    """From allocated_cost rows, through the per-customer-pool rollup the asset reads."""
+    return compute_unit_cost(customer_daily_cost(apply_rollup(allocated, CUSTOMER_POOL_ROLLUP)), *args)
 
 
 def _row(frame: pl.DataFrame, customer: str, day: dt.date = D) -> dict:

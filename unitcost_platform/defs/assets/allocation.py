@@ -14,17 +14,20 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.transforms.allocation import allocate
+from unitcost_platform.transforms.allocation import BILLING_COLUMNS, allocate
 from unitcost_platform.transforms.coverage import tag_coverage as compute_tag_coverage
 
 GROUP = "allocation"
+
 
 
 def build_allocation_assets(
     partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
 ) -> list[dg.AssetsDefinition]:
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day", backfill))
+    billing_in = {"raw_billing": dg.AssetIn(metadata={"columns": BILLING_COLUMNS})}
+
+    @dg.asset(ins=billing_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def tag_coverage(
         context: dg.AssetExecutionContext, unitcost: UnitcostResource, raw_billing: pl.DataFrame
     ) -> pl.DataFrame:
@@ -55,7 +58,7 @@ def build_allocation_assets(
         per_day_metadata(context, days, frame, "day", describe)
         return frame
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "day", backfill))
+    @dg.asset(ins=billing_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def allocated_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,

@@ -16,8 +16,14 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.rollup import ROLLUP_KEY
 from unitcost_platform.transforms.alerts import alerts_as_documents
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
+from unitcost_platform.transforms.customer_cost import (
+    CUSTOMER_POOL_ROLLUP,
+    CUSTOMER_SERVICE_ROLLUP,
+    customer_daily_cost,
+)
 from unitcost_platform.transforms.growth import LOOKBACK_DAYS, WINDOW_DAYS
 from unitcost_platform.transforms.growth import growth_efficiency as compute_growth
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
@@ -40,9 +46,11 @@ def build_reporting_assets(
 
     @dg.asset(
         ins={
+            # 30 days of allocation rows summed by the warehouse to one row per customer and pool:
+            # the run rate reads a few rows per customer and day, not 30 days of tenant-level detail.
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(RUN_RATE_DAYS),
-                metadata={"columns": ["day", "customer_id", "pool", "allocated_cost", "unallocated_reason"]},
+                metadata={ROLLUP_KEY: CUSTOMER_POOL_ROLLUP},
             ),
             "tag_coverage": dg.AssetIn(
                 partition_mapping=trailing_days(RUN_RATE_DAYS),
@@ -66,12 +74,13 @@ def build_reporting_assets(
         """Cost per customer per day with run rate, cost-to-MRR, cost per 1k requests and 7-day trends."""
         days = days_of(context)
         with user_errors_as_failures():
-            thresholds = unitcost.load_config().alerts
+            cfg = unitcost.load_config()
+        thresholds = cfg.alerts
         present = set(_overall_totals(tag_coverage)["day"].to_list())
         week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
         provisional = set(raw_billing.filter(~pl.col("x_IsFinal"))["x_ChargeDate"].unique().to_list())
         frame = compute_unit_cost(
-            allocated_cost,
+            customer_daily_cost(allocated_cost),
             present,
             customer_dimension.filter(pl.col("snapshot_date").is_in(days)),
             customer_dimension.filter(pl.col("snapshot_date").is_in(week_ago)),
@@ -79,6 +88,13 @@ def build_reporting_assets(
             provisional,
             days,
         )
+        if cfg.scope is not None:
+            # A scoped rollout: every customer was costed (shared pools are split over everyone),
+            # only the customers in scope are reported, so widening the scope changes no figure.
+            in_scope = customer_dimension.filter(pl.col("snapshot_date").is_in(days) & cfg.scope.expr()).select(
+                pl.col("snapshot_date").alias("day"), "customer_id"
+            )
+            frame = frame.join(in_scope.unique(), on=["day", "customer_id"], how="semi")
 
         def describe(day: pl.DataFrame) -> dict:
             top = (
@@ -88,6 +104,7 @@ def build_reporting_assets(
                 .select("customer_id", "customer_name", "tier", "mrr", "monthly_run_rate", "cost_to_mrr", "total_cost")
             )
             return {
+                "scope": cfg.scope_description(),
                 "customers": day.height,
                 "total_cost": money(day["total_cost"].sum()),
                 "median_cost_per_customer": money(day["total_cost"].median()),
@@ -107,7 +124,7 @@ def build_reporting_assets(
             "unit_cost": dg.AssetIn(),
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(ALERT_HISTORY_DAYS),
-                metadata={"columns": ["day", "customer_id", "service_name", "allocated_cost", "unallocated_reason"]},
+                metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
@@ -127,6 +144,7 @@ def build_reporting_assets(
         def describe(day: pl.DataFrame) -> dict:
             counts = day.group_by("alert_type").len().sort("alert_type")
             return {
+                "scope": cfg.scope_description(),
                 "alerts_by_type": {t: n for t, n in counts.iter_rows()},
                 "alerts": dg.MetadataValue.md(
                     markdown_table(day.select("alert_type", "customer_id", "value", "owners", "message").head(20))

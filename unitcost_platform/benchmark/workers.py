@@ -1,0 +1,157 @@
+"""One measured process of the benchmark: `python -m unitcost_platform.benchmark.workers KIND DATA OUT`.
+
+KIND is `pipeline` (every stage, one after the other, each with its own figures), `ours`
+(allocation from the Parquet files), `ours_unit` (allocation and unit cost with its 30-day window
+from the Parquet files) or `duckdb` (the baseline). It prints its figures as one JSON line and
+writes its result to OUT (after the clock stops) for the parent to compare.
+"""
+
+import datetime as dt
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from unitcost_platform.benchmark import history
+from unitcost_platform.benchmark.measure import Figure, measured, peak_mib, reset_peak
+from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.sources.billing_files import read_billing_files
+from unitcost_platform.sources.customer_files import read_customer_files
+from unitcost_platform.sources.files import list_data_files
+from unitcost_platform.sources.usage_files import read_usage_files
+from unitcost_platform.transforms.alerts import cost_alerts
+from unitcost_platform.transforms.allocation import BILLING_COLUMNS, allocate, allocation_columns
+from unitcost_platform.transforms.coverage import tag_coverage
+from unitcost_platform.transforms.customer_cost import (
+    CUSTOMER_POOL_ROLLUP,
+    CUSTOMER_SERVICE_ROLLUP,
+    apply_rollup,
+    customer_daily_cost,
+)
+from unitcost_platform.transforms.customers import customer_dimension
+from unitcost_platform.transforms.unit_cost import unit_cost
+
+CONFIG = UnitcostConfig()  # the defaults: default pools, default tenant tag keys, EffectiveCost
+NON_PAYING = ["trial", "free"]
+
+
+def bench_day(data: Path) -> dt.date:
+    return dt.date.fromisoformat(json.loads((data / "spec.json").read_text())["start"])
+
+
+def read_billing(data: Path, day: dt.date, columns: list[str] | None) -> pl.DataFrame:
+    return read_billing_files(
+        list_data_files(data / "billing", "billing"), [day], cost_column=CONFIG.cost_column,
+        tenant=CONFIG.tenant, spread=True, columns=columns,
+    )  # fmt: skip
+
+
+def read_usage_and_customers(data: Path, day: dt.date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    usage = read_usage_files(list_data_files(data / "usage", "usage"), [day], normalize="lower")
+    versions = read_customer_files([data / "customers.parquet"], normalize="lower")
+    return usage, customer_dimension(versions, [day], NON_PAYING)
+
+
+def _unit_cost(allocated_rollup: pl.DataFrame, customers: pl.DataFrame, usage: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    present = set(allocated_rollup["day"].unique().to_list())
+    return unit_cost(customer_daily_cost(allocated_rollup), present, customers, customers.clear(), usage, set(), [day])
+
+
+def pipeline(data: Path, out: Path) -> dict:
+    """Every stage as the pipeline's assets run it, each with the inputs its step would hold."""
+    day, pools, figures = bench_day(data), CONFIG.resolved_pools(), []
+    with measured("read billing (raw_billing, every column)", 0, figures):
+        billing = read_billing(data, day, None)
+    lines = billing.height
+    figures[-1].rows = lines
+    with measured("read usage and customers", 0, figures):
+        usage, customers = read_usage_and_customers(data, day)
+    figures[-1].rows = usage.height + customers.height
+    projected = billing.select([c for c in BILLING_COLUMNS if c in billing.columns])  # what the IO manager loads
+    del billing
+    gc.collect()
+    with measured("tag coverage", lines, figures):
+        tag_coverage(projected, [day], pools, CONFIG.cost_column)
+    with measured("allocation", lines, figures):
+        allocated = allocate(projected, usage, customers, [day], pools, CONFIG.cost_column)
+    del projected
+    gc.collect()
+    today = apply_rollup(allocated, CUSTOMER_POOL_ROLLUP)
+    rollup = pl.concat([history.earlier_days(today, day, history.UNIT_COST_HISTORY_DAYS), today])
+    with measured("unit cost (30-day run rate, 7-day trends)", 0, figures):
+        unit = _unit_cost(rollup, customers, usage, day)
+    figures[-1].rows = rollup.height
+    del rollup
+    gc.collect()
+    today = apply_rollup(allocated, CUSTOMER_SERVICE_ROLLUP)
+    services = pl.concat([history.earlier_days(today, day, history.ALERT_HISTORY_DAYS), today])
+    del allocated, today
+    gc.collect()
+    with measured("alerts (14-day service drivers)", 0, figures):
+        alerts = cost_alerts(unit, services, [day], CONFIG.alerts, CONFIG.owners)
+    figures[-1].rows = services.height
+    return {"figures": [f.as_dict() for f in figures], "line_items": lines, "alerts": alerts.height,
+            "customers": unit.height}  # fmt: skip
+
+
+def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
+    """Allocation (and unit cost) straight from the files, reading only the columns allocation needs."""
+    day, pools = bench_day(data), CONFIG.resolved_pools()
+    past = None
+    if with_unit_cost:
+        versions = read_customer_files([data / "customers.parquet"], normalize="lower")
+        past = history.synthetic_customer_rollup(
+            versions, ["direct", *(p.name for p in pools)], day, history.UNIT_COST_HISTORY_DAYS
+        )
+        del versions
+    gc.collect()
+    reset_peak()
+    start = time.perf_counter()
+    billing = read_billing(data, day, allocation_columns(pools, CONFIG.cost_column))
+    usage, customers = read_usage_and_customers(data, day)
+    allocated = allocate(billing, usage, customers, [day], pools, CONFIG.cost_column)
+    lines = billing.height
+    del billing
+    result = allocated
+    if past is not None:
+        result = _unit_cost(pl.concat([past, apply_rollup(allocated, CUSTOMER_POOL_ROLLUP)]), customers, usage, day)
+    seconds = time.perf_counter() - start
+    figure = Figure("ours", seconds, lines, peak_mib(), True)
+    result.write_parquet(out)
+    return {"figures": [figure.as_dict()], "line_items": lines, "result_rows": result.height}
+
+
+def baseline(data: Path, out: Path) -> dict:
+    from unitcost_platform.benchmark.baseline import run_baseline
+
+    day = bench_day(data)
+    reset_peak()
+    start = time.perf_counter()
+    result = run_baseline(data, [day])
+    seconds = time.perf_counter() - start
+    figure = Figure("duckdb", seconds, 0, peak_mib(), True)
+    result.write_parquet(out)
+    return {"figures": [figure.as_dict()], "result_rows": result.height}
+
+
+KINDS = {
+    "pipeline": pipeline,
+    "ours": ours,
+    "ours_unit": lambda data, out: ours(data, out, with_unit_cost=True),
+    "duckdb": baseline,
+}
+
+
+def main(argv: list[str]) -> int:
+    kind, data, out = argv
+    result = KINDS[kind](Path(data), Path(out))
+    result["process_peak_mib"] = peak_mib()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,328 @@
+"""The unit-cost dashboard: one self-contained HTML page (plotly.js embedded, nothing fetched).
+
+`render_dashboard` takes the trailing history of the tables (already read by the asset) and
+returns the page and its headline numbers. Each plot is a plotly figure in its own `<div
+class="unitcost-plot">`; the page sets `window.unitcostPlotsRendered` to the number of plots drawn
+once Plotly has drawn them all (the browser test waits on it).
+"""
+
+import datetime as dt
+import html
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+from plotly.offline import get_plotlyjs
+
+PAYING_COLORS = {"paying": "#1f77b4", "non-paying": "#ff7f0e"}
+TOP_CUSTOMERS = 20
+
+
+@dataclass(frozen=True)
+class DashboardInputs:
+    """The tables of the trailing window, read by the asset; `day` is the day the page is as of."""
+
+    day: dt.date
+    unit_cost: pl.DataFrame  # day, customer_id, customer_name, tier, is_paying, mrr, total_cost, cost_to_mrr, monthly_run_rate
+    growth: pl.DataFrame  # day, cost_growth_90d, customer_growth_90d, ratio
+    coverage: pl.DataFrame  # overall rows: day, total_cost, coverage, tagged_share, untagged_cost
+    unallocated: pl.DataFrame  # day, unallocated_reason, allocated_cost
+    team_spend: pl.DataFrame  # day, team, cost
+    p1_cost_to_mrr: float
+    p2_cost_to_mrr: float
+    scope: str = "all customers"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    html: str
+    headline: dict
+    plots: list[str]
+
+
+def _layout(fig: go.Figure, title: str, **kwargs) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "xanchor": "left"},
+        template="plotly_white",
+        height=kwargs.pop("height", 380),
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        legend={"orientation": "h", "y": -0.2},
+        **kwargs,
+    )
+    return fig
+
+
+def _over_time(fig: go.Figure, title: str, xrange: tuple[dt.date, dt.date] | None = None, **kwargs) -> go.Figure:
+    """A time axis over the whole window (half a day either side), even when a series has one point."""
+    axis: dict = {"type": "date"}
+    if xrange is not None:
+        first, last = xrange
+        axis["range"] = [f"{first - dt.timedelta(days=1)}T12:00", f"{last}T12:00"]
+    return _layout(fig, title, xaxis=axis, **kwargs)
+
+
+def _dates(frame: pl.DataFrame) -> list[str]:
+    return [d.isoformat() for d in frame["day"].to_list()]
+
+
+def cost_distribution(today: pl.DataFrame) -> go.Figure:
+    """Customers by daily cost on log-spaced bins, so the long tail is as visible as the body."""
+    costs = today.filter(pl.col("total_cost") > 0)["total_cost"]
+    if costs.is_empty():
+        return _layout(go.Figure(), "Cost per customer: no customer has cost on this day")
+    low, high = math.floor(math.log10(costs.min())), math.ceil(math.log10(costs.max()))
+    high = max(high, low + 1)
+    edges = np.logspace(low, high, (high - low) * 5 + 1)
+    counts, _ = np.histogram(costs.to_numpy(), bins=edges)
+    centers = np.sqrt(edges[:-1] * edges[1:])
+    median = float(costs.median())
+    tail = float(costs.max()) / median if median > 0 else float("nan")
+    fig = go.Figure(
+        go.Bar(
+            x=centers.tolist(), y=counts.tolist(), width=(edges[1:] - edges[:-1]).tolist(),
+            customdata=np.column_stack([edges[:-1], edges[1:]]).tolist(),
+            hovertemplate="$%{customdata[0]:,.2f} – $%{customdata[1]:,.2f}: %{y} customers<extra></extra>",
+            marker_color="#1f77b4", name="customers",
+        )  # fmt: skip
+    )
+    fig.add_vline(x=median, line_dash="dash", line_color="#444",
+                  annotation_text=f"median ${median:,.2f}", annotation_position="top right")  # fmt: skip
+    return _layout(
+        fig,
+        f"Cost per customer (log scale): the costliest is {tail:,.0f}x the median",
+        xaxis={"type": "log", "title": "cost per customer per day (USD)"},
+        yaxis={"title": "customers"},
+        bargap=0.05,
+    )
+
+
+def top_cost_to_mrr(today: pl.DataFrame, p1: float, p2: float) -> go.Figure:
+    top = (
+        today.filter(pl.col("cost_to_mrr").is_not_null())
+        .sort("cost_to_mrr", descending=True)
+        .head(TOP_CUSTOMERS)
+        .reverse()
+    )
+    colors = ["#d62728" if v > p1 else "#ff7f0e" if v > p2 else "#1f77b4" for v in top["cost_to_mrr"]]
+    labels = [f"{n} ({t})" for n, t in zip(top["customer_name"], top["tier"], strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            x=top["cost_to_mrr"].to_list(), y=labels, orientation="h", marker_color=colors,
+            customdata=top.select("monthly_run_rate", "mrr").rows(),
+            hovertemplate="%{y}: %{x:.1%} (run rate $%{customdata[0]:,.0f} / MRR $%{customdata[1]:,.0f})<extra></extra>",
+            name="cost-to-MRR",
+        )  # fmt: skip
+    )
+    for value, label, color in ((p2, "P2", "#ff7f0e"), (p1, "P1", "#d62728")):
+        fig.add_vline(x=value, line_dash="dash", line_color=color,
+                      annotation_text=f"{label} {value:.0%}", annotation_position="top")  # fmt: skip
+    return _layout(
+        fig,
+        f"Top {top.height} customers by cost-to-MRR (monthly run rate / MRR)",
+        xaxis={"tickformat": ".0%", "title": "cost-to-MRR"},
+        height=max(380, 24 * top.height + 120),
+    )
+
+
+def paying_vs_non_paying(history: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    medians = (
+        history.group_by("day", "is_paying")
+        .agg(pl.col("total_cost").median().alias("median"))
+        .sort("day")
+    )
+    fig = go.Figure()
+    for paying, name in ((True, "paying"), (False, "non-paying")):
+        part = medians.filter(pl.col("is_paying") == paying)
+        fig.add_trace(go.Scatter(x=_dates(part), y=part["median"].to_list(), mode="lines", name=name,
+                                 line_color=PAYING_COLORS[name]))  # fmt: skip
+    return _over_time(
+        fig,
+        "Median cost per customer: paying vs non-paying",
+        xrange,
+        yaxis={"title": "USD per customer per day", "tickprefix": "$"},
+    )
+
+
+def growth_ratio(growth: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    rows = growth.filter(pl.col("ratio").is_not_null()).sort("day")
+    fig = go.Figure(go.Scatter(x=_dates(rows), y=rows["ratio"].to_list(), mode="lines+markers",
+                               name="cost growth / customer growth"))  # fmt: skip
+    fig.add_hline(y=1.0, line_dash="dash", line_color="#444",
+                  annotation_text="cost grows as fast as customers", annotation_position="bottom right")  # fmt: skip
+    title = "90-day cost growth / customer growth"
+    if rows.is_empty():
+        title += ": needs 120 days of history"
+    return _over_time(fig, title, xrange, yaxis={"title": "ratio"})
+
+
+def coverage_over_time(coverage: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    rows = coverage.sort("day")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=_dates(rows), y=rows["coverage"].to_list(), mode="lines",
+                             name="attributable (tagged + shared by design)"))  # fmt: skip
+    fig.add_trace(go.Scatter(x=_dates(rows), y=rows["tagged_share"].to_list(), mode="lines", name="tenant-tagged"))
+    return _over_time(fig, "Tag coverage (share of cost)", xrange, yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+
+
+def unallocated_over_time(unallocated: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    fig = go.Figure()
+    for (reason,), part in sorted(unallocated.group_by(["unallocated_reason"]), key=lambda kv: kv[0][0]):
+        part = part.sort("day")
+        fig.add_trace(go.Bar(x=_dates(part), y=part["allocated_cost"].to_list(), name=reason))
+    title = "Unallocated cost by reason"
+    if unallocated.is_empty():
+        title += ": none (every dollar lands on a customer)"
+    return _over_time(fig, title, xrange, barmode="stack", yaxis={"title": "USD per day", "tickprefix": "$"})
+
+
+def team_spend_over_time(team_spend: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    totals = team_spend.group_by("team").agg(pl.col("cost").sum()).sort("cost", descending=True)
+    fig = go.Figure()
+    for team in totals["team"]:
+        part = team_spend.filter(pl.col("team") == team).group_by("day").agg(pl.col("cost").sum()).sort("day")
+        fig.add_trace(go.Bar(x=_dates(part), y=part["cost"].to_list(), name=team))
+    return _over_time(fig, "Team spend (by owning team)", xrange, barmode="stack", yaxis={"title": "USD per day", "tickprefix": "$"})
+
+
+def unit_cost_over_time(history: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    daily = (
+        history.group_by("day")
+        .agg(
+            pl.col("total_cost").median().alias("median"),
+            pl.col("total_cost").quantile(0.9).alias("p90"),
+            pl.col("total_cost").mean().alias("mean"),
+        )
+        .sort("day")
+    )
+    fig = go.Figure()
+    for column, name in (("p90", "90th percentile"), ("mean", "mean"), ("median", "median")):
+        fig.add_trace(go.Scatter(x=_dates(daily), y=daily[column].to_list(), mode="lines", name=name))
+    return _over_time(fig, "Unit cost: cost per customer per day", xrange, yaxis={"title": "USD", "tickprefix": "$"})
+
+
+def headline(inputs: DashboardInputs) -> dict:
+    today = inputs.unit_cost.filter(pl.col("day") == inputs.day)
+    costs = today["total_cost"]
+    coverage = inputs.coverage.filter(pl.col("day") == inputs.day)
+    growth = inputs.growth.filter(pl.col("day") == inputs.day)
+    teams = inputs.team_spend.filter(pl.col("day") == inputs.day).group_by("team").agg(pl.col("cost").sum())
+    positive = costs.filter(costs > 0)
+
+    def first(frame: pl.DataFrame, column: str) -> float | None:
+        return frame[column][0] if frame.height else None
+
+    def rounded(value: float | None, digits: int) -> float | None:
+        return None if value is None else round(float(value), digits)
+
+    return {
+        "day": inputs.day.isoformat(),
+        "scope": inputs.scope,
+        "customers": today.height,
+        "customer_cost": round(float(costs.sum() or 0.0), 2),
+        "median_cost_per_customer": rounded(costs.median(), 2),
+        "max_to_median": rounded(positive.max() / positive.median(), 1) if positive.len() else None,
+        "customers_over_p1": today.filter(pl.col("cost_to_mrr") > inputs.p1_cost_to_mrr).height,
+        "customers_over_p2": today.filter(pl.col("cost_to_mrr") > inputs.p2_cost_to_mrr).height,
+        "bill_total": rounded(first(coverage, "total_cost"), 2),
+        "coverage": rounded(first(coverage, "coverage"), 4),
+        "growth_ratio_90d": rounded(first(growth, "ratio"), 3),
+        "teams": teams.height,
+        "largest_team": None if not teams.height else teams.sort("cost", descending=True)["team"][0],
+    }
+
+
+def _headline_html(numbers: dict) -> str:
+    def fmt(key: str, value) -> str:
+        if value is None:
+            return "n/a"
+        if key in ("customer_cost", "median_cost_per_customer", "bill_total"):
+            return f"${value:,.2f}"
+        if key == "coverage":
+            return f"{value:.1%}"
+        if key == "max_to_median":
+            return f"{value:,.1f}x"
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    labels = {
+        "bill_total": "bill of the day", "customer_cost": "cost on customers",
+        "customers": "customers", "median_cost_per_customer": "median cost / customer",
+        "max_to_median": "costliest / median", "customers_over_p1": "over P1 cost-to-MRR",
+        "customers_over_p2": "over P2 cost-to-MRR", "coverage": "tag coverage",
+        "growth_ratio_90d": "90-day cost / customer growth", "largest_team": "largest team",
+    }  # fmt: skip
+    cells = "".join(
+        f'<div class="kpi"><div class="v">{html.escape(fmt(k, numbers.get(k)))}</div>'
+        f'<div class="k">{html.escape(label)}</div></div>'
+        for k, label in labels.items()
+    )
+    return f'<div class="kpis">{cells}</div>'
+
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px; color: #222; background: #fafafa; }
+h1 { font-size: 22px; margin: 0 0 4px; } .sub { color: #666; margin-bottom: 16px; }
+.kpis { display: grid; grid-template-columns: repeat(5, 1fr); gap: 8px; margin-bottom: 16px; }
+.kpi { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 10px; }
+.kpi .v { font-size: 20px; font-weight: 600; } .kpi .k { color: #666; font-size: 12px; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
+.unitcost-plot { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; padding: 4px; min-width: 0; }
+.notes { color: #666; font-size: 12px; margin-top: 12px; }
+"""
+
+RENDER_SCRIPT = """
+(function () {
+  var started = Date.now();
+  window.unitcostPlotsRendered = -1;
+  function drawn(d) { return d._fullData && d.querySelector('.main-svg'); }
+  (function wait() {
+    var divs = Array.prototype.slice.call(document.querySelectorAll('.unitcost-plot .plotly-graph-div'));
+    if (divs.every(drawn)) { window.unitcostPlotsRendered = divs.length; return; }
+    if (Date.now() - started < 20000) { setTimeout(wait, 50); }
+  })();
+})();
+"""
+
+
+def render_dashboard(inputs: DashboardInputs) -> Dashboard:
+    """The page and its headline numbers; every plot reads only the frames it is given."""
+    today = inputs.unit_cost.filter(pl.col("day") == inputs.day)
+    days = inputs.unit_cost["day"]
+    xrange = (days.min(), inputs.day) if days.len() else None
+    figures = {
+        "cost_distribution": cost_distribution(today),
+        "top_cost_to_mrr": top_cost_to_mrr(today, inputs.p1_cost_to_mrr, inputs.p2_cost_to_mrr),
+        "paying_vs_non_paying": paying_vs_non_paying(inputs.unit_cost, xrange),
+        "growth_ratio": growth_ratio(inputs.growth, xrange),
+        "tag_coverage": coverage_over_time(inputs.coverage, xrange),
+        "unallocated_by_reason": unallocated_over_time(inputs.unallocated, xrange),
+        "team_spend": team_spend_over_time(inputs.team_spend, xrange),
+        "unit_cost": unit_cost_over_time(inputs.unit_cost, xrange),
+    }
+    config = {"displaylogo": False, "responsive": True}
+    plots = "".join(
+        f'<div class="unitcost-plot" data-plot="{name}">'
+        f"{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f'plot-{name}', config=config)}</div>"
+        for name, fig in figures.items()
+    )
+    numbers = headline(inputs)
+    days = inputs.unit_cost["day"]
+    window = f"{days.min()} .. {days.max()}" if days.len() else "no history"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in inputs.notes)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Unit cost per customer: {inputs.day.isoformat()}</title>
+<style>{STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>Unit cost per customer, {inputs.day.isoformat()}</h1>
+<div class="sub">Scope: {html.escape(inputs.scope)} · history {html.escape(window)} · team spend beside unit cost</div>
+{_headline_html(numbers)}
+<div class="grid">{plots}</div>
+<ul class="notes">{notes}</ul>
+<script type="text/javascript">{RENDER_SCRIPT}</script>
+</body></html>
+"""
+    return Dashboard(html=page, headline=numbers, plots=list(figures))
