@@ -173,7 +173,7 @@ def measure_backfill(work: Path, days: int, log: Callable[[str], None]) -> dict:
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        materialized = con.sql("select count(distinct day) from unitcost.unit_cost").fetchone()[0]
+        materialized = con.execute("select count(distinct day) from unitcost.unit_cost").fetchone()[0]
     return {"days": days, "seconds": seconds, "unit_cost_days": materialized}
 
 
@@ -253,6 +253,7 @@ def main(sizes: list[str], runs: int, work: Path, backfill_days: int | None, log
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         raise SystemExit(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
+    work = work.resolve()  # DAGSTER_HOME of the backfill run must be absolute
     results = [run_size(name, SIZES[name], work, runs, log) for name in sizes]
     backfill = measure_backfill(work, backfill_days, log) if backfill_days else None
     text, ok = report(results, backfill, runs)
