@@ -26,7 +26,7 @@ from unitcost_platform.transforms.alerts import cost_alerts
 from unitcost_platform.transforms.allocation import BILLING_COLUMNS, allocate, allocation_columns
 from unitcost_platform.transforms.coverage import tag_coverage
 from unitcost_platform.transforms.customer_cost import (
-    CUSTOMER_POOL_ROLLUP,
+    CUSTOMER_DAY_ROLLUP,
     CUSTOMER_SERVICE_ROLLUP,
     apply_rollup,
     customer_daily_cost,
@@ -79,7 +79,7 @@ def pipeline(data: Path, out: Path) -> dict:
         allocated = allocate(projected, usage, customers, [day], pools, CONFIG.cost_column)
     del projected
     gc.collect()
-    today = apply_rollup(allocated, CUSTOMER_POOL_ROLLUP)
+    today = apply_rollup(allocated, CUSTOMER_DAY_ROLLUP)
     rollup = pl.concat([history.earlier_days(today, day, history.UNIT_COST_HISTORY_DAYS), today])
     with measured("unit cost (30-day run rate, 7-day trends)", 0, figures):
         unit = _unit_cost(rollup, customers, usage, day)
@@ -103,9 +103,7 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
     past = None
     if with_unit_cost:
         versions = read_customer_files([data / "customers.parquet"], normalize="lower")
-        past = history.synthetic_customer_rollup(
-            versions, ["direct", *(p.name for p in pools)], day, history.UNIT_COST_HISTORY_DAYS
-        )
+        past = history.synthetic_customer_rollup(versions, day, history.UNIT_COST_HISTORY_DAYS)
         del versions
     gc.collect()
     reset_peak()
@@ -117,7 +115,7 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
     del billing
     result = allocated
     if past is not None:
-        result = _unit_cost(pl.concat([past, apply_rollup(allocated, CUSTOMER_POOL_ROLLUP)]), customers, usage, day)
+        result = _unit_cost(pl.concat([past, apply_rollup(allocated, CUSTOMER_DAY_ROLLUP)]), customers, usage, day)
     seconds = time.perf_counter() - start
     figure = Figure("ours", seconds, lines, peak_mib(), True)
     result.write_parquet(out)

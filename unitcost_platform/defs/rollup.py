@@ -1,9 +1,11 @@
 """Inputs read at a coarser grain: the warehouse sums them before they leave it.
 
-An AssetIn declares `metadata={ROLLUP_KEY: {"by": [columns], "sum": [columns], "null": [columns],
-"not_null": [columns]}}` (the last two optional filters); both IO managers (DuckDB, Snowflake) then
-read `select by..., sum(x) as x ... where ... group by by...` over the input's partitions instead
-of every row. Trailing windows use it: the 30-day run rate needs one row per
+An AssetIn declares `metadata={ROLLUP_KEY: {"by": [columns], "sum": [columns], "sum_where":
+{alias: [column, key, "=" or "!=", value]}, "null": [columns], "not_null": [columns]}}` (`sum` or
+`sum_where`, and the filters, optional); both IO managers (DuckDB, Snowflake) then read
+`select by..., sum(x) as x, sum(case when key = value then column else 0 end) as alias ... where
+... group by by...` over the input's partitions instead of every row (a null key matches neither
+`=` nor `!=`). Trailing windows use it: the 30-day run rate needs one row per
 customer and day, not 30 days of tenant x service x pool rows (millions a day for a large SaaS).
 """
 
@@ -20,22 +22,46 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
     rollup = (context.definition_metadata or {}).get(ROLLUP_KEY)
     if rollup is None:
         return None
-    if not rollup.get("by") or not rollup.get("sum"):
-        raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} metadata needs `by` and `sum` columns, got {rollup}")
+    if not rollup.get("by") or not (rollup.get("sum") or rollup.get("sum_where")):
+        raise dg.DagsterInvariantViolationError(
+            f"{ROLLUP_KEY} metadata needs `by` columns and `sum` or `sum_where` columns, got {rollup}"
+        )
+    for alias, spec in rollup.get("sum_where", {}).items():
+        if len(spec) != 4 or spec[2] not in ("=", "!=") or not isinstance(spec[3], str):
+            raise dg.DagsterInvariantViolationError(
+                f"{ROLLUP_KEY} sum_where {alias}: expected [column, key, '=' or '!=', text value], got {spec}"
+            )
     return rollup
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def rollup_columns(rollup: Mapping[str, Any]) -> list[str]:
+    """The output columns: the keys, the sums, then the conditional sums."""
+    return [*rollup["by"], *rollup.get("sum", []), *rollup.get("sum_where", {})]
 
 
 def rollup_statement(table_slice: TableSlice, rollup: Mapping[str, Any], select: Callable[[TableSlice], str]) -> str:
     """The grouped query over the slice's rows (only the columns it needs are read)."""
-    by, sums = list(rollup["by"]), list(rollup["sum"])
+    by, sums = list(rollup["by"]), list(rollup.get("sum", []))
+    where_sums = dict(rollup.get("sum_where", {}))
     nulls, present = list(rollup.get("null", [])), list(rollup.get("not_null", []))
-    rows = select(table_slice._replace(columns=list(dict.fromkeys(by + sums + nulls + present))))
+    needed = by + sums + [c for spec in where_sums.values() for c in spec[:2]] + nulls + present
+    rows = select(table_slice._replace(columns=list(dict.fromkeys(needed))))
     keys = ", ".join(by)
-    totals = ", ".join(f"sum({c}) as {c}" for c in sums)
+    totals = ", ".join(
+        [f"sum({c}) as {c}" for c in sums]
+        + [f"sum(case when {key} {op} {_text(value)} then {column} else 0 end) as {alias}"
+           for alias, (column, key, op, value) in where_sums.items()]
+    )  # fmt: skip
     conditions = [f"{c} is null" for c in nulls] + [f"{c} is not null" for c in present]
     where = f" where {' and '.join(conditions)}" if conditions else ""
     return f"select {keys}, {totals} from ({rows}) as unitcost_rows{where} group by {keys}"
 
 
 def empty_rollup_statement(table: str, rollup: Mapping[str, Any]) -> str:
-    return f"select {', '.join([*rollup['by'], *rollup['sum']])} from {table} limit 0"
+    columns = [*rollup["by"], *rollup.get("sum", [])]
+    columns += [f"cast(0 as double) as {alias}" for alias in rollup.get("sum_where", {})]
+    return f"select {', '.join(columns)} from {table} limit 0"

@@ -58,11 +58,12 @@ def _columns(cursor, table_slice: TableSlice) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def restore(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+def restore(frame: pl.DataFrame, table: str, extra: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
     """Names and types as the asset wrote them (Snowflake returns upper-case names, its own types)."""
     schema = TABLE_SCHEMAS.get(table)
     if schema is None:
         return frame
+    schema = {**schema, **(extra or {})}
     by_upper = {name.upper(): name for name in schema}
     frame = frame.rename({c: by_upper.get(c.upper(), c) for c in frame.columns})
     casts = [pl.col(c).cast(schema[c]) for c in frame.columns if c in schema]
@@ -132,12 +133,14 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
                 query = SnowflakeDbClient.get_select_statement(table_slice)
             cursor.execute(query)
             frame = cursor.fetch_pandas_all()
+        # Conditional sums of a rollup are new columns: money, named as the rollup names them.
+        extra = {alias: pl.Float64() for alias in (rollup or {}).get("sum_where", {})}
         if frame.empty:
             columns = [c.upper() for c in frame.columns]
-            schema = TABLE_SCHEMAS.get(table_slice.table, {})
+            schema = {**TABLE_SCHEMAS.get(table_slice.table, {}), **extra}
             by_upper = {n.upper(): n for n in schema}
             return pl.DataFrame(schema={by_upper.get(c, c): schema.get(by_upper.get(c, c), pl.String) for c in columns})
-        return restore(pl.from_pandas(frame), table_slice.table)
+        return restore(pl.from_pandas(frame), table_slice.table, extra)
 
     @property
     def supported_types(self):

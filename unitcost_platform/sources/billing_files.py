@@ -42,15 +42,20 @@ def read_billing_files(
     column, as raw_billing stores them, and only then are files checked for copies of each other.
     """
     window = focus.day_bounds(days)
-    frames, problems = read_each(
-        paths, "billing",
-        lambda p: read_focus_file(p, window, cost_column, tenant=tenant, columns=columns), log,
-    )  # fmt: skip
+    read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
+
+    def one(path: Path) -> tuple[pl.DataFrame | None, list[str]]:
+        frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns)
+        if frame is not None and read is not None:
+            # Drop what only validation and the tenant needed (Tags) before the files are combined.
+            frame = frame.select([c for c in frame.columns if c in read or c.startswith("x_")])
+        return frame, found
+
+    frames, problems = read_each(paths, "billing", one, log)
     if problems:
         raise InputDataError(problems, what="billing files")
     if not frames:
         return focus.empty_raw_billing() if columns is None else focus.conform(focus.empty_raw_billing(), columns)
-    read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
     combined = focus.conform(pl.concat(frames, how="diagonal_relaxed"), read)
     del frames
     # A copy across files is a row equal in every column: a projection cannot tell a copy from two

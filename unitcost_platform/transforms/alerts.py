@@ -13,7 +13,7 @@ import polars as pl
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
 from unitcost_platform.transforms.unit_cost import TREND_DAYS as TREND_WINDOW
-from unitcost_platform.transforms.windows import shifted, window_sums
+from unitcost_platform.transforms.windows import cumulative, window_at
 
 COST_ALERTS_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -78,9 +78,11 @@ def segment_alerts(unit: pl.DataFrame) -> pl.DataFrame:
 def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     """Per target (day, group key) and service: cost over the last 7 days and the 7 before.
 
-    Each (customer, service) gets a row of daily costs over the calendar the targets need; window
-    sums come from cumulative sums, so a year of targets (a SEGMENT alert has every non-paying
-    customer) costs one pass, not a join of every target with every cost row.
+    Each (target customer, service) pair is a row of a dense matrix of daily costs over the calendar
+    the targets need (pair = customer index x services + service index); window sums come from
+    cumulative sums, so a year of targets (a SEGMENT alert has every non-paying customer) costs one
+    pass over the cost rows, not a join of every target with every cost row. Several rows of one
+    (day, customer, service) add up.
     """
     schema = {"day": pl.Date, "_key": pl.String, "service_name": pl.String,
               "cost_7d": pl.Float64, "cost_prev_7d": pl.Float64}  # fmt: skip
@@ -89,32 +91,44 @@ def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.D
     first = targets["day"].min() - dt.timedelta(days=2 * TREND_WINDOW - 1)
     last = targets["day"].max()
     n_days = (last - first).days + 1
+    customers = targets.select("customer_id").unique().with_row_index("_c")
+    window = service_costs.lazy().filter(pl.col("day").is_between(first, last))
+    services = window.select("service_name").unique().sort("service_name").with_row_index("_s").collect()
+    n_services = max(services.height, 1)
     rows = (
-        service_costs.lazy()
-        .filter(pl.col("day").is_between(first, last))
-        .join(targets.lazy().select("customer_id").unique(), on="customer_id", how="semi")
-        .group_by("customer_id", "service_name", "day")
-        .agg(pl.col("allocated_cost").sum())
+        window.join(customers.lazy(), on="customer_id")  # only the targets' customers, with their index
+        .join(services.lazy(), on="service_name")
+        .select(
+            (pl.col("_c").cast(pl.Int64) * n_services + pl.col("_s").cast(pl.Int64)).alias("_p"),
+            (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"),
+            "allocated_cost",
+        )
         .collect()
     )
-    pairs = rows.select("customer_id", "service_name").unique().with_row_index("_p")
-    located = rows.join(pairs, on=["customer_id", "service_name"]).with_columns(
-        (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d")
-    )
-    costs = np.zeros((pairs.height, n_days))
-    present = np.zeros((pairs.height, n_days))
-    index = (located["_p"].to_numpy(), located["_d"].to_numpy())
-    costs[index] = located["allocated_cost"].to_numpy()
+    shape = (customers.height * n_services, n_days)
+    index = np.ravel_multi_index((rows["_p"].to_numpy(), rows["_d"].to_numpy()), shape)
+    costs = np.bincount(index, weights=rows["allocated_cost"].to_numpy(), minlength=shape[0] * shape[1]).reshape(shape)
+    present = np.zeros(shape[0] * shape[1])
     present[index] = 1.0
-    recent = window_sums(costs, TREND_WINDOW)
-    previous = shifted(recent, TREND_WINDOW)
-    seen = window_sums(present, 2 * TREND_WINDOW)
-    per_target = targets.join(pairs, on="customer_id").with_columns(
-        (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d")
+    del rows, index
+    # Running totals once; each target reads its windows from them (no full window matrices).
+    cost_totals = cumulative(costs)
+    del costs
+    seen_totals = cumulative(present.reshape(shape))
+    del present
+    per_target = (
+        targets.join(customers, on="customer_id")
+        .join(services, how="cross")
+        .with_columns(
+            (pl.col("_c").cast(pl.Int64) * n_services + pl.col("_s").cast(pl.Int64)).alias("_p"),
+            (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"),
+        )
     )
-    at = (per_target["_p"].to_numpy(), per_target["_d"].to_numpy())
+    pair, day = per_target["_p"].to_numpy(), per_target["_d"].to_numpy()
     per_target = per_target.with_columns(
-        pl.Series("cost_7d", recent[at]), pl.Series("cost_prev_7d", previous[at]), pl.Series("_seen", seen[at])
+        pl.Series("cost_7d", window_at(cost_totals, pair, day, TREND_WINDOW)),
+        pl.Series("cost_prev_7d", window_at(cost_totals, pair, day, TREND_WINDOW, lag=TREND_WINDOW)),
+        pl.Series("_seen", window_at(seen_totals, pair, day, 2 * TREND_WINDOW)),
     )
     return (
         per_target.filter(pl.col("_seen") > 0)  # a service the customer had no cost row for in the 14 days

@@ -1,10 +1,10 @@
 """The day's cost per customer, and per customer and service, from allocated_cost.
 
-In: allocated_cost rows of some days, at any grain that keeps day, customer_id and pool (and
-service_name for the per-service cost); the trailing-window assets read allocated_cost already
-summed by the warehouse to CUSTOMER_POOL_ROLLUP. Out: one row per (day, customer) or
-(day, customer, service) with the cost that landed on the customer directly (tagged) and through
-shared pools. Unallocated rows are not a customer's.
+The trailing-window assets read allocated_cost summed by the warehouse (defs/rollup.py):
+unit_cost at CUSTOMER_DAY_ROLLUP, one row per day and customer with the cost that landed on the
+customer directly (tagged) and through shared pools; cost_alerts at CUSTOMER_SERVICE_ROLLUP, one row
+per day, customer and service. Unallocated rows are not a customer's. `apply_rollup` is the same
+query in Polars, for tests and the benchmark.
 """
 
 import polars as pl
@@ -13,8 +13,12 @@ from unitcost_platform.config import DIRECT_POOL
 
 # The grains the trailing-window assets read allocated_cost at, summed by the warehouse (defs/rollup.py):
 # only money that landed on a customer.
-CUSTOMER_POOL_ROLLUP = {
-    "by": ["day", "customer_id", "pool"], "sum": ["allocated_cost"],
+CUSTOMER_DAY_ROLLUP = {
+    "by": ["day", "customer_id"],
+    "sum_where": {
+        "direct_cost": ["allocated_cost", "pool", "=", DIRECT_POOL],
+        "shared_cost": ["allocated_cost", "pool", "!=", DIRECT_POOL],
+    },
     "null": ["unallocated_reason"], "not_null": ["customer_id"],
 }  # fmt: skip
 CUSTOMER_SERVICE_ROLLUP = {
@@ -31,28 +35,15 @@ CUSTOMER_DAILY_COST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _customer_costs(allocated: pl.DataFrame, keys: list[str], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    direct = pl.col("pool") == DIRECT_POOL
-    mine = pl.col("customer_id").is_not_null()
-    if "unallocated_reason" in allocated.columns:  # a rollup has filtered them out already
-        mine = mine & pl.col("unallocated_reason").is_null()
+def customer_daily_cost(rollup: pl.DataFrame) -> pl.DataFrame:
+    """Cost per day and customer from allocated_cost read at CUSTOMER_DAY_ROLLUP (one row per key)."""
     return (
-        allocated.lazy()
-        .filter(mine)
-        .group_by(keys)
-        .agg(
-            pl.col("allocated_cost").filter(direct).sum().alias("direct_cost"),
-            pl.col("allocated_cost").filter(~direct).sum().alias("shared_cost"),
-        )
+        rollup.lazy()
         .with_columns((pl.col("direct_cost") + pl.col("shared_cost")).alias("total_cost"))
-        .select(list(schema))
-        .cast(schema)
+        .select(list(CUSTOMER_DAILY_COST_SCHEMA))
+        .cast(CUSTOMER_DAILY_COST_SCHEMA)
         .collect()
     )
-
-
-def customer_daily_cost(allocated: pl.DataFrame) -> pl.DataFrame:
-    return _customer_costs(allocated, ["day", "customer_id"], CUSTOMER_DAILY_COST_SCHEMA)
 
 
 def apply_rollup(allocated: pl.DataFrame, rollup: dict) -> pl.DataFrame:
@@ -62,4 +53,10 @@ def apply_rollup(allocated: pl.DataFrame, rollup: dict) -> pl.DataFrame:
         keep = keep & pl.col(column).is_null()
     for column in rollup.get("not_null", []):
         keep = keep & pl.col(column).is_not_null()
-    return allocated.filter(keep).group_by(rollup["by"]).agg([pl.col(c).sum() for c in rollup["sum"]])
+    compare = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+    sums = [pl.col(c).sum() for c in rollup.get("sum", [])] + [
+        pl.when(compare[op](pl.col(key), pl.lit(value))).then(pl.col(column)).otherwise(0.0).sum().alias(alias)
+        for alias, (column, key, op, value) in rollup.get("sum_where", {}).items()
+    ]
+    # Lazy, so only the columns the rollup reads are touched (no filtered copy of every column).
+    return allocated.lazy().filter(keep).group_by(rollup["by"]).agg(sums).collect()

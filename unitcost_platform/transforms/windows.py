@@ -24,3 +24,18 @@ def shifted(values: np.ndarray, days: int) -> np.ndarray:
     if days < values.shape[1]:
         out[:, days:] = values[:, : values.shape[1] - days]
     return out
+
+
+def cumulative(values: np.ndarray) -> np.ndarray:
+    """Row-wise running totals with a leading zero column: the sum of columns [a, b) is c[:, b] - c[:, a]."""
+    out = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(values, axis=1, out=out[:, 1:])
+    return out
+
+
+def window_at(totals: np.ndarray, rows: np.ndarray, columns: np.ndarray, window: int, lag: int = 0) -> np.ndarray:
+    """From `cumulative` totals: per (row, column) asked, the sum of the `window` columns ending
+    `lag` columns before that column (fewer at the start of the calendar)."""
+    end = np.clip(columns + 1 - lag, 0, None)
+    start = np.clip(end - window, 0, None)
+    return totals[rows, end] - totals[rows, start]

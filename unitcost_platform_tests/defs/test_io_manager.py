@@ -141,6 +141,19 @@ def test_an_input_with_a_rollup_reads_sums_from_the_warehouse(tmp_path):
         received.append(upstream)
         return costs(context.partition_key)
 
+    # Conditional sums: one row per day, the cost of `a` and of everything else (a null name is neither).
+    split = {"by": ["day"], "sum_where": {"a_cost": ["cost", "name", "=", "a"], "other_cost": ["cost", "name", "!=", "a"]}}
+
+    @dg.asset(
+        partitions_def=PARTITIONS, key_prefix=["unitcost"],
+        ins={"upstream": dg.AssetIn(
+            key=dg.AssetKey(["unitcost", "upstream"]),
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1), metadata={"rollup": split},
+        )},
+    )  # fmt: skip
+    def by_day(upstream: pl.DataFrame) -> None:
+        received.append(upstream)
+
     for day in ("2026-01-02", "2026-01-03", "2026-01-04"):
         assert dg.materialize([upstream], partition_key=day, resources=_io(db)).success
     assert dg.materialize([upstream, downstream], partition_key="2026-01-04", resources=_io(db),
@@ -153,3 +166,9 @@ def test_an_input_with_a_rollup_reads_sums_from_the_warehouse(tmp_path):
         schema={"day": pl.Date, "name": pl.String, "cost": pl.Float64},
     )  # fmt: skip
     assert_frame_equal(rows, expected)
+    assert dg.materialize([upstream, by_day], partition_key="2026-01-04", resources=_io(db),
+                          selection=[by_day]).success  # fmt: skip
+    assert_frame_equal(
+        received[1].sort("day"),
+        pl.DataFrame({"day": [dt.date(2026, 1, 3), dt.date(2026, 1, 4)], "a_cost": [3.75, 3.75], "other_cost": [4.0, 4.0]}),
+    )

@@ -193,15 +193,37 @@ def test_unreadable_file(tmp_path):
         _read([path])
 
 
-def test_repeated_tags_are_parsed_once_and_a_hash_collision_falls_back_to_every_row(monkeypatch):
-    """Large bills parse each distinct Tags string once; rows are checked against their group's string."""
+def test_repeated_tags_are_parsed_once_per_distinct_string(monkeypatch):
+    """Large bills parse each distinct Tags string once and give every row its own tenant back."""
     from unitcost_platform.sources import focus
 
     n = 120_000
-    tags = pl.Series("Tags", [f'{{"tenant_id": "T{i % 7}"}}' if i % 5 else '{"env": "prod"}' for i in range(n)])
-    frame = tags.to_frame()
-    expected = [f"t{i % 7}" if i % 5 else None for i in range(n)]
+    values = [None if i % 11 == 0 else f'{{"tenant_id": " T{i % 7} "}}' if i % 5 else '{"env": "prod"}' for i in range(n)]
+    frame = pl.Series("Tags", values, dtype=pl.String).to_frame()
+    expected = [None if i % 11 == 0 else f"t{i % 7}" if i % 5 else None for i in range(n)]
+    parsed: list[int] = []
+    real = focus.first_tag
+    monkeypatch.setattr(focus, "first_tag", lambda t, keys, norm="none": parsed.append(t.len()) or real(t, keys, norm))
     assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected
-    # Every Tags string hashing alike is the worst collision: the check sees it, every row is parsed.
+    assert parsed == [9]  # seven tenants, one untagged string and the null, not 120,000 rows
+
+
+def test_tags_that_are_not_json_are_named_by_row_in_a_large_bill(tmp_path):
+    rows = [{"day": D, "hour": i % 24, "cost": 1.0, "tenant": f"t{i % 3}", "resource": f"r{i}"} for i in range(100_005)]
+    rows[100_000]["Tags"] = "tenant=t1"  # row 100,001 of the file (line 100,002)
+    path = focus_csv(tmp_path / "big.csv", rows)
+    with pytest.raises(InputDataError, match=r"big.csv: column Tags has 1 value\(s\) that are not a JSON object: row 100001 \(line 100002\)"):
+        _read([path])
+
+
+
+def test_a_hash_collision_falls_back_to_parsing_every_row(monkeypatch):
+    """Rows are checked against their group's string: the worst collision (every string hashing
+    alike) is caught and every row parsed, so no row takes another's tenant."""
+    from unitcost_platform.sources import focus
+
+    n = 120_000
+    frame = pl.Series("Tags", [f'{{"tenant_id": "T{i % 7}"}}' if i % 5 else '{"env": "prod"}' for i in range(n)]).to_frame()
+    expected = [f"t{i % 7}" if i % 5 else None for i in range(n)]
     monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series([0] * self.len(), dtype=pl.UInt64))
     assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected

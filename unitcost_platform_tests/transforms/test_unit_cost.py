@@ -7,7 +7,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from unitcost_platform.transforms.customer_cost import (
-    CUSTOMER_POOL_ROLLUP,
+    CUSTOMER_DAY_ROLLUP,
     apply_rollup,
     customer_daily_cost,
 )
@@ -31,7 +31,7 @@ def _allocated(costs: dict[str, list[float]], days: list[dt.date], pool: str = "
 
 def unit_cost(allocated: pl.DataFrame, *args) -> pl.DataFrame:
     """From allocated_cost rows, through the per-customer-pool rollup the asset reads."""
-    return compute_unit_cost(customer_daily_cost(apply_rollup(allocated, CUSTOMER_POOL_ROLLUP)), *args)
+    return compute_unit_cost(customer_daily_cost(apply_rollup(allocated, CUSTOMER_DAY_ROLLUP)), *args)
 
 
 def _row(frame: pl.DataFrame, customer: str, day: dt.date = D) -> dict:

@@ -20,7 +20,7 @@ from unitcost_platform.defs.rollup import ROLLUP_KEY
 from unitcost_platform.transforms.alerts import alerts_as_documents
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import (
-    CUSTOMER_POOL_ROLLUP,
+    CUSTOMER_DAY_ROLLUP,
     CUSTOMER_SERVICE_ROLLUP,
     customer_daily_cost,
 )
@@ -46,11 +46,11 @@ def build_reporting_assets(
 
     @dg.asset(
         ins={
-            # 30 days of allocation rows summed by the warehouse to one row per customer and pool:
-            # the run rate reads a few rows per customer and day, not 30 days of tenant-level detail.
+            # 30 days of allocation rows summed by the warehouse to one row per customer and day
+            # (direct and shared): the run rate reads that, not 30 days of tenant-level detail.
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(RUN_RATE_DAYS),
-                metadata={ROLLUP_KEY: CUSTOMER_POOL_ROLLUP},
+                metadata={ROLLUP_KEY: CUSTOMER_DAY_ROLLUP},
             ),
             "tag_coverage": dg.AssetIn(
                 partition_mapping=trailing_days(RUN_RATE_DAYS),
