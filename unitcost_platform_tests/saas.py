@@ -83,3 +83,13 @@ def sorted_table(settings: Settings, table: str) -> pl.DataFrame:
 
 def copy_demo_config(target: Path) -> Path:
     return Path(shutil.copy(PROJECT_ROOT / "unitcost.yaml", target))
+
+
+def materialization_metadata(result, asset: str, partition: str) -> dict:
+    """The metadata values of `asset`'s materialization of `partition` in an in-process run's events."""
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = event.event_specific_data.materialization
+            if mat.asset_key == dg.AssetKey(asset) and mat.partition == partition:
+                return {k: v.value for k, v in mat.metadata.items()}
+    raise AssertionError(f"no materialization of {asset} for {partition}")

@@ -21,7 +21,7 @@ from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
-from unitcost_platform.defs.rollup import empty_rollup_statement, rollup_of, rollup_statement
+from unitcost_platform.defs.rollup import input_statement
 
 
 def _quoted(table_slice: TableSlice) -> str:
@@ -91,16 +91,7 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
                     "together with its downstream assets)."
                 )
             )
-        rollup = rollup_of(context)
-        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
-            query = (
-                empty_rollup_statement(_quoted(table_slice), rollup) if rollup
-                else f"select * from {_quoted(table_slice)} limit 0"
-            )  # fmt: skip
-        elif rollup:
-            query = rollup_statement(table_slice, rollup, DuckDbClient.get_select_statement)
-        else:
-            query = DuckDbClient.get_select_statement(table_slice)
+        query = input_statement(context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement)
         return pl.from_arrow(connection.sql(query).to_arrow_table())
 
 

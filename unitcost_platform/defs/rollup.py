@@ -65,3 +65,16 @@ def empty_rollup_statement(table: str, rollup: Mapping[str, Any]) -> str:
     columns = [*rollup["by"], *rollup.get("sum", [])]
     columns += [f"cast(0 as double) as {alias}" for alias in rollup.get("sum_where", {})]
     return f"select {', '.join(columns)} from {table} limit 0"
+
+
+def input_statement(
+    context: dg.InputContext, table_slice: TableSlice, table: str, select: Callable[[TableSlice], str]
+) -> str:
+    """The query an IO manager runs for an input: no partitions (an empty window) reads no rows,
+    a rollup reads sums, anything else the slice's rows. `table` is the quoted table name."""
+    rollup = rollup_of(context)
+    if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+        return empty_rollup_statement(table, rollup) if rollup else f"select * from {table} limit 0"
+    if rollup:
+        return rollup_statement(table_slice, rollup, select)
+    return select(table_slice)

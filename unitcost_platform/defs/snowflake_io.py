@@ -24,7 +24,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_snowflake import SnowflakeIOManager
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient, _get_cleanup_statement
 
-from unitcost_platform.defs.rollup import empty_rollup_statement, rollup_of, rollup_statement
+from unitcost_platform.defs.rollup import input_statement, rollup_of
 from unitcost_platform.tables import TABLE_SCHEMAS
 
 SNOWFLAKE_TYPES: dict[type[pl.DataType], str] = {
@@ -122,16 +122,7 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
                     )
                 )
             rollup = rollup_of(context)
-            if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
-                query = (
-                    empty_rollup_statement(_name(table_slice), rollup) if rollup
-                    else f"select * from {_name(table_slice)} limit 0"
-                )  # fmt: skip
-            elif rollup:
-                query = rollup_statement(table_slice, rollup, SnowflakeDbClient.get_select_statement)
-            else:
-                query = SnowflakeDbClient.get_select_statement(table_slice)
-            cursor.execute(query)
+            cursor.execute(input_statement(context, table_slice, _name(table_slice), SnowflakeDbClient.get_select_statement))
             frame = cursor.fetch_pandas_all()
         # Conditional sums of a rollup are new columns: money, named as the rollup names them.
         extra = {alias: pl.Float64() for alias in (rollup or {}).get("sum_where", {})}

@@ -7,7 +7,7 @@ from polars.testing import assert_frame_equal
 
 from unitcost_platform.config import load_config
 from unitcost_platform.errors import ConfigError
-from unitcost_platform_tests.saas import DAYS, read_table, run_range
+from unitcost_platform_tests.saas import DAYS, materialization_metadata, read_table, run_range
 
 
 def _config(small_saas, name: str, scope: str | None):
@@ -22,15 +22,6 @@ def _run(small_saas, make_settings, name: str, scope: str | None):
     result = run_range(settings, DAYS[0], DAYS[-1])
     assert result.success
     return settings, result
-
-
-def _metadata(result, asset: str, partition: str) -> dict:
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            mat = event.event_specific_data.materialization
-            if mat.asset_key == dg.AssetKey(asset) and mat.partition == partition:
-                return {k: v.value for k, v in mat.metadata.items()}
-    raise AssertionError(f"no materialization of {asset} for {partition}")
 
 
 def _customer_alerts(settings, customers: list[str]) -> pl.DataFrame:
@@ -70,10 +61,10 @@ def test_metadata_names_the_scope(small_saas, make_settings):
     settings, result = _run(small_saas, make_settings, "scoped", "{tiers: [smb], segments: [SMB]}")
     day = DAYS[-1].isoformat()
     wanted = "tier in smb and segment in SMB"
-    assert _metadata(result, "unit_cost", day)["scope"] == wanted
-    assert _metadata(result, "unit_cost", day)["customers"] == 1
-    assert _metadata(result, "cost_alerts", day)["scope"] == wanted
-    assert _metadata(result, "unit_cost_dashboard", day)["scope"] == wanted
+    assert materialization_metadata(result, "unit_cost", day)["scope"] == wanted
+    assert materialization_metadata(result, "unit_cost", day)["customers"] == 1
+    assert materialization_metadata(result, "cost_alerts", day)["scope"] == wanted
+    assert materialization_metadata(result, "unit_cost_dashboard", day)["scope"] == wanted
     orphans = [
         e.event_specific_data for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and e.event_specific_data.check_name == "orphans"

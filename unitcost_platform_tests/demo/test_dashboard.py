@@ -1,7 +1,6 @@
 """Team spend and the dashboard on the demo, looked at in a real headless Chromium."""
 
 
-import dagster as dg
 import polars as pl
 import pytest
 
@@ -10,21 +9,12 @@ from unitcost_platform.defs.assets.dashboard import dashboard_file
 from unitcost_platform.settings import DEMO_DAYS, PROJECT_ROOT
 from unitcost_platform_tests.browser import open_page
 from unitcost_platform_tests.demo.conftest import LAST
-from unitcost_platform_tests.saas import read_table
+from unitcost_platform_tests.saas import materialization_metadata, read_table
 
 PLOTS = [
     "cost_distribution", "top_cost_to_mrr", "paying_vs_non_paying", "growth_ratio",
     "tag_coverage", "unallocated_by_reason", "team_spend", "unit_cost",
 ]  # fmt: skip
-
-
-def _metadata(result, asset: str, partition: str) -> dict:
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            mat = event.event_specific_data.materialization
-            if mat.asset_key == dg.AssetKey(asset) and mat.partition == partition:
-                return {k: v.value for k, v in mat.metadata.items()}
-    raise AssertionError(f"no materialization of {asset} for {partition}")
 
 
 def test_team_spend_sums_to_each_days_bill(demo_run):
@@ -57,7 +47,7 @@ def test_team_spend_sums_to_each_days_bill(demo_run):
 
 def test_dashboard_metadata_links_the_page_and_carries_the_headline(demo_run):
     settings, _, result = demo_run
-    meta = _metadata(result, "unit_cost_dashboard", LAST.isoformat())
+    meta = materialization_metadata(result, "unit_cost_dashboard", LAST.isoformat())
     page = dashboard_file(settings.dashboard_dir, LAST)
     assert meta["dashboard"] == str(page.resolve()) and page.exists()
     assert meta["dashboard_url"] == page.resolve().as_uri()
@@ -72,7 +62,7 @@ def test_dashboard_metadata_links_the_page_and_carries_the_headline(demo_run):
     # The one-tenant-at-40x-the-median tail is visible in the headline.
     assert meta["max_to_median"] >= 40
     # A range run renders one page, as of its last day; the other days link it and keep their numbers.
-    first = _metadata(result, "unit_cost_dashboard", (LAST.replace(day=1)).isoformat())
+    first = materialization_metadata(result, "unit_cost_dashboard", (LAST.replace(day=1)).isoformat())
     assert first["rendered_as_of"] == LAST.isoformat() and first["dashboard"] == meta["dashboard"]
     assert first["customers"] == read_table(settings, "unit_cost").filter(pl.col("day") == LAST.replace(day=1)).height
 
