@@ -166,16 +166,21 @@ class DatadogMetric(_Model):
     service_name: str | None = None
 
 
-class DatadogSource(_Model):
+class _RetryingHttpSource(_Model):
+    """How an HTTP API source waits: per request, and for rate limits across retries."""
+
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=10)
+    max_wait_seconds: float = Field(default=120.0, ge=0)
+
+
+class DatadogSource(_RetryingHttpSource):
     site: str = Field(default="datadoghq.com", description="datadoghq.com, datadoghq.eu, us3.datadoghq.com, ...")
     url: str | None = Field(default=None, description="API base URL; default https://api.<site>")
     api_key_env: str = "DD_API_KEY"
     app_key_env: str = "DD_APP_KEY"
     tenant_tag: str = "tenant_id"
     metrics: list[DatadogMetric] = Field(min_length=1)
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=5, ge=0, le=10)
-    max_wait_seconds: float = Field(default=120.0, ge=0)
 
     @property
     def base_url(self) -> str:
@@ -188,15 +193,12 @@ class NewRelicMetric(_Model):
     service_name: str | None = None
 
 
-class NewRelicSource(_Model):
+class NewRelicSource(_RetryingHttpSource):
     account_id: int
     url: str = Field(default="https://api.newrelic.com/graphql", description="NerdGraph; EU: https://api.eu.newrelic.com/graphql")
     api_key_env: str = "NEW_RELIC_API_KEY"
     tenant_attribute: str = "tenant_id"
     metrics: list[NewRelicMetric] = Field(min_length=1)
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=5, ge=0, le=10)
-    max_wait_seconds: float = Field(default=120.0, ge=0)
 
 
 class UsageConfig(_Model):

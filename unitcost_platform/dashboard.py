@@ -308,7 +308,6 @@ def render_dashboard(inputs: DashboardInputs) -> Dashboard:
         for name, fig in figures.items()
     )
     numbers = headline(inputs)
-    days = inputs.unit_cost["day"]
     window = f"{days.min()} .. {days.max()}" if days.len() else "no history"
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in inputs.notes)
     page = f"""<!DOCTYPE html>

@@ -2,17 +2,14 @@
 
 `open_page` loads a file as a person would, waits for the page to say its plots are drawn, and
 returns what the browser saw: every plot's traces and drawn elements, the console messages, the
-resources fetched, and a full-page screenshot. Without Chromium the helper raises (CI installs it);
-outside CI the tests that need it are skipped with the install command.
+resources fetched, and a full-page screenshot. Without Chromium the helper raises with the install
+command instead of letting tests skip (CI installs it), as the Prometheus helper does.
 """
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 INSTALL_HINT = "install Debian's chromium and chromium-driver packages (apt-get install chromium chromium-driver)"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -56,21 +53,11 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
-def require_chromium() -> tuple[str, str]:
-    """The binaries; in CI their absence fails the test, on a workstation it skips it with the fix."""
-    try:
-        return chromium_paths()
-    except BrowserMissing as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
-
-
 def open_page(page: Path, screenshot: Path, user_data_dir: Path, timeout: float = 60.0) -> PageView:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    browser, driver_path = require_chromium()
+    browser, driver_path = chromium_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in CHROMIUM_FLAGS:

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -136,3 +137,29 @@ def write_customers_csv(path: Path, rows: list[dict]) -> Path:
         schema={c: pl.String for c in columns},
     ).write_csv(path)
     return path
+
+
+class Recorded:
+    """A connector's fetch function with the test seams recorded: waits asked of `sleep`, log lines.
+
+    `defaults` are keyword arguments of every call (a call's own keywords win)."""
+
+    def __init__(self, fetch: Callable[..., pl.DataFrame], **defaults):
+        self.fetch, self.defaults = fetch, defaults
+        self.waits: list[float] = []
+        self.lines: list[str] = []
+
+    def __call__(self, cfg, days, **kw) -> pl.DataFrame:
+        return self.fetch(cfg, days, sleep=self.waits.append, log=self.lines.append, **{**self.defaults, **kw})
+
+
+def usage_row(day, tenant, service, metric, value, *, source: str) -> dict:
+    """A tenant_usage row as a dict (compare with `usage_rows`)."""
+    return {"usage_date": day, "tenant_id": tenant, "service_name": service, "metric": metric, "value": value,
+            "source": source}  # fmt: skip
+
+
+def usage_rows(frame: pl.DataFrame) -> list[dict]:
+    """tenant_usage rows in a fixed order, after checking the frame has the table's schema."""
+    assert frame.schema == pl.Schema(USAGE_SCHEMA)
+    return frame.sort("usage_date", "tenant_id", "service_name", "metric", nulls_last=True).to_dicts()

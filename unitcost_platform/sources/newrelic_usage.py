@@ -27,7 +27,7 @@ from unitcost_platform.config import NewRelicMetric, NewRelicSource
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.http_json import JsonService, redact, request_json
-from unitcost_platform.sources.usage_files import aggregate_usage, empty_usage
+from unitcost_platform.sources.usage_files import empty_usage, usage_from_records
 
 SOURCE = "newrelic"
 GRAPHQL_QUERY = (
@@ -275,12 +275,4 @@ def fetch_newrelic(
     finally:
         if session is None:
             http.close()
-    if not records:
-        return empty_usage()
-    frame = pl.DataFrame(
-        records,
-        schema={"usage_date": pl.Date, "tenant_id": pl.String, "service_name": pl.String,
-                "metric": pl.String, "value": pl.Float64},
-        orient="row",
-    )  # fmt: skip
-    return aggregate_usage(frame.with_columns(source=pl.lit(SOURCE)))
+    return usage_from_records(records, SOURCE)

@@ -28,7 +28,7 @@ from unitcost_platform.config import PrometheusMetric, PrometheusSource
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.http_json import redact
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA, aggregate_usage, empty_usage
+from unitcost_platform.sources.usage_files import empty_usage, usage_from_records
 
 SOURCE = "prometheus"
 QUERY_RANGE_PATH = "/api/v1/query_range"
@@ -357,8 +357,4 @@ def fetch_prometheus(
     finally:
         if session is None:
             http.close()
-    if not rows:
-        return empty_usage()
-    schema = {name: dtype for name, dtype in USAGE_SCHEMA.items() if name != "source"}
-    frame = pl.DataFrame(rows, schema=schema, orient="row").with_columns(source=pl.lit(SOURCE))
-    return aggregate_usage(frame)
+    return usage_from_records(rows, SOURCE)

@@ -55,6 +55,15 @@ def aggregate_usage(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def usage_from_records(records: list[tuple], source: str) -> pl.DataFrame:
+    """tenant_usage from (usage_date, tenant_id, service_name, metric, value) tuples of one source."""
+    if not records:
+        return empty_usage()
+    schema = {name: dtype for name, dtype in USAGE_SCHEMA.items() if name != "source"}
+    frame = pl.DataFrame(records, schema=schema, orient="row")
+    return aggregate_usage(frame.with_columns(source=pl.lit(source)))
+
+
 def read_usage_files(
     paths: list[Path], days: list[dt.date], *, normalize: str, log: Log | None = None
 ) -> pl.DataFrame:

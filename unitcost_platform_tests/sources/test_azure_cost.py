@@ -18,6 +18,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from unitcost_platform.config import AzureSource, RestatementConfig
 from unitcost_platform.sources.api_rows import API_ROW_SCHEMA
 from unitcost_platform.sources.azure_cost import AzureCostError, fetch_azure_costs, query_windows
+from unitcost_platform_tests.helpers import Recorded
 
 SUB = "3f2a9c1e-5b7d-4e08-9a61-0c4d2b7e8f13"
 SCOPE = f"/subscriptions/{SUB}"
@@ -77,24 +78,12 @@ def source(httpserver, **kw):
     return AzureSource(endpoint=httpserver.url_for("/").rstrip("/"), max_retries=3, max_retry_after_seconds=60, **kw)
 
 
-class Run:
-    """fetch_azure_costs with the test seams recorded: waits asked of `sleep`, log lines."""
-
-    def __init__(self):
-        self.waits: list[float] = []
-        self.lines: list[str] = []
-
-    def __call__(self, cfg, days, *, cost_column="EffectiveCost", today=TODAY, **kw):
-        kw.setdefault("token_provider", lambda: TOKEN)
-        return fetch_azure_costs(
-            cfg, days, cost_column=cost_column, today=today, restatement=RestatementConfig(),
-            sleep=self.waits.append, log=self.lines.append, **kw,
-        )  # fmt: skip
-
-
 @pytest.fixture
 def run():
-    return Run()
+    return Recorded(
+        fetch_azure_costs, cost_column="EffectiveCost", today=TODAY, restatement=RestatementConfig(),
+        token_provider=lambda: TOKEN,
+    )  # fmt: skip
 
 
 def sent_bodies(httpserver):

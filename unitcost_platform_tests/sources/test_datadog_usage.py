@@ -7,6 +7,7 @@ milliseconds), errors as `{"errors": [...]}` or `{"status": "error", "error": ..
 """
 
 import datetime as dt
+from functools import partial
 
 import polars as pl
 import pytest
@@ -20,6 +21,7 @@ from unitcost_platform.sources.datadog_usage import (
     tenant_of,
 )
 from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows
 
 QUERY_PATH = "/api/v1/query"
 API_KEY = "dd-api-FAKE-7f3e9a1c2b4d6e8f0a1b2c3d4e5f6a7b"
@@ -79,32 +81,15 @@ def source(httpserver, metrics=(REQUESTS,), **kw):
     )
 
 
-class Run:
-    """fetch_datadog with the test seams recorded: waits asked of `sleep`, log lines."""
-
-    def __init__(self):
-        self.waits: list[float] = []
-        self.lines: list[str] = []
-
-    def __call__(self, cfg, days, **kw):
-        return fetch_datadog(cfg, days, sleep=self.waits.append, log=self.lines.append, **kw)
-
-
 @pytest.fixture
 def run(monkeypatch):
     monkeypatch.setenv("DD_API_KEY", API_KEY)
     monkeypatch.setenv("DD_APP_KEY", APP_KEY)
-    return Run()
+    return Recorded(fetch_datadog)
 
 
-def row(day, tenant, service, metric, value):
-    return {"usage_date": day, "tenant_id": tenant, "service_name": service, "metric": metric, "value": value,
-            "source": "datadog"}  # fmt: skip
-
-
-def rows_of(frame: pl.DataFrame) -> list[dict]:
-    assert frame.schema == pl.Schema(USAGE_SCHEMA)
-    return frame.sort("usage_date", "tenant_id", "service_name", "metric", nulls_last=True).to_dicts()
+row = partial(usage_row, source="datadog")
+rows_of = usage_rows
 
 
 def test_two_metrics_over_two_days(httpserver, run):

@@ -7,6 +7,7 @@ Bodies have the shape NerdGraph returns for `actor.account.nrql.results` of a fa
 """
 
 import datetime as dt
+from functools import partial
 
 import polars as pl
 import pytest
@@ -15,6 +16,7 @@ import requests
 from unitcost_platform.config import NewRelicMetric, NewRelicSource
 from unitcost_platform.sources.newrelic_usage import NewRelicError, facet_attribute, fetch_newrelic
 from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows
 
 PATH = "/graphql"
 API_KEY = "NRAK-FAKE7Q2W9E4R6T8Y0U1I3O5P7A9"
@@ -58,31 +60,14 @@ def source(httpserver, metrics=(REQUESTS,), **kw):
     )
 
 
-class Run:
-    """fetch_newrelic with the test seams recorded: waits asked of `sleep`, log lines."""
-
-    def __init__(self):
-        self.waits: list[float] = []
-        self.lines: list[str] = []
-
-    def __call__(self, cfg, days, **kw):
-        return fetch_newrelic(cfg, days, sleep=self.waits.append, log=self.lines.append, **kw)
-
-
 @pytest.fixture
 def run(monkeypatch):
     monkeypatch.setenv("NEW_RELIC_API_KEY", API_KEY)
-    return Run()
+    return Recorded(fetch_newrelic)
 
 
-def row(day, tenant, service, metric, value):
-    return {"usage_date": day, "tenant_id": tenant, "service_name": service, "metric": metric, "value": value,
-            "source": "newrelic"}  # fmt: skip
-
-
-def rows_of(frame: pl.DataFrame) -> list[dict]:
-    assert frame.schema == pl.Schema(USAGE_SCHEMA)
-    return frame.sort("usage_date", "tenant_id", "service_name", "metric", nulls_last=True).to_dicts()
+row = partial(usage_row, source="newrelic")
+rows_of = usage_rows
 
 
 def test_two_metrics_over_two_days(httpserver, run):
