@@ -13,6 +13,7 @@ import polars as pl
 
 from unitcost_platform.config import load_config
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
+from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, WAREHOUSE_SCHEMA, Settings
 
 
@@ -131,18 +132,33 @@ def _receiver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least(minimum: int):
+    """An argparse type: an integer of at least `minimum`, refused with a message otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unitcost", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def demo_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--start", type=dt.date.fromisoformat, default=DEMO_START_DATE, help="first day (YYYY-MM-DD)")
-        p.add_argument("--days", type=int, default=DEMO_DAYS, help="number of days")
+        p.add_argument("--days", type=_at_least(1), default=DEMO_DAYS, help="number of days")
 
     gen = sub.add_parser("demo-data", help="write the demo SaaS (billing, usage, customers) into a data dir")
     gen.add_argument("--out", help="data dir (default: $UNITCOST_DATA_DIR or data/demo)")
     gen.add_argument("--seed", type=int, default=7)
-    gen.add_argument("--customers", type=int, default=1000)
+    gen.add_argument("--customers", type=_at_least(1), default=1000)
     demo_args(gen)
     gen.set_defaults(func=_demo_data)
 
@@ -167,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     recv.set_defaults(func=_receiver)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UnitcostError as exc:  # a message written for the person running the command, not a traceback
+        print(f"unitcost: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -111,6 +111,15 @@ class RestatementConfig(_Model):
 class BillingConfig(_Model):
     cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
     spread_multi_day_charges: bool = True
+    max_line_item_cost: float = Field(
+        default=10_000_000.0, gt=0,
+        description="a single line item costing more than this (either sign) is refused as implausible: "
+        "a corrupted file must not pass as money",
+    )
+    max_charge_period_days: int = Field(
+        default=1096, ge=1,
+        description="a charge period longer than this many days (ChargePeriodEnd far in the future) is refused",
+    )
     files: FileSource | None = FileSource(path="billing")
     cost_explorer: CostExplorerSource | None = None
     aws_exports: list[AwsExportSource] = Field(default_factory=list)
@@ -234,6 +243,9 @@ class CustomersConfig(_Model):
     files: FileSource | None = FileSource(path="customers.csv")
     postgres: PostgresCustomers | None = None
     non_paying_tiers: list[str] = Field(default_factory=lambda: ["trial", "free"])
+    max_mrr: float = Field(
+        default=100_000_000.0, gt=0, description="an MRR above this (per customer per month) is refused as implausible"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "CustomersConfig":
@@ -452,6 +464,20 @@ class NotificationsConfig(_Model):
     backoff_seconds: float = Field(default=1.0, ge=0)
     max_backoff_seconds: float = Field(default=30.0, ge=0, description="longest wait, Retry-After included")
     sensor_interval_seconds: int = Field(default=30, ge=5)
+    tick_budget_seconds: float = Field(
+        default=40.0, gt=0, le=55,
+        description="time one delivery tick may spend sending (Dagster stops a sensor tick at 60 s); "
+        "what is left waits for the next tick",
+    )
+
+    @model_validator(mode="after")
+    def _tick_fits(self) -> "NotificationsConfig":
+        if self.timeout_seconds > self.tick_budget_seconds:
+            raise ValueError(
+                f"timeout_seconds ({self.timeout_seconds:g}) must not exceed tick_budget_seconds "
+                f"({self.tick_budget_seconds:g}): one request must fit in one tick"
+            )
+        return self
 
     @model_validator(mode="after")
     def _known_destinations(self) -> "NotificationsConfig":

@@ -1,5 +1,6 @@
 """The code location: one entry point that resolves the environment and wires everything."""
 
+import sys
 import warnings
 
 import dagster as dg
@@ -23,6 +24,7 @@ from unitcost_platform.defs.schedules import (
     build_digest_schedule,
 )
 from unitcost_platform.defs.sensors import build_alert_sensor, build_run_failure_sensor
+from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import Settings
 
 
@@ -71,6 +73,25 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
 
 
+def _print_message_only(exc: UnitcostError) -> None:
+    """If `exc` ends a command-line process (dagster asset materialize, dg launch), print its message,
+    which names the file, key and fix, instead of a traceback through Dagster's loader. A code server
+    catches the error itself and shows it in the UI; this changes nothing there."""
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        if value is exc:
+            print(f"unitcost_platform could not load its definitions:\n{exc}", file=sys.stderr)
+        else:
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(Settings.from_env())
+    try:
+        return build_definitions(Settings.from_env())
+    except UnitcostError as exc:
+        _print_message_only(exc)
+        raise

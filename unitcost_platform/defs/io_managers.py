@@ -10,6 +10,7 @@ Four changes to the stock DuckDBPolarsIOManager, each covered by a test:
   write leaves the previous partition intact; rows are inserted by column name.
 """
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,11 +18,18 @@ import dagster as dg
 import duckdb
 import polars as pl
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
 from unitcost_platform.defs.rollup import input_statement
+
+# Runs are queued one at a time, so a lock held longer than this is another program's (a `duckdb`
+# shell, a notebook, a second `dagster dev`), not a run about to finish: waiting longer only delays
+# the failure.
+LOCK_WAIT_SECONDS = 5.0
+LOCK_POLL_SECONDS = 0.25
+LOCK_CONFLICT = "Could not set lock on file"
+NOT_WRITABLE = ("Permission denied", "Operation not permitted", "Read-only file system")
 
 
 def _quoted(table_slice: TableSlice) -> str:
@@ -95,6 +103,41 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
         return pl.from_arrow(connection.sql(query).to_arrow_table())
 
 
+def _cannot_write(database: str, message: str) -> dg.Failure:
+    """The failure of a warehouse file that cannot be opened for writing, with what to do."""
+    if LOCK_CONFLICT in message:
+        fix = (
+            f"Another process still held it after {LOCK_WAIT_SECONDS:g}s, and DuckDB lets one process "
+            "write a file at a time: stop that process (a `duckdb` shell, a notebook, a second "
+            "`dagster dev` or `dagster asset materialize` on this file), then re-execute the run"
+        )
+    elif any(cause in message for cause in NOT_WRITABLE):
+        fix = (
+            "The file or its directory is read-only for this process: make both writable by the user "
+            "running Dagster, or point UNITCOST_DUCKDB_PATH at a writable file"
+        )
+    else:
+        fix = "Check that it is a DuckDB database file of this DuckDB version, or move it aside"
+    # Not retried: the same open would fail the same way a moment later.
+    return dg.Failure(
+        description=f"the warehouse {database} cannot be opened for writing: {message}. {fix}.",
+        allow_retries=False,
+    )
+
+
+def open_for_writing(database: str, config: dict) -> duckdb.DuckDBPyConnection:
+    """Opens the warehouse read-write, waiting up to LOCK_WAIT_SECONDS for another process's lock."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False, config=config)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if LOCK_CONFLICT not in message or time.monotonic() >= deadline:
+                raise _cannot_write(database, message) from exc
+        time.sleep(LOCK_POLL_SECONDS)
+
+
 class TransactionalDuckDbClient(DuckDbClient):
     """Delete-then-insert in one transaction: a failed write rolls back and keeps the old partition."""
 
@@ -112,13 +155,7 @@ class TransactionalDuckDbClient(DuckDbClient):
     @contextmanager
     def connect(context, table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
         config = {"custom_user_agent": "dagster", **context.resource_config["connection_config"]}
-        # Another process (a concurrent run) may hold the file lock for a moment: retry, as upstream does.
-        connection = backoff(
-            fn=duckdb.connect,
-            retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={"database": context.resource_config["database"], "read_only": False, "config": config},
-            max_retries=10,
-        )
+        connection = open_for_writing(context.resource_config["database"], config)
         try:
             connection.begin()
             try:

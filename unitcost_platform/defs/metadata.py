@@ -60,4 +60,4 @@ def user_errors_as_failures() -> Iterator[None]:
     try:
         yield
     except UnitcostError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -87,7 +87,8 @@ def build_digest_job(check_keys: list[dg.AssetCheckKey]) -> dg.JobDefinition:
         failures = []
         for dest, (title, sections) in messages.items():
             result = sender.send(dest, payloads.digest_payload(sender.destination_type(dest), title, sections, link))
-            (context.log.info if result.ok else context.log.warning)(f"digest to {dest}: {result.detail}")
+            # An unconfirmed digest was sent: failing the op would have its retry send it again.
+            (context.log.info if result.ok and not result.unconfirmed else context.log.warning)(f"digest to {dest}: {result.detail}")
             if not result.ok:
                 failures.append(f"{dest}: {result.detail}")
         if failures:

@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from unitcost_platform.errors import ConfigError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE
 
 TIERS = ["enterprise", "mid-market", "smb", "trial", "free"]
@@ -110,10 +111,10 @@ def _population(spec: DemoSpec, rng: np.random.Generator) -> _Population:
     names = _names(rng, n)
     ids = [f"C{i + 1:05d}" for i in range(n)]
     last = spec.days - 1
-    onboard = np.where(rng.random(n) < 0.12, rng.integers(1, last - 20, n), 0)
-    churn = np.where((rng.random(n) < 0.03) & (tiers != "enterprise"), rng.integers(30, last - 5, n), -1)
+    onboard = np.where(rng.random(n) < 0.12, _event_days(rng, 1, last - 20, n, none=0), 0)
+    churn = np.where((rng.random(n) < 0.03) & (tiers != "enterprise"), _event_days(rng, 30, last - 5, n), -1)
     churn = np.where(churn <= onboard + 5, -1, churn)
-    convert = np.where((tiers == "trial") & (rng.random(n) < 0.25), rng.integers(10, last - 10, n), -1)
+    convert = np.where((tiers == "trial") & (rng.random(n) < 0.25), _event_days(rng, 10, last - 10, n), -1)
     convert = np.where((convert <= onboard) | ((churn >= 0) & (convert >= churn)), -1, convert)
     usage_factor = np.exp(rng.normal(0, 0.45, n))
 
@@ -179,12 +180,25 @@ def _segment(tier: str, rng: np.random.Generator) -> str:
     return str(rng.choice(["north-america", "europe", "apac"], p=[0.55, 0.3, 0.15]))
 
 
+def _event_days(rng: np.random.Generator, low: int, high: int, n: int, none: int = -1) -> np.ndarray:
+    """A day in [low, high) per customer for an event (onboarding, churn, conversion); a demo too
+    short for the event's window has none (`none`)."""
+    if high <= low:
+        return np.full(n, none)
+    return rng.integers(low, high, n)
+
+
 def _designate(tiers: np.ndarray, onboard: np.ndarray, churn: np.ndarray, convert: np.ndarray) -> dict[str, int]:
     """Pick stable customers for the alert stories (deterministic: the first of each tier)."""
     stable = (onboard == 0) & (churn < 0) & (convert < 0)
     smb = np.flatnonzero(stable & (tiers == "smb"))
     mid = np.flatnonzero(stable & (tiers == "mid-market"))
     ent = np.flatnonzero(stable & (tiers == "enterprise"))
+    if smb.size < 1 or mid.size < 1 or ent.size < 2:
+        raise ConfigError(
+            f"{len(tiers)} customers are too few for the demo's story (it needs an SMB, a mid-market and two "
+            "enterprise customers present the whole period); use --customers 100 or more"
+        )
     return {"p1": int(smb[0]), "p2": int(mid[0]), "trend": int(ent[0]), "whale": int(ent[1])}
 
 

@@ -1,4 +1,9 @@
-"""Message bodies: the Slack incoming-webhook format and a generic JSON webhook format."""
+"""Message bodies: the Slack incoming-webhook format and a generic JSON webhook format.
+
+Slack reads `<...>` as links and mentions (`<!channel>` pages a whole channel), so every string that
+comes from data is escaped in Slack messages (`&`, `<`, `>`, as Slack documents); our own markup (the
+`<link|Open in Dagster>` links, `*bold*`) is not. Generic webhook documents carry the data as it is.
+"""
 
 from urllib.parse import quote
 
@@ -10,6 +15,20 @@ def asset_link(dagster_url: str, asset: str, day: str | None = None) -> str:
 
 def run_link(dagster_url: str, run_id: str) -> str:
     return f"{dagster_url.rstrip('/')}/runs/{quote(run_id)}"
+
+
+def slack_escape(value: object) -> str:
+    """Text from data made inert in a Slack message: `<!channel>` shows as itself and pages nobody."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    """Escaped text cut to `limit` characters without splitting an entity such as `&amp;`."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    amp = cut.rfind("&")
+    return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
 
 
 def _money(x: float | None) -> str:
@@ -51,7 +70,8 @@ def alert_document(alert: dict, link: str, route_reason: str) -> dict:
 
 def _drivers_text(alert: dict) -> str:
     lines = [
-        f"• {d['service']}: {_money(d.get('cost_7d'))} last 7 days ({_pct(d.get('change_7d'), signed=True)} week on week), owner {d.get('owner')}"
+        f"• {slack_escape(d['service'])}: {_money(d.get('cost_7d'))} last 7 days "
+        f"({_pct(d.get('change_7d'), signed=True)} week on week), owner {slack_escape(d.get('owner'))}"
         for d in alert.get("drivers") or []
     ]
     return "\n".join(lines) or "• no allocated service cost"
@@ -61,28 +81,29 @@ def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
     """A Slack incoming-webhook message: `text` for notifications, blocks for the channel."""
     kind = alert["alert_type"]
     icon = {"P1": ":rotating_light:", "P2": ":warning:", "TREND": ":chart_with_upwards_trend:", "SEGMENT": ":busts_in_silhouette:"}[kind]
+    day = slack_escape(alert["day"])
     if kind == "SEGMENT":
-        title = f"{icon} SEGMENT {alert['day']}: non-paying customers cost more than paying ones"
+        title = f"{icon} SEGMENT {day}: non-paying customers cost more than paying ones"
         fields = [
             f"*Median non-paying*\n{_money(alert.get('value'))}/day",
             f"*Median paying*\n{_money(alert.get('threshold'))}/day",
         ]
     else:
-        title = f"{icon} {kind} {alert['day']}: {alert.get('customer_name')} ({alert.get('tier')})"
+        title = f"{icon} {kind} {day}: {slack_escape(alert.get('customer_name'))} ({slack_escape(alert.get('tier'))})"
         fields = [
             f"*MRR*\n{_money(alert.get('mrr'))}",
             f"*Run-rate cost*\n{_money(alert.get('monthly_run_rate'))}/month",
             f"*Cost to MRR*\n{_pct(alert.get('cost_to_mrr'))}",
-            f"*{alert.get('metric')}*\n{_pct(alert.get('value'))} (threshold {_pct(alert.get('threshold'))})",
+            f"*{slack_escape(alert.get('metric'))}*\n{_pct(alert.get('value'))} (threshold {_pct(alert.get('threshold'))})",
         ]
     return {
-        "text": f"{title}. {alert.get('message', '')}",
+        "text": f"{title}. {slack_escape(alert.get('message', ''))}",
         "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": title[:150], "emoji": True}},
+            {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*Drivers*\n{_drivers_text(alert)}"}},
             {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": f"{route_reason} · <{link}|Open in Dagster>"},
+                {"type": "mrkdwn", "text": f"{slack_escape(route_reason)} · <{link}|Open in Dagster>"},
             ]},
         ],
     }  # fmt: skip
@@ -97,25 +118,26 @@ def alert_payload(destination_type: str, alert: dict, link: str, route_reason: s
 def digest_payload(destination_type: str, title: str, sections: list[tuple[str, list[str]]], link: str) -> dict:
     """The weekly digest: a title and sections of lines, as one message."""
     if destination_type == "slack":
-        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": title[:150]}}]
+        title = slack_escape(title)
+        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}}]
         for heading, lines in sections:
-            body = "\n".join(f"• {line}" for line in lines[:40]) or "• none"
+            body = "\n".join(f"• {slack_escape(line)}" for line in lines[:40]) or "• none"
             if len(lines) > 40:
                 body += f"\n• … and {len(lines) - 40} more"
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{heading}*\n{body}"[:2900]}})
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*{slack_escape(heading)}*\n{body}", 2900)}})
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in Dagster>"}]})
         return {"text": title, "blocks": blocks}
     return {"kind": "unitcost.digest", "title": title, "sections": [{"heading": h, "items": lines} for h, lines in sections], "link": link}
 
 
 def run_failure_payload(destination_type: str, job: str, run_id: str, error: str, link: str) -> dict:
-    title = f":x: The {job} run failed"
     if destination_type == "slack":
+        title, error = f":x: The {slack_escape(job)} run failed", slack_escape(error)
         return {
-            "text": f"{title}: {error[:300]}",
+            "text": f"{title}: {_clip(error, 300)}",
             "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n```{error[:2500]}```"}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"run {run_id} · <{link}|Open the run>"}]},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n```{_clip(error, 2500)}```"}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": f"run {slack_escape(run_id)} · <{link}|Open the run>"}]},
             ],
         }
     return {"kind": "unitcost.run_failure", "job": job, "run_id": run_id, "error": error, "link": link}

@@ -13,8 +13,9 @@ import datetime as dt
 import polars as pl
 
 from unitcost_platform.config import TenantConfig
+from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources import focus
-from unitcost_platform.sources.billing_files import finish_raw_billing
+from unitcost_platform.sources.billing_files import finish_raw_billing, value_problems
 
 API_ROW_SCHEMA: dict[str, pl.DataType] = {
     "ChargePeriodStart": pl.Datetime("us"),
@@ -54,12 +55,22 @@ def day_start(day: dt.date) -> dt.datetime:
 
 
 def to_raw_billing(
-    rows: pl.DataFrame, days: list[dt.date], *, cost_column: str, tenant: TenantConfig, tag_key: str, source: str
+    rows: pl.DataFrame,
+    days: list[dt.date],
+    *,
+    cost_column: str,
+    tenant: TenantConfig,
+    tag_key: str,
+    source: str,
+    limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
 ) -> pl.DataFrame:
-    """API rows to raw_billing: the same enumeration, currency and tenant handling as files."""
+    """API rows to raw_billing: the same enumeration, currency, tenant and plausibility handling as files."""
     missing = [c for c in API_ROW_SCHEMA if c not in rows.columns]
     if missing:
         raise ValueError(f"{source} connector returned a frame without {missing}")
+    problems = value_problems(rows.cast({c: API_ROW_SCHEMA[c] for c in ("BilledCost", "EffectiveCost")}), limits)
+    if problems:
+        raise InputDataError(problems, what=f"billing from {source}")
     keys = tenant.tag_keys if tag_key in tenant.tag_keys else [*tenant.tag_keys, tag_key]
     typed = focus.normalize_enumerations(rows.select(list(API_ROW_SCHEMA)).cast(API_ROW_SCHEMA))
     return finish_raw_billing(

@@ -20,8 +20,16 @@ from botocore.exceptions import ClientError
 from unitcost_platform.config import AwsExportSource, TenantConfig
 from unitcost_platform.errors import InputDataError, UnitcostError
 from unitcost_platform.sources import focus
-from unitcost_platform.sources.billing_files import finish_raw_billing, read_focus_file
-from unitcost_platform.sources.files import describe_bad_values, missing_columns_problem
+from unitcost_platform.sources.billing_files import (
+    finish_raw_billing,
+    read_focus_file,
+    value_problems,
+)
+from unitcost_platform.sources.files import (
+    collect_file,
+    describe_bad_values,
+    missing_columns_problem,
+)
 from unitcost_platform.sources.service_categories import service_category
 
 CUR2_REQUIRED = [
@@ -103,7 +111,9 @@ def _map_value(frame: pl.DataFrame, column: str, key: str) -> pl.Expr:
     return expr.list.eval(pl.element().filter(pl.element().struct.field("key") == key).struct.field("value")).list.first()
 
 
-def cur2_rows(frame: pl.DataFrame, label: str) -> tuple[pl.DataFrame | None, list[str]]:
+def cur2_rows(
+    frame: pl.DataFrame, label: str, limits: focus.BillingLimits = focus.DEFAULT_LIMITS
+) -> tuple[pl.DataFrame | None, list[str]]:
     """CUR 2.0 line items as typed FOCUS rows; EffectiveCost is the amortized cost per line item type."""
     problems = missing_columns_problem(label, frame.columns, CUR2_REQUIRED, "CUR 2.0")
     if problems:
@@ -162,6 +172,7 @@ def cur2_rows(frame: pl.DataFrame, label: str) -> tuple[pl.DataFrame | None, lis
         pl.col("ChargePeriodStart").is_null(), "_raw", "missing or unreadable line_item_usage_start_date value(s)",
         "Every CUR line item has a usage start date; re-run the export.",
     )  # fmt: skip
+    problems += value_problems(rows, limits)
     return (None, problems) if problems else (rows, [])
 
 
@@ -182,6 +193,7 @@ def fetch_aws_export(
     today: dt.date,
     s3,
     log: Callable[[str], None] | None = None,
+    limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
 ) -> ExportRead:
     """raw_billing rows of `days` from the export's current files, and the manifest versions read."""
     window = focus.day_bounds(days)
@@ -210,12 +222,12 @@ def fetch_aws_export(
                     log(f"reading {uri} ({i}/{len(files)})")
                 if cfg.format == "focus":
                     has_invoice = "InvoiceId" in pl.read_parquet_schema(local)
-                    rows, found = read_focus_file(local, window, cost_column, label=uri)
+                    rows, found = read_focus_file(local, window, cost_column, label=uri, limits=limits)
                     if rows is not None:
                         rows = _focus_finality(rows, has_invoice, cfg, today)
                 else:
-                    raw = pl.read_parquet(local)
-                    rows, found = cur2_rows(raw, uri)
+                    raw, found = collect_file(pl.scan_parquet(local), uri)
+                    rows, found = (None, found) if raw is None else cur2_rows(raw, uri, limits)
                 problems += found
                 if rows is not None:
                     frames.append(focus.conform(rows.with_columns(x_Source=pl.lit("aws_exports"))))

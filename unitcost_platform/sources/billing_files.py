@@ -13,6 +13,7 @@ from unitcost_platform.sources.files import (
     Log,
     cast_boolean,
     cast_numeric,
+    collect_file,
     describe_bad_values,
     duplicates_across_files,
     missing_columns_problem,
@@ -34,6 +35,7 @@ def read_billing_files(
     source: str = "files",
     log: Log | None = None,
     columns: Collection[str] | None = None,
+    limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
 ) -> pl.DataFrame:
     """raw_billing rows for `days` from every file; raises InputDataError listing every problem.
 
@@ -45,7 +47,7 @@ def read_billing_files(
     read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
 
     def one(path: Path) -> tuple[pl.DataFrame | None, list[str]]:
-        frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns)
+        frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns, limits=limits)
         if frame is not None and read is not None:
             # Drop what only validation and the tenant needed (Tags) before the files are combined.
             frame = frame.select([c for c in frame.columns if c in read or c.startswith("x_")])
@@ -96,7 +98,7 @@ def finish_raw_billing(
 
     A reader that already extracted `x_TenantId` (per file, with the JSON tag check) says so.
     """
-    dated = focus.assign_charge_dates(frame, spread)
+    dated = focus.assign_charge_dates(frame, spread, days)
     dated = dated.filter(pl.col("x_ChargeDate").is_in(days))
     problems = mixed_currency_problems(dated)
     if problems:
@@ -141,6 +143,7 @@ def read_focus_file(
     *,
     tenant: TenantConfig | None = None,
     columns: Collection[str] | None = None,
+    limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
 ) -> tuple[pl.DataFrame | None, list[str]]:
     """Typed FOCUS rows of one file overlapping `window`, or the problems found (named by `label`).
 
@@ -174,14 +177,15 @@ def read_focus_file(
         if schema["ChargePeriodStart"].time_zone is not None:
             start = start.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         lazy = lazy.filter(start.cast(pl.Datetime("us")) < hi)
-    frame = lazy.collect().with_columns(
-        pl.lit(where).alias("x_SourceFile"), pl.col("x_SourceRow").cast(pl.Int64)
-    )
+    frame, unreadable = collect_file(lazy, where)
+    if frame is None:
+        return None, unreadable
+    frame = frame.with_columns(pl.lit(where).alias("x_SourceFile"), pl.col("x_SourceRow").cast(pl.Int64))
 
     raw_start = frame["ChargePeriodStart"]
-    frame = frame.with_columns(
-        [focus.timestamp_to_naive_utc(frame[c]) for c in focus.TIMESTAMP_COLUMNS if c in frame.columns]
-    )
+    frame, timestamp_problems = _typed_timestamps(where, frame)
+    if timestamp_problems:
+        return None, timestamp_problems
     bad_start = pl.col("ChargePeriodStart").is_null()
     if frame.select(bad_start.any()).item():
         problems += describe_bad_values(
@@ -209,6 +213,7 @@ def read_focus_file(
             where, frame, pl.col(cost_column).is_null(), cost_column, "empty cost value(s)",
             f"Every line item needs a {cost_column}; use 0 for free usage.",
         )
+    problems += value_problems(frame, limits, check_finite=False)
     problems += describe_bad_values(
         where, frame, pl.col("BillingCurrency").is_null(), "BillingCurrency", "empty currency value(s)",
         "Every line item needs its BillingCurrency (e.g. USD).",
@@ -239,11 +244,68 @@ def _with_tenant(path: str, frame: pl.DataFrame, tenant: TenantConfig | None) ->
             return frame, []
         tenant_ids = focus.tenant_from_tags(frame, tenant.tag_keys, tenant.normalize, tenant.sub_accounts)
         return frame.with_columns(tenant_ids), []
-    except focus.TagsNotJson as exc:
-        positions = exc.positions
-    bad = pl.Series(range(frame.height)).is_in(positions)
+    except focus.TagsProblem as exc:
+        problem = exc
+    bad = pl.Series(range(frame.height)).is_in(problem.positions)
     return frame, describe_bad_values(
-        path, frame.with_columns(bad.alias("_bad")), pl.col("_bad"), "Tags",
-        "value(s) that are not a JSON object",
-        'Tags must be a JSON object such as {"tenant_id": "acme"} (or a map in Parquet).',
+        path, frame.with_columns(bad.alias("_bad")), pl.col("_bad"), "Tags", problem.problem, problem.fix
     )
+
+
+def _typed_timestamps(where: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """Timestamp columns as naive UTC; a column of another type (epoch integers) names itself."""
+    converted, problems = [], []
+    for column in focus.TIMESTAMP_COLUMNS:
+        if column not in frame.columns:
+            continue
+        try:
+            converted.append(focus.timestamp_to_naive_utc(frame[column]))
+        except TypeError:
+            problems.append(
+                f"{where}: column {column} has type {frame.schema[column]}, not timestamps. FOCUS timestamps are "
+                "ISO 8601 text (2026-03-10T00:00:00Z) or Parquet timestamps; epoch numbers are not read (their unit "
+                "is ambiguous): fix the export."
+            )
+    return frame.with_columns(converted), problems
+
+
+MAGNITUDE_FIX = (
+    "A single line item above billing.max_line_item_cost is taken for corrupt data (a damaged file, a unit "
+    "mix-up), not money; check the export, or raise the limit in unitcost.yaml if the charge is real."
+)
+
+
+def value_problems(frame: pl.DataFrame, limits: focus.BillingLimits, *, check_finite: bool = True) -> list[str]:
+    """Numbers that cannot be money and charge periods that cannot be real, per source file and row.
+
+    Non-finite numbers (NaN, infinity) in any numeric column; a cost beyond the plausible size of one
+    line item; a charge period ending before it starts or lasting longer than the horizon (a
+    ChargePeriodEnd of 9999-12-31 would otherwise spread one charge over millions of days).
+    """
+    problems: list[str] = []
+    numeric = [c for c in focus.NUMERIC_COLUMNS if c in frame.columns and frame.schema[c].is_float()]
+    longest = pl.duration(days=limits.max_charge_period_days)
+    for (label,), part in frame.group_by(["x_SourceFile"], maintain_order=True):
+        if check_finite:
+            for column in numeric:
+                problems += describe_bad_values(
+                    label, part, ~pl.col(column).is_finite(), column, "non-finite value(s) (NaN or infinity)", NUMBER_FIX
+                )
+        for column in (c for c in numeric if c in focus.COST_COLUMNS):
+            too_big = pl.col(column).is_finite() & (pl.col(column).abs() > limits.max_line_item_cost)
+            problems += describe_bad_values(
+                label, part, too_big, column, f"value(s) beyond ±{limits.max_line_item_cost:,.0f}", MAGNITUDE_FIX
+            )
+        if "ChargePeriodEnd" in part.columns:
+            span = pl.col("ChargePeriodEnd") - pl.col("ChargePeriodStart")
+            problems += describe_bad_values(
+                label, part, span < pl.duration(microseconds=0), "ChargePeriodEnd",
+                "charge period(s) ending before they start", "ChargePeriodEnd must not be before ChargePeriodStart; fix the export.",
+            )  # fmt: skip
+            problems += describe_bad_values(
+                label, part, span > longest, "ChargePeriodEnd",
+                f"charge period(s) longer than {limits.max_charge_period_days} days",
+                "A ChargePeriodEnd that far after ChargePeriodStart is a placeholder or corrupt date (9999-12-31); "
+                "fix the export, or raise billing.max_charge_period_days if such a period is real.",
+            )  # fmt: skip
+    return problems

@@ -9,14 +9,16 @@ from unitcost_platform.sources.files import (
     Log,
     cast_boolean,
     cast_numeric,
+    collect_file,
     describe_bad_values,
     missing_columns_problem,
     read_each,
     row_ref_expr,
     scan_file,
 )
-from unitcost_platform.sources.focus import normalize_tenant, null_literals_to_null
+from unitcost_platform.sources.focus import null_literals_to_null
 from unitcost_platform.sources.usage_files import parse_date
+from unitcost_platform.tenant_key import tenant_key_expr
 from unitcost_platform.transforms.customers import VERSION_SCHEMA
 
 REQUIRED = ["customer_id", "tenant_id", "tier", "mrr", "status"]
@@ -39,8 +41,11 @@ def _read_file(path: Path, normalize: str) -> tuple[pl.DataFrame | None, list[st
     problems = missing_columns_problem(path, names, REQUIRED, "customers")
     if problems:
         return None, problems
-    frame = lazy.select([c for c in REQUIRED + OPTIONAL if c in names]).with_row_index("x_SourceRow", offset=1)
-    frame = frame.collect().with_columns(pl.col("x_SourceRow").cast(pl.Int64))
+    lazy = lazy.select([c for c in REQUIRED + OPTIONAL if c in names]).with_row_index("x_SourceRow", offset=1)
+    frame, unreadable = collect_file(lazy, path)
+    if frame is None:
+        return None, unreadable
+    frame = frame.with_columns(pl.col("x_SourceRow").cast(pl.Int64))
     frame = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL if c not in names])
     strings = [c for c in frame.columns if frame.schema[c] == pl.String]
     frame = frame.with_columns(null_literals_to_null(strings))
@@ -61,7 +66,7 @@ def _read_file(path: Path, normalize: str) -> tuple[pl.DataFrame | None, list[st
         return None, problems
     frame = frame.with_columns(
         pl.col("customer_id").cast(pl.String).str.strip_chars(),
-        normalize_tenant(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
+        tenant_key_expr(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
         pl.concat_str([pl.lit(f"{path} "), row_ref_expr(path, pl.col("x_SourceRow"))]).alias("x_Where"),
     )
     return frame.select([pl.col(c).cast(t) for c, t in VERSION_SCHEMA.items()]), []

@@ -1,5 +1,6 @@
 """Reading CSV and Parquet files from the data dir, with errors that name the file, row and fix."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ Log = Callable[[str], None]
 
 
 def list_data_files(location: Path, what: str) -> list[Path]:
-    """The CSV/Parquet files at `location` (a file, or a directory searched recursively), sorted."""
+    """The CSV/Parquet files at `location` (a file, or a directory searched recursively), sorted.
+
+    A directory or file the process cannot read is an error, never skipped: a day computed from
+    three of four files would replace a good day with a smaller bill.
+    """
     if location.is_file():
         return [location]
     if not location.exists():
@@ -24,10 +29,27 @@ def list_data_files(location: Path, what: str) -> list[Path]:
              "(UNITCOST_DATA_DIR and the `files.path` of the source in unitcost.yaml)"],
             what=what,
         )
-    return sorted(
-        p for p in location.rglob("*")
-        if p.is_file() and p.name.lower().endswith(SUFFIXES) and not p.name.startswith(".")
-    )
+    unreadable: list[str] = []
+
+    def refused(exc: OSError) -> None:
+        unreadable.append(
+            f"{exc.filename or location}: cannot be read ({exc.strerror or type(exc).__name__}); make it "
+            f"readable by the user running the pipeline, or move it out of {location}"
+        )
+
+    found = []
+    for root, dirs, names in os.walk(location, onerror=refused, followlinks=True):
+        dirs.sort()
+        for name in names:
+            path = Path(root) / name
+            if name.lower().endswith(SUFFIXES) and not name.startswith("."):
+                if not os.access(path, os.R_OK):
+                    refused(PermissionError(13, "Permission denied", str(path)))
+                elif path.is_file():
+                    found.append(path)
+    if unreadable:
+        raise InputDataError(unreadable, what=f"{what} files")
+    return sorted(found)
 
 
 def scan_file(path: Path, label: str | None = None) -> pl.LazyFrame:
@@ -52,11 +74,23 @@ def scan_file(path: Path, label: str | None = None) -> pl.LazyFrame:
     return lazy.rename(renames) if renames else lazy
 
 
+def collect_file(lazy: pl.LazyFrame, where: "Where") -> tuple[pl.DataFrame | None, list[str]]:
+    """Read a scanned file's rows; a corrupt or truncated file is a problem that names it."""
+    try:
+        return lazy.collect(), []
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, [
+            f"{where}: cannot be read ({type(exc).__name__}: {first}); the file is corrupt or truncated. "
+            "Export or download it again, or remove it."
+        ]
+
+
 Where = Path | str  # a file path, or a label such as s3://bucket/key.parquet
 
 
 def is_csv(path: Where) -> bool:
-    return not str(path).lower().endswith(".parquet")
+    return str(path).lower().endswith((".csv", ".csv.gz"))
 
 
 def row_ref(path: Where, row: int) -> str:
@@ -102,7 +136,12 @@ def cast_numeric(
             problems += describe_bad_values(path, frame, bad, c, "non-numeric value(s)", fix)
             casts.append(parsed.alias(c))
         elif dtype.is_numeric() or dtype == pl.Null:
-            casts.append(pl.col(c).cast(pl.Float64))
+            # Parquet floats arrive typed: NaN and infinities are refused like unparseable text.
+            typed = pl.col(c).cast(pl.Float64)
+            problems += describe_bad_values(
+                path, frame, typed.is_nan() | typed.is_infinite(), c, "non-finite value(s) (NaN or infinity)", fix
+            )
+            casts.append(typed)
         else:
             problems.append(f"{path}: column {c} has type {dtype}, expected numbers. {fix}")
     return (frame.with_columns(casts) if casts else frame), problems
@@ -180,7 +219,10 @@ def read_each(
     for i, path in enumerate(paths, 1):
         if log:
             log(f"reading {what} file {i}/{len(paths)}: {path}")
-        frame, file_problems = read(path)
+        try:
+            frame, file_problems = read(path)
+        except InputDataError as exc:  # an unreadable file: listed with the others' problems
+            frame, file_problems = None, exc.problems
         problems += file_problems
         if frame is not None:
             frames.append(frame)

@@ -11,11 +11,14 @@ import json
 import os
 import threading
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
 
+from unitcost_platform.config import BillingConfig
 from unitcost_platform.errors import InputDataError
+from unitcost_platform.tenant_key import tenant_keys
 
 STRING_COLUMNS = [
     "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
@@ -219,21 +222,40 @@ def invalid_json_rows(tags: pl.Series) -> list[int]:
     return bad
 
 
-class TagsNotJson(InputDataError):
-    """Some `Tags` values are not JSON objects; `positions` are their rows (0-based) in the column."""
+class TagsProblem(InputDataError):
+    """Some `Tags` values cannot give a tenant; `positions` are their rows (0-based) in the column."""
+
+    problem = "Tags value(s) that cannot be read"
+    fix = 'Tags must be a JSON object such as {"tenant_id": "acme"} (or a map in Parquet).'
 
     def __init__(self, positions: list[int]):
         self.positions = positions
-        super().__init__(
-            [f"{len(positions)} Tags value(s) are not JSON objects (rows {positions[:5]})"], what="billing tags"
-        )
+        super().__init__([f"{len(positions)} {self.problem} (rows {positions[:5]})"], what="billing tags")
+
+
+class TagsNotJson(TagsProblem):
+    """Some `Tags` values are not JSON objects."""
+
+    problem = "value(s) that are not a JSON object"
+
+
+class TenantTagNotText(TagsProblem):
+    """A tenant tag key holds a JSON object or array: no tenant id can be read from it."""
+
+    problem = "value(s) whose tenant tag holds a JSON object or array, not a tenant id"
+    fix = (
+        'A tenant tag holds the tenant id as text or a number ({"tenant_id": "acme"}); fix the tagging '
+        "or list the right key in tenant.tag_keys."
+    )
 
 
 def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-WHITESPACE = " \t\n\r\f\v"
+# What `str.strip()` removes (Unicode White_Space): DuckDB's `trim` gets the same set, so "is this
+# tag empty?" has one answer on both engines.
+UNICODE_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 
 
 _DUCKDB: dict[int, duckdb.DuckDBPyConnection] = {}
@@ -255,29 +277,34 @@ def _duckdb_cursor() -> duckdb.DuckDBPyConnection:
 
 
 def first_tag(tags: pl.Series, tag_keys: list[str], normalize: str = "none") -> pl.Series:
-    """Per `Tags` JSON object, the value of the first configured key that is present and not empty,
-    trimmed (and lower-cased with `normalize="lower"`): the tenant join key.
+    """Per `Tags` JSON object, the value of the first configured key that is present and not blank,
+    as a tenant key (`tenant_key.tenant_key`: trimmed, and NFKC case-folded with `normalize="lower"`).
 
     DuckDB's JSON reader (yyjson, on every core) does the parsing: keys are tried in order and a
-    later key is looked up only where the earlier ones are missing; nothing is parsed in Python.
-    Raises TagsNotJson naming the rows that are not JSON objects.
+    later key is looked up only where the earlier ones are missing or blank; nothing is parsed in
+    Python, and the found values are normalized once per distinct value. Raises TagsNotJson naming
+    the rows that are not JSON objects, TenantTagNotText the rows whose chosen key holds an object.
     """
-    lookups = ", ".join(f"nullif(json_extract_string(Tags, {_sql_text(_json_path(key))}), '')" for key in tag_keys)
-    tag = f"trim(coalesce({lookups}), {_sql_text(WHITESPACE)})"
-    tag = f"lower({tag})" if normalize == "lower" else tag
+    paths = [_sql_text(_json_path(key)) for key in tag_keys]
+    blank = _sql_text(UNICODE_WHITESPACE)
+    values = [f"nullif(trim(json_extract_string(Tags, {path}), {blank}), '')" for path in paths]
+    chosen_type = " ".join(f"when {v} is not null then json_type(Tags, {p})" for v, p in zip(values, paths, strict=True))
     with _duckdb_cursor() as con:
         con.register("tags", tags.alias("Tags").to_frame().to_arrow())
         try:
             found = con.sql(
-                f"select nullif({tag}, '') as tag, "
-                "coalesce(json_type(Tags) not in ('OBJECT', 'NULL'), false) as not_object from tags"
+                f"select coalesce({', '.join(values)}) as tag, "
+                "coalesce(json_type(Tags) not in ('OBJECT', 'NULL'), false) as not_object, "
+                f"coalesce((case {chosen_type} end) in ('OBJECT', 'ARRAY'), false) as nested from tags"
             ).to_arrow_table()
         except duckdb.InvalidInputException:  # malformed JSON somewhere: find the rows
             raise TagsNotJson(invalid_json_rows(tags)) from None
     frame = pl.from_arrow(found)
     if frame["not_object"].any():
         raise TagsNotJson(frame["not_object"].arg_true().to_list())
-    return frame["tag"].cast(pl.String)
+    if frame["nested"].any():
+        raise TenantTagNotText(frame["nested"].arg_true().to_list())
+    return tenant_keys(frame["tag"], normalize)
 
 
 def _json_path(key: str) -> str:
@@ -294,7 +321,7 @@ def _tenants_of_distinct_tags(tags: pl.Series, tag_keys: list[str], normalize: s
     Rows are grouped by a 64-bit hash of their Tags; every row is then compared with its group's
     string, so a hash collision is caught (and the caller parses every row) instead of moving cost.
     None when the tags hardly repeat (parsing every row is then as cheap), on a collision, or when a
-    string is not JSON (the caller's full parse then names the bad rows).
+    string is not usable (the caller's full parse then names the bad rows).
     """
     hashes = tags.hash(seed=0)
     first = hashes.is_first_distinct()
@@ -303,7 +330,7 @@ def _tenants_of_distinct_tags(tags: pl.Series, tag_keys: list[str], normalize: s
     distinct = pl.DataFrame({"_h": hashes.filter(first), "_tags": tags.filter(first)})
     try:
         parsed = first_tag(distinct["_tags"], tag_keys, normalize)
-    except TagsNotJson:
+    except TagsProblem:
         return None
     distinct = distinct.with_columns(parsed.alias("_tenant"))
     mapped = pl.DataFrame({"_h": hashes, "Tags": tags}).join(distinct, on="_h", how="left", maintain_order="left")
@@ -315,7 +342,7 @@ def _tenants_of_distinct_tags(tags: pl.Series, tag_keys: list[str], normalize: s
 def tenant_from_tags(
     frame: pl.DataFrame, tag_keys: list[str], normalize: str, sub_accounts: dict[str, str]
 ) -> pl.Series:
-    """The tenant of each line item: first non-empty configured tag key, else its mapped sub-account."""
+    """The tenant of each line item: first non-blank configured tag key, else its mapped sub-account."""
     tenant = None
     if "Tags" in frame.columns and tag_keys and frame.height:
         if frame.height >= DISTINCT_MIN_ROWS:
@@ -326,25 +353,18 @@ def tenant_from_tags(
         tenant = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
     if sub_accounts:
         mapped = frame["SubAccountId"].replace_strict(sub_accounts, default=None, return_dtype=pl.String)
-        mapped = mapped.to_frame("m").select(normalize_tenant(pl.col("m"), normalize)).to_series()
-        tenant = tenant.fill_null(mapped)
+        tenant = tenant.fill_null(tenant_keys(mapped, normalize))
     return tenant.alias("x_TenantId")
 
 
-def normalize_tenant(expr: pl.Expr, normalize: str) -> pl.Expr:
-    """The join key: trimmed, and lower-cased unless configured otherwise; empty is no tenant."""
-    expr = expr.str.strip_chars()
-    if normalize == "lower":
-        expr = expr.str.to_lowercase()
-    return pl.when(expr != "").then(expr)
-
-
-def assign_charge_dates(frame: pl.DataFrame, spread: bool) -> pl.DataFrame:
-    """One row per line item and UTC day of its charge period.
+def assign_charge_dates(frame: pl.DataFrame, spread: bool, days: Collection[dt.date] | None = None) -> pl.DataFrame:
+    """One row per line item and UTC day of its charge period (only `days`' rows when given).
 
     Hourly rows land on the day of their start. A period covering several days (monthly fees) is
     spread over them in proportion to the time in each day when `spread` is on, so a monthly charge
-    does not spike its first day; the costs are scaled by `x_SpreadFraction`, which sums to 1.
+    does not spike its first day; the costs are scaled by `x_SpreadFraction`, which sums to 1 over
+    the whole period. With `days`, only the days asked for are expanded: a year-long charge read for
+    one day is one row, not 365.
     """
     start, end = pl.col("ChargePeriodStart"), pl.col("ChargePeriodEnd")
     first_day = start.dt.date()
@@ -356,18 +376,38 @@ def assign_charge_dates(frame: pl.DataFrame, spread: bool) -> pl.DataFrame:
         return frame.with_columns(x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0))
     single = frame.filter(~multi).with_columns(x_ChargeDate=first_day, x_SpreadFraction=pl.lit(1.0))
     spanning = frame.filter(multi)
+    lo, hi = first_day, last_day
+    if days:
+        lo = pl.max_horizontal(first_day, pl.lit(min(days)))
+        hi = pl.min_horizontal(last_day, pl.lit(max(days)))
     day_start = pl.col("x_ChargeDate").cast(pl.Datetime("us"))
     day_end = day_start + pl.duration(days=1)
     overlap = pl.min_horizontal(end, day_end) - pl.max_horizontal(start, day_start)
     spread_rows = (
-        spanning.with_columns(x_ChargeDate=pl.date_ranges(first_day, last_day, "1d"))
+        spanning.with_columns(x_ChargeDate=pl.date_ranges(lo, hi, "1d"))
         .explode("x_ChargeDate")
+        .filter(pl.col("x_ChargeDate").is_not_null())  # a period entirely outside `days`
         .with_columns(
             x_SpreadFraction=overlap.dt.total_microseconds() / (end - start).dt.total_microseconds()
         )
         .with_columns([pl.col(c) * pl.col("x_SpreadFraction") for c in COST_COLUMNS])
     )
     return pl.concat([single, spread_rows.select(single.columns)], how="vertical")
+
+
+@dataclass(frozen=True)
+class BillingLimits:
+    """What a plausible line item looks like; anything beyond is refused as corrupt input."""
+
+    max_line_item_cost: float = 10_000_000.0
+    max_charge_period_days: int = 1096
+
+    @classmethod
+    def of(cls, billing: BillingConfig) -> "BillingLimits":
+        return cls(billing.max_line_item_cost, billing.max_charge_period_days)
+
+
+DEFAULT_LIMITS = BillingLimits()
 
 
 def empty_raw_billing() -> pl.DataFrame:

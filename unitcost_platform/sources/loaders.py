@@ -9,6 +9,7 @@ import polars as pl
 
 from unitcost_platform.config import UnitcostConfig
 from unitcost_platform.errors import ConfigError, InputDataError
+from unitcost_platform.sources import focus
 from unitcost_platform.sources.api_rows import to_raw_billing
 from unitcost_platform.sources.aws_cost_explorer import fetch_cost_explorer
 from unitcost_platform.sources.aws_exports import fetch_aws_export
@@ -17,12 +18,12 @@ from unitcost_platform.sources.billing_files import mixed_currency_problems, rea
 from unitcost_platform.sources.customer_files import no_customer_files, read_customer_files
 from unitcost_platform.sources.datadog_usage import fetch_datadog
 from unitcost_platform.sources.files import Log, list_data_files
-from unitcost_platform.sources.focus import normalize_tenant
 from unitcost_platform.sources.gcp_billing import fetch_gcp_costs
 from unitcost_platform.sources.newrelic_usage import fetch_newrelic
 from unitcost_platform.sources.postgres_customers import read_postgres_customers
 from unitcost_platform.sources.prometheus_usage import fetch_prometheus
 from unitcost_platform.sources.usage_files import aggregate_usage, read_usage_files
+from unitcost_platform.tenant_key import tenant_key_expr
 from unitcost_platform.transforms.customers import customer_dimension
 
 
@@ -55,7 +56,7 @@ def load_billing(
     clients = clients or BillingClients()
     today = today or dt.datetime.now(dt.UTC).date()
     billing = cfg.billing
-    common = {"cost_column": cfg.cost_column}
+    common = {"cost_column": cfg.cost_column, "limits": focus.BillingLimits.of(billing)}
     frames, versions = [], {}
     if billing.files is not None:
         location = billing.files.resolve(data_dir)
@@ -65,7 +66,7 @@ def load_billing(
             paths, days, tenant=cfg.tenant, spread=billing.spread_multi_day_charges, log=log, **common
         ))  # fmt: skip
     if billing.cost_explorer is not None:
-        rows = fetch_cost_explorer(billing.cost_explorer, days, client=_client(clients.cost_explorer, "Cost Explorer"), log=log, **common)
+        rows = fetch_cost_explorer(billing.cost_explorer, days, client=_client(clients.cost_explorer, "Cost Explorer"), log=log, cost_column=cfg.cost_column)
         frames.append(to_raw_billing(rows, days, tenant=cfg.tenant, tag_key=billing.cost_explorer.tag_key, source="aws_cost_explorer", **common))
     for export in billing.aws_exports:
         read = fetch_aws_export(
@@ -77,12 +78,12 @@ def load_billing(
     if billing.azure is not None:
         rows = fetch_azure_costs(
             billing.azure, days, today=today, restatement=billing.restatement,
-            session=clients.azure_session, token_provider=clients.azure_token, log=log, **common,
+            session=clients.azure_session, token_provider=clients.azure_token, log=log, cost_column=cfg.cost_column,
         )  # fmt: skip
         frames.append(to_raw_billing(rows, days, tenant=cfg.tenant, tag_key=billing.azure.tag_key, source="azure", **common))
     if billing.gcp is not None:
         client = clients.bigquery() if clients.bigquery else None
-        rows = fetch_gcp_costs(billing.gcp, days, today=today, restatement=billing.restatement, client=client, log=log, **common)
+        rows = fetch_gcp_costs(billing.gcp, days, today=today, restatement=billing.restatement, client=client, log=log, cost_column=cfg.cost_column)
         frames.append(to_raw_billing(rows, days, tenant=cfg.tenant, tag_key=billing.gcp.label_key, source="gcp", **common))
     if not frames:
         raise ConfigError(
@@ -119,6 +120,15 @@ def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Lo
     if usage.newrelic is not None:
         telemetry.append(fetch_newrelic(usage.newrelic, days, log=log))
     for frame in telemetry:
+        not_finite = frame.filter(~pl.col("value").is_finite())
+        if not_finite.height:
+            raise InputDataError(
+                [f"{source} returned {metric} = {value} for tenant {tenant!r} on {day}: usage must be a finite "
+                 "number; fix the query (a division by zero, an empty rate window)"
+                 for day, tenant, metric, value, source in not_finite.select(
+                     "usage_date", "tenant_id", "metric", "value", "source").head(5).iter_rows()],
+                what="usage telemetry",
+            )  # fmt: skip
         negative = frame.filter(pl.col("value") < 0)
         if negative.height:
             raise InputDataError(
@@ -128,7 +138,7 @@ def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Lo
                      "usage_date", "tenant_id", "metric", "value", "source").head(5).iter_rows()],
                 what="usage telemetry",
             )  # fmt: skip
-        normalized = frame.with_columns(normalize_tenant(pl.col("tenant_id"), cfg.tenant.normalize).alias("tenant_id"))
+        normalized = frame.with_columns(tenant_key_expr(pl.col("tenant_id"), cfg.tenant.normalize).alias("tenant_id"))
         frames.append(aggregate_usage(normalized.filter(pl.col("tenant_id").is_not_null())))
     if not frames:
         raise ConfigError("no usage source is configured: set usage.files, usage.prometheus, usage.datadog or usage.newrelic")
@@ -150,7 +160,7 @@ def load_customers(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log
     """customer_dimension snapshots of `days`."""
     if cfg.customers.postgres is not None:
         versions = read_postgres_customers(cfg.customers.postgres, days, normalize=cfg.tenant.normalize, log=log)
-        return customer_dimension(versions, days, cfg.customers.non_paying_tiers)
+        return customer_dimension(versions, days, cfg.customers.non_paying_tiers, cfg.customers.max_mrr)
     if cfg.customers.files is None:
         raise ConfigError("no customer source is configured: set customers.files or customers.postgres in unitcost.yaml")
     location = cfg.customers.files.resolve(data_dir)
@@ -160,4 +170,4 @@ def load_customers(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log
     if not paths:
         raise no_customer_files(location)
     versions = read_customer_files(paths, normalize=cfg.tenant.normalize, log=log)
-    return customer_dimension(versions, days, cfg.customers.non_paying_tiers)
+    return customer_dimension(versions, days, cfg.customers.non_paying_tiers, cfg.customers.max_mrr)

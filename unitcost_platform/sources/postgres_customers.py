@@ -19,7 +19,8 @@ import psycopg
 from unitcost_platform.config import PostgresCustomers
 from unitcost_platform.errors import InputDataError, UnitcostError
 from unitcost_platform.sources.customer_files import OPTIONAL, REQUIRED
-from unitcost_platform.sources.focus import normalize_tenant
+from unitcost_platform.sources.usage_files import parse_date
+from unitcost_platform.tenant_key import tenant_key_expr
 from unitcost_platform.transforms.customers import VERSION_SCHEMA
 
 TEXT_COLUMNS = ["customer_id", "tenant_id", "customer_name", "tier", "status", "segment"]
@@ -50,11 +51,15 @@ def _scrub(text: str, dsn: str) -> str:
 
 
 def _date(value: object) -> dt.date | None:
+    """A DATE, TIMESTAMP(TZ) or ISO text column as a UTC day; ValueError for anything else."""
     if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value  # type: ignore[return-value]
     if isinstance(value, dt.datetime):
         return (value.astimezone(dt.UTC) if value.tzinfo else value).date()
-    return dt.date.fromisoformat(str(value)[:10])
+    parsed = parse_date(pl.Series([str(value)]))[0]
+    if parsed is None:
+        raise ValueError(value)
+    return parsed
 
 
 def query_customers(
@@ -125,12 +130,19 @@ def read_postgres_customers(
         if paying is not None and not isinstance(paying, bool):
             problems.append(f"{where} (customer {record.get('customer_id')}): is_paying must be a boolean, got {paying!r}.")
         for column in ("valid_from", "valid_to"):
-            record[column] = _date(record.get(column))
+            try:
+                record[column] = _date(record.get(column))
+            except ValueError:
+                problems.append(
+                    f"{where} (customer {record.get('customer_id')}) has {column} {record.get(column)!r}, which is not "
+                    "a date; return a DATE or TIMESTAMP column (or YYYY-MM-DD text), NULL for an open range."
+                )
+                record[column] = None
         records.append({**{c: None for c in VERSION_SCHEMA}, **record, "x_Where": where})
     if problems:
         raise InputDataError(problems, what="the product database")
     frame = pl.DataFrame({c: [r[c] for r in records] for c in VERSION_SCHEMA}, schema=VERSION_SCHEMA)
     return frame.with_columns(
         pl.col("customer_id").str.strip_chars(),
-        normalize_tenant(pl.col("tenant_id"), normalize).alias("tenant_id"),
+        tenant_key_expr(pl.col("tenant_id"), normalize).alias("tenant_id"),
     )

@@ -9,13 +9,19 @@ from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.files import (
     Log,
     cast_numeric,
+    collect_file,
     describe_bad_values,
     duplicates_across_files,
     missing_columns_problem,
     read_each,
     scan_file,
 )
-from unitcost_platform.sources.focus import NULL_LITERALS, normalize_tenant, null_literals_to_null
+from unitcost_platform.sources.focus import (
+    NULL_LITERALS,
+    null_literals_to_null,
+    parse_utc_timestamp,
+)
+from unitcost_platform.tenant_key import tenant_key_expr
 
 USAGE_SCHEMA: dict[str, pl.DataType] = {
     "usage_date": pl.Date(),
@@ -33,8 +39,13 @@ def empty_usage() -> pl.DataFrame:
     return pl.DataFrame(schema=USAGE_SCHEMA)
 
 
+ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
+ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
+
 def parse_date(series: pl.Series) -> pl.Series:
-    """Dates from `YYYY-MM-DD` strings (or a timestamp's UTC day); unreadable values become null."""
+    """Dates from `YYYY-MM-DD` strings or ISO 8601 timestamps (their UTC day); anything else
+    (`2026-07-15 and some garbage`, `soon`) becomes null, for the caller to refuse."""
     if series.dtype == pl.Date:
         return series
     if isinstance(series.dtype, pl.Datetime):
@@ -42,7 +53,13 @@ def parse_date(series: pl.Series) -> pl.Series:
             series = series.dt.convert_time_zone("UTC")
         return series.dt.date()
     text = series.cast(pl.String).str.strip_chars()
-    return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False).alias(series.name)
+    day = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    stamp = parse_utc_timestamp(text.str.replace(r"([+-]\d{2})(\d{2})$", "$1:$2")).dt.date()
+    frame = pl.DataFrame({"t": text, "day": day, "stamp": stamp})
+    return frame.select(
+        pl.when(pl.col("t").str.contains(ISO_DAY)).then(pl.col("day"))
+        .when(pl.col("t").str.contains(ISO_TIMESTAMP)).then(pl.col("stamp"))
+    ).to_series().alias(series.name)
 
 
 def aggregate_usage(frame: pl.DataFrame) -> pl.DataFrame:
@@ -86,7 +103,9 @@ def _read_file(path: Path, days: list[dt.date], normalize: str) -> tuple[pl.Data
     if problems:
         return None, problems
     cols = REQUIRED + (["service_name"] if "service_name" in names else [])
-    frame = lazy.select(cols).with_row_index("x_SourceRow", offset=1).collect()
+    frame, unreadable = collect_file(lazy.select(cols).with_row_index("x_SourceRow", offset=1), path)
+    if frame is None:
+        return None, unreadable
     frame = frame.with_columns(pl.col("x_SourceRow").cast(pl.Int64), x_SourceFile=pl.lit(str(path)))
     if "service_name" not in frame.columns:
         frame = frame.with_columns(service_name=pl.lit(None, dtype=pl.String))
@@ -110,7 +129,7 @@ def _read_file(path: Path, days: list[dt.date], normalize: str) -> tuple[pl.Data
             "missing or negative value(s)", "Usage is a count or an amount: 0 or more.",
         )
     frame = frame.with_columns(
-        normalize_tenant(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
+        tenant_key_expr(pl.col("tenant_id").cast(pl.String), normalize).alias("tenant_id"),
         pl.col("metric").cast(pl.String).str.strip_chars(),
         pl.col("service_name").cast(pl.String).str.strip_chars(),
     )

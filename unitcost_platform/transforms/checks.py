@@ -7,6 +7,7 @@ conservation is meant to block; the others report.
 
 import datetime as dt
 import json
+import math
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -55,15 +56,23 @@ def conservation(
             .agg(pl.col("allocated_cost").sum().alias("cost"), pl.len().alias("rows"))
             .sort("cost", descending=True)
         )
-        passed = abs(difference) <= allowed
-        outcomes.append(CheckOutcome(
-            day=day, passed=passed, severity="ERROR",
-            description=(
-                f"allocated ${total_allocated:,.2f} = billed ${total_billed:,.2f}"
-                if passed else
+        finite = math.isfinite(total_billed) and math.isfinite(total_allocated)
+        passed = finite and abs(difference) <= allowed
+        if not finite:
+            description = (
+                f"the day's totals are not numbers (billed {total_billed}, allocated {total_allocated}): "
+                "unit cost is not computed for this day; a non-finite cost reached the tables"
+            )
+        elif passed:
+            description = f"allocated ${total_allocated:,.2f} = billed ${total_billed:,.2f}"
+        else:
+            description = (
                 f"allocated ${total_allocated:,.2f} differs from billed ${total_billed:,.2f} by "
                 f"${difference:,.6f} (allowed ${allowed:,.6f}): unit cost is not computed for this day"
-            ),
+            )
+        outcomes.append(CheckOutcome(
+            day=day, passed=passed, severity="ERROR",
+            description=description,
             figures={"billed_total": total_billed, "allocated_total": total_allocated, "difference": difference,
                      "tolerance_relative": tolerance},
             offenders=buckets.head(WORST),
@@ -87,6 +96,8 @@ def coverage_floor(coverage: pl.DataFrame, days: list[dt.date], floor: float, ha
         )
         if value is None:
             passed, severity, text = True, "WARN", "no cost on the day: nothing to attribute"
+        elif not math.isfinite(value):  # a NaN compares false with every floor: it must fail, not pass
+            passed, severity, text = False, "ERROR", f"coverage is not a number ({value}): the day's costs are not finite"
         elif value < hard_floor:
             passed, severity, text = False, "ERROR", f"coverage {_pts(value)} is below the hard floor {_pts(hard_floor)}"
         elif value < floor:
@@ -123,6 +134,11 @@ def attribution_drift(coverage: pl.DataFrame, days: list[dt.date], points: float
             continue
         value, mean = float(today["coverage"][0]), float(history["trailing"][0])
         drop = (mean - value) * 100
+        if not math.isfinite(drop):
+            outcomes.append(CheckOutcome(day=day, passed=False, severity="WARN",
+                                         description=f"coverage {value} or its trailing mean {mean} is not a number",
+                                         figures={"drift_points": points}))  # fmt: skip
+            continue
         movers = (
             services.filter(pl.col("day") == day)
             .join(_trailing_mean(services, day, "coverage", ["scope"]), on="scope")

@@ -11,6 +11,7 @@ import polars as pl
 from unitcost_platform.errors import InputDataError
 
 STATUSES = ("active", "churned")
+DEFAULT_MAX_MRR = 100_000_000.0
 ATTRIBUTES = ["customer_name", "tier", "is_paying", "mrr", "status", "segment"]
 
 VERSION_SCHEMA: dict[str, pl.DataType] = {
@@ -56,13 +57,20 @@ def complete_versions(versions: pl.DataFrame, non_paying_tiers: list[str]) -> pl
     ).select(list(VERSION_SCHEMA)).cast(VERSION_SCHEMA)
 
 
-def version_problems(versions: pl.DataFrame) -> list[str]:
-    """Problems visible on single rows: missing keys, negative MRR, unknown status, inverted dates."""
+def version_problems(versions: pl.DataFrame, max_mrr: float = DEFAULT_MAX_MRR) -> list[str]:
+    """Problems visible on single rows: missing keys, an MRR that is not money, unknown status, inverted dates."""
+    finite = pl.col("mrr").is_finite()
     checks = [
         (pl.col("customer_id").is_null(), "has no customer_id", "every row names its customer"),
         (pl.col("tenant_id").is_null(), "has no tenant_id", "every row maps a tenant to its customer"),
         (pl.col("mrr").is_null(), "has no mrr", "use 0 for free and trial customers"),
-        (pl.col("mrr") < 0, "has a negative mrr", "MRR is recurring revenue: 0 or more"),
+        (~finite, "has an mrr that is not a finite number (NaN or infinity)", "MRR is an amount of money"),
+        (finite & (pl.col("mrr") < 0), "has a negative mrr", "MRR is recurring revenue: 0 or more"),
+        (
+            finite & (pl.col("mrr") > max_mrr),
+            f"has an mrr above {max_mrr:,.0f}",
+            "that is taken for corrupt data; fix the source, or raise customers.max_mrr in unitcost.yaml",
+        ),
         (
             pl.col("status").is_null() | ~pl.col("status").is_in(STATUSES),
             "has an unknown status",
@@ -145,10 +153,12 @@ def snapshot_problems(snap: pl.DataFrame) -> list[str]:
     return problems
 
 
-def customer_dimension(versions: pl.DataFrame, days: list[dt.date], non_paying_tiers: list[str]) -> pl.DataFrame:
+def customer_dimension(
+    versions: pl.DataFrame, days: list[dt.date], non_paying_tiers: list[str], max_mrr: float = DEFAULT_MAX_MRR
+) -> pl.DataFrame:
     """Validated snapshots of `days`; raises InputDataError naming every bad row."""
     versions = complete_versions(versions, non_paying_tiers)
-    problems = version_problems(versions)
+    problems = version_problems(versions, max_mrr)
     if problems:
         raise InputDataError(problems, what="customer records")
     snap = snapshot(versions, days)

@@ -20,12 +20,26 @@ from werkzeug import Response
 
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.defs.schedules import DAILY_SCHEDULE, DIGEST_JOB, DIGEST_SCHEDULE
-from unitcost_platform.defs.sensors import ALERT_SENSOR, RUN_FAILURE_SENSOR
+from unitcost_platform.defs.sensors import ALERT_SENSOR, LEDGER_KEY, RUN_FAILURE_SENSOR
 from unitcost_platform_tests.saas import DAYS, read_table, run_range, write_customers_csv
 
 SECRET = "xoxb-s3cr3t-t0k3n"
 P2_DAYS = [d.isoformat() for d in DAYS[:11]]
 P1_DAYS = [d.isoformat() for d in DAYS[11:]]
+
+
+class LogRecords(logging.Handler):
+    """Keeps what a sensor logs: its logger is Dagster's own and does not propagate to caplog."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "\n".join(r.getMessage() for r in self.records)
 
 
 @pytest.fixture
@@ -57,10 +71,12 @@ def alerting(small_saas, make_settings, httpserver, monkeypatch):
     env.settings, env.instance, env.data = settings, instance, small_saas
     env.defs = build_definitions(settings)
     env.cursor = None
+    env.log = LogRecords()
 
     def tick():
         sensor = env.defs.resolve_sensor_def(ALERT_SENSOR)
         context = dg.build_sensor_context(instance=instance, cursor=env.cursor, resources={"unitcost": env.defs.resources["unitcost"]})
+        context.log.addHandler(env.log)
         result = sensor(context)
         env.cursor = result.cursor
         return result
@@ -135,9 +151,9 @@ def test_failed_delivery_stays_pending_and_is_retried_next_tick(alerting, httpse
     with caplog.at_level(logging.DEBUG):
         first = alerting.tick().skip_reason.skip_message
     assert "delivered 2; 2 pending" in first
-    assert f"{DAYS[14]}:P1:C2 to plat: HTTP 500 (upstream down)" in first
+    assert f"{DAYS[14]}:P1:C2 to plat: HTTP 500 (Internal Server Error)" in first  # the status, never the body
     cursor = json.loads(alerting.cursor)
-    assert {p["last_error"] for p in cursor["pending"]} == {"HTTP 500 (upstream down)"}
+    assert {p["last_error"] for p in cursor["pending"]} == {"HTTP 500 (Internal Server Error)"}
 
     httpserver.clear_all_handlers()
     httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
@@ -157,8 +173,46 @@ def test_failed_delivery_stays_pending_and_is_retried_next_tick(alerting, httpse
     # The secret URL is in none of our log lines (nor Dagster's), the cursor or the tick messages.
     # (urllib3's own DEBUG log and the test server's access log print request paths; they are not ours.)
     ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("urllib3", "werkzeug")))
-    everything = ours + first + second + third + alerting.cursor
+    assert "could not deliver" in alerting.log.text()
+    everything = ours + alerting.log.text() + first + second + third + alerting.cursor
     assert SECRET not in everything and "/hooks/" not in everything
+
+
+def test_a_404_echoing_the_secret_path_is_never_stored_or_logged(alerting, httpserver, caplog):
+    # Express (and many proxies) answer an unknown route with "Cannot POST <path>": the path holds the token.
+    for name in ("comp", "plat"):
+        path = f"/hooks/{name}/{SECRET}"
+        httpserver.expect_request(path).respond_with_response(
+            Response(f"<pre>Cannot POST {path}</pre>", status=404, headers={"Content-Type": "text/html"})
+        )
+    run_range(alerting.settings, DAYS[14], DAYS[15], instance=alerting.instance)
+    with caplog.at_level(logging.INFO):
+        summaries = [alerting.tick().skip_reason.skip_message for _ in range(2)]
+    assert "HTTP 404 (Not Found)" in summaries[0] and "4 pending" in summaries[1]
+    ledger = alerting.instance.run_storage.get_cursor_values({LEDGER_KEY})[LEDGER_KEY]
+    assert {p["last_error"] for p in json.loads(ledger)["pending"]} == {"HTTP 404 (Not Found)"}
+    # The test server's own access log (werkzeug) prints request paths; it is not ours.
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("werkzeug")) + alerting.log.text()
+    assert "could not deliver" in logged
+    for text in (logged, *summaries, alerting.cursor, ledger):
+        assert SECRET not in text and "Cannot POST" not in text
+
+
+def test_customer_names_cannot_page_a_slack_channel(alerting, httpserver):
+    httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
+    httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
+    write_customers_csv(alerting.data / "customers.csv", [
+        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
+        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Acme <!channel> & Co", "tier": "smb", "mrr": 900, "status": "active"},
+        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
+    ])  # fmt: skip
+    run_range(alerting.settings, DAYS[15], DAYS[15], instance=alerting.instance)
+    alerting.tick()
+    got = dict(_received(httpserver))
+    slack = json.dumps(got["comp"])
+    assert "<!channel>" not in slack and "Acme &lt;!channel&gt; &amp; Co (smb)" in got["comp"]["text"]
+    assert "|Open in Dagster>" in slack  # our own link markup stays
+    assert got["plat"]["customer"]["name"] == "Acme <!channel> & Co"  # a JSON document carries the data as it is
 
 
 def test_run_failure_tells_finops(alerting, httpserver):
@@ -176,6 +230,8 @@ def test_run_failure_tells_finops(alerting, httpserver):
     alerting.defs.resolve_sensor_def(RUN_FAILURE_SENSOR)(context)
     [(dest, body)] = _received(httpserver)
     assert dest == "fin" and "The unit_cost_daily run failed" in body["text"]
+    # The step's own error, naming the day and the fix, not only "Steps failed: [raw_billing]".
+    assert "raw_billing: " in body["text"] and "mixes currencies" in body["text"] and "EUR" in body["text"]
     assert f"http://dagster.example/runs/{run.run_id}" in json.dumps(body)
 
 

@@ -42,6 +42,10 @@ def test_production_config_is_a_valid_instance_with_an_ecs_launcher(monkeypatch)
     assert (config["run_launcher"]["module"], config["run_launcher"]["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
     launcher = process_config(EcsRunLauncher.config_type(), config["run_launcher"]["config"])
     assert launcher.success, launcher.errors
+    # A stopped task fails its run: the ECS launcher checks its workers, and runs are retried, not resumed.
+    assert EcsRunLauncher.supports_check_run_worker_health.fget(None)
+    assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["max_resume_run_attempts"] == 0
+    assert config["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
 
 
 def test_a_partition_materializes_through_a_postgres_instance(instance_db, tmp_path, monkeypatch, small_saas, make_settings):
@@ -61,6 +65,7 @@ def test_a_partition_materializes_through_a_postgres_instance(instance_db, tmp_p
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_monitoring_enabled and instance.run_monitoring_poll_interval_seconds == 60
         settings = make_settings(small_saas)
         result = run_range(settings, DAYS[3], DAYS[3], instance=instance)
         assert result.success

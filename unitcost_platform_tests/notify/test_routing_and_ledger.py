@@ -1,6 +1,7 @@
 """Routing to owners, message shapes, and the exactly-once ledger (pure, no server)."""
 
 import datetime as dt
+import json
 
 from unitcost_platform.config import NotificationsConfig
 from unitcost_platform.notify import payloads
@@ -63,6 +64,24 @@ def test_webhook_document_fields():
     assert doc["drivers"][0]["change_7d"] == 1.0 and doc["link"] == "http://x/l"
 
 
+def test_slack_messages_escape_data_and_keep_our_markup():
+    named = alert("P1", customer_name="Acme <!channel> & Co", tier="<b>", message="<@U123> look",
+                  drivers=[{"service": "S3 <x>", "owner": "<!here>", "cost_7d": 1.0, "change_7d": 0.1}])  # fmt: skip
+    link = "http://dagster/assets/cost_alerts?view=partitions&partition=2026-03-10"
+    slack = json.dumps(payloads.alert_payload("slack", named, link, "compute-team immediately"))
+    for control in ("<!channel>", "<!here>", "<@U123>", "<b>", "<x>"):
+        assert control not in slack, control
+    assert "Acme &lt;!channel&gt; &amp; Co (&lt;b&gt;)" in slack and f"<{link}|Open in Dagster>" in slack
+    document = payloads.alert_payload("webhook", named, link, "r")
+    assert document["customer"]["name"] == "Acme <!channel> & Co" and document["message"] == "<@U123> look"
+
+    digest = payloads.digest_payload("slack", "Digest", [("TREND", ["2026-03-10 Acme <!channel> & Co"] * 3)], link)
+    assert "<!channel>" not in json.dumps(digest) and "&lt;!channel&gt; &amp; Co" in json.dumps(digest)
+    failure = payloads.run_failure_payload("slack", "unit_cost_daily", "r1", "bad row <!channel>" + "&" * 400, "http://x")
+    assert "<!channel>" not in json.dumps(failure)
+    assert failure["text"].endswith("&amp;")  # cut between entities, never inside one
+
+
 def test_ledger_delivers_once_and_escalations_again():
     ledger = Ledger()
     assert ledger.offer(alert("P2"), "comp", "r") == "queued"
@@ -75,6 +94,8 @@ def test_ledger_delivers_once_and_escalations_again():
     assert ledger.offer(alert("P1", day="2026-03-11"), "comp", "r") == "queued"  # another day, another alert
     restored = Ledger.from_cursor(ledger.to_cursor())
     assert restored.delivered == ledger.delivered and [p.key for p in restored.pending] == [p.key for p in ledger.pending]
+    mirror = json.loads(ledger.mirror())  # what the sensor cursor shows: no delivered keys, copied into every tick
+    assert "delivered" not in mirror and mirror["delivered_keys"] == 1 and len(mirror["pending"]) == 1
 
 
 def test_ledger_forgets_only_old_days():

@@ -13,13 +13,15 @@ import polars as pl
 import pytest
 import requests
 
-from unitcost_platform.config import DatadogMetric, DatadogSource
+from unitcost_platform.config import DatadogMetric, DatadogSource, UnitcostConfig, UsageConfig
+from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.datadog_usage import (
     DatadogError,
     fetch_datadog,
     query_window,
     tenant_of,
 )
+from unitcost_platform.sources.loaders import load_usage
 from unitcost_platform.sources.usage_files import USAGE_SCHEMA
 from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows
 
@@ -356,3 +358,16 @@ def test_renamed_key_variables_are_read(httpserver, run, monkeypatch):
     assert request.headers["DD-API-KEY"] == "dd-api-FAKE-renamed"
     assert request.headers["DD-APPLICATION-KEY"] == "dd-app-FAKE-renamed"
     assert out.height == 0 and out.schema == pl.Schema(USAGE_SCHEMA)
+
+
+def test_usage_summing_to_infinity_is_refused_before_anything_is_written(httpserver, monkeypatch, tmp_path):
+    """Two 1e308 points of one tenant-day overflow to inf: load_usage refuses the day, naming it."""
+    monkeypatch.setenv("DD_API_KEY", API_KEY)
+    monkeypatch.setenv("DD_APP_KEY", APP_KEY)
+    httpserver.expect_request(QUERY_PATH, method="GET").respond_with_json(answer([
+        series(["tenant_id:acme"], [[float(MAR10_MS), 1e308], [float(MAR10_MS + HOUR_MS), 1e308]]),
+    ], from_s="1773100800", to_s=TO_MAR10))  # fmt: skip
+    cfg = UnitcostConfig(usage=UsageConfig(files=None, datadog=source(httpserver)))
+    with pytest.raises(InputDataError) as err:
+        load_usage(cfg, tmp_path, [MAR10], log=lambda _: None)
+    assert "datadog returned requests = inf for tenant 'acme' on 2026-03-10: usage must be a finite number" in str(err.value)

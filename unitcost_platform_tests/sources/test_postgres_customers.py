@@ -147,3 +147,37 @@ def test_customer_dimension_asset_from_postgres(product_db, customers_table, sma
         ("1", "t1", 3000.0), ("2", "t2", 900.0), ("3", "tf", 0.0),
     ]  # fmt: skip
     assert read_table(settings, "unit_cost")["customer_id"].sort().to_list() == ["1", "2", "3"]
+
+
+@pytest.fixture
+def loose_table(product_db):
+    """A product table typed as real ones often are: MRR as float, validity dates as text."""
+    with psycopg.connect(product_db, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS loose")
+        con.execute("CREATE TABLE loose (id integer, tenant text, plan text, mrr double precision, state text, starts text)")
+
+    def insert(*rows: tuple) -> None:
+        with psycopg.connect(product_db, autocommit=True) as con, con.cursor() as cur:
+            cur.executemany("INSERT INTO loose VALUES (%s, %s, %s, %s, %s, %s)", rows)
+
+    return insert
+
+
+LOOSE_QUERY = "SELECT id AS customer_id, tenant AS tenant_id, plan AS tier, mrr, state AS status, starts AS valid_from FROM loose ORDER BY id"
+
+
+def test_a_nan_mrr_from_the_database_is_refused(product_db, loose_table):
+    loose_table((1, "a", "smb", 900.0, "active", None), (2, "b", "smb", float("nan"), "active", None))
+    with pytest.raises(InputDataError) as err:
+        customer_dimension(_read(product_db, [D1], query=LOOSE_QUERY), [D1], ["trial", "free"])
+    assert "customers query row 2 (customer 2, status=active mrr=NaN) has an mrr that is not a finite number" in str(err.value)
+
+
+def test_a_validity_date_that_is_not_a_date_is_refused_naming_the_row(product_db, loose_table):
+    loose_table((1, "a", "smb", 900.0, "active", "2026-03-01"), (2, "b", "smb", 10.0, "active", "soon"),
+                (3, "c", "smb", 10.0, "active", "2026-03-01 and later"))  # fmt: skip
+    with pytest.raises(InputDataError) as err:
+        _read(product_db, [D1], query=LOOSE_QUERY)
+    text = str(err.value)
+    assert "customers query row 2 (customer 2) has valid_from 'soon', which is not a date" in text
+    assert "customers query row 3 (customer 3) has valid_from '2026-03-01 and later', which is not a date" in text

@@ -145,3 +145,20 @@ def test_usage_freshness_missing_and_dropped():
     assert out.offenders.row(0, named=True)["change"] == pytest.approx(-0.6)
     [missing] = checks.usage_freshness(history, [D], 0.5)
     assert not missing.passed and missing.severity == "ERROR" and "no usage telemetry" in missing.description
+
+
+def test_nan_totals_fail_the_checks_never_pass_them():
+    """A NaN compares false with every threshold; before, coverage nan% was 'above the floor'."""
+    nan = float("nan")
+    billed = pl.DataFrame({"day": [D], "cost": [nan]})
+    [conservation] = checks.conservation(billed, _allocated([(D, "C1", "t1", "direct", nan, None)]), [D], 1e-6)
+    assert not conservation.passed and "not numbers" in conservation.description
+    coverage = pl.DataFrame(
+        {"day": [D], "scope_type": ["overall"], "coverage": [nan], "untagged_cost": [0.0],
+         "total_cost": [nan], "scope": ["all"]}
+    )  # fmt: skip
+    [floor] = checks.coverage_floor(coverage, [D], 0.85, 0.6)
+    assert not floor.passed and floor.severity == "ERROR" and "not a number" in floor.description
+    history = pl.concat([coverage.with_columns(pl.lit(d).alias("day"), pl.lit(0.9).alias("coverage")) for d in WEEK[:-1]] + [coverage])
+    drift = checks.attribution_drift(history, [D], 5)[0]
+    assert not drift.passed

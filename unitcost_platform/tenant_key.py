@@ -1,0 +1,52 @@
+"""The tenant join key: one normalization for every source, so billing, usage and customers meet.
+
+Billing tags are read by DuckDB's JSON reader, usage and customers by Polars; both hand the raw
+values to `tenant_key`, so the rule is one Python function, not two engines' ideas of lower case
+(DuckDB's `lower('ΟΔΥΣΣΕΥΣ')` and Polars' `to_lowercase` disagree on the final sigma, and neither
+trims a non-breaking space). With `normalize: lower` a tenant id is NFKC-normalized, case-folded
+(`str.casefold`: `ß` and `ss`, `ς` and `σ` meet) and trimmed of Unicode whitespace; with `none` it
+is only trimmed. An id that is empty afterwards is no tenant.
+"""
+
+import unicodedata
+
+import polars as pl
+
+NORMALIZE_MODES = ("lower", "none")
+
+
+def tenant_key(value: str | None, normalize: str = "lower") -> str | None:
+    """The join key of one raw tenant id (None when there is none)."""
+    if value is None:
+        return None
+    if normalize == "lower":
+        # NFKC and case folding can each undo the other's normal form in rare cases: repeat to a
+        # fixed point (two passes in practice), so the key of a key is the key.
+        text, previous = value, None
+        while text != previous:
+            previous = text
+            text = unicodedata.normalize("NFKC", text).casefold().strip()
+    else:
+        text = value.strip()
+    return text or None
+
+
+def tenant_keys(values: pl.Series, normalize: str = "lower") -> pl.Series:
+    """`tenant_key` of every value, computed once per distinct value (a day has few tenants)."""
+    values = values.cast(pl.String)
+    distinct = values.drop_nulls().unique()
+    if distinct.is_empty():
+        return pl.Series(values.name, [None] * values.len(), dtype=pl.String)
+    mapping = pl.DataFrame(
+        {"_raw": distinct, "_key": [tenant_key(v, normalize) for v in distinct.to_list()]},
+        schema={"_raw": pl.String, "_key": pl.String},
+    )
+    keyed = values.to_frame("_raw").join(mapping, on="_raw", how="left", maintain_order="left")
+    return keyed["_key"].alias(values.name)
+
+
+def tenant_key_expr(expr: pl.Expr, normalize: str = "lower") -> pl.Expr:
+    """`tenant_key` as a Polars expression (elementwise)."""
+    return expr.cast(pl.String).map_batches(
+        lambda s: tenant_keys(s, normalize), return_dtype=pl.String, is_elementwise=True
+    )
