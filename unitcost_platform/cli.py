@@ -69,6 +69,19 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         last_alerts = _query(con, f"""
             select alert_type, message from {s}.cost_alerts
             where day = (select max(day) from {s}.cost_alerts) order by alert_type, value desc limit 8""")
+        tables = set(_query(con, f"select table_name from information_schema.tables where table_schema = '{s}'")["table_name"])
+        over = _query(con, f"""
+            select service_name, owner, cost_per_customer_month, target_per_customer_month, target_ratio
+            from {s}.service_unit_cost where day = (select max(day) from {s}.unit_cost) and over_target
+            order by target_ratio desc""") if "service_unit_cost" in tables else None
+        incidents = _query(con, f"""
+            select count(*) filter (where status = 'open' and day = (select max(day) from {s}.unit_cost)) open,
+                   count(distinct incident_id) filter (where status = 'resolved') resolved,
+                   count(distinct incident_id) total
+            from {s}.alert_incidents""").row(0, named=True) if "alert_incidents" in tables else None
+        resolved = _query(con, f"""
+            select customer_name, family, opened_day, resolved_day, days_open from {s}.alert_incidents
+            where status = 'resolved' and family = 'COST_TO_MRR' order by resolved_day desc limit 3""") if incidents else None
     lo, hi, n = days
     total = cov["total"] or 0.0
     lines = [
@@ -86,6 +99,19 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         "Alerts by type: " + (", ".join(f"{t} {k}" for t, k in alerts.iter_rows()) or "none"),
         f"Team spend on {hi}: " + (", ".join(f"{t} ${c:,.2f}" for t, c in teams.iter_rows()) or "none"),
     ]
+    if over is not None:
+        lines.append(
+            f"Services over their target on {hi}: "
+            + ("; ".join(f"{svc} ${c:,.2f} per customer per month against ${t:,.2f} ({r:.1f}x, {o})"
+                         for svc, o, c, t, r in over.iter_rows()) or "none")  # fmt: skip
+        )
+    if incidents is not None:
+        lines.append(
+            f"Alert incidents: {incidents['total']} in all, {incidents['open']} open on {hi}, "
+            f"{incidents['resolved']} resolved"
+            + ("; latest resolved: " + "; ".join(f"{n} ({f}) opened {o}, resolved {r} after {d} days"
+                                                for n, f, o, r, d in resolved.iter_rows()) if resolved.height else "")  # fmt: skip
+        )
     page = (dashboard_dir or duckdb_path.parent / "dashboards") / f"unitcost-dashboard-{hi}.html"
     if page.exists():
         lines.append(f"Dashboard: {page} (open it in a browser)")

@@ -1,6 +1,7 @@
 """The one validated config file (unitcost.yaml): everything a FinOps team tunes, nothing in code."""
 
 import datetime as dt
+import math
 import re
 from pathlib import Path
 from typing import Literal
@@ -354,6 +355,10 @@ class AlertsConfig(_Model):
     p2_cost_to_mrr: float = 0.20
     trend_cost_growth_7d: float = 0.15
     max_drivers: int = Field(default=3, ge=1, le=20)
+    resolve_after_days: int = Field(
+        default=3, ge=1, le=90,
+        description="an incident resolves on the Nth consecutive day without its family's alert",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "AlertsConfig":
@@ -372,6 +377,30 @@ class OwnersConfig(_Model):
 
     def team_for(self, service: str | None) -> str:
         return self.services.get(service or "", self.default_team)
+
+
+class TargetsConfig(_Model):
+    """What each service may add to the monthly cost of serving one active customer ($ per customer per month)."""
+
+    services: dict[str, float] = Field(default_factory=dict, description="ServiceName -> $ per active customer per month")
+    teams: dict[str, float] = Field(
+        default_factory=dict, description="team -> target for each service it owns that has no target of its own"
+    )
+    notify_change: float = Field(
+        default=0.10, gt=0,
+        description="tell the owning team when a service's cost per customer moves more than this against 7 days earlier",
+    )
+
+    @field_validator("services", "teams")
+    @classmethod
+    def _positive(cls, targets: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in targets.items() if not (math.isfinite(v) and v > 0)}
+        if bad:
+            raise ValueError(f"targets must be positive dollar amounts; got {bad}")
+        return targets
+
+    def target_for(self, service: str, team: str) -> float | None:
+        return self.services.get(service, self.teams.get(team))
 
 
 class ScopeConfig(_Model):
@@ -452,6 +481,12 @@ class Destination(_Model):
 class TeamRoute(_Model):
     alerts: str = Field(description="destination of P1 alerts (immediately)")
     review: str | None = Field(default=None, description="destination of P2 alerts (same-day review); default: alerts")
+    unit_cost: str | None = Field(
+        default=None, description="destination of the team's service unit-cost messages; default: review, then alerts"
+    )
+
+    def unit_cost_destination(self) -> str:
+        return self.unit_cost or self.review or self.alerts
 
 
 class NotificationsConfig(_Model):
@@ -484,7 +519,7 @@ class NotificationsConfig(_Model):
         named = [("finops", self.finops)] + [
             (f"teams.{team}.{kind}", dest)
             for team, route in self.teams.items()
-            for kind, dest in (("alerts", route.alerts), ("review", route.review))
+            for kind, dest in (("alerts", route.alerts), ("review", route.review), ("unit_cost", route.unit_cost))
         ]
         for where, dest in named:
             if dest is not None and dest not in self.destinations:
@@ -525,6 +560,7 @@ class UnitcostConfig(_Model):
     default_pools: bool = True
     alerts: AlertsConfig = AlertsConfig()
     owners: OwnersConfig = OwnersConfig()
+    targets: TargetsConfig = TargetsConfig()
     checks: ChecksConfig = ChecksConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     schedules: SchedulesConfig = SchedulesConfig()

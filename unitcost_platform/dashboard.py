@@ -34,6 +34,10 @@ class DashboardInputs:
     p2_cost_to_mrr: float
     scope: str = "all customers"
     notes: list[str] = field(default_factory=list)
+    # day, service_name, owner, cost_per_customer_month, target_per_customer_month
+    service_unit_cost: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # day, incident_id, family, customer_id, customer_name, status, opened_day, resolved_day, days_open, severity, owners
+    incidents: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,64 @@ def unit_cost_over_time(history: pl.DataFrame, xrange: tuple[dt.date, dt.date] |
     return _over_time(fig, "Unit cost: cost per customer per day", xrange, yaxis={"title": "USD", "tickprefix": "$"})
 
 
+SERVICES_WITHOUT_TARGET_SHOWN = 5
+
+
+def service_cost_against_target(services: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    """Cost per active customer per month of each service with a target, its target dashed beside it;
+    without targets, the five services that cost each customer most."""
+    fig = go.Figure()
+    if services.is_empty():
+        return _over_time(fig, "Cost per customer by service (no data)", xrange)
+    targeted = services.filter(pl.col("target_per_customer_month").is_not_null())
+    if targeted.height:
+        names = targeted.group_by("service_name").agg(pl.col("target_ratio").last()).sort("target_ratio", descending=True)["service_name"]
+        title = "Cost per customer by service against target ($ per active customer per month)"
+    else:
+        last = services.filter(pl.col("day") == services["day"].max())
+        names = last.sort("cost_per_customer_month", descending=True, nulls_last=True)["service_name"].head(SERVICES_WITHOUT_TARGET_SHOWN)
+        title = "Cost per customer by service, top 5 (no targets set)"
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"]
+    for i, name in enumerate(names):
+        part = services.filter(pl.col("service_name") == name).sort("day")
+        color = palette[i % len(palette)]
+        owner = part["owner"][0]
+        fig.add_trace(go.Scatter(x=_dates(part), y=part["cost_per_customer_month"].to_list(), mode="lines",
+                                 name=f"{name} ({owner})", line={"color": color}))  # fmt: skip
+        if part["target_per_customer_month"].is_not_null().any():
+            fig.add_trace(go.Scatter(x=_dates(part), y=part["target_per_customer_month"].to_list(), mode="lines",
+                                     name=f"target: {name}", line={"color": color, "dash": "dash"}))  # fmt: skip
+    return _over_time(fig, title, xrange, yaxis={"title": "USD per customer per month", "tickprefix": "$"})
+
+
+RESOLVED_SHOWN_DAYS = 30
+
+
+def incidents_panel(incidents: pl.DataFrame, day: dt.date) -> go.Figure:
+    """Open incidents by age (days open) and owner, and those resolved in the last 30 days."""
+    fig = go.Figure()
+    if incidents.is_empty():
+        return _layout(fig, "Alert incidents: none open, none resolved in 30 days")
+    today = incidents.filter((pl.col("day") == day) & (pl.col("status") == "open"))
+    resolved = incidents.filter(
+        (pl.col("status") == "resolved") & (pl.col("day") > day - dt.timedelta(days=RESOLVED_SHOWN_DAYS))
+    )
+
+    def label(frame: pl.DataFrame) -> list[str]:
+        return [
+            f"{r['customer_name'] or r['customer_id'] or 'non-paying customers'} · {r['family']} · {r['owners'] or 'no owner'}"
+            for r in frame.iter_rows(named=True)
+        ]
+
+    for frame, name, color in ((today.sort("days_open"), "open (days so far)", "#d62728"),
+                               (resolved.sort("days_open"), f"resolved in the last {RESOLVED_SHOWN_DAYS} days (days it was open)", "#2ca02c")):  # fmt: skip
+        if frame.height:
+            fig.add_trace(go.Bar(x=frame["days_open"].to_list(), y=label(frame), orientation="h", name=name,
+                                 marker={"color": color}, text=frame["severity"].to_list()))  # fmt: skip
+    title = f"Alert incidents: {today.height} open, {resolved.height} resolved in {RESOLVED_SHOWN_DAYS} days"
+    return _layout(fig, title, xaxis={"title": "days open"}, barmode="group", yaxis={"automargin": True})
+
+
 def headline(inputs: DashboardInputs) -> dict:
     today = inputs.unit_cost.filter(pl.col("day") == inputs.day)
     costs = today["total_cost"]
@@ -300,6 +362,8 @@ def render_dashboard(inputs: DashboardInputs) -> Dashboard:
         "unallocated_by_reason": unallocated_over_time(inputs.unallocated, xrange),
         "team_spend": team_spend_over_time(inputs.team_spend, xrange),
         "unit_cost": unit_cost_over_time(inputs.unit_cost, xrange),
+        "service_cost_against_target": service_cost_against_target(inputs.service_unit_cost, xrange),
+        "alert_incidents": incidents_panel(inputs.incidents, inputs.day),
     }
     config = {"displaylogo": False, "responsive": True}
     plots = "".join(

@@ -13,6 +13,8 @@ from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
 from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
 from unitcost_platform.transforms.customers import CUSTOMER_DIMENSION_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
+from unitcost_platform.transforms.incidents import INCIDENTS_SCHEMA
+from unitcost_platform.transforms.service_unit_cost import SERVICE_UNIT_COST_SCHEMA
 from unitcost_platform.transforms.team_spend import TEAM_SPEND_SCHEMA
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
 
@@ -26,4 +28,6 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "cost_alerts": COST_ALERTS_SCHEMA,
     "growth_efficiency": GROWTH_EFFICIENCY_SCHEMA,
     "team_spend": TEAM_SPEND_SCHEMA,
+    "service_unit_cost": SERVICE_UNIT_COST_SCHEMA,
+    "alert_incidents": INCIDENTS_SCHEMA,
 }

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 
 from unitcost_platform.config import NotificationsConfig
+from unitcost_platform.defs.assets.engineering import UNIT_COST_METADATA_KEY
 from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.notify import payloads
@@ -16,6 +17,9 @@ ALERT_SENSOR = "cost_alert_delivery"
 RUN_FAILURE_SENSOR = "daily_run_failure_to_finops"
 MATERIALIZATIONS_PER_TICK = 200
 LEDGER_KEY = "unitcost/alert_delivery_ledger"
+# The assets whose materializations carry messages, and under which metadata key: the day's alerts
+# with their incidents and the incidents resolved (alert_incidents), the teams' unit-cost messages.
+MESSAGE_SOURCES = {"alert_incidents": ALERTS_METADATA_KEY, "service_unit_cost": UNIT_COST_METADATA_KEY}
 # Dagster gives up on a tick after 60 s, but the code server goes on evaluating it: a second
 # evaluation running beside it would send what the first is sending.
 _DELIVERING = threading.Lock()
@@ -31,7 +35,7 @@ class LedgerStore:
     def load(self, cursor: str | None) -> tuple[Ledger, bool]:
         """The stored ledger, or the one the sensor cursor held before it was stored here (True if so)."""
         self.saved = self.instance.run_storage.get_cursor_values({LEDGER_KEY}).get(LEDGER_KEY)
-        return Ledger.from_cursor(self.saved or cursor), self.saved is None and bool(cursor)
+        return Ledger.from_cursor(self.saved or cursor, tuple(MESSAGE_SOURCES)), self.saved is None and bool(cursor)
 
     def save(self, ledger: Ledger) -> None:
         """Writes the ledger unless it is unchanged since the last write."""
@@ -42,7 +46,8 @@ class LedgerStore:
 
 
 def deliver_alerts(context: dg.SensorEvaluationContext, notifications: NotificationsConfig) -> dg.SensorResult:
-    """One tick: queue the alerts of new cost_alerts materializations, then send within the tick budget."""
+    """One tick: queue the messages of new alert_incidents and service_unit_cost materializations, then
+    send within the tick budget."""
     deadline = time.monotonic() + notifications.tick_budget_seconds
     store = LedgerStore(context.instance)
     ledger, from_cursor = store.load(context.cursor)
@@ -50,16 +55,17 @@ def deliver_alerts(context: dg.SensorEvaluationContext, notifications: Notificat
         context.log.warning(f"no delivery ledger under {LEDGER_KEY} in the instance; starting from the sensor cursor")
     sender = WebhookSender(notifications)
     report = TickReport()
-    result = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("cost_alerts"), after_storage_id=ledger.after),
-        limit=MATERIALIZATIONS_PER_TICK,
-        ascending=True,
-    )
-    for record in result.records:
-        entry = record.asset_materialization.metadata.get(ALERTS_METADATA_KEY) if record.asset_materialization else None
-        alerts = entry.value if entry is not None else []
-        offer_alerts(ledger, alerts, notifications, sender, report)
-        ledger.after = record.storage_id
+    for asset, key in MESSAGE_SOURCES.items():
+        result = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=ledger.after.get(asset)),
+            limit=MATERIALIZATIONS_PER_TICK,
+            ascending=True,
+        )
+        for record in result.records:
+            entry = record.asset_materialization.metadata.get(key) if record.asset_materialization else None
+            alerts = entry.value if entry is not None else []
+            offer_alerts(ledger, alerts, notifications, sender, report)
+            ledger.after[asset] = record.storage_id
     store.save(ledger)
     deliver_pending(ledger, notifications, sender, report, deadline, save=store.save,
                     log=context.log.info, warn=context.log.warning)  # fmt: skip
@@ -79,7 +85,8 @@ def build_alert_sensor(cfg: NotificationsConfig) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def cost_alert_delivery(context: dg.SensorEvaluationContext, unitcost: UnitcostResource) -> dg.SensorResult:
-        """Delivers each new or escalated cost alert once: P1/P2 to the owning team, SEGMENT to FinOps."""
+        """Delivers each incident once when it opens, again when it escalates and when it resolves (P1/P2 to
+        the owning team, SEGMENT to FinOps), and each team's service unit-cost message once a day."""
         if not _DELIVERING.acquire(blocking=False):
             message = "skipped: an earlier evaluation of this sensor is still delivering (it outlived its tick) and records what it sends"
             context.log.warning(message)

@@ -5,8 +5,8 @@ tagged by tenant; a shared NAT gateway, load balancers, a shared Aurora cluster 
 untagged on purpose; Lambda functions and (late in the period) DynamoDB tables that miss the tenant
 tag by mistake; one tenant at about 40x the median usage; free and trial tenants using 30-40% of the
 requests, growing after a free-tier launch; and customers built to cross the alert thresholds:
-one over 25% cost-to-MRR, one between 20% and 25%, one whose cost rises over 15% in a week on flat
-revenue.
+one over 25% cost-to-MRR whose team ships a fix that ends the incident before the last day, one
+between 20% and 25%, one whose cost rises over 15% in a week on flat revenue.
 
 Files: `billing/aws-focus-YYYY-MM.parquet` (FOCUS 1.0, Tags as a Parquet map), `billing/
 aws-network-hourly-YYYY-MM.csv` (hourly NAT gateway and load balancer rows, Tags as JSON strings,
@@ -35,7 +35,9 @@ NON_PAYING_REQUESTS = {"trial": 120_000.0, "free": 100_000.0}
 FREE_LAUNCH_DAY = 60  # free-tier feature launch: free usage ramps up after this day
 FREE_GROWTH = 1.7
 FREE_RAMP_DAYS = 50
-DYNAMO_TAG_BREAK_DAY = 100  # a deploy stops propagating tenant_id to some DynamoDB tables
+DYNAMO_TAG_BREAK_DAY = 100
+P1_RAMP_DAY = 70  # Bluefin Labs' compute doubles (a feature that scans every row per request) ...
+P1_FIX_DAY = 100  # ... and its team ships the fix  # a deploy stops propagating tenant_id to some DynamoDB tables
 
 ACCOUNT = ("111122223333", "Northwind SaaS (payer)")
 SUB_ACCOUNTS = [("210987654321", "prod-us"), ("310987654321", "prod-eu"), ("410987654321", "shared-services")]
@@ -254,7 +256,9 @@ def _tenant_line_items(spec: DemoSpec, td: pl.DataFrame, rng: np.random.Generato
     """Daily, tenant-tagged line items of the tenant-owned resources."""
     date = _date_of(spec)
     req = pl.col("requests")
-    ramp_p1 = pl.when(pl.col("d") >= 85).then(2.1).otherwise(1.0)
+    # Bluefin Labs' compute doubles on day 70 (P2, then P1 from about day 85); its team ships a fix on
+    # day 100 that cuts it to a third, and the 30-day run rate is back under P2 two weeks later.
+    ramp_p1 = pl.when(pl.col("d") >= P1_FIX_DAY).then(0.3).when(pl.col("d") >= P1_RAMP_DAY).then(2.1).otherwise(1.0)
     ramp_trend = 1.0 + 0.65 * ((pl.col("d") - (spec.days - 9)).clip(0, 6) / 6.0)
     paid = pl.col("tier").is_in(["enterprise", "mid-market", "smb"]) | pl.col("converted")
     ec2_base = pl.col("tier").replace_strict({"enterprise": 40.0, "mid-market": 3.0, "smb": 0.2}, default=0.0)

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 from unitcost_platform.config import NotificationsConfig
 from unitcost_platform.notify import payloads
 from unitcost_platform.notify.delivery import OUT_OF_TIME, Delivery, WebhookSender
-from unitcost_platform.notify.routing import RANK, dedupe_key, routes
+from unitcost_platform.notify.routing import RANK, RANK_NAME, Route, dedupe_key, family, routes
 
-CURSOR_VERSION = 1
-KEEP_DELIVERED_DAYS = 120  # restatements arrive within weeks; older keys are forgotten
+CURSOR_VERSION = 2
+KEEP_DELIVERED_DAYS = 120
+ASSET_OF = {"UNIT_COST": "service_unit_cost"}  # the asset a message links to  # restatements arrive within weeks; older keys are forgotten
 
 
 @dataclass
@@ -36,28 +37,40 @@ class Pending:
 
 @dataclass
 class Ledger:
-    after: int | None = None  # storage id of the last cost_alerts materialization read
-    delivered: dict[str, list] = field(default_factory=dict)  # key -> [rank, day] (+ "unconfirmed": sent, no answer)
+    # storage id of the last materialization read, per asset whose metadata carries messages
+    after: dict[str, int] = field(default_factory=dict)
+    delivered: dict[str, list] = field(default_factory=dict)  # key -> [rank, last day seen] (+ "unconfirmed")
     pending: list[Pending] = field(default_factory=list)
+    # incident id -> [last day seen, destinations that got its alerts]: where its RESOLVED message goes
+    incidents: dict[str, list] = field(default_factory=dict)
 
     @classmethod
-    def from_cursor(cls, cursor: str | None) -> "Ledger":
+    def from_cursor(cls, cursor: str | None, assets: tuple[str, ...] = ()) -> "Ledger":
         if not cursor:
             return cls()
         data = json.loads(cursor)
+        if data.get("v") == 1:
+            # Version 1 read cost_alerts only; storage ids are global, so its position holds for every asset.
+            after = data.get("after")
+            return cls(
+                after={a: after for a in assets} if after is not None else {},
+                delivered=data.get("delivered", {}),
+                pending=[Pending(**p) for p in data.get("pending", [])],
+            )
         if data.get("v") != CURSOR_VERSION:
             raise ValueError(f"unknown alert-delivery cursor version {data.get('v')!r}")
         return cls(
-            after=data.get("after"),
+            after=data.get("after", {}),
             delivered=data.get("delivered", {}),
             pending=[Pending(**p) for p in data.get("pending", [])],
+            incidents=data.get("incidents", {}),
         )
 
     def to_cursor(self) -> str:
         """The whole ledger as JSON, as it is stored."""
         return json.dumps(
             {"v": CURSOR_VERSION, "after": self.after, "delivered": self.delivered,
-             "pending": [asdict(p) for p in self.pending]},
+             "pending": [asdict(p) for p in self.pending], "incidents": self.incidents},
             separators=(",", ":"), sort_keys=True,
         )  # fmt: skip
 
@@ -65,15 +78,20 @@ class Ledger:
         """The ledger without its delivered keys, to show in the sensor cursor (every tick keeps a copy)."""
         return json.dumps(
             {"v": CURSOR_VERSION, "after": self.after, "delivered_keys": len(self.delivered),
-             "pending": [asdict(p) for p in self.pending]},
+             "open_incidents": len(self.incidents), "pending": [asdict(p) for p in self.pending]},
             separators=(",", ":"), sort_keys=True,
         )  # fmt: skip
 
     def offer(self, alert: dict, destination: str, reason: str) -> str:
-        """Queue the alert for `destination` unless it was delivered (or queued) at this severity."""
+        """Queue the alert for `destination` unless it was delivered (or queued) at this severity.
+
+        A higher severity under the same key (a P1 of an incident whose P2 was delivered) is an
+        escalation: it is queued marked `escalated_from`."""
         key = dedupe_key(alert, destination)
         rank = RANK[alert["alert_type"]]
         done = self.delivered.get(key)
+        if done is not None:
+            done[1] = max(done[1], alert["day"])  # an incident still alerting is remembered from its last day
         if done is not None and done[0] >= rank:
             return "already delivered"
         queued = next((p for p in self.pending if p.key == key), None)
@@ -81,18 +99,36 @@ class Ledger:
             if queued.rank >= rank:
                 return "already pending"
             self.pending.remove(queued)
+        before = done[0] if done is not None else queued.rank if queued is not None else None
+        if before is not None and family(alert) == "cost_to_mrr":
+            alert = {**alert, "escalated_from": RANK_NAME.get(before)}
         self.pending.append(Pending(key, rank, destination, reason, alert))
-        return "escalated" if done is not None or queued is not None else "queued"
+        return "escalated" if before is not None else "queued"
+
+    def destinations_of(self, incident: str) -> list[str]:
+        """Every destination an incident's alerts were delivered to or are queued for."""
+        found = list(self.incidents.get(incident, [None])[1:])
+        for p in self.pending:
+            if p.alert.get("incident_id") == incident and p.alert["alert_type"] != "RESOLVED" and p.destination not in found:
+                found.append(p.destination)
+        return found
 
     def mark_delivered(self, item: Pending, confirmed: bool = True) -> None:
         self.delivered[item.key] = [item.rank, item.alert["day"]] + ([] if confirmed else ["unconfirmed"])
         self.pending.remove(item)
+        incident = item.alert.get("incident_id")
+        if incident and item.alert["alert_type"] != "RESOLVED":
+            entry = self.incidents.setdefault(incident, [item.alert["day"]])
+            entry[0] = max(entry[0], item.alert["day"])
+            if item.destination not in entry[1:]:
+                entry.append(item.destination)
 
     def prune(self) -> None:
         days = sorted({v[1] for v in self.delivered.values()})
         if len(days) > KEEP_DELIVERED_DAYS:
             oldest_kept = days[-KEEP_DELIVERED_DAYS]
             self.delivered = {k: v for k, v in self.delivered.items() if v[1] >= oldest_kept}
+            self.incidents = {k: v for k, v in self.incidents.items() if v[0] >= oldest_kept}
 
 
 @dataclass
@@ -136,7 +172,14 @@ def offer_alerts(ledger: Ledger, alerts: list[dict], cfg: NotificationsConfig, s
     """Route each alert and queue it where it has not been delivered yet."""
     for alert in alerts:
         report.new_alerts += 1
-        for route in routes(alert, cfg):
+        if alert["alert_type"] == "RESOLVED":
+            found = [Route(d, "where the incident's alerts went") for d in ledger.destinations_of(alert["incident_id"])]
+            entry = ledger.incidents.get(alert["incident_id"])
+            if entry is not None:
+                entry[0] = max(entry[0], alert["day"])
+        else:
+            found = routes(alert, cfg)
+        for route in found:
             if route.destination is None:
                 report.skipped.append(f"{alert['alert_type']} alerts have no destination (set notifications.finops or teams)")
                 continue
@@ -171,7 +214,7 @@ def deliver_pending(
             report.waiting += 1
             continue
         alert = item.alert
-        link = payloads.asset_link(cfg.dagster_url, "cost_alerts", alert["day"])
+        link = payloads.asset_link(cfg.dagster_url, ASSET_OF.get(alert["alert_type"], "alert_incidents"), alert["day"])
         body = payloads.alert_payload(sender.destination_type(item.destination), alert, link, item.reason)
 
         def record(outcome: Delivery, item: Pending = item) -> None:

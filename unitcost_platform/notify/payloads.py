@@ -41,8 +41,18 @@ def _pct(x: float | None, signed: bool = False) -> str:
     return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
 
 
+def _incident_fields(alert: dict) -> dict:
+    """The incident an alert belongs to, when it has one: a receiver tells a new problem from an old one."""
+    keys = ("incident_id", "opened_day", "days_open", "value_at_open", "escalated_from")
+    return {k: alert[k] for k in keys if alert.get(k) is not None}
+
+
 def alert_document(alert: dict, link: str, route_reason: str) -> dict:
     """The generic webhook body: every figure a receiver needs, named plainly."""
+    if alert["alert_type"] == "RESOLVED":
+        return resolved_document(alert, link, route_reason)
+    if alert["alert_type"] == "UNIT_COST":
+        return unit_cost_document(alert, link, route_reason)
     return {
         "kind": "unitcost.alert",
         "alert_id": alert["alert_id"],
@@ -65,7 +75,59 @@ def alert_document(alert: dict, link: str, route_reason: str) -> dict:
         "routed_as": route_reason,
         "message": alert.get("message"),
         "link": link,
+        **_incident_fields(alert),
     }
+
+
+def resolved_message(alert: dict) -> str:
+    """ "Resolved: Bluefin Labs cost-to-MRR 18.9% (opened 2026-09-02 at 33.1%, peak 35.0%), after 41 days;
+    what changed: Amazon Elastic Compute Cloud -40% in 7 days (compute-team)" """
+    family = alert["family"]
+    as_pct = family in ("COST_TO_MRR", "TREND")
+    fmt = _pct if as_pct else _money
+    what = {"COST_TO_MRR": "cost-to-MRR", "TREND": "7-day cost growth", "SEGMENT": "median non-paying cost/day"}.get(
+        family, alert.get("metric") or family
+    )
+    who = alert.get("customer_name") or alert.get("customer_id") or "non-paying customers"
+    text = (
+        f"Resolved: {who} {what} {fmt(alert.get('value_now'))} (opened {alert['opened_day']} at "
+        f"{fmt(alert.get('value_at_open'))}, peak {fmt(alert.get('peak_value'))}), after {alert['days_open']} days"
+    )
+    if alert.get("what_changed"):
+        text += f"; what changed: {alert['what_changed']}"
+    return text
+
+
+def resolved_document(alert: dict, link: str, route_reason: str) -> dict:
+    keys = ("incident_id", "family", "customer_id", "customer_name", "opened_day", "resolved_day", "last_alert_day",
+            "days_open", "peak_severity", "value_at_open", "peak_value", "value_now", "what_changed")  # fmt: skip
+    return {
+        "kind": "unitcost.alert", "alert_id": alert["alert_id"], "alert_type": "RESOLVED", "day": alert["day"],
+        **{k: alert.get(k) for k in keys}, "owners": alert.get("owners") or [],
+        "routed_as": route_reason, "message": resolved_message(alert), "link": link,
+    }  # fmt: skip
+
+
+def unit_cost_document(alert: dict, link: str, route_reason: str) -> dict:
+    return {
+        "kind": "unitcost.unit_cost", "alert_id": alert["alert_id"], "alert_type": "UNIT_COST", "day": alert["day"],
+        "team": alert["team"], "services": alert["services"], "routed_as": route_reason,
+        "message": alert["message"], "link": link,
+    }  # fmt: skip
+
+
+def _slack_simple(title: str, lines: list[str], link: str, route_reason: str) -> dict:
+    body = "\n".join(f"• {slack_escape(line)}" for line in lines)
+    return {
+        "text": f"{title}. {slack_escape(' '.join(lines))}"[:3000],
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip(body, 2900)}},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": f"{slack_escape(route_reason)} · <{link}|Open in Dagster>"},
+            ]},
+        ],
+    }  # fmt: skip
 
 
 def _drivers_text(alert: dict) -> str:
@@ -80,6 +142,12 @@ def _drivers_text(alert: dict) -> str:
 def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
     """A Slack incoming-webhook message: `text` for notifications, blocks for the channel."""
     kind = alert["alert_type"]
+    if kind == "RESOLVED":
+        title = f":white_check_mark: RESOLVED {slack_escape(alert['day'])}: {slack_escape(alert['incident_id'])}"
+        return _slack_simple(title, [resolved_message(alert)], link, route_reason)
+    if kind == "UNIT_COST":
+        title = f":bar_chart: {slack_escape(alert['team'])}: cost per customer of your services, {slack_escape(alert['day'])}"
+        return _slack_simple(title, [s["line"] for s in alert["services"]], link, route_reason)
     icon = {"P1": ":rotating_light:", "P2": ":warning:", "TREND": ":chart_with_upwards_trend:", "SEGMENT": ":busts_in_silhouette:"}[kind]
     day = slack_escape(alert["day"])
     if kind == "SEGMENT":
@@ -90,6 +158,10 @@ def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
         ]
     else:
         title = f"{icon} {kind} {day}: {slack_escape(alert.get('customer_name'))} ({slack_escape(alert.get('tier'))})"
+        if alert.get("escalated_from"):
+            title += f", escalated from {slack_escape(alert['escalated_from'])}"
+        if alert.get("opened_day") and alert["opened_day"] != alert["day"]:
+            title += f", open since {slack_escape(alert['opened_day'])}"
         fields = [
             f"*MRR*\n{_money(alert.get('mrr'))}",
             f"*Run-rate cost*\n{_money(alert.get('monthly_run_rate'))}/month",

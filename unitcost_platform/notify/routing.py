@@ -1,6 +1,9 @@
-"""Who hears about an alert: owning teams for P1/P2, FinOps for SEGMENT, the weekly digest for TREND.
+"""Who hears about an alert: owning teams for P1/P2, FinOps for SEGMENT, the weekly digest for TREND,
+the owning team for its services' unit cost (UNIT_COST), and every destination that had an incident's
+alerts for its end (RESOLVED, routed by the ledger, which knows where they went).
 
-Alerts here are the dicts that `cost_alerts` puts in each day's materialization metadata.
+Alerts here are the dicts that `alert_incidents` and `service_unit_cost` put in each day's
+materialization metadata.
 """
 
 from dataclasses import dataclass
@@ -8,7 +11,8 @@ from dataclasses import dataclass
 from unitcost_platform.config import NotificationsConfig
 
 IMMEDIATE = ("P1", "P2", "SEGMENT")
-RANK = {"P2": 1, "P1": 2, "TREND": 1, "SEGMENT": 1}
+RANK = {"P2": 1, "P1": 2, "TREND": 1, "SEGMENT": 1, "RESOLVED": 1, "UNIT_COST": 1}
+RANK_NAME = {1: "P2", 2: "P1"}  # of the cost-to-MRR family, for "escalated from P2"
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,14 @@ def family(alert: dict) -> str:
 
 
 def dedupe_key(alert: dict, destination: str) -> str:
+    """One message per incident and destination (a P1 after its P2 is an escalation of the same key); an
+    incident's end and a day's unit-cost message have keys of their own; an alert without an incident, one per day."""
+    if alert["alert_type"] == "RESOLVED":
+        return f"{alert['incident_id']}|{destination}|resolved"
+    if alert["alert_type"] == "UNIT_COST":
+        return f"{alert['alert_id']}|{destination}"
+    if alert.get("incident_id"):
+        return f"{alert['incident_id']}|{destination}"
     who = alert.get("customer_id") or "segment"
     return f"{alert['day']}|{who}|{family(alert)}|{destination}"
 
@@ -32,6 +44,11 @@ def routes(alert: dict, cfg: NotificationsConfig) -> list[Route]:
     kind = alert["alert_type"]
     if kind == "TREND":
         return []
+    if kind == "UNIT_COST":
+        route = cfg.teams.get(alert["team"])
+        if route is None:
+            return [Route(cfg.finops, f"FinOps fallback for {alert['team']} (no route configured)")]
+        return [Route(route.unit_cost_destination(), f"{alert['team']} service unit cost")]
     if kind == "SEGMENT":
         return [Route(cfg.finops, "FinOps channel (SEGMENT)")]
     found: dict[str | None, list[str]] = {}

@@ -95,42 +95,67 @@ def _alert_id(dest: str, body: dict) -> str:
     return body["blocks"][0]["text"]["text"]  # Slack header: "<icon> P1 2026-03-12: Two (smb)"
 
 
-def test_each_alert_arrives_once_at_its_owners(alerting, httpserver):
+def _alerts(got: list[tuple[str, dict]], dest: str) -> list[dict | str]:
+    """The alert messages a destination received (not the unit-cost ones): documents, or Slack headers."""
+    if dest == "plat":
+        return [b for d, b in got if d == dest and b["kind"] == "unitcost.alert"]
+    return [b["blocks"][0]["text"]["text"] for d, b in got if d == dest and not b["text"].startswith(":bar_chart:")]
+
+
+def test_an_incident_arrives_once_when_it_opens_and_once_when_it_escalates(alerting, httpserver):
     httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
     httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
-    run_range(alerting.settings, DAYS[0], DAYS[-1], instance=alerting.instance)
+    # The daily schedule's rhythm, in two steps: days 0-10 (C2 at P2), then 11-15 (P1 from day 11).
+    run_range(alerting.settings, DAYS[0], DAYS[10], instance=alerting.instance)
+    first = alerting.tick().skip_reason.skip_message
+    # 11 daily P2 alerts of one incident: sent once per owner, the other 10 days are the same incident.
+    assert first.startswith("read 11 alert(s); delivered 2; 0 pending") and "20 already delivered" in first
+    [opened] = _alerts(_received(httpserver), "plat")
+    assert opened["alert_id"] == f"{DAYS[0]}:P2:C2" and opened["incident_id"] == f"{DAYS[0]}:COST_TO_MRR:C2"
+    assert opened["days_open"] == 0 and "escalated_from" not in opened
+
+    run_range(alerting.settings, DAYS[11], DAYS[15], instance=alerting.instance)
     result = alerting.tick()
     got = _received(httpserver)
-    plat = sorted(body["alert_id"] for dest, body in got if dest == "plat")
-    assert plat == sorted([f"{d}:P2:C2" for d in P2_DAYS] + [f"{d}:P1:C2" for d in P1_DAYS])
-    comp_headers = [body["blocks"][0]["text"]["text"] for dest, body in got if dest == "comp"]
-    assert len(comp_headers) == 16 and sum(":rotating_light: P1" in h for h in comp_headers) == 5
-    assert not any(dest == "fin" for dest, _ in got)  # no SEGMENT; TREND waits for the digest
-    doc = next(body for dest, body in got if dest == "plat" and body["alert_id"] == f"{P1_DAYS[-1]}:P1:C2")
+    plat = _alerts(got, "plat")
+    assert [d["alert_id"] for d in plat] == [f"{DAYS[0]}:P2:C2", f"{DAYS[11]}:P1:C2"]
+    doc = plat[1]
+    assert doc["escalated_from"] == "P2" and doc["incident_id"] == f"{DAYS[0]}:COST_TO_MRR:C2"
+    assert doc["opened_day"] == DAYS[0].isoformat() and doc["days_open"] == 11
     assert doc["customer"] == {"id": "C2", "name": "Two", "tier": "smb", "segment": "smb", "mrr": 900.0}
-    run_rate = 30 * (9 * 6.4 + 7 * 11.4) / 16  # 257.625
+    run_rate = 30 * (9 * 6.4 + 3 * 11.4) / 12  # 229.5 on day 11
     assert doc["monthly_run_rate"] == pytest.approx(run_rate)
     assert doc["cost_to_mrr"] == pytest.approx(run_rate / 900)
     assert [d["service"] for d in doc["drivers"]][:1] == ["Amazon EC2"]
-    assert doc["link"] == f"http://dagster.example/assets/cost_alerts?view=partitions&partition={P1_DAYS[-1]}"
+    assert doc["link"] == f"http://dagster.example/assets/alert_incidents?view=partitions&partition={DAYS[11]}"
     assert doc["routed_as"] == "platform-team immediately"
-    assert result.skip_reason.skip_message.startswith("read 19 alert(s); delivered 32; 0 pending")  # 16 P1/P2 + 3 TREND
+    comp = _alerts(got, "comp")
+    assert len(comp) == 2 and ":rotating_light: P1" in comp[1] and "escalated from P2" in comp[1]
+    assert f"open since {DAYS[0]}" in comp[1]
+    assert not any(dest == "fin" for dest, _ in got)  # no SEGMENT; TREND waits for the digest
+    # EC2's cost per customer moved more than 10% against 7 days earlier on days 13, 14 and 15 (hand-worked
+    # in test_engineers_view): one unit-cost message a day to compute-team, its owner.
+    unit = [b for d, b in got if d == "comp" and b["text"].startswith(":bar_chart:")]
+    assert [b["blocks"][0]["text"]["text"].rsplit(" ", 1)[1] for b in unit] == [d.isoformat() for d in DAYS[13:16]]
+    # 5 P1 + 3 TREND alerts and 3 unit-cost messages; the P1 of days 12-15 joined the queued escalation.
+    summary = result.skip_reason.skip_message
+    assert summary.startswith("read 11 alert(s); delivered 5; 0 pending") and "2 escalation(s)" in summary
 
     # The next tick has nothing new; a re-materialized day is not delivered again.
     assert alerting.tick().skip_reason.skip_message.startswith("read 0 alert(s); delivered 0")
     run_range(alerting.settings, DAYS[12], DAYS[12], instance=alerting.instance)
     again = alerting.tick().skip_reason.skip_message
     assert "delivered 0" in again and "2 already delivered (not sent again)" in again
-    assert len(httpserver.log) == 32
+    assert len(httpserver.log) == 7
 
 
 def test_escalation_on_a_restated_day_is_delivered(alerting, httpserver):
     httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
     httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
-    run_range(alerting.settings, DAYS[0], DAYS[-1], instance=alerting.instance)
+    run_range(alerting.settings, DAYS[0], DAYS[10], instance=alerting.instance)
     alerting.tick()
     before = len(httpserver.log)
-    # C2's MRR restated to 700: day 5's run rate of 192 is now 27% of MRR, a P1.
+    # C2's MRR restated to 700: day 5's run rate of 192 is now 27% of MRR, a P1 of the open P2 incident.
     write_customers_csv(alerting.data / "customers.csv", [
         {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
         {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 700, "status": "active"},
@@ -140,8 +165,12 @@ def test_escalation_on_a_restated_day_is_delivered(alerting, httpserver):
     result = alerting.tick()
     new = _received(httpserver)[before:]
     assert sorted(dest for dest, _ in new) == ["comp", "plat"]
-    assert next(b for d, b in new if d == "plat")["alert_id"] == f"{DAYS[5]}:P1:C2"
+    doc = next(b for d, b in new if d == "plat")
+    assert doc["alert_id"] == f"{DAYS[5]}:P1:C2" and doc["escalated_from"] == "P2"
     assert "2 escalation(s)" in result.skip_reason.skip_message
+    # Re-materializing the day again sends nothing more.
+    run_range(alerting.settings, DAYS[5], DAYS[5], instance=alerting.instance)
+    assert "delivered 0" in alerting.tick().skip_reason.skip_message and len(httpserver.log) == before + 2
 
 
 def test_failed_delivery_stays_pending_and_is_retried_next_tick(alerting, httpserver, caplog):
@@ -150,7 +179,7 @@ def test_failed_delivery_stays_pending_and_is_retried_next_tick(alerting, httpse
     run_range(alerting.settings, DAYS[14], DAYS[15], instance=alerting.instance)
     with caplog.at_level(logging.DEBUG):
         first = alerting.tick().skip_reason.skip_message
-    assert "delivered 2; 2 pending" in first
+    assert "delivered 1; 1 pending" in first  # one P1 incident opened on day 14, to comp and plat
     assert f"{DAYS[14]}:P1:C2 to plat: HTTP 500 (Internal Server Error)" in first  # the status, never the body
     cursor = json.loads(alerting.cursor)
     assert {p["last_error"] for p in cursor["pending"]} == {"HTTP 500 (Internal Server Error)"}
@@ -161,15 +190,15 @@ def test_failed_delivery_stays_pending_and_is_retried_next_tick(alerting, httpse
         Response("slow down", status=429, headers={"Retry-After": "600"})
     )
     second = alerting.tick().skip_reason.skip_message
-    assert "Retry-After 600s exceeds the wait allowed in one tick" in second and "2 pending" in second
+    assert "Retry-After 600s exceeds the wait allowed in one tick" in second and "1 pending" in second
 
     httpserver.clear_all_handlers()
     httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
     third = alerting.tick().skip_reason.skip_message
-    assert "delivered 2; 0 pending" in third
+    assert "delivered 1; 0 pending" in third
     delivered_plat = [b["alert_id"] for d, b in _received(httpserver) if d == "plat" and b]
-    assert sorted(set(delivered_plat)) == [f"{DAYS[14]}:P1:C2", f"{DAYS[15]}:P1:C2"]
-    assert len([r for r, resp in httpserver.log if resp.status_code == 200 and "/plat/" in r.path]) == 2
+    assert sorted(set(delivered_plat)) == [f"{DAYS[14]}:P1:C2"]
+    assert len([r for r, resp in httpserver.log if resp.status_code == 200 and "/plat/" in r.path]) == 1
     # The secret URL is in none of our log lines (nor Dagster's), the cursor or the tick messages.
     # (urllib3's own DEBUG log and the test server's access log print request paths; they are not ours.)
     ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(("urllib3", "werkzeug")))
@@ -188,7 +217,7 @@ def test_a_404_echoing_the_secret_path_is_never_stored_or_logged(alerting, https
     run_range(alerting.settings, DAYS[14], DAYS[15], instance=alerting.instance)
     with caplog.at_level(logging.INFO):
         summaries = [alerting.tick().skip_reason.skip_message for _ in range(2)]
-    assert "HTTP 404 (Not Found)" in summaries[0] and "4 pending" in summaries[1]
+    assert "HTTP 404 (Not Found)" in summaries[0] and "2 pending" in summaries[1]
     ledger = alerting.instance.run_storage.get_cursor_values({LEDGER_KEY})[LEDGER_KEY]
     assert {p["last_error"] for p in json.loads(ledger)["pending"]} == {"HTTP 404 (Not Found)"}
     # The test server's own access log (werkzeug) prints request paths; it is not ours.

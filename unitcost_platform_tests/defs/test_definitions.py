@@ -18,7 +18,10 @@ EDGES = {
     "cost_alerts": {"unit_cost", "allocated_cost"},
     "growth_efficiency": {"tag_coverage", "customer_dimension"},
     "team_spend": {"raw_billing"},
-    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend"},
+    "service_unit_cost": {"allocated_cost", "tag_coverage", "customer_dimension"},
+    "alert_incidents": {"cost_alerts", "unit_cost", "allocated_cost"},
+    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend",
+                            "service_unit_cost", "alert_incidents"},
 }
 
 

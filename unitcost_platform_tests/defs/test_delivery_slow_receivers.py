@@ -21,6 +21,7 @@ from unitcost_platform.definitions import build_definitions
 from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY
 from unitcost_platform.defs.sensors import ALERT_SENSOR, LEDGER_KEY
 from unitcost_platform.notify.delivery import WebhookSender
+from unitcost_platform_tests.helpers import focus_csv, write_customers_csv
 from unitcost_platform_tests.saas import DAYS, run_range
 
 SECRET = "s3cr3t-hook-t0k3n"
@@ -87,7 +88,19 @@ def receiver():
 
 @pytest.fixture
 def deployment(small_saas, make_settings, receiver, monkeypatch):
-    """The small SaaS with days 13-15 materialized (three P1s for C2, each for comp and plat)."""
+    """The small SaaS with days 13-15 materialized and two more customers at P1: three P1 incidents
+    (C2, C3, C4), each for comp (EC2's owner) and plat (the shared pools' owner)."""
+    write_customers_csv(small_saas / "customers.csv", [
+        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
+        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 900, "status": "active"},
+        {"customer_id": "C3", "tenant_id": "t3", "customer_name": "Three", "tier": "smb", "mrr": 900, "status": "active"},
+        {"customer_id": "C4", "tenant_id": "t4", "customer_name": "Four", "tier": "smb", "mrr": 900, "status": "active"},
+        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
+    ])  # fmt: skip
+    # $10 a day on 900 MRR: a run rate of 33% of MRR, a P1 from the first day.
+    focus_csv(small_saas / "billing" / "more-tenants.csv", [
+        {"day": d, "cost": 10.0, "tenant": t} for d in DAYS for t in ("t3", "t4")
+    ])  # fmt: skip
     config = small_saas / "unitcost.yaml"
     config.write_text(config.read_text() + (
         "notifications:\n"
@@ -144,10 +157,13 @@ class Deployment:
         return json.loads(self.instance.run_storage.get_cursor_values({LEDGER_KEY})[LEDGER_KEY])
 
     def expected(self) -> set[tuple[str, str]]:
-        """(destination, alert id) of every P1/P2 the materializations hold."""
-        records = self.instance.fetch_materializations(dg.AssetKey("cost_alerts"), limit=100).records
+        """(destination, alert id) of the first P1/P2 of every incident the materializations hold."""
+        records = self.instance.fetch_materializations(dg.AssetKey("alert_incidents"), limit=100).records
         alerts = [a for r in records for a in r.asset_materialization.metadata[ALERTS_METADATA_KEY].value]
-        return {(dest, a["alert_id"]) for a in alerts if a["alert_type"] in ("P1", "P2") for dest in ("comp", "plat")}
+        return {
+            (dest, a["alert_id"]) for a in alerts
+            if a["alert_type"] in ("P1", "P2") and a["day"] == a["opened_day"] for dest in ("comp", "plat")
+        }  # fmt: skip
 
     def tick_until_nothing_pending(self, max_ticks: int = 6) -> list[str]:
         summaries = [self.tick()]
@@ -163,9 +179,12 @@ def _arrivals(receiver: Receiver) -> collections.Counter:
         if dest == "plat":
             ids.append((dest, body["alert_id"]))
         else:  # ":rotating_light: P1 2026-03-14: Two (smb)" -> "2026-03-14:P1:C2"
-            _, kind, day = body["blocks"][0]["text"]["text"].split()[:3]
-            ids.append((dest, f"{day.rstrip(':')}:{kind}:C2"))
+            _, kind, day, name = body["blocks"][0]["text"]["text"].split()[:4]
+            ids.append((dest, f"{day.rstrip(':')}:{kind}:{CUSTOMER_IDS[name]}"))
     return collections.Counter(ids)
+
+
+CUSTOMER_IDS = {"Two": "C2", "Three": "C3", "Four": "C4"}
 
 
 def _assert_exactly_once(deployment: Deployment, receiver: Receiver) -> None:
@@ -215,7 +234,8 @@ def test_receiver_dripping_its_body_is_answered_by_its_status(deployment, receiv
     receiver.answer = _drip_body(receiver)
     summaries = deployment.tick_until_nothing_pending()
     _assert_exactly_once(deployment, receiver)
-    assert summaries[0].startswith("read 3 alert(s); delivered 6; 0 pending")  # the body is never waited for
+    # 3 incidents x 3 days of P1s, one message per incident and destination; the body is never waited for.
+    assert summaries[0].startswith("read 9 alert(s); delivered 6; 0 pending")
     assert max(deployment.durations) < TIMEOUT
 
 

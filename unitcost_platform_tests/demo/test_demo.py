@@ -154,19 +154,33 @@ def test_demo_alerts_arrive_once_each_with_their_routing(demo_run, httpserver, m
     assert "0 pending" in result.skip_reason.skip_message
 
     alerts = read_table(settings, "cost_alerts")
+    incidents = read_table(settings, "alert_incidents")
     received = [(req.path.strip("/"), json.loads(req.get_data())) for req, _ in httpserver.log]
-    webhook_ids = [body["alert_id"] for dest, body in received if dest == "data"]  # the generic webhook
-    assert len(webhook_ids) == len(set(webhook_ids))  # once each
-    # Every P1 and P2 whose drivers include a data-team service reached the data team's webhook.
-    owned = alerts.filter(pl.col("alert_type").is_in(["P1", "P2"]) & pl.col("owners").str.contains("data-team"))
-    assert sorted(webhook_ids) == sorted(owned["alert_id"].to_list())
-    # SEGMENT days went to the FinOps Slack channel, one message per day.
-    segment_days = alerts.filter(pl.col("alert_type") == "SEGMENT")["day"].to_list()
+    data_alerts = [body for dest, body in received if dest == "data" and body["kind"] == "unitcost.alert"]
+    opened = [b["incident_id"] for b in data_alerts if b["alert_type"] in ("P1", "P2")]
+    assert len(opened) == len(set(opened))  # one message per incident (the P2 that became a P1 as one, escalated)
+    # Every cost-to-MRR incident with an alert naming a data-team service reached the data team's webhook.
+    family = pl.when(pl.col("alert_type").is_in(["P1", "P2"])).then(pl.lit("COST_TO_MRR")).otherwise(pl.col("alert_type"))
+    owned = (
+        alerts.filter(pl.col("alert_type").is_in(["P1", "P2"]) & pl.col("owners").str.contains("data-team"))
+        .with_columns(family.alias("family"))
+        .join(incidents.select("day", "family", "customer_id", "incident_id"), on=["day", "family", "customer_id"])
+    )
+    assert set(opened) == set(owned["incident_id"]) and len(opened) > 0
+    # SEGMENT incidents went to the FinOps Slack channel, one message when each opened.
+    segment_incidents = incidents.filter(pl.col("family") == "SEGMENT")["incident_id"].unique()
     finops_segment = [b["text"] for d, b in received if d == "finops" and b["text"].startswith(":busts_in_silhouette: SEGMENT")]
-    assert len(finops_segment) == len(segment_days) > 0
+    assert len(finops_segment) == segment_incidents.len() > 0
     compute_p1 = [b for d, b in received if d == "compute" and b["text"].startswith(":rotating_light: P1")]
     assert any("Bluefin Labs" in b["text"] for b in compute_p1)
     assert not any("TREND" in b.get("text", "") for _, b in received)  # TREND waits for the digest
+    # The fix Bluefin Labs' team shipped closed its incident: the compute team hears it once.
+    resolved = [b for d, b in received if d == "compute" and b["text"].startswith(":white_check_mark: RESOLVED")]
+    bluefin = [b for b in resolved if "Resolved: Bluefin Labs cost-to-MRR" in b["text"]]
+    assert len(bluefin) == 1 and "Amazon Elastic Compute Cloud \u2212" in bluefin[0]["text"]
+    # DynamoDB crossed its $24.50 target: its owner, the data team, has the unit-cost message.
+    unit = [b for d, b in received if d == "data" and b["kind"] == "unitcost.unit_cost"]
+    assert any(s["service_name"] == "Amazon DynamoDB" and s["crossed"] for b in unit for s in b["services"])
     total = len(httpserver.log)
 
     # Re-materializing the last day (restated billing) delivers nothing twice.

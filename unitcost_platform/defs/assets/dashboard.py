@@ -104,6 +104,12 @@ def build_dashboard_assets(
             ),
             "allocated_cost": dg.AssetIn(partition_mapping=window, metadata={ROLLUP_KEY: UNALLOCATED_ROLLUP}),
             "team_spend": dg.AssetIn(partition_mapping=window, metadata={"columns": ["day", "team", "cost"]}),
+            "service_unit_cost": dg.AssetIn(
+                partition_mapping=window,
+                metadata={"columns": ["day", "service_name", "owner", "cost_per_customer_month",
+                                      "target_per_customer_month", "target_ratio"]},  # fmt: skip
+            ),
+            "alert_incidents": dg.AssetIn(partition_mapping=window),
         },
         partitions_def=partitions_def,
         backfill_policy=backfill or dg.BackfillPolicy.single_run(),
@@ -119,6 +125,8 @@ def build_dashboard_assets(
         tag_coverage: pl.DataFrame,
         allocated_cost: pl.DataFrame,
         team_spend: pl.DataFrame,
+        service_unit_cost: pl.DataFrame,
+        alert_incidents: pl.DataFrame,
     ) -> dg.MaterializeResult:
         """A self-contained HTML page (opens offline) of unit cost beside team spend, as of the run's last day.
 
@@ -143,6 +151,8 @@ def build_dashboard_assets(
                 coverage=window_of(tag_coverage.filter(pl.col("scope_type") == "overall")),
                 unallocated=window_of(allocated_cost),
                 team_spend=window_of(team_spend),
+                service_unit_cost=window_of(service_unit_cost),
+                incidents=window_of(alert_incidents),
                 p1_cost_to_mrr=cfg.alerts.p1_cost_to_mrr,
                 p2_cost_to_mrr=cfg.alerts.p2_cost_to_mrr,
                 scope=cfg.scope_description(),

@@ -1,0 +1,143 @@
+"""The engineers' view: what each service adds to the cost of serving a customer, and alert incidents."""
+
+import dagster as dg
+import polars as pl
+
+from unitcost_platform.defs.assets.common import daily_asset
+from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY, GROUP
+from unitcost_platform.defs.metadata import (
+    markdown_table,
+    per_day_metadata,
+    usd,
+    user_errors_as_failures,
+)
+from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
+from unitcost_platform.transforms.incidents import alert_incidents as compute_incidents
+from unitcost_platform.transforms.incidents import documents
+from unitcost_platform.transforms.service_unit_cost import SERVICE_CUSTOMER_ROLLUP, impact_documents
+from unitcost_platform.transforms.service_unit_cost import (
+    service_unit_cost as compute_service_unit_cost,
+)
+from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
+
+UNIT_COST_METADATA_KEY = "unit_cost_messages"
+DRIVER_DAYS = 2 * TREND_DAYS
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.1f}\u00d7"
+
+
+def build_engineering_assets(
+    partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
+
+    @dg.asset(
+        ins={
+            # D's window and D-7's (for change_7d), summed by the warehouse per service and customer.
+            "allocated_cost": dg.AssetIn(
+                partition_mapping=trailing_days(RUN_RATE_DAYS + TREND_DAYS),
+                metadata={ROLLUP_KEY: SERVICE_CUSTOMER_ROLLUP},
+            ),
+            "tag_coverage": dg.AssetIn(
+                partition_mapping=trailing_days(RUN_RATE_DAYS + TREND_DAYS),
+                metadata={"columns": ["day", "scope_type", "total_cost"]},
+            ),
+            "customer_dimension": dg.AssetIn(
+                partition_mapping=trailing_days(TREND_DAYS + 1),
+                metadata={"columns": ["snapshot_date", "customer_id", "customer_name", "status", "tier", "segment", "customer_since"]},
+            ),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def service_unit_cost(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        allocated_cost: pl.DataFrame,
+        tag_coverage: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """What each service adds to the monthly cost of serving one active customer, against its target."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        present = set(tag_coverage.filter(pl.col("scope_type") == "overall")["day"].to_list())
+        frame = compute_service_unit_cost(
+            allocated_cost, present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope
+        )
+        messages = impact_documents(frame, cfg.targets.notify_change)
+
+        def describe(day: pl.DataFrame) -> dict:
+            over = day.filter(pl.col("over_target")).sort("target_ratio", descending=True).select(
+                "service_name", "owner", "cost_per_customer_month", "target_per_customer_month", "target_ratio", "change_7d"
+            )
+            top = day.filter(pl.col("max_customer_month").is_not_null()).sort("max_customer_month", descending=True).head(1)
+            largest = (
+                f"{top['service_name'][0]}: {top['top_customers'][0].split(';')[0]}"
+                if top.height and top["top_customers"][0] else "none"
+            )  # fmt: skip
+            on_day = [m for m in messages if day.height and m["day"] == day["day"][0].isoformat()]
+            return {
+                "scope": cfg.scope_description(),
+                "services": day.height,
+                "services_over_target": over.height,
+                "over_target": dg.MetadataValue.md(
+                    markdown_table(over, {"cost_per_customer_month": usd, "target_per_customer_month": usd,
+                                          "target_ratio": _ratio, "change_7d": lambda x: f"{x:+.0%}"})  # fmt: skip
+                    if over.height else "No service is over its target."
+                ),
+                "largest_per_customer_cost": largest,
+                # Read by the delivery sensor: one message per owning team with a crossing or a large move.
+                UNIT_COST_METADATA_KEY: dg.MetadataValue.json(on_day),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(
+        ins={
+            # Every alert day there is: an incident can be older than any fixed window.
+            "cost_alerts": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+            "unit_cost": dg.AssetIn(
+                metadata={"columns": ["day", "customer_id", "cost_to_mrr", "cost_growth_7d", "status", "is_paying", "total_cost"]}
+            ),
+            "allocated_cost": dg.AssetIn(
+                partition_mapping=trailing_days(DRIVER_DAYS), metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}
+            ),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def alert_incidents(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        cost_alerts: pl.DataFrame,
+        unit_cost: pl.DataFrame,
+        allocated_cost: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Incidents open or resolved on each day: alerts grouped until N quiet days resolve them."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = compute_incidents(cost_alerts, unit_cost, days, cfg.alerts.resolve_after_days, allocated_cost, cfg.owners)
+
+        def describe(day: pl.DataFrame) -> dict:
+            on = day["day"][0] if day.height else None
+            docs = documents(day, cost_alerts.filter(pl.col("day") == on)) if on else {"alerts": [], "resolved": []}
+            shown = day.sort("status", "days_open", descending=[False, True]).select(
+                "incident_id", "status", "severity", "days_open", "value_at_open", "value_now", "owners"
+            )
+            return {
+                "open": day.filter(pl.col("status") == "open").height,
+                "resolved": day.filter(pl.col("status") == "resolved").height,
+                "incidents": dg.MetadataValue.md(markdown_table(shown.head(20))),
+                # Read by the delivery sensor: the day's alerts with their incidents, and the resolved incidents.
+                ALERTS_METADATA_KEY: dg.MetadataValue.json(docs["alerts"] + docs["resolved"]),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    return [service_unit_cost, alert_incidents]

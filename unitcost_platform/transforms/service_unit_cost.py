@@ -1,0 +1,280 @@
+"""What each service adds to the monthly cost of serving one customer, against its target.
+
+"Your service costs $3,200 a month" changes no design decision; "your service adds $0.18 to the
+monthly cost of serving each customer, and the target is $0.08" is a specification. For a day D and a
+service s, over the customers in scope on D (all of them without a `scope` section):
+
+- `cost`: allocated_cost of s on D that landed on one of those customers (the rows unit_cost counts);
+  `unallocated_cost`: the cost of s on D that landed on no customer (unknown tenant, no driver usage,
+  excluded, ...). Without a scope the two add up to the service's bill of the day.
+- `monthly_run_rate`: 30 x the mean daily `cost` over the materialized days of the 30 days ending at D,
+  the rule unit_cost's run rate follows.
+- `cost_per_customer_month` = monthly_run_rate / customers active on D.
+- `p50/p90_customer_month`: percentiles (linear interpolation) over the active customers of each one's
+  own 30 x mean daily cost from s over the same days, 0 for a customer s put nothing on.
+- `change_7d`: cost_per_customer_month against the same figure computed for D-7, when D-7 is materialized.
+
+Trailing sums are running totals per (service, customer) looked up at D and D-30 (an as-of join), so a
+range of days costs one sort, not one 30-day read per day.
+"""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig
+from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
+
+# allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
+SERVICE_CUSTOMER_ROLLUP = {
+    "by": ["day", "service_name", "customer_id", "unallocated_reason"], "sum": ["allocated_cost"],
+}  # fmt: skip
+TOP_CUSTOMERS = 3
+
+SERVICE_UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "service_name": pl.String(),
+    "owner": pl.String(),
+    "cost": pl.Float64(),
+    "unallocated_cost": pl.Float64(),
+    "monthly_run_rate": pl.Float64(),
+    "history_days": pl.Int64(),
+    "active_customers": pl.Int64(),
+    "customers_with_cost": pl.Int64(),
+    "cost_per_customer_month": pl.Float64(),
+    "p50_customer_month": pl.Float64(),
+    "p90_customer_month": pl.Float64(),
+    "max_customer_month": pl.Float64(),
+    "top_customers": pl.String(),
+    "cost_per_customer_month_7d_ago": pl.Float64(),
+    "change_7d": pl.Float64(),
+    "target_per_customer_month": pl.Float64(),
+    "target_ratio": pl.Float64(),
+    "over_target": pl.Boolean(),
+}
+
+
+def _customers_in_scope(customers: pl.DataFrame, scope: ScopeConfig | None) -> pl.DataFrame:
+    """(day, customer_id, customer_name, active) of the customers each day counts."""
+    rows = customers if scope is None else customers.filter(scope.expr())
+    return (
+        rows.group_by(pl.col("snapshot_date").alias("day"), "customer_id")
+        .agg(pl.col("customer_name").first(), (pl.col("status").first() == "active").alias("active"))
+    )
+
+
+def _window_sums(placed: pl.DataFrame, eval_days: list[dt.date]) -> pl.DataFrame:
+    """(service_name, customer_id, day=eval day, window_cost): the sum over the 30 days ending at each eval day."""
+    if placed.is_empty():
+        return pl.DataFrame(schema={"service_name": pl.String, "customer_id": pl.String, "day": pl.Date, "window_cost": pl.Float64})
+    running = placed.sort("service_name", "customer_id", "day").with_columns(
+        pl.col("cost").cum_sum().over("service_name", "customer_id").alias("_running")
+    )
+    pairs = running.select("service_name", "customer_id").unique()
+    grid = pairs.join(pl.DataFrame({"day": eval_days}, schema={"day": pl.Date}), how="cross").with_columns(
+        (pl.col("day") - pl.duration(days=RUN_RATE_DAYS)).alias("_before")
+    )
+    lookup = running.select("service_name", "customer_id", pl.col("day").alias("_at"), "_running").sort("_at")
+
+    def asof(on: str, name: str) -> pl.DataFrame:
+        return grid.sort(on).join_asof(
+            lookup, left_on=on, right_on="_at", by=["service_name", "customer_id"], strategy="backward",
+            check_sortedness=False,  # both sides are sorted on the day, as the join needs within each group
+        ).select("service_name", "customer_id", "day", pl.col("_running").fill_null(0.0).alias(name))
+
+    return (
+        asof("day", "_upto")
+        .join(asof("_before", "_earlier"), on=["service_name", "customer_id", "day"])
+        .select("service_name", "customer_id", "day", (pl.col("_upto") - pl.col("_earlier")).alias("window_cost"))
+    )
+
+
+def _percentiles(window: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """p50/p90/max of each active customer's monthly cost from the service, zeros included."""
+    counts = dict(active.group_by("day").len().iter_rows())
+    per_customer = (
+        window.join(active.select("day", "customer_id"), on=["day", "customer_id"])
+        .join(history, on="day")
+        .with_columns((RUN_RATE_DAYS * pl.col("window_cost") / pl.col("history_days")).alias("_month"))
+        .group_by("day", "service_name")
+        .agg(pl.col("_month"))
+    )
+    rows = []
+    for day, service, months in per_customer.iter_rows():
+        n = counts.get(day, 0)
+        values = np.zeros(n)
+        values[: len(months)] = months
+        rows.append((day, service, *np.quantile(values, [0.5, 0.9]).tolist(), float(values.max())) if n else (day, service, None, None, None))
+    return pl.DataFrame(
+        rows, schema={"day": pl.Date, "service_name": pl.String, "p50_customer_month": pl.Float64,
+                      "p90_customer_month": pl.Float64, "max_customer_month": pl.Float64},
+        orient="row",
+    )  # fmt: skip
+
+
+def _top_customers(window: pl.DataFrame, scoped: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """The customers a service costs most per month, in words: "Bluefin Labs $1.20/month; ..."."""
+    ranked = (
+        window.join(scoped.filter(pl.col("active")), on=["day", "customer_id"])
+        .join(history, on="day")
+        .with_columns((RUN_RATE_DAYS * pl.col("window_cost") / pl.col("history_days")).alias("_month"))
+        .filter(pl.col("_month") > 0)
+        .sort(["day", "service_name", "_month", "customer_id"], descending=[False, False, True, False])
+        .group_by("day", "service_name", maintain_order=True)
+        .head(TOP_CUSTOMERS)
+    )
+    return ranked.group_by("day", "service_name").agg(
+        pl.format(
+            "{} ${}/month",
+            pl.col("customer_name").fill_null(pl.col("customer_id")),
+            pl.col("_month").map_elements(lambda v: f"{v:,.2f}", return_dtype=pl.String),
+        ).str.join("; ")
+        .alias("top_customers")
+    )
+
+
+def service_unit_cost(
+    rollup: pl.DataFrame,
+    present_days: set[dt.date],
+    customers: pl.DataFrame,
+    days: list[dt.date],
+    owners: OwnersConfig,
+    targets: TargetsConfig,
+    scope: ScopeConfig | None = None,
+) -> pl.DataFrame:
+    """One row per day of `days` and service with cost in its trailing 30 days.
+
+    `rollup`: allocated_cost at SERVICE_CUSTOMER_ROLLUP over the 37 days ending at each day (D-7's own
+    window included); `present_days`: the materialized days among them; `customers`: customer_dimension
+    of each day and of 7 days earlier.
+    """
+    present = sorted(set(present_days) | set(days))
+    week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
+    eval_days = sorted(set(days) | {d for d in week_ago if d in set(present)})
+    rows = rollup.filter(pl.col("day").is_in(present))
+    placed = (
+        rows.filter(pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null())
+        .group_by("service_name", "customer_id", "day")
+        .agg(pl.col("allocated_cost").sum().alias("cost"))
+    )
+    scoped = _customers_in_scope(customers.filter(pl.col("snapshot_date").is_in(eval_days)), scope)
+    active = scoped.filter(pl.col("active"))
+    history = pl.DataFrame(
+        {"day": eval_days,
+         "history_days": [sum(1 for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e) for e in eval_days]},
+        schema={"day": pl.Date, "history_days": pl.Int64},
+    )  # fmt: skip
+    eval_frame = pl.DataFrame({"day": eval_days}, schema={"day": pl.Date})
+    # A service appears on D when it has any allocated row in D's window.
+    services = (
+        rows.select("service_name", pl.col("day").alias("_seen")).unique()
+        .join(eval_frame, how="cross")
+        .filter((pl.col("_seen") <= pl.col("day")) & (pl.col("_seen") > pl.col("day") - pl.duration(days=RUN_RATE_DAYS)))
+        .select("day", "service_name").unique()
+    )  # fmt: skip
+    window = _window_sums(placed, eval_days).join(scoped.select("day", "customer_id"), on=["day", "customer_id"])
+    on_day = placed.join(scoped, on=["day", "customer_id"])
+    day_cost = on_day.group_by("day", "service_name").agg(
+        pl.col("cost").sum(),
+        (pl.col("active") & (pl.col("cost") != 0)).sum().cast(pl.Int64).alias("customers_with_cost"),
+    )
+    unallocated = (
+        rows.filter(pl.col("unallocated_reason").is_not_null() | pl.col("customer_id").is_null())
+        .group_by("day", "service_name").agg(pl.col("allocated_cost").sum().alias("unallocated_cost"))
+    )  # fmt: skip
+    run_rate = window.group_by("day", "service_name").agg(pl.col("window_cost").sum().alias("_window"))
+    active_counts = active.group_by("day").agg(pl.len().cast(pl.Int64).alias("active_customers"))
+    frame = (
+        services.join(day_cost, on=["day", "service_name"], how="left")
+        .join(unallocated, on=["day", "service_name"], how="left")
+        .join(run_rate, on=["day", "service_name"], how="left")
+        .join(history, on="day", how="left")
+        .join(active_counts, on="day", how="left")
+        .join(_percentiles(window, active, history), on=["day", "service_name"], how="left")
+        .join(_top_customers(window, scoped, history), on=["day", "service_name"], how="left")
+        .with_columns(
+            pl.col("cost", "unallocated_cost", "_window").fill_null(0.0),
+            pl.col("customers_with_cost", "active_customers").fill_null(0),
+        )
+        .with_columns((RUN_RATE_DAYS * pl.col("_window") / pl.col("history_days")).alias("monthly_run_rate"))
+        .with_columns(
+            pl.when(pl.col("active_customers") > 0)
+            .then(pl.col("monthly_run_rate") / pl.col("active_customers"))
+            .alias("cost_per_customer_month"),
+            *[pl.when(pl.col("active_customers") > 0).then(pl.col(c).fill_null(0.0)).alias(c)
+              for c in ("p50_customer_month", "p90_customer_month", "max_customer_month")],
+        )
+    )
+    before = frame.select(
+        (pl.col("day") + pl.duration(days=TREND_DAYS)).cast(pl.Date).alias("day"), "service_name",
+        pl.col("cost_per_customer_month").alias("_before"),
+    )  # fmt: skip
+    names = frame["service_name"].unique().to_list()
+    owned = pl.DataFrame(
+        {"service_name": names, "owner": [owners.team_for(s) for s in names],
+         "target_per_customer_month": [targets.target_for(s, owners.team_for(s)) for s in names]},
+        schema={"service_name": pl.String, "owner": pl.String, "target_per_customer_month": pl.Float64},
+    )  # fmt: skip
+    return (
+        frame.filter(pl.col("day").is_in(days))
+        .join(before, on=["day", "service_name"], how="left")
+        .join(owned, on="service_name", how="left")
+        .with_columns(
+            pl.col("_before").alias("cost_per_customer_month_7d_ago"),
+            pl.when((pl.col("_before") != 0) & pl.col("_before").is_not_null())
+            .then(pl.col("cost_per_customer_month") / pl.col("_before") - 1)
+            .alias("change_7d"),
+        )
+        .with_columns((pl.col("cost_per_customer_month") / pl.col("target_per_customer_month")).alias("target_ratio"))
+        .with_columns((pl.col("target_ratio") > 1).fill_null(False).alias("over_target"))
+        .select(list(SERVICE_UNIT_COST_SCHEMA))
+        .cast(SERVICE_UNIT_COST_SCHEMA)
+        .sort("day", "service_name")
+    )
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}" if abs(x) < 100 else f"${x:,.0f}"
+
+
+def impact_line(row: dict) -> str:
+    """ "Amazon DynamoDB adds $0.18 to the monthly cost of serving each customer (target $0.08, 2.3x),
+    +12% in 7 days; the customers it costs most: ..." """
+    text = f"{row['service_name']} adds {_money(row['cost_per_customer_month'])} to the monthly cost of serving each customer"
+    if row["target_per_customer_month"] is not None:
+        text += f" (target {_money(row['target_per_customer_month'])}, {row['target_ratio']:.1f}\u00d7)"
+    if row["change_7d"] is not None:
+        text += f", {row['change_7d']:+.0%} in 7 days"
+    if row.get("crossed"):
+        text += f"; {row['crossed']}"
+    if row["top_customers"]:
+        text += f"; the customers it costs most: {row['top_customers']}"
+    return text
+
+
+def impact_documents(frame: pl.DataFrame, notify_change: float) -> list[dict]:
+    """One message per day and owning team: its services that crossed their target (either way) on the
+    day, or whose cost per customer moved more than `notify_change` against 7 days earlier."""
+    before = pl.col("cost_per_customer_month_7d_ago") / pl.col("target_per_customer_month")
+    marked = frame.with_columns(
+        pl.when(pl.col("over_target") & (before <= 1))
+        .then(pl.lit("now over its target (within it 7 days ago)"))
+        .when(~pl.col("over_target") & (before > 1) & pl.col("target_ratio").is_not_null())
+        .then(pl.lit("back within its target (over it 7 days ago)"))
+        .alias("crossed")
+    ).filter(pl.col("crossed").is_not_null() | (pl.col("change_7d").abs() > notify_change))
+    docs = []
+    for (day, team), rows in marked.sort("day", "owner", "service_name").group_by(["day", "owner"], maintain_order=True):
+        services = [
+            {**{k: r[k] for k in ("service_name", "cost_per_customer_month", "target_per_customer_month", "target_ratio",
+                                   "change_7d", "over_target", "crossed", "top_customers", "active_customers")},
+             "line": impact_line(r)}
+            for r in rows.iter_rows(named=True)
+        ]  # fmt: skip
+        docs.append({
+            "alert_type": "UNIT_COST", "alert_id": f"{day.isoformat()}:UNIT_COST:{team}", "day": day.isoformat(),
+            "team": team, "owners": [team], "services": services,
+            "message": f"{team}: " + "; ".join(s["line"] for s in services),
+        })  # fmt: skip
+    return docs
