@@ -20,7 +20,7 @@ setup: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/unitcost demo-data
-	$(BIN)/dagster asset materialize -m unitcost_platform.definitions --select '*' \
+	$(BIN)/dg launch -m unitcost_platform.definitions --assets '*' \
 		--partition-range "$$($(BIN)/unitcost demo-range)" \
 		--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 	$(BIN)/unitcost summary
@@ -29,7 +29,7 @@ test: setup
 	$(BIN)/pytest
 
 dev: setup
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/dg dev -w workspace.yaml
 
 clean-demo:
-	rm -rf data/demo data/unitcost.duckdb "$(DAGSTER_HOME)"
+	rm -rf data/demo data/warehouse.duckdb data/dashboards "$(DAGSTER_HOME)"

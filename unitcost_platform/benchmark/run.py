@@ -138,7 +138,7 @@ def run_size(name: str, spec: ScaleSpec, work: Path, runs: int, log: Callable[[s
 
 
 def measure_backfill(work: Path, days: int, log: Callable[[str], None]) -> dict:
-    """The demo (1,000 customers) over `days` days, one `dagster asset materialize` run, as a user runs it."""
+    """The demo (1,000 customers) over `days` days, one `dg launch` run, as a user runs it."""
     from unitcost_platform.demo.generator import DemoSpec, generate_demo
     from unitcost_platform.settings import PROJECT_ROOT
 
@@ -160,8 +160,8 @@ def measure_backfill(work: Path, days: int, log: Callable[[str], None]) -> dict:
            "UNITCOST_DUCKDB_PATH": str(warehouse), "UNITCOST_START_DATE": start.isoformat()}  # fmt: skip
     env.pop("UNITCOST_CONFIG", None)
     command = [
-        str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "unitcost_platform.definitions",
-        "--select", "*", "--partition-range", f"{start}...{end}",
+        str(Path(sys.executable).parent / "dg"), "launch", "-m", "unitcost_platform.definitions",
+        "--assets", "*", "--partition-range", f"{start}...{end}",
         "--config-json", json.dumps({"loggers": {"console": {"config": {"log_level": "WARNING"}}}}),
     ]  # fmt: skip
     log(f"backfill: {days} days of the demo in one Dagster run ({start}...{end})")

@@ -109,7 +109,7 @@ def _cannot_write(database: str, message: str) -> dg.Failure:
         fix = (
             f"Another process still held it after {LOCK_WAIT_SECONDS:g}s, and DuckDB lets one process "
             "write a file at a time: stop that process (a `duckdb` shell, a notebook, a second "
-            "`dagster dev` or `dagster asset materialize` on this file), then re-execute the run"
+            "`dg dev` or `dg launch` on this file), then re-execute the run"
         )
     elif any(cause in message for cause in NOT_WRITABLE):
         fix = (

@@ -16,15 +16,35 @@ def per_day_metadata(
     days: list[dt.date],
     frame: pl.DataFrame,
     day_column: str,
-    describe: Callable[[pl.DataFrame], Mapping[str, Any]],
+    describe: Callable[[pl.DataFrame], Mapping[str, Any]] | None = None,
+    describe_day: Callable[[dt.date, pl.DataFrame], Mapping[str, Any]] | None = None,
 ) -> None:
-    """Metadata of each day of the run on its own partition (a range run would copy output metadata)."""
+    """Metadata of each day of the run on its own partition (a range run would copy output metadata).
+
+    `describe` sees the day's rows; `describe_day` also the day itself (an empty day has no row to read it from)."""
     parts = {key[0]: part for key, part in frame.group_by([day_column])}
     for day in days:
         part = parts.get(day, frame.clear())
-        context.add_asset_metadata(
-            {"dagster/row_count": part.height, **describe(part)}, partition_key=day.isoformat()
-        )
+        described = describe_day(day, part) if describe_day is not None else describe(part) if describe else {}
+        context.add_asset_metadata({"dagster/row_count": part.height, **described}, partition_key=day.isoformat())
+
+
+def latest_metadata_by_day(
+    instance: dg.DagsterInstance, asset: str, days: list[dt.date], per_day: int = 10
+) -> dict[dt.date, Mapping[str, Any]]:
+    """The metadata of each day's latest materialization of `asset` (a day materialized again counts once)."""
+    if not days:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[d.isoformat() for d in days]),
+        limit=len(days) * per_day,
+    ).records
+    found: dict[dt.date, Mapping[str, Any]] = {}
+    for record in records:  # newest first
+        day = dt.date.fromisoformat(record.partition_key)
+        if day not in found and record.asset_materialization is not None:
+            found[day] = record.asset_materialization.metadata
+    return found
 
 
 def money(value: float | None) -> float:

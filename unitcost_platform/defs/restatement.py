@@ -19,6 +19,7 @@ from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import UnitcostConfig
 from unitcost_platform.defs.assets.ingest import SOURCE_TOTALS_KEY, SOURCE_VERSIONS_KEY
+from unitcost_platform.defs.metadata import latest_metadata_by_day
 from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
 from unitcost_platform.sources.aws_cost_explorer import fetch_cost_explorer
 from unitcost_platform.sources.aws_exports import manifest_versions
@@ -37,23 +38,13 @@ def utc_today() -> dt.date:
 
 def stored_by_day(instance: dg.DagsterInstance, days: list[dt.date]) -> dict[dt.date, dict]:
     """What each materialized raw_billing day was computed from (its latest materialization)."""
-    if not days:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_billing"), asset_partitions=[d.isoformat() for d in days]),
-        limit=len(days) * 10,
-    ).records
-    found: dict[dt.date, dict] = {}
-    for record in records:  # newest first
-        day = dt.date.fromisoformat(record.partition_key)
-        if day in found or record.asset_materialization is None:
-            continue
-        md = record.asset_materialization.metadata
-        found[day] = {
+    return {
+        day: {
             "totals": md[SOURCE_TOTALS_KEY].value if SOURCE_TOTALS_KEY in md else {},
             "versions": md[SOURCE_VERSIONS_KEY].value if SOURCE_VERSIONS_KEY in md else {},
         }
-    return found
+        for day, md in latest_metadata_by_day(instance, "raw_billing", days).items()
+    }
 
 
 def api_daily_totals(cfg: UnitcostConfig, days: list[dt.date], ce_client_factory, today: dt.date, log) -> dict[dt.date, dict[str, float]]:

@@ -38,11 +38,6 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def rollup_columns(rollup: Mapping[str, Any]) -> list[str]:
-    """The output columns: the keys, the sums, then the conditional sums."""
-    return [*rollup["by"], *rollup.get("sum", []), *rollup.get("sum_where", {})]
-
-
 def rollup_statement(table_slice: TableSlice, rollup: Mapping[str, Any], select: Callable[[TableSlice], str]) -> str:
     """The grouped query over the slice's rows (only the columns it needs are read)."""
     by, sums = list(rollup["by"]), list(rollup.get("sum", []))

@@ -6,6 +6,7 @@ import dagster as dg
 
 from unitcost_platform.config import SchedulesConfig
 from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY
+from unitcost_platform.defs.metadata import latest_metadata_by_day
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.notify import payloads
 from unitcost_platform.notify.delivery import WebhookSender
@@ -38,16 +39,9 @@ class DigestConfig(dg.Config):
 
 def _latest_alerts(instance: dg.DagsterInstance, days: list[dt.date]) -> list[dict]:
     """The alerts of each day from its latest cost_alerts materialization (a restated day counts once)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("cost_alerts"), asset_partitions=[d.isoformat() for d in days]),
-        limit=len(days) * 50,
-    ).records
-    seen, alerts = set(), []
-    for record in records:  # newest first
-        if record.partition_key in seen or record.asset_materialization is None:
-            continue
-        seen.add(record.partition_key)
-        entry = record.asset_materialization.metadata.get(ALERTS_METADATA_KEY)
+    alerts = []
+    for metadata in latest_metadata_by_day(instance, "cost_alerts", days, per_day=50).values():
+        entry = metadata.get(ALERTS_METADATA_KEY)
         alerts += entry.value if entry is not None else []
     return sorted(alerts, key=lambda a: (a["day"], a["alert_type"], a.get("customer_id") or ""))
 

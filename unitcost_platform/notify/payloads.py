@@ -7,6 +7,8 @@ comes from data is escaped in Slack messages (`&`, `<`, `>`, as Slack documents)
 
 from urllib.parse import quote
 
+from unitcost_platform.formatting import money
+
 
 def asset_link(dagster_url: str, asset: str, day: str | None = None) -> str:
     base = f"{dagster_url.rstrip('/')}/assets/{quote(asset)}"
@@ -29,10 +31,6 @@ def _clip(text: str, limit: int) -> str:
     cut = text[:limit]
     amp = cut.rfind("&")
     return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
-
-
-def _money(x: float | None) -> str:
-    return "n/a" if x is None else f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -84,7 +82,7 @@ def resolved_message(alert: dict) -> str:
     what changed: Amazon Elastic Compute Cloud -40% in 7 days (compute-team)" """
     family = alert["family"]
     as_pct = family in ("COST_TO_MRR", "TREND")
-    fmt = _pct if as_pct else _money
+    fmt = _pct if as_pct else money
     what = {"COST_TO_MRR": "cost-to-MRR", "TREND": "7-day cost growth", "SEGMENT": "median non-paying cost/day"}.get(
         family, alert.get("metric") or family
     )
@@ -132,7 +130,7 @@ def _slack_simple(title: str, lines: list[str], link: str, route_reason: str) ->
 
 def _drivers_text(alert: dict) -> str:
     lines = [
-        f"• {slack_escape(d['service'])}: {_money(d.get('cost_7d'))} last 7 days "
+        f"• {slack_escape(d['service'])}: {money(d.get('cost_7d'))} last 7 days "
         f"({_pct(d.get('change_7d'), signed=True)} week on week), owner {slack_escape(d.get('owner'))}"
         for d in alert.get("drivers") or []
     ]
@@ -153,8 +151,8 @@ def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
     if kind == "SEGMENT":
         title = f"{icon} SEGMENT {day}: non-paying customers cost more than paying ones"
         fields = [
-            f"*Median non-paying*\n{_money(alert.get('value'))}/day",
-            f"*Median paying*\n{_money(alert.get('threshold'))}/day",
+            f"*Median non-paying*\n{money(alert.get('value'))}/day",
+            f"*Median paying*\n{money(alert.get('threshold'))}/day",
         ]
     else:
         title = f"{icon} {kind} {day}: {slack_escape(alert.get('customer_name'))} ({slack_escape(alert.get('tier'))})"
@@ -163,8 +161,8 @@ def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
         if alert.get("opened_day") and alert["opened_day"] != alert["day"]:
             title += f", open since {slack_escape(alert['opened_day'])}"
         fields = [
-            f"*MRR*\n{_money(alert.get('mrr'))}",
-            f"*Run-rate cost*\n{_money(alert.get('monthly_run_rate'))}/month",
+            f"*MRR*\n{money(alert.get('mrr'))}",
+            f"*Run-rate cost*\n{money(alert.get('monthly_run_rate'))}/month",
             f"*Cost to MRR*\n{_pct(alert.get('cost_to_mrr'))}",
             f"*{slack_escape(alert.get('metric'))}*\n{_pct(alert.get('value'))} (threshold {_pct(alert.get('threshold'))})",
         ]

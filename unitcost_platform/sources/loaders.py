@@ -120,24 +120,19 @@ def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Lo
     if usage.newrelic is not None:
         telemetry.append(fetch_newrelic(usage.newrelic, days, log=log))
     for frame in telemetry:
-        not_finite = frame.filter(~pl.col("value").is_finite())
-        if not_finite.height:
-            raise InputDataError(
-                [f"{source} returned {metric} = {value} for tenant {tenant!r} on {day}: usage must be a finite "
-                 "number; fix the query (a division by zero, an empty rate window)"
-                 for day, tenant, metric, value, source in not_finite.select(
-                     "usage_date", "tenant_id", "metric", "value", "source").head(5).iter_rows()],
-                what="usage telemetry",
-            )  # fmt: skip
-        negative = frame.filter(pl.col("value") < 0)
-        if negative.height:
-            raise InputDataError(
-                [f"{source} returned {metric} = {value:g} for tenant {tenant!r} on {day}: usage is a count or an "
-                 "amount, 0 or more; fix the query (increase() rather than delta(), a gauge's average)"
-                 for day, tenant, metric, value, source in negative.select(
-                     "usage_date", "tenant_id", "metric", "value", "source").head(5).iter_rows()],
-                what="usage telemetry",
-            )  # fmt: skip
+        refusals = (
+            (~pl.col("value").is_finite(), "usage must be a finite number; fix the query (a division by zero, an empty rate window)"),
+            (pl.col("value") < 0, "usage is a count or an amount, 0 or more; fix the query (increase() rather than delta(), a gauge's average)"),
+        )  # fmt: skip
+        for refused, why in refusals:
+            bad = frame.filter(refused)
+            if bad.height:
+                raise InputDataError(
+                    [f"{source} returned {metric} = {value:g} for tenant {tenant!r} on {day}: {why}"
+                     for day, tenant, metric, value, source in bad.select(
+                         "usage_date", "tenant_id", "metric", "value", "source").head(5).iter_rows()],
+                    what="usage telemetry",
+                )  # fmt: skip
         normalized = frame.with_columns(tenant_key_expr(pl.col("tenant_id"), cfg.tenant.normalize).alias("tenant_id"))
         frames.append(aggregate_usage(normalized.filter(pl.col("tenant_id").is_not_null())))
     if not frames:

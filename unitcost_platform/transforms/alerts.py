@@ -1,4 +1,4 @@
-"""Cost alerts of a day: P1, P2, TREND and SEGMENT, each naming the services that drove it (DESIGN.md §7).
+"""Cost alerts of a day: P1, P2, TREND and SEGMENT, each naming the services that drove it (docs/design.md §7).
 
 In: unit_cost rows of the days, allocated_cost summed per (day, customer, service) over the 14 days
 ending at each of them (CUSTOMER_SERVICE_ROLLUP), the alert thresholds and the service owners. Out: `cost_alerts`, one row per alert with a stable `alert_id`
@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
+from unitcost_platform.formatting import money
 from unitcost_platform.transforms.unit_cost import TREND_DAYS as TREND_WINDOW
 from unitcost_platform.transforms.windows import cumulative, window_at
 
@@ -166,10 +167,6 @@ def _drivers(changes: pl.DataFrame, alerts: pl.DataFrame, owners: OwnersConfig, 
     )
 
 
-def _money(x: float | None) -> str:
-    return "n/a" if x is None else f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
-
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:+.0f}%"
 
@@ -177,14 +174,14 @@ def _pct(x: float | None) -> str:
 def _message(row: dict) -> str:
     drivers = json.loads(row["drivers"] or "[]")
     named = ", ".join(
-        f"{d['service']} {_money(d['cost_7d'])}/7d ({_pct(d['change_7d'])}, {d['owner']})" for d in drivers
+        f"{d['service']} {money(d['cost_7d'])}/7d ({_pct(d['change_7d'])}, {d['owner']})" for d in drivers
     ) or "no allocated service cost"
     who = f"{row['customer_name']} ({row['tier']})"
     kind = row["alert_type"]
     if kind in ("P1", "P2"):
         return (
-            f"{kind}: {who} runs at {_money(row['monthly_run_rate'])}/month against "
-            f"{_money(row['mrr'])} MRR: cost-to-MRR {row['value']:.1%} > {row['threshold']:.0%}. "
+            f"{kind}: {who} runs at {money(row['monthly_run_rate'])}/month against "
+            f"{money(row['mrr'])} MRR: cost-to-MRR {row['value']:.1%} > {row['threshold']:.0%}. "
             f"Drivers: {named}."
         )
     if kind == "TREND":
@@ -193,8 +190,8 @@ def _message(row: dict) -> str:
             f"while MRR changed {row['mrr_growth_7d']:+.1%}. Drivers: {named}."
         )
     return (
-        f"SEGMENT: the median non-paying customer costs {_money(row['value'])}/day, more than the "
-        f"median paying customer ({_money(row['threshold'])}/day). Drivers: {named}."
+        f"SEGMENT: the median non-paying customer costs {money(row['value'])}/day, more than the "
+        f"median paying customer ({money(row['threshold'])}/day). Drivers: {named}."
     )
 
 

@@ -3,7 +3,7 @@
 In: raw_billing rows, tenant_usage, customer_dimension (all for the same days), the pools and the
 cost column. Out: `allocated_cost`, one row per (day, customer, tenant, service, pool) with how it
 was split (`allocation_method`, `driver`, `allocation_ratio`) and, where no customer got the money,
-`unallocated_reason`. DESIGN.md §1-5: tagged cost is direct; untagged cost goes to the first
+`unallocated_reason`. docs/design.md §4-5: tagged cost is direct; untagged cost goes to the first
 matching pool and is split by a usage metric, equally over active customers, by fixed percentages,
 or excluded. The sum of `allocated_cost` per day equals the day's billed total.
 """

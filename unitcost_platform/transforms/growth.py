@@ -1,4 +1,4 @@
-"""Growth efficiency: is infrastructure cost growing faster than the customer base? (DESIGN.md §8)
+"""Growth efficiency: is infrastructure cost growing faster than the customer base? (docs/design.md §8)
 
 In: the daily billed totals of the 120 days ending at each computed day (only materialized days are
 present), and the customer dimension of each day and of the day 90 days earlier (absent before the

@@ -35,5 +35,3 @@ def pool_expr(pools: list[PoolConfig]) -> pl.Expr:
     return expr.otherwise(pl.lit(None, dtype=pl.String)).alias("pool")
 
 
-def assign_pools(billing: pl.DataFrame, pools: list[PoolConfig]) -> pl.DataFrame:
-    return billing.with_columns(pool_expr(pools))

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig
+from unitcost_platform.formatting import money
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
 
 # allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
@@ -234,16 +235,12 @@ def service_unit_cost(
     )
 
 
-def _money(x: float) -> str:
-    return f"${x:,.2f}" if abs(x) < 100 else f"${x:,.0f}"
-
-
 def impact_line(row: dict) -> str:
     """ "Amazon DynamoDB adds $0.18 to the monthly cost of serving each customer (target $0.08, 2.3x),
     +12% in 7 days; the customers it costs most: ..." """
-    text = f"{row['service_name']} adds {_money(row['cost_per_customer_month'])} to the monthly cost of serving each customer"
+    text = f"{row['service_name']} adds {money(row['cost_per_customer_month'])} to the monthly cost of serving each customer"
     if row["target_per_customer_month"] is not None:
-        text += f" (target {_money(row['target_per_customer_month'])}, {row['target_ratio']:.1f}\u00d7)"
+        text += f" (target {money(row['target_per_customer_month'])}, {row['target_ratio']:.1f}\u00d7)"
     if row["change_7d"] is not None:
         text += f", {row['change_7d']:+.0%} in 7 days"
     if row.get("crossed"):

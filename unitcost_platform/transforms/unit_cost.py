@@ -1,4 +1,4 @@
-"""Unit cost per customer per day, with run rate, cost-to-MRR and 7-day trends (DESIGN.md §6).
+"""Unit cost per customer per day, with run rate, cost-to-MRR and 7-day trends (docs/design.md §6).
 
 In: customer_daily_cost over the trailing 30 days of the computed days, the days of that window that are
 materialized (history is read from the data: days before the first partition are simply absent),

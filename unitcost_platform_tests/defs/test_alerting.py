@@ -85,6 +85,15 @@ def alerting(small_saas, make_settings, httpserver, monkeypatch):
     return env
 
 
+def restate_customers(data, c2_mrr: float = 900, c2_name: str = "Two") -> None:
+    """The small SaaS's customers file again, with C2's MRR or name changed (a restatement)."""
+    write_customers_csv(data / "customers.csv", [
+        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
+        {"customer_id": "C2", "tenant_id": "t2", "customer_name": c2_name, "tier": "smb", "mrr": c2_mrr, "status": "active"},
+        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
+    ])  # fmt: skip
+
+
 def _received(httpserver) -> list[tuple[str, dict]]:
     return [(req.path.split("/")[2], json.loads(req.get_data())) for req, _ in httpserver.log]
 
@@ -156,11 +165,7 @@ def test_escalation_on_a_restated_day_is_delivered(alerting, httpserver):
     alerting.tick()
     before = len(httpserver.log)
     # C2's MRR restated to 700: day 5's run rate of 192 is now 27% of MRR, a P1 of the open P2 incident.
-    write_customers_csv(alerting.data / "customers.csv", [
-        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
-        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 700, "status": "active"},
-        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
-    ])  # fmt: skip
+    restate_customers(alerting.data, c2_mrr=700)
     run_range(alerting.settings, DAYS[5], DAYS[5], instance=alerting.instance)
     result = alerting.tick()
     new = _received(httpserver)[before:]
@@ -230,11 +235,7 @@ def test_a_404_echoing_the_secret_path_is_never_stored_or_logged(alerting, https
 def test_customer_names_cannot_page_a_slack_channel(alerting, httpserver):
     httpserver.expect_request("/hooks/comp/" + SECRET).respond_with_data("ok")
     httpserver.expect_request("/hooks/plat/" + SECRET).respond_with_data("ok")
-    write_customers_csv(alerting.data / "customers.csv", [
-        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
-        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Acme <!channel> & Co", "tier": "smb", "mrr": 900, "status": "active"},
-        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
-    ])  # fmt: skip
+    restate_customers(alerting.data, c2_name="Acme <!channel> & Co")
     run_range(alerting.settings, DAYS[15], DAYS[15], instance=alerting.instance)
     alerting.tick()
     got = dict(_received(httpserver))

@@ -96,23 +96,24 @@ def test_the_cli_prints_a_config_error_without_a_traceback(small_saas, tmp_path)
     env = {**os.environ, "UNITCOST_CONFIG": str(config), "UNITCOST_DATA_DIR": str(small_saas),
            "UNITCOST_DUCKDB_PATH": str(tmp_path / "w.duckdb"), "UNITCOST_START_DATE": DAYS[0].isoformat(),
            "DAGSTER_HOME": str(tmp_path)}  # fmt: skip
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "dagster"), "asset", "materialize", "-m",
-         "unitcost_platform.definitions", "--select", "raw_billing", "--partition", LAST.isoformat()],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    done = _launch_raw_billing(env)
     assert done.returncode != 0
     assert f"{config}: billing.cost_colum: unknown key" in done.stderr
     assert "Traceback" not in done.stderr, done.stderr
 
 
-def test_the_cli_prints_an_environment_error_without_a_traceback(small_saas, tmp_path):
-    env = {**os.environ, "UNITCOST_START_DATE": "yesterday", "DAGSTER_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "dagster"), "asset", "materialize", "-m",
-         "unitcost_platform.definitions", "--select", "raw_billing", "--partition", LAST.isoformat()],
+def _launch_raw_billing(env: dict) -> subprocess.CompletedProcess:
+    """The README's command line for one asset and day: `dg launch -m ... --assets raw_billing --partition <day>`."""
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dg"), "launch", "-m", "unitcost_platform.definitions",
+         "--assets", "raw_billing", "--partition", LAST.isoformat()],
         env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
+
+
+def test_the_cli_prints_an_environment_error_without_a_traceback(small_saas, tmp_path):
+    env = {**os.environ, "UNITCOST_START_DATE": "yesterday", "DAGSTER_HOME": str(tmp_path)}
+    done = _launch_raw_billing(env)
     assert done.returncode != 0
     assert "UNITCOST_START_DATE='yesterday' is not a date" in done.stderr
     assert "Traceback" not in done.stderr, done.stderr

@@ -14,8 +14,8 @@ import json
 import dagster as dg
 import pytest
 
-from unitcost_platform_tests.defs.test_alerting import SECRET, _received
-from unitcost_platform_tests.saas import DAYS, read_table, run_range, write_customers_csv
+from unitcost_platform_tests.defs.test_alerting import SECRET, _received, restate_customers
+from unitcost_platform_tests.saas import DAYS, read_table, run_range
 
 INCIDENT = f"{DAYS[0]}:COST_TO_MRR:C2"
 
@@ -64,11 +64,7 @@ def test_resolved_and_unit_cost_messages_arrive_exactly_once(alerting, httpserve
     assert len(httpserver.log) == 4  # P2 opened, then P1 escalated, to comp and plat
 
     # The fix: C2's revenue is restated, days 13-15 re-run; the cost-to-MRR incident resolves on day 15.
-    write_customers_csv(alerting.data / "customers.csv", [
-        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
-        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 5000, "status": "active"},
-        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
-    ])  # fmt: skip
+    restate_customers(alerting.data, c2_mrr=5000)
     run_range(alerting.settings, DAYS[13], DAYS[15], instance=alerting.instance)
     incidents = read_table(alerting.settings, "alert_incidents")
     last = incidents.filter((incidents["day"] == DAYS[15]) & (incidents["incident_id"] == INCIDENT)).row(0, named=True)

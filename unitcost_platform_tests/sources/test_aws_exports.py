@@ -211,8 +211,8 @@ def test_latest_manifest_falls_back_to_the_newest(s3):
     assert latest_manifest(s3, CUR, "2026-03")["executionId"] == "x"
 
 
-def test_restated_export_day_is_rematerialized_once(s3, small_saas, make_settings, monkeypatch):
-    """Through Dagster: a refreshed manifest makes the sensor request the period's days, once."""
+def _saas_on_the_export(s3, small_saas, make_settings, monkeypatch):
+    """The small SaaS billed from the CUR 2.0 export only (execution exec-1 of March), on 2026-03-20."""
     import unitcost_platform.defs.restatement as restatement
 
     monkeypatch.setattr(restatement, "utc_today", lambda: dt.date(2026, 3, 20))
@@ -223,8 +223,12 @@ def test_restated_export_day_is_rematerialized_once(s3, small_saas, make_setting
     )
     uri = put_parquet(s3, CUR.data_prefix("2026-03") + "cur2-00001.snappy.parquet", DAY_ITEMS, CUR_SCHEMA)
     put_manifest(s3, CUR, "2026-03", "exec-1", [uri])
-    settings = make_settings(small_saas)
-    instance = dg.DagsterInstance.ephemeral()
+    return make_settings(small_saas), dg.DagsterInstance.ephemeral()
+
+
+def test_restated_export_day_is_rematerialized_once(s3, small_saas, make_settings, monkeypatch):
+    """Through Dagster: a refreshed manifest makes the sensor request the period's days, once."""
+    settings, instance = _saas_on_the_export(s3, small_saas, make_settings, monkeypatch)
     from unitcost_platform.definitions import build_definitions
 
     run_range(settings, DAYS[9], DAYS[10], instance=instance)  # 2026-03-10 and 11
@@ -276,3 +280,21 @@ def test_the_focus_sample_through_an_s3_export_reads_like_the_file(s3, tmp_path)
     # of the sample is billed in the October period, still open on 2024-11-01.
     provisional = from_s3.filter(~pl.col("x_IsFinal"))
     assert provisional.select("ProviderName", "BillingPeriodEnd").rows() == [("Oracle", dt.datetime(2024, 11, 1))]
+
+
+def test_a_day_without_rows_in_the_export_is_not_restated_on_every_tick(s3, small_saas, make_settings, monkeypatch):
+    """The period of a day is the partition's, not its rows': a day the export has no line items for
+    recorded the manifest it was read from, and the sensor settles."""
+    from unitcost_platform.definitions import build_definitions
+
+    settings, instance = _saas_on_the_export(s3, small_saas, make_settings, monkeypatch)
+    empty = dt.date(2026, 3, 14)  # no line item of the export falls on it
+    run_range(settings, empty, empty, instance=instance)
+    assert read_table(settings, "raw_billing").filter(pl.col("x_ChargeDate") == empty).height == 0
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def(RESTATEMENT_SENSOR)
+    resources = {k: defs.resources[k] for k in ("unitcost", "aws_cost_explorer", "s3")}
+    first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert not first.run_requests, [r.tags for r in first.run_requests]
+    second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources))
+    assert not second.run_requests and "no restated billing: 1 export day(s)" in second.skip_reason.skip_message

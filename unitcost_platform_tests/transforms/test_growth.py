@@ -1,4 +1,4 @@
-"""Growth efficiency: 30-day cost windows 90 days apart against active customers (DESIGN.md §8)."""
+"""Growth efficiency: 30-day cost windows 90 days apart against active customers (docs/design.md §8)."""
 
 import datetime as dt
 

@@ -1,4 +1,4 @@
-"""Unit cost: run rate over the days materialized, 7-day growth only on full history (DESIGN.md §6)."""
+"""Unit cost: run rate over the days materialized, 7-day growth only on full history (docs/design.md §6)."""
 
 import datetime as dt
 

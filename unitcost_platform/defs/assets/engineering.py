@@ -4,7 +4,12 @@ import dagster as dg
 import polars as pl
 
 from unitcost_platform.defs.assets.common import daily_asset
-from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY, GROUP
+from unitcost_platform.defs.assets.reporting import (
+    ALERTS_METADATA_KEY,
+    GROUP,
+    materialized_days,
+    materialized_days_in,
+)
 from unitcost_platform.defs.metadata import (
     markdown_table,
     per_day_metadata,
@@ -42,10 +47,7 @@ def build_engineering_assets(
                 partition_mapping=trailing_days(RUN_RATE_DAYS + TREND_DAYS),
                 metadata={ROLLUP_KEY: SERVICE_CUSTOMER_ROLLUP},
             ),
-            "tag_coverage": dg.AssetIn(
-                partition_mapping=trailing_days(RUN_RATE_DAYS + TREND_DAYS),
-                metadata={"columns": ["day", "scope_type", "total_cost"]},
-            ),
+            "tag_coverage": materialized_days_in(RUN_RATE_DAYS + TREND_DAYS),
             "customer_dimension": dg.AssetIn(
                 partition_mapping=trailing_days(TREND_DAYS + 1),
                 metadata={"columns": ["snapshot_date", "customer_id", "customer_name", "status", "tier", "segment", "customer_since"]},
@@ -64,7 +66,7 @@ def build_engineering_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        present = set(tag_coverage.filter(pl.col("scope_type") == "overall")["day"].to_list())
+        present = materialized_days(tag_coverage)
         frame = compute_service_unit_cost(
             allocated_cost, present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope
         )

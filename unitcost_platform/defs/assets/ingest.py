@@ -1,5 +1,7 @@
 """The three inputs of a day: billing line items, tenant usage, the customer dimension."""
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
@@ -40,11 +42,13 @@ def build_ingest_assets(
         frame = read.rows
         cost = cfg.cost_column
 
-        def describe(day: pl.DataFrame) -> dict:
+        def describe(date: dt.date, day: pl.DataFrame) -> dict:
             total = day[cost].sum()
             tagged = day.filter(pl.col("x_TenantId").is_not_null())[cost].sum()
             by_source = day.group_by("x_Source").agg(pl.col(cost).sum()).sort("x_Source")
-            period = day["x_ChargeDate"][0].strftime("%Y-%m") if day.height else None
+            # The partition's billing period, not its rows': a day without line items was read from
+            # the period's manifest too (and is not restated on every tick for lack of a version).
+            period = date.strftime("%Y-%m")
             return {
                 "total_cost": money(total),
                 "cost_column": cost,
@@ -53,10 +57,10 @@ def build_ingest_assets(
                 "is_final": bool(day["x_IsFinal"].all()) if day.height else True,
                 # Read by the restatement sensor: what this day was computed from.
                 SOURCE_TOTALS_KEY: {s: round(v or 0.0, 6) for s, v in by_source.iter_rows()},
-                SOURCE_VERSIONS_KEY: {k: v for k, v in read.versions.items() if period and k.endswith(period)},
+                SOURCE_VERSIONS_KEY: {k: v for k, v in read.versions.items() if k.endswith(period)},
             }
 
-        per_day_metadata(context, days, frame, "x_ChargeDate", describe)
+        per_day_metadata(context, days, frame, "x_ChargeDate", describe_day=describe)
         return frame
 
     @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "usage_date", backfill))

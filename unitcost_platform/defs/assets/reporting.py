@@ -40,6 +40,16 @@ def _overall_totals(tag_coverage: pl.DataFrame) -> pl.DataFrame:
     return tag_coverage.filter(pl.col("scope_type") == "overall").select("day", "total_cost")
 
 
+def materialized_days_in(days: int) -> dg.AssetIn:
+    """tag_coverage's day totals over the `days` days ending at the partition: which days exist."""
+    return dg.AssetIn(partition_mapping=trailing_days(days), metadata={"columns": ["day", "scope_type", "total_cost"]})
+
+
+def materialized_days(tag_coverage: pl.DataFrame) -> set:
+    """The days of a window that are materialized (read through `materialized_days_in`)."""
+    return set(_overall_totals(tag_coverage)["day"].to_list())
+
+
 def build_reporting_assets(
     partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
 ) -> list[dg.AssetsDefinition]:
@@ -52,10 +62,7 @@ def build_reporting_assets(
                 partition_mapping=trailing_days(RUN_RATE_DAYS),
                 metadata={ROLLUP_KEY: CUSTOMER_DAY_ROLLUP},
             ),
-            "tag_coverage": dg.AssetIn(
-                partition_mapping=trailing_days(RUN_RATE_DAYS),
-                metadata={"columns": ["day", "scope_type", "total_cost"]},
-            ),
+            "tag_coverage": materialized_days_in(RUN_RATE_DAYS),
             "customer_dimension": dg.AssetIn(partition_mapping=trailing_days(TREND_DAYS + 1)),
             "tenant_usage": dg.AssetIn(),
             "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "x_IsFinal"]}),
@@ -76,7 +83,7 @@ def build_reporting_assets(
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         thresholds = cfg.alerts
-        present = set(_overall_totals(tag_coverage)["day"].to_list())
+        present = materialized_days(tag_coverage)
         week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
         provisional = set(raw_billing.filter(~pl.col("x_IsFinal"))["x_ChargeDate"].unique().to_list())
         frame = compute_unit_cost(
@@ -158,10 +165,7 @@ def build_reporting_assets(
 
     @dg.asset(
         ins={
-            "tag_coverage": dg.AssetIn(
-                partition_mapping=trailing_days(GROWTH_HISTORY_DAYS),
-                metadata={"columns": ["day", "scope_type", "total_cost"]},
-            ),
+            "tag_coverage": materialized_days_in(GROWTH_HISTORY_DAYS),
             "customer_dimension": dg.AssetIn(
                 partition_mapping=trailing_days(LOOKBACK_DAYS + 1),
                 metadata={"columns": ["snapshot_date", "customer_id", "status"]},
