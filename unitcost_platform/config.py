@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unitcost_platform.errors import ConfigError
 
 DEFAULT_TAG_KEYS = ["tenant_id", "tenant", "TenantId", "user:tenant_id", "user_tenant_id"]
-RESERVED_DRIVERS = ("flat", "fixed", "exclude")
+RESERVED_DRIVERS = ("flat", "fixed", "exclude", "direct_cost")
+IDLE_POLICIES = ("separate", "by_direct_cost")  # or a usage metric name
 DIRECT_POOL = "direct"
 
 
@@ -288,7 +289,20 @@ class PoolMatch(_Model):
 class PoolConfig(_Model):
     name: str
     match: PoolMatch
-    driver: str = Field(description="a usage metric name, or flat, fixed, exclude")
+    driver: str | dict[str, float] | None = Field(
+        default=None,
+        description="a usage metric name, flat, fixed, exclude, direct_cost, or a blend {metric: weight} "
+        "with weights summing to 1",
+    )
+    idle: str | None = Field(
+        default=None,
+        description="an idle-capacity pool instead of a driver: separate (unallocated, reason idle), "
+        "by_direct_cost, or a usage metric",
+    )
+    direct_cost_scope: PoolMatch | None = Field(
+        default=None,
+        description="direct_cost / idle by_direct_cost: weigh only the direct cost of the line items this matches",
+    )
     fallback: Literal["flat"] | None = None
     shares: dict[str, float] | None = Field(
         default=None, description="fixed driver: percent of the pool per customer_id, summing to 100"
@@ -306,6 +320,11 @@ class PoolConfig(_Model):
     def _driver_consistent(self) -> "PoolConfig":
         if self.name == DIRECT_POOL:
             raise ValueError(f"pool name {DIRECT_POOL!r} is reserved for tagged (direct) cost")
+        if (self.driver is None) == (self.idle is None):
+            raise ValueError(
+                f"pool {self.name!r}: give a driver (how its cost is split) or idle (it is idle capacity), not "
+                + ("both" if self.driver is not None else "neither")
+            )
         if self.driver == "fixed":
             if not self.shares:
                 raise ValueError(f"pool {self.name!r}: driver fixed needs shares: {{customer_id: percent}}")
@@ -318,17 +337,40 @@ class PoolConfig(_Model):
                 )
         elif self.shares:
             raise ValueError(f"pool {self.name!r}: shares only apply to driver fixed, not {self.driver!r}")
-        if self.fallback and self.driver in RESERVED_DRIVERS:
+        if isinstance(self.driver, dict):
+            if not self.driver or any(not (w > 0) for w in self.driver.values()):
+                raise ValueError(f"pool {self.name!r}: a blended driver needs positive weights, got {self.driver}")
+            if abs(sum(self.driver.values()) - 1.0) > 1e-9:
+                raise ValueError(
+                    f"pool {self.name!r}: blended driver weights sum to {sum(self.driver.values()):g}, they must sum to 1"
+                )
+            reserved = [m for m in self.driver if m in RESERVED_DRIVERS]
+            if reserved:
+                raise ValueError(f"pool {self.name!r}: a blend mixes usage metrics only, not {', '.join(reserved)}")
+        if self.fallback and not self.metrics():
             raise ValueError(
-                f"pool {self.name!r}: fallback only applies to a usage-metric driver, not {self.driver!r}"
+                f"pool {self.name!r}: fallback only applies to a usage-metric driver (or a blend), not {self.driver!r}"
             )
-        if not re.fullmatch(r"[A-Za-z0-9_.:\-]+", self.driver):
-            raise ValueError(f"pool {self.name!r}: driver {self.driver!r} is not a metric name")
+        for metric in self.metrics():
+            if not re.fullmatch(r"[A-Za-z0-9_.:\-]+", metric):
+                raise ValueError(f"pool {self.name!r}: driver {metric!r} is not a metric name")
+        uses_direct = self.driver == "direct_cost" or self.idle == "by_direct_cost"
+        if self.direct_cost_scope is not None and not uses_direct:
+            raise ValueError(f"pool {self.name!r}: direct_cost_scope applies to driver direct_cost or idle by_direct_cost")
         return self
+
+    def metrics(self) -> dict[str, float]:
+        """The usage metrics that split the pool and their weights (empty for flat, fixed, exclude, direct_cost)."""
+        driver = self.idle if self.idle is not None and self.idle not in IDLE_POLICIES else self.driver
+        if isinstance(driver, dict):
+            return dict(driver)
+        if driver is None or driver in RESERVED_DRIVERS or driver in IDLE_POLICIES:
+            return {}
+        return {driver: 1.0}
 
     @property
     def is_metric(self) -> bool:
-        return self.driver not in RESERVED_DRIVERS
+        return bool(self.metrics())
 
 
 DEFAULT_POOLS = [

@@ -4,8 +4,10 @@ In: raw_billing rows, tenant_usage, customer_dimension (all for the same days), 
 cost column. Out: `allocated_cost`, one row per (day, customer, tenant, service, pool) with how it
 was split (`allocation_method`, `driver`, `allocation_ratio`) and, where no customer got the money,
 `unallocated_reason`. docs/design.md §4-5: tagged cost is direct; untagged cost goes to the first
-matching pool and is split by a usage metric, equally over active customers, by fixed percentages,
-or excluded. The sum of `allocated_cost` per day equals the day's billed total.
+matching pool and is split by a usage metric, a blend of metrics, each customer's direct cost,
+equally over active customers, by fixed percentages, or excluded; an idle-capacity pool is kept
+apart (reason `idle`) or split by direct cost or a metric. The sum of `allocated_cost` per day
+equals the day's billed total.
 """
 
 import datetime as dt
@@ -13,7 +15,7 @@ import datetime as dt
 import polars as pl
 
 from unitcost_platform.config import DIRECT_POOL, PoolConfig
-from unitcost_platform.transforms.pools import pool_expr
+from unitcost_platform.transforms.pools import match_expr, pool_expr
 
 ALLOCATED_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -42,6 +44,8 @@ NO_ACTIVE_CUSTOMERS = "no_active_customers"
 UNKNOWN_CUSTOMER = "unknown_customer"
 EXCLUDED = "excluded"
 NO_MATCHING_POOL = "no_matching_pool"
+NO_DIRECT_COST = "no_direct_cost"
+IDLE = "idle"
 
 
 Frame = pl.DataFrame | pl.LazyFrame
@@ -100,9 +104,17 @@ def _split_equally(pool_costs: pl.LazyFrame, customers: pl.DataFrame, method: st
 
 
 def _metric_pool(
-    pool_costs: pl.LazyFrame, usage: pl.DataFrame, customers: pl.DataFrame, tenants: pl.LazyFrame, pool: PoolConfig
+    pool_costs: pl.LazyFrame,
+    usage: pl.DataFrame,
+    customers: pl.DataFrame,
+    tenants: pl.LazyFrame,
+    pool: PoolConfig,
+    metric: str,
+    weight: float = 1.0,
+    method: str = "usage",
 ) -> pl.LazyFrame:
-    wanted = usage.lazy().filter(pl.col("metric") == pool.driver)
+    """`weight` of the pool's cost split by each tenant's share of `metric` that day."""
+    wanted = usage.lazy().filter(pl.col("metric") == metric)
     if pool.usage_service is not None:
         wanted = wanted.filter(pl.col("service_name") == pool.usage_service)
     drivers = (
@@ -111,21 +123,43 @@ def _metric_pool(
         .filter(pl.col("value") > 0)
         .with_columns((pl.col("value") / pl.col("value").sum().over("day")).alias("_ratio"))
     )
-    split = pool_costs.join(drivers, on="day", how="inner")
-    split = _with_customers(split, tenants)
+    weighted = pool_costs.with_columns(pl.col("cost") * weight)
+    split = _with_customers(weighted.join(drivers, on="day", how="inner"), tenants)
     allocated = _rows(
-        split, allocation_method="usage", driver=pool.driver,
-        allocation_ratio=pl.col("_ratio"), allocated_cost=pl.col("cost") * pl.col("_ratio"),
+        split, allocation_method=method, driver=metric,
+        allocation_ratio=pl.col("_ratio") * weight, allocated_cost=pl.col("cost") * pl.col("_ratio"),
     )
-    undriven = pool_costs.join(drivers.select("day").unique(), on="day", how="anti")
+    undriven = weighted.join(drivers.select("day").unique(), on="day", how="anti")
     if pool.fallback == "flat":
-        fallback = _split_equally(undriven, customers, "flat_fallback", pool.driver)
+        fallback = _split_equally(undriven, customers, "flat_fallback", metric)
     else:
         fallback = _rows(
-            undriven, allocation_method="usage", driver=pool.driver, allocation_ratio=1.0,
+            undriven, allocation_method=method, driver=metric, allocation_ratio=weight,
             allocated_cost=pl.col("cost"), unallocated_reason=NO_DRIVER_USAGE,
         )
     return pl.concat([allocated, fallback])
+
+
+def _direct_cost_pool(
+    pool_costs: pl.LazyFrame, direct: pl.LazyFrame, tenants: pl.LazyFrame, method: str
+) -> pl.LazyFrame:
+    """The pool's cost split in proportion to each tenant's direct (tagged) cost of the day.
+
+    `direct`: (day, tenant_id, direct) of the tagged line items in the pool's scope; tenants with a
+    positive direct cost weigh in. A day without any is unallocated (`no_direct_cost`)."""
+    weights = direct.filter(pl.col("direct") > 0).with_columns(
+        (pl.col("direct") / pl.col("direct").sum().over("day")).alias("_ratio")
+    )
+    split = _with_customers(pool_costs.join(weights, on="day", how="inner"), tenants)
+    allocated = _rows(
+        split, allocation_method=method, driver="direct_cost",
+        allocation_ratio=pl.col("_ratio"), allocated_cost=pl.col("cost") * pl.col("_ratio"),
+    )
+    nothing = pool_costs.join(weights.select("day").unique(), on="day", how="anti")
+    return pl.concat([allocated, _rows(
+        nothing, allocation_method=method, driver="direct_cost", allocation_ratio=1.0,
+        allocated_cost=pl.col("cost"), unallocated_reason=NO_DIRECT_COST,
+    )])  # fmt: skip
 
 
 def _fixed_pool(pool_costs: pl.LazyFrame, customers: pl.DataFrame, pool: PoolConfig) -> pl.LazyFrame:
@@ -147,8 +181,8 @@ def _fixed_pool(pool_costs: pl.LazyFrame, customers: pl.DataFrame, pool: PoolCon
 def allocation_columns(pools: list[PoolConfig], cost_column: str) -> list[str]:
     """The raw_billing columns `allocate` reads with these pools (a projection for large bills)."""
     columns = {"x_ChargeDate", "x_TenantId", "ServiceName", cost_column}
-    for pool in pools:
-        match = pool.match
+    matches = [p.match for p in pools] + [p.direct_cost_scope for p in pools if p.direct_cost_scope is not None]
+    for match in matches:
         columns |= {"ServiceCategory"} if match.service_category else set()
         columns |= {"ProviderName"} if match.provider else set()
         columns |= {"ResourceId"} if match.resource_id_pattern else set()
@@ -195,15 +229,50 @@ def allocate(
         if pool.name not in present:
             continue
         pool_costs = pooled.lazy().filter(pl.col("pool") == pool.name)
-        if pool.driver == "exclude":
-            parts.append(_rows(
-                pool_costs, allocation_method="exclude", allocation_ratio=1.0,
-                allocated_cost=pl.col("cost"), unallocated_reason=EXCLUDED,
-            ))
-        elif pool.driver == "flat":
-            parts.append(_split_equally(pool_costs, customers, "flat", None))
-        elif pool.driver == "fixed":
-            parts.append(_fixed_pool(pool_costs, customers, pool))
-        else:
-            parts.append(_metric_pool(pool_costs, usage, customers, tenants, pool))
+        parts.append(_split_pool(pool, pool_costs, items, usage, customers, tenants, cost_column))
     return pl.concat(parts, how="vertical").collect()
+
+
+def _direct_costs(items: pl.LazyFrame, pool: PoolConfig, cost_column: str) -> pl.LazyFrame:
+    """(day, tenant_id, direct): tagged cost per tenant, within the pool's direct_cost_scope if any."""
+    tagged = items.filter(pl.col("x_TenantId").is_not_null())
+    if pool.direct_cost_scope is not None:
+        tagged = tagged.filter(match_expr(pool.direct_cost_scope))
+    return tagged.group_by(pl.col("x_ChargeDate").alias("day"), pl.col("x_TenantId").alias("tenant_id")).agg(
+        pl.col(cost_column).sum().alias("direct")
+    )
+
+
+def _split_pool(
+    pool: PoolConfig,
+    pool_costs: pl.LazyFrame,
+    items: pl.LazyFrame,
+    usage: pl.DataFrame,
+    customers: pl.DataFrame,
+    tenants: pl.LazyFrame,
+    cost_column: str,
+) -> pl.LazyFrame:
+    """One pool's cost of each day and service, split by its driver (or its idle policy)."""
+    if pool.idle == "separate":
+        return _rows(
+            pool_costs, allocation_method="idle", driver="idle", allocation_ratio=1.0,
+            allocated_cost=pl.col("cost"), unallocated_reason=IDLE,
+        )  # fmt: skip
+    if pool.idle == "by_direct_cost" or pool.driver == "direct_cost":
+        method = "idle_by_direct_cost" if pool.idle else "direct_cost"
+        return _direct_cost_pool(pool_costs, _direct_costs(items, pool, cost_column), tenants, method)
+    if pool.driver == "exclude":
+        return _rows(
+            pool_costs, allocation_method="exclude", allocation_ratio=1.0,
+            allocated_cost=pl.col("cost"), unallocated_reason=EXCLUDED,
+        )
+    if pool.driver == "flat":
+        return _split_equally(pool_costs, customers, "flat", None)
+    if pool.driver == "fixed":
+        return _fixed_pool(pool_costs, customers, pool)
+    metrics = pool.metrics()
+    method = "idle_usage" if pool.idle else "blended" if isinstance(pool.driver, dict) else "usage"
+    return pl.concat([
+        _metric_pool(pool_costs, usage, customers, tenants, pool, metric, weight, method)
+        for metric, weight in metrics.items()
+    ])  # fmt: skip

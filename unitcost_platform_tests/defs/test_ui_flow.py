@@ -135,7 +135,7 @@ def dagster_services(small_saas, tmp_path):
             return body["data"]
 
     try:
-        _wait("the webserver", lambda: requests.get(f"{Services.url}/server_info", timeout=5).ok, timeout=120)
+        _wait("the webserver", lambda: requests.get(f"{Services.url}/server_info", timeout=5).ok, timeout=300)  # a loaded 2-core machine needs minutes to start it
         yield Services
     finally:
         for process in processes.values():
