@@ -18,6 +18,9 @@ EDGES = {
     "cost_alerts": {"unit_cost", "allocated_cost"},
     "growth_efficiency": {"tag_coverage", "customer_dimension"},
     "team_spend": {"raw_billing"},
+    "product_cost": {"raw_billing", "tenant_usage", "tag_coverage"},
+    "segment_economics": {"unit_cost", "tenant_usage", "customer_dimension"},
+    "customer_unit_costs": {"unit_cost", "tenant_usage", "customer_dimension"},
     "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend"},
 }
 
