@@ -81,7 +81,8 @@ def _daily_units(usage: pl.DataFrame, products: ProductsConfig) -> pl.DataFrame:
         if spec.service_name is not None:
             rows = rows.filter(pl.col("service_name") == spec.service_name)
         frames.append(
-            rows.group_by(pl.col("usage_date").alias("day"))
+            rows.sort("usage_date", "service_name", "value", nulls_last=True)
+            .group_by(pl.col("usage_date").alias("day"), maintain_order=True)
             .agg(pl.col("value").sum().alias("units"))
             .with_columns(pl.lit(product).alias("product"))
             .select("day", "product", "units")
@@ -109,8 +110,11 @@ def product_cost(
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     billing = billing.filter(pl.col("x_ChargeDate").is_between(first, max(days)))
     mapped = product_of_line_items(billing, products)
+    # Sorted, and grouped in that order: float sums come out the same bits whatever order the
+    # warehouse returned the rollup in and whatever the run's range.
     daily = (
-        mapped.group_by(pl.col("x_ChargeDate").alias("day"), "product")
+        mapped.sort("x_ChargeDate", "product", "ServiceName", "Tags", cost_column, nulls_last=True)
+        .group_by(pl.col("x_ChargeDate").alias("day"), "product", maintain_order=True)
         .agg(
             pl.col(cost_column).fill_null(0.0).sum().alias("cost"),
             pl.col("line_items").sum().cast(pl.Int64),
@@ -131,7 +135,8 @@ def product_cost(
         .join(daily.select(pl.col("day").alias("_at"), "product", pl.col("cost").alias("_cost")), on=["_at", "product"], how="left")
         .join(units.rename({"day": "_at", "units": "_units"}), on=["_at", "product"], how="left")
         .with_columns(pl.col("_cost").fill_null(0.0), pl.col("_units").fill_null(0.0))
-        .group_by("day", "product")
+        .sort("day", "product", "_offset")
+        .group_by("day", "product", maintain_order=True)
         .agg(
             pl.col("_cost").filter(pl.col("_offset") < TREND_DAYS).sum().alias("cost_7d"),
             pl.col("_cost").filter(pl.col("_offset") >= TREND_DAYS).sum().alias("cost_prev_7d"),
@@ -148,6 +153,7 @@ def product_cost(
     frame = (
         targets.join(window, on=["day", "product"], how="left")
         .join(units, on=["day", "product"], how="left")
+        .sort("day", "product")
         .with_columns(
             pl.when(day_total != 0).then(pl.col("cost") / day_total).alias("share_of_day"),
             pl.col("product").replace_strict(metric_of, default=None, return_dtype=pl.String).alias("usage_metric"),

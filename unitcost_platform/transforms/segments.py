@@ -73,10 +73,11 @@ def segment_economics(
     population = unit_cost.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
     if population.is_empty():
         return pl.DataFrame(schema=SEGMENT_ECONOMICS_SCHEMA)
-    grouped = _grouped(population)
     keys = ["day", "dimension", "group_name"]
+    # Sorted, and grouped in that order: float sums come out the same bits whatever the run's range.
+    grouped = _grouped(population).sort(*keys, "customer_id")
     economics = (
-        grouped.group_by(keys)
+        grouped.group_by(keys, maintain_order=True)
         .agg(
             pl.len().cast(pl.Int64).alias("customers"),
             pl.col("mrr").sum(),
@@ -99,14 +100,16 @@ def segment_economics(
             customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
             left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
         )
-        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric")
+        .sort("usage_date", "customer_id", "metric", "tenant_id")
+        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
         .agg(pl.col("value").sum())
         .cast({"day": pl.Date})
     )  # fmt: skip
     group_usage = (
         grouped.select(*keys, "customer_id")
         .join(per_customer, on=["day", "customer_id"])
-        .group_by(*keys, "metric")
+        .sort(*keys, "metric", "customer_id")
+        .group_by(*keys, "metric", maintain_order=True)
         .agg(pl.col("value").sum().alias("usage"))
     )
     metrics_of_day = group_usage.select("day", "metric").unique()
@@ -115,6 +118,7 @@ def segment_economics(
         .join(metrics_of_day, on="day", how="left")  # every group x every metric of its day; null when none
         .join(group_usage, on=[*keys, "metric"], how="left")
         .with_columns(pl.when(pl.col("metric").is_not_null()).then(pl.col("usage").fill_null(0.0)).alias("usage"))
+        .sort(*keys, "metric", nulls_last=True)
         .with_columns(_share("usage", ["day", "dimension", "metric"]).alias("usage_share"))
     )
     frame = economics.join(usage_rows, on=keys, how="left")

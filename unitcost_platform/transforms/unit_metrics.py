@@ -44,7 +44,8 @@ def _unit_rows(
             customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
             left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
         )
-        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric")
+        .sort("usage_date", "customer_id", "metric", "tenant_id")  # the same float sums in any run
+        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
         .agg(pl.col("value").sum().alias("_units"))
         .cast({"day": pl.Date})
     )  # fmt: skip
