@@ -6,6 +6,7 @@
 import polars as pl
 import pytest
 
+from unitcost_platform.cli import economics_lines, summarize
 from unitcost_platform.config import load_config
 from unitcost_platform.errors import ConfigError
 from unitcost_platform_tests.saas import DAYS, materialization_metadata, read_table, run_range
@@ -55,6 +56,12 @@ def test_products_sum_to_the_bill_and_the_app_outgrows_its_usage(small_saas, mak
     md = materialization_metadata(result, "product_cost", DAYS[-1].isoformat())
     assert md["cost_outgrowing_usage"].startswith("app (cost +29.4% against requests +0.0% in 7 days)")
     assert md["total_cost"] == pytest.approx(27.2)
+    # `unitcost summary` prints it, with the freemium line: F has 500 of the 2000 requests and no MRR.
+    lines = economics_lines(settings.duckdb_path, DAYS[-1])
+    assert lines[0].startswith(f"Freemium on {DAYS[-1]}: non-paying customers: 25.0% of requests, ")
+    assert lines[1].startswith(f"Lowest-margin tier on {DAYS[-1]}: smb (infra margin ")
+    assert lines[2] == f"Products whose cost outgrows their usage on {DAYS[-1]}: app (cost +29.4% against requests +0.0% in 7 days)"
+    assert lines[2] in summarize(settings.duckdb_path, settings.config_path).splitlines()
 
 
 def test_unit_metrics_default_equals_unit_cost_and_an_unseen_metric_is_a_warning(small_saas, make_settings):
