@@ -21,7 +21,8 @@ EDGES = {
     "product_cost": {"raw_billing", "tenant_usage", "tag_coverage"},
     "segment_economics": {"unit_cost", "tenant_usage", "customer_dimension"},
     "customer_unit_costs": {"unit_cost", "tenant_usage", "customer_dimension"},
-    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend"},
+    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend",
+                            "product_cost", "segment_economics", "customer_unit_costs"},
 }
 
 

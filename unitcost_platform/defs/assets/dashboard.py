@@ -29,6 +29,8 @@ UNALLOCATED_ROLLUP = {
     "sum": ["allocated_cost"],
     "not_null": ["unallocated_reason"],
 }
+PRODUCT_COLUMNS = ["day", "product", "cost", "usage_metric", "cost_growth_7d", "units_growth_7d", "cost_outgrowing_usage"]
+SEGMENT_COLUMNS = ["day", "dimension", "group_name", "metric", "revenue_share", "cost_share", "usage_share", "infra_margin"]
 UNIT_COST_COLUMNS = [
     "day", "customer_id", "customer_name", "tier", "is_paying", "mrr",
     "total_cost", "cost_to_mrr", "monthly_run_rate",
@@ -104,6 +106,11 @@ def build_dashboard_assets(
             ),
             "allocated_cost": dg.AssetIn(partition_mapping=window, metadata={ROLLUP_KEY: UNALLOCATED_ROLLUP}),
             "team_spend": dg.AssetIn(partition_mapping=window, metadata={"columns": ["day", "team", "cost"]}),
+            "product_cost": dg.AssetIn(metadata={"columns": PRODUCT_COLUMNS}),
+            "segment_economics": dg.AssetIn(metadata={"columns": SEGMENT_COLUMNS}),
+            "customer_unit_costs": dg.AssetIn(
+                partition_mapping=window, metadata={"columns": ["day", "unit_metric", "cost_per_unit"]}
+            ),
         },
         partitions_def=partitions_def,
         backfill_policy=backfill or dg.BackfillPolicy.single_run(),
@@ -119,6 +126,9 @@ def build_dashboard_assets(
         tag_coverage: pl.DataFrame,
         allocated_cost: pl.DataFrame,
         team_spend: pl.DataFrame,
+        product_cost: pl.DataFrame,
+        segment_economics: pl.DataFrame,
+        customer_unit_costs: pl.DataFrame,
     ) -> dg.MaterializeResult:
         """A self-contained HTML page (opens offline) of unit cost beside team spend, as of the run's last day.
 
@@ -143,6 +153,9 @@ def build_dashboard_assets(
                 coverage=window_of(tag_coverage.filter(pl.col("scope_type") == "overall")),
                 unallocated=window_of(allocated_cost),
                 team_spend=window_of(team_spend),
+                products=window_of(product_cost),
+                segments=window_of(segment_economics),
+                unit_costs=window_of(customer_unit_costs),
                 p1_cost_to_mrr=cfg.alerts.p1_cost_to_mrr,
                 p2_cost_to_mrr=cfg.alerts.p2_cost_to_mrr,
                 scope=cfg.scope_description(),
