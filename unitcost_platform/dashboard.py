@@ -256,10 +256,13 @@ def segment_margins(segments: pl.DataFrame, day: dt.date) -> go.Figure:
     fig.add_trace(go.Scatter(x=tiers, y=rows["infra_margin"].to_list(), name="infra margin (1 - cost/MRR)", yaxis="y2",
                              mode="markers", marker={"size": 12, "symbol": "diamond", "color": "#2ca02c"},
                              hovertemplate="%{x}: margin %{y:.1%}<extra></extra>"))  # fmt: skip
+    margins = rows["infra_margin"].drop_nulls()
+    low = min(0.0, float(margins.min())) if margins.len() else 0.0  # a margin on the full 0-100% scale
     return _layout(
         fig, "Segment economics per tier: cost share against revenue share, and margin", barmode="group",
         yaxis={"tickformat": ".0%", "title": "share of the day's active customers", "rangemode": "tozero"},
-        yaxis2={"tickformat": ".0%", "title": "infra margin", "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis2={"tickformat": ".0%", "title": "infra margin", "overlaying": "y", "side": "right", "showgrid": False,
+                "range": [low, 1.0]},
     )
 
 
@@ -280,7 +283,7 @@ def cost_per_unit_over_time(unit_costs: pl.DataFrame, xrange: tuple[dt.date, dt.
             fig.add_trace(go.Scatter(x=_dates(part), y=part[column].to_list(), mode="lines", line_dash=dash,
                                      name=f"{metric}, {'median' if column == 'median' else '90th percentile'}"))  # fmt: skip
     return _over_time(fig, "Cost per unit, per unit metric (median and 90th percentile over customers)", xrange,
-                      yaxis={"type": "log", "title": "USD per unit (log)", "tickprefix": "$"})  # fmt: skip
+                      yaxis={"type": "log", "title": "USD per unit (log)", "tickprefix": "$"}, height=460)  # fmt: skip
 
 
 def economics_figures(inputs: DashboardInputs, xrange: tuple[dt.date, dt.date] | None) -> dict[str, go.Figure]:
