@@ -99,8 +99,9 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
 
 
 def economics_lines(duckdb_path: Path, day: object) -> list[str]:
-    """The Walk and Run lines of the summary: the freemium line, the lowest-margin tier, and the
-    products whose cost outgrows their usage on `day` (nothing for a warehouse without those tables)."""
+    """The Walk and Run lines of the summary: the freemium line, the lowest-margin tier, the products
+    whose cost outgrows their usage and the lowest-margin segment on `day` (nothing for a warehouse
+    without those tables)."""
     s = WAREHOUSE_SCHEMA
     try:
         with duckdb.connect(str(duckdb_path), read_only=True) as con:
@@ -114,6 +115,8 @@ def economics_lines(duckdb_path: Path, day: object) -> list[str]:
         f"Lowest-margin tier on {day}: "
         + (f"{lowest['group_name']} (infra margin {lowest['infra_margin']:.1%})" if lowest else "none (no tier has MRR)"),
         f"Products whose cost outgrows their usage on {day}: {outgrowing_line(products) or 'none'}",
+        *([f"Lowest-margin segment on {day}: {segment['group_name']} (infra margin {segment['infra_margin']:.1%})"]
+          if (segment := lowest_margin_tier(segments, "segment")) else []),
     ]
 
 

@@ -146,10 +146,11 @@ def freemium_line(day: pl.DataFrame) -> str | None:
     return "non-paying customers: " + ", ".join(parts)
 
 
-def lowest_margin_tier(day: pl.DataFrame) -> dict | None:
-    """The tier with the lowest infra margin on one day (tiers without MRR have none), or None."""
+def lowest_margin_tier(day: pl.DataFrame, dimension: str = "tier") -> dict | None:
+    """The tier (or group of `dimension`) with the lowest infra margin on one day (groups without MRR
+    have none), or None."""
     tiers = (
-        day.filter((pl.col("dimension") == "tier") & pl.col("infra_margin").is_not_null())
+        day.filter((pl.col("dimension") == dimension) & pl.col("infra_margin").is_not_null())
         .unique(["group_name"])
         .sort("infra_margin", "group_name")
     )

@@ -59,7 +59,10 @@ def test_products_sum_to_the_bill_and_the_app_outgrows_its_usage(small_saas, mak
     # `unitcost summary` prints it, with the freemium line: F has 500 of the 2000 requests and no MRR.
     lines = economics_lines(settings.duckdb_path, DAYS[-1])
     assert lines[0].startswith(f"Freemium on {DAYS[-1]}: non-paying customers: 25.0% of requests, ")
-    assert lines[1].startswith(f"Lowest-margin tier on {DAYS[-1]}: smb (infra margin ")
+    # C2 (smb): run rate 30 x (9 x 6.4 + 7 x 11.4) / 16 = 257.625 on 900 MRR: margin 1 - 0.28625 = 71.4%;
+    # C1 (mid-market): 30 x 12.4 = 372 on 3000: 87.6%. The small SaaS's segment is its tier.
+    assert lines[1] == f"Lowest-margin tier on {DAYS[-1]}: smb (infra margin 71.4%)"
+    assert lines[3] == f"Lowest-margin segment on {DAYS[-1]}: smb (infra margin 71.4%)"
     assert lines[2] == f"Products whose cost outgrows their usage on {DAYS[-1]}: app (cost +29.4% against requests +0.0% in 7 days)"
     assert lines[2] in summarize(settings.duckdb_path, settings.config_path).splitlines()
 

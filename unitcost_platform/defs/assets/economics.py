@@ -116,6 +116,10 @@ def build_economics_assets(
                     f"(run rate {usd(lowest['monthly_run_rate'])} on {usd(lowest['mrr'])} MRR)"
                     if lowest else "none (no tier has MRR)"
                 ),
+                "lowest_margin_segment": (
+                    f"{segment['group_name']}: infra margin {segment['infra_margin']:.1%}"
+                    if (segment := segments_t.lowest_margin_tier(day, "segment")) else "none"
+                ),
                 "tiers": dg.MetadataValue.md(
                     markdown_table(tiers, {"mrr": usd, "monthly_run_rate": usd, "revenue_share": _fmt,
                                            "cost_share": _fmt, "infra_margin": _fmt})  # fmt: skip
