@@ -15,6 +15,8 @@ from unitcost_platform.config import load_config
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, WAREHOUSE_SCHEMA, Settings
+from unitcost_platform.transforms.products import outgrowing_line
+from unitcost_platform.transforms.segments import freemium_line, lowest_margin_tier
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -98,6 +100,7 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         f"{cfg.alerts.p1_cost_to_mrr:.0%} (P2)",
         "Alerts by type: " + (", ".join(f"{t} {k}" for t, k in alerts.iter_rows()) or "none"),
         f"Team spend on {hi}: " + (", ".join(f"{t} ${c:,.2f}" for t, c in teams.iter_rows()) or "none"),
+        *economics_lines(duckdb_path, hi),
     ]
     if over is not None:
         lines.append(
@@ -119,6 +122,28 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         lines.append(f"Alerts on {hi}:")
         lines += [f"  {m}" for _, m in last_alerts.iter_rows()]
     return "\n".join(lines)
+
+
+def economics_lines(duckdb_path: Path, day: object) -> list[str]:
+    """The Walk and Run lines of the summary: the freemium line, the lowest-margin tier, the products
+    whose cost outgrows their usage and the lowest-margin segment on `day` (nothing for a warehouse
+    without those tables)."""
+    s = WAREHOUSE_SCHEMA
+    try:
+        with duckdb.connect(str(duckdb_path), read_only=True) as con:
+            segments = _query(con, f"select * from {s}.segment_economics where day = '{day}'")
+            products = _query(con, f"select * from {s}.product_cost where day = '{day}'")
+    except duckdb.CatalogException:
+        return []
+    lowest = lowest_margin_tier(segments)
+    return [
+        f"Freemium on {day}: {freemium_line(segments) or 'no non-paying customers'}",
+        f"Lowest-margin tier on {day}: "
+        + (f"{lowest['group_name']} (infra margin {lowest['infra_margin']:.1%})" if lowest else "none (no tier has MRR)"),
+        f"Products whose cost outgrows their usage on {day}: {outgrowing_line(products) or 'none'}",
+        *([f"Lowest-margin segment on {day}: {segment['group_name']} (infra margin {segment['infra_margin']:.1%})"]
+          if (segment := lowest_margin_tier(segments, "segment")) else []),
+    ]
 
 
 def _summary(args: argparse.Namespace) -> int:

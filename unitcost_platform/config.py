@@ -443,6 +443,55 @@ class TargetsConfig(_Model):
 
     def target_for(self, service: str, team: str) -> float | None:
         return self.services.get(service, self.teams.get(team))
+UNIT_METRIC_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+
+
+class ProductUsage(_Model):
+    """The usage a product's cost is set against: a tenant_usage metric, optionally of one service."""
+
+    metric: str = Field(description="a usage metric: requests, documents, tokens, ...")
+    service_name: str | None = Field(default=None, description="only usage rows of this service_name")
+    per: float = Field(default=1.0, gt=0, description="cost_per_unit is the cost of this many units")
+
+
+class ProductsConfig(_Model):
+    """product_cost (the Walk view): which product each line item belongs to, and the usage it is set against."""
+
+    tag_keys: list[str] = Field(
+        default_factory=lambda: ["product", "app"],
+        description="tags naming a line item's product; the first non-empty wins over services",
+    )
+    services: dict[str, str] = Field(default_factory=dict, description="ServiceName -> product")
+    usage: dict[str, ProductUsage] = Field(default_factory=dict, description="product -> its usage metric")
+    tolerance: float = Field(
+        default=0.05, ge=0, description="cost_outgrowing_usage: 7-day cost growth above usage growth plus this"
+    )
+
+    @field_validator("tag_keys")
+    @classmethod
+    def _keys_are_plain(cls, keys: list[str]) -> list[str]:
+        for k in keys:
+            if not k or "'" in k or "\\" in k:
+                raise ValueError(f"tag key {k!r} must be non-empty and contain no quote or backslash")
+        return keys
+
+
+class UnitMetric(_Model):
+    """A unit the business counts in: cost per `per` units of a usage metric (customer_unit_costs)."""
+
+    name: str = Field(description="the unit metric's name in customer_unit_costs, e.g. per_transaction")
+    metric: str = Field(description="the tenant_usage metric counted")
+    per: float = Field(default=1.0, gt=0, description="cost_per_unit is the cost of this many units")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not re.fullmatch(UNIT_METRIC_NAME, name):
+            raise ValueError(f"unit metric name {name!r} must be a letter then letters, digits or _ (per_transaction)")
+        return name
+
+
+DEFAULT_UNIT_METRICS = [UnitMetric(name="per_1k_requests", metric="requests", per=1000)]
 
 
 class ScopeConfig(_Model):
@@ -603,6 +652,11 @@ class UnitcostConfig(_Model):
     alerts: AlertsConfig = AlertsConfig()
     owners: OwnersConfig = OwnersConfig()
     targets: TargetsConfig = TargetsConfig()
+    products: ProductsConfig = ProductsConfig()
+    unit_metrics: list[UnitMetric] = Field(
+        default_factory=lambda: list(DEFAULT_UNIT_METRICS), min_length=1,
+        description="units the business counts in (customer_unit_costs); default: cost per 1k requests",
+    )
     checks: ChecksConfig = ChecksConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     schedules: SchedulesConfig = SchedulesConfig()
@@ -620,6 +674,15 @@ class UnitcostConfig(_Model):
         if dupes:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    @field_validator("unit_metrics")
+    @classmethod
+    def _unique_unit_metrics(cls, metrics: list[UnitMetric]) -> list[UnitMetric]:
+        names = [m.name for m in metrics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names must be unique; repeated: {', '.join(dupes)}")
+        return metrics
 
     @model_validator(mode="after")
     def _azure_cost_type_matches(self) -> "UnitcostConfig":

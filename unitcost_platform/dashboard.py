@@ -38,6 +38,13 @@ class DashboardInputs:
     service_unit_cost: pl.DataFrame = field(default_factory=pl.DataFrame)
     # day, incident_id, family, customer_id, customer_name, status, opened_day, resolved_day, days_open, severity, owners
     incidents: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # Walk and Run (absent: their panels are left out). product_cost of the day: day, product, cost,
+    # usage_metric, cost_growth_7d, units_growth_7d, cost_outgrowing_usage; segment_economics of the
+    # day: day, dimension, group_name, metric, revenue_share, cost_share, usage_share, infra_margin;
+    # customer_unit_costs of the window: day, unit_metric, cost_per_unit.
+    products: pl.DataFrame | None = None
+    segments: pl.DataFrame | None = None
+    unit_costs: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,92 @@ def incidents_panel(incidents: pl.DataFrame, day: dt.date) -> go.Figure:
                                  marker={"color": color}, text=frame["severity"].to_list()))  # fmt: skip
     title = f"Alert incidents: {today.height} open, {resolved.height} resolved in {RESOLVED_SHOWN_DAYS} days"
     return _layout(fig, title, xaxis={"title": "days open"}, barmode="group", yaxis={"automargin": True})
+def product_growth(products: pl.DataFrame, day: dt.date) -> go.Figure:
+    """Walk: each product's 7-day cost growth beside its usage growth; a product whose cost outgrows
+    its usage is red. Before 14 days of history, the day's cost per product instead."""
+    today = products.filter(pl.col("day") == day)
+    grown = today.filter(pl.col("cost_growth_7d").is_not_null() & pl.col("units_growth_7d").is_not_null())
+    if grown.is_empty():
+        rows = today.sort("cost", descending=True)
+        fig = go.Figure(go.Bar(x=rows["product"].to_list(), y=rows["cost"].to_list(), name="cost of the day",
+                               hovertemplate="%{x}: $%{y:,.2f}<extra></extra>"))  # fmt: skip
+        return _layout(fig, "Cost per product (growth against usage needs 14 days of history)",
+                       yaxis={"title": "USD per day", "tickprefix": "$"})  # fmt: skip
+    rows = grown.sort("cost", descending=True)
+    outgrowing = rows["cost_outgrowing_usage"].fill_null(False).to_list()
+    labels = [f"{p} ({m})" for p, m in zip(rows["product"], rows["usage_metric"], strict=True)]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=labels, y=rows["cost_growth_7d"].to_list(), name="cost, 7-day growth",
+                         marker_color=["#d62728" if o else "#1f77b4" for o in outgrowing],
+                         hovertemplate="%{x}: cost %{y:+.1%}<extra></extra>"))  # fmt: skip
+    fig.add_trace(go.Bar(x=labels, y=rows["units_growth_7d"].to_list(), name="usage, 7-day growth",
+                         marker_color="#2ca02c", hovertemplate="%{x}: usage %{y:+.1%}<extra></extra>"))  # fmt: skip
+    names = rows.filter(pl.col("cost_outgrowing_usage").fill_null(False))["product"].to_list()
+    title = "Product cost against usage (7-day growth): " + (
+        f"{', '.join(names)} {'outgrows' if len(names) == 1 else 'outgrow'} {'its' if len(names) == 1 else 'their'} usage"
+        if names else "no product outgrows its usage"
+    )
+    return _layout(fig, title, barmode="group", yaxis={"tickformat": "+.0%", "title": "growth, last 7 days vs the 7 before"})
+
+
+def segment_margins(segments: pl.DataFrame, day: dt.date) -> go.Figure:
+    """Run: per tier, its share of cost against its share of revenue and of usage, and its infra margin."""
+    today = segments.filter((pl.col("day") == day) & (pl.col("dimension") == "tier"))
+    metrics = today["metric"].drop_nulls().unique().sort().to_list()
+    metric = "requests" if "requests" in metrics else (metrics[0] if metrics else None)
+    rows = (today.filter(pl.col("metric") == metric) if metric else today.unique(["group_name"])).sort(
+        "cost_share", descending=True, nulls_last=True
+    )
+    tiers = rows["group_name"].to_list()
+    fig = go.Figure()
+    for column, name, color in (("cost_share", "share of cost (run rate)", "#d62728"),
+                                ("revenue_share", "share of revenue (MRR)", "#1f77b4"),
+                                ("usage_share", f"share of {metric or 'usage'}", "#7f7f7f")):  # fmt: skip
+        fig.add_trace(go.Bar(x=tiers, y=rows[column].to_list(), name=name, marker_color=color,
+                             hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>"))  # fmt: skip
+    fig.add_trace(go.Scatter(x=tiers, y=rows["infra_margin"].to_list(), name="infra margin (1 - cost/MRR)", yaxis="y2",
+                             mode="markers", marker={"size": 12, "symbol": "diamond", "color": "#2ca02c"},
+                             hovertemplate="%{x}: margin %{y:.1%}<extra></extra>"))  # fmt: skip
+    margins = rows["infra_margin"].drop_nulls()
+    low = min(0.0, float(margins.min())) if margins.len() else 0.0  # a margin on the full 0-100% scale
+    return _layout(
+        fig, "Segment economics per tier: cost share against revenue share, and margin", barmode="group",
+        yaxis={"tickformat": ".0%", "title": "share of the day's active customers", "rangemode": "tozero"},
+        yaxis2={"tickformat": ".0%", "title": "infra margin", "overlaying": "y", "side": "right", "showgrid": False,
+                "range": [low, 1.0]},
+    )
+
+
+def cost_per_unit_over_time(unit_costs: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    """Cost per unit of each configured unit metric: median and 90th percentile over customers, per day."""
+    daily = (
+        unit_costs.filter(pl.col("cost_per_unit").is_not_null())
+        .group_by("day", "unit_metric")
+        .agg(
+            pl.col("cost_per_unit").median().alias("median"),
+            pl.col("cost_per_unit").quantile(0.9, interpolation="linear").alias("p90"),
+        )
+        .sort("unit_metric", "day")
+    )
+    fig = go.Figure()
+    for (metric,), part in daily.group_by(["unit_metric"], maintain_order=True):
+        for column, dash in (("median", "solid"), ("p90", "dot")):
+            fig.add_trace(go.Scatter(x=_dates(part), y=part[column].to_list(), mode="lines", line_dash=dash,
+                                     name=f"{metric}, {'median' if column == 'median' else '90th percentile'}"))  # fmt: skip
+    return _over_time(fig, "Cost per unit, per unit metric (median and 90th percentile over customers)", xrange,
+                      yaxis={"type": "log", "title": "USD per unit (log)", "tickprefix": "$"}, height=460)  # fmt: skip
+
+
+def economics_figures(inputs: DashboardInputs, xrange: tuple[dt.date, dt.date] | None) -> dict[str, go.Figure]:
+    """The Walk and Run panels, for the tables the inputs carry."""
+    figures = {}
+    if inputs.products is not None:
+        figures["product_growth"] = product_growth(inputs.products, inputs.day)
+    if inputs.segments is not None:
+        figures["segment_economics"] = segment_margins(inputs.segments, inputs.day)
+    if inputs.unit_costs is not None:
+        figures["cost_per_unit"] = cost_per_unit_over_time(inputs.unit_costs, xrange)
+    return figures
 
 
 def headline(inputs: DashboardInputs) -> dict:
@@ -365,6 +458,7 @@ def render_dashboard(inputs: DashboardInputs) -> Dashboard:
         "service_cost_against_target": service_cost_against_target(inputs.service_unit_cost, xrange),
         "alert_incidents": incidents_panel(inputs.incidents, inputs.day),
     }
+    figures.update(economics_figures(inputs, xrange))
     config = {"displaylogo": False, "responsive": True}
     plots = "".join(
         f'<div class="unitcost-plot" data-plot="{name}">'

@@ -10,6 +10,7 @@ from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
 from unitcost_platform.defs.assets.common import backfill_policy
 from unitcost_platform.defs.assets.dashboard import build_dashboard_assets
+from unitcost_platform.defs.assets.economics import build_economics_assets
 from unitcost_platform.defs.assets.engineering import build_engineering_assets
 from unitcost_platform.defs.assets.ingest import build_ingest_assets
 from unitcost_platform.defs.assets.reporting import build_reporting_assets
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         *build_reporting_assets(partitions, warehouse.kinds, backfill),
         *build_engineering_assets(partitions, warehouse.kinds, backfill),
         *build_dashboard_assets(partitions, warehouse.kinds, backfill, cfg.dashboard.days),
+        *build_economics_assets(partitions, warehouse.kinds, backfill),
     ]
     resources = {
         "unitcost": UnitcostResource(

@@ -1,11 +1,11 @@
 """Inputs read at a coarser grain: the warehouse sums them before they leave it.
 
 An AssetIn declares `metadata={ROLLUP_KEY: {"by": [columns], "sum": [columns], "sum_where":
-{alias: [column, key, "=" or "!=", value]}, "null": [columns], "not_null": [columns]}}` (`sum` or
-`sum_where`, and the filters, optional); both IO managers (DuckDB, Snowflake) then read
-`select by..., sum(x) as x, sum(case when key = value then column else 0 end) as alias ... where
-... group by by...` over the input's partitions instead of every row (a null key matches neither
-`=` nor `!=`). Trailing windows use it: the 30-day run rate needs one row per
+{alias: [column, key, "=" or "!=", value]}, "count": alias, "null": [columns], "not_null":
+[columns]}}` (`sum`, `sum_where` or `count`, and the filters, optional); both IO managers (DuckDB,
+Snowflake) then read `select by..., sum(x) as x, sum(case when key = value then column else 0 end)
+as alias, count(*) as alias ... where ... group by by...` over the input's partitions instead of
+every row (a null key matches neither `=` nor `!=`). Trailing windows use it: the 30-day run rate needs one row per
 customer and day, not 30 days of tenant x service x pool rows (millions a day for a large SaaS).
 """
 
@@ -22,9 +22,9 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
     rollup = (context.definition_metadata or {}).get(ROLLUP_KEY)
     if rollup is None:
         return None
-    if not rollup.get("by") or not (rollup.get("sum") or rollup.get("sum_where")):
+    if not rollup.get("by") or not (rollup.get("sum") or rollup.get("sum_where") or rollup.get("count")):
         raise dg.DagsterInvariantViolationError(
-            f"{ROLLUP_KEY} metadata needs `by` columns and `sum` or `sum_where` columns, got {rollup}"
+            f"{ROLLUP_KEY} metadata needs `by` columns and `sum`, `sum_where` or `count`, got {rollup}"
         )
     for alias, spec in rollup.get("sum_where", {}).items():
         if len(spec) != 4 or spec[2] not in ("=", "!=") or not isinstance(spec[3], str):
@@ -50,6 +50,7 @@ def rollup_statement(table_slice: TableSlice, rollup: Mapping[str, Any], select:
         [f"sum({c}) as {c}" for c in sums]
         + [f"sum(case when {key} {op} {_text(value)} then {column} else 0 end) as {alias}"
            for alias, (column, key, op, value) in where_sums.items()]
+        + ([f"count(*) as {rollup['count']}"] if rollup.get("count") else [])
     )  # fmt: skip
     conditions = [f"{c} is null" for c in nulls] + [f"{c} is not null" for c in present]
     where = f" where {' and '.join(conditions)}" if conditions else ""
@@ -59,6 +60,8 @@ def rollup_statement(table_slice: TableSlice, rollup: Mapping[str, Any], select:
 def empty_rollup_statement(table: str, rollup: Mapping[str, Any]) -> str:
     columns = [*rollup["by"], *rollup.get("sum", [])]
     columns += [f"cast(0 as double) as {alias}" for alias in rollup.get("sum_where", {})]
+    if rollup.get("count"):
+        columns.append(f"cast(0 as bigint) as {rollup['count']}")
     return f"select {', '.join(columns)} from {table} limit 0"
 
 

@@ -126,6 +126,8 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
             frame = cursor.fetch_pandas_all()
         # Conditional sums of a rollup are new columns: money, named as the rollup names them.
         extra = {alias: pl.Float64() for alias in (rollup or {}).get("sum_where", {})}
+        if (rollup or {}).get("count"):
+            extra[rollup["count"]] = pl.Int64()  # a row count, not money
         if frame.empty:
             columns = [c.upper() for c in frame.columns]
             schema = {**TABLE_SCHEMAS.get(table_slice.table, {}), **extra}

@@ -7,6 +7,9 @@ tag by mistake; one tenant at about 40x the median usage; free and trial tenants
 requests, growing after a free-tier launch; and customers built to cross the alert thresholds:
 one over 25% cost-to-MRR whose team ships a fix that ends the incident before the last day, one
 between 20% and 25%, one whose cost rises over 15% in a week on flat revenue.
+ElastiCache clusters carry a `product: search` tag, and their `searches` fall 30% ten days before the
+end (a client-side cache ships) while the clusters are not resized: a product whose cost outgrows
+its usage.
 
 Files: `billing/aws-focus-YYYY-MM.parquet` (FOCUS 1.0, Tags as a Parquet map), `billing/
 aws-network-hourly-YYYY-MM.csv` (hourly NAT gateway and load balancer rows, Tags as JSON strings,
@@ -35,9 +38,15 @@ NON_PAYING_REQUESTS = {"trial": 120_000.0, "free": 100_000.0}
 FREE_LAUNCH_DAY = 60  # free-tier feature launch: free usage ramps up after this day
 FREE_GROWTH = 1.7
 FREE_RAMP_DAYS = 50
-DYNAMO_TAG_BREAK_DAY = 100
+DYNAMO_TAG_BREAK_DAY = 100  # a deploy stops propagating tenant_id to some DynamoDB tables
 P1_RAMP_DAY = 70  # Bluefin Labs' compute doubles (a feature that scans every row per request) ...
-P1_FIX_DAY = 100  # ... and its team ships the fix  # a deploy stops propagating tenant_id to some DynamoDB tables
+P1_FIX_DAY = 100  # ... and its team ships the fix
+# The search product (ElastiCache clusters tagged product=search) serves `searches`, 0.3 per request;
+# this many days before the end a client-side cache ships and searches fall by SEARCH_CACHE_DROP,
+# but the clusters are not resized: search's cost outgrows its usage (product_cost flags it).
+SEARCH_CACHE_DAYS_BEFORE_END = 10
+SEARCH_CACHE_DROP = 0.3
+SEARCHES_PER_REQUEST = 0.3
 
 ACCOUNT = ("111122223333", "Northwind SaaS (payer)")
 SUB_ACCOUNTS = [("210987654321", "prod-us"), ("310987654321", "prod-eu"), ("410987654321", "shared-services")]
@@ -315,6 +324,12 @@ def _tenant_line_items(spec: DemoSpec, td: pl.DataFrame, rng: np.random.Generato
     ])  # fmt: skip
     tags_tenant = pl.struct(pl.lit("tenant_id").alias("key"), pl.col("tenant_id").alias("value"))
     tags_env = pl.struct(pl.lit("environment").alias("key"), pl.lit("prod").alias("value"))
+    tags_product = pl.struct(pl.lit("product").alias("key"), pl.lit("search").alias("value"))
+    tags = (
+        pl.when(pl.col("_untagged")).then(pl.concat_list([tags_env]))
+        .when(pl.col("ServiceName") == "Amazon ElastiCache").then(pl.concat_list([tags_tenant, tags_env, tags_product]))
+        .otherwise(pl.concat_list([tags_tenant, tags_env]))
+    )  # fmt: skip
     return items.select(
         date(pl.col("d")).alias("_day"),
         pl.lit(0).alias("_hour"), pl.lit(24).alias("_hours"),
@@ -332,7 +347,7 @@ def _tenant_line_items(spec: DemoSpec, td: pl.DataFrame, rng: np.random.Generato
         pl.when(pl.col("_committed")).then(pl.lit("arn:aws:savingsplans::111122223333:savingsplan/sp-compute-2026")).alias("CommitmentDiscountId"),
         pl.when(pl.col("_committed")).then(pl.lit("Spend")).alias("CommitmentDiscountCategory"),
         pl.when(pl.col("_committed")).then(pl.lit("Used")).alias("CommitmentDiscountStatus"),
-        pl.when(pl.col("_untagged")).then(pl.concat_list([tags_env])).otherwise(pl.concat_list([tags_tenant, tags_env])).alias("Tags"),
+        tags.alias("Tags"),
     )  # fmt: skip
 
 
@@ -561,6 +576,15 @@ def _usage_long(spec: DemoSpec, td: pl.DataFrame) -> pl.DataFrame:
         )
         for metric, service in metrics
     ]  # fmt: skip
+    # Searches: tenants with search clusters (ElastiCache: enterprise and mid-market), until the cache ships.
+    cache_day = spec.days - SEARCH_CACHE_DAYS_BEFORE_END
+    searches = td.filter(pl.col("tier").is_in(["enterprise", "mid-market"])).select(
+        date(pl.col("d")).alias("usage_date"), "tenant_id", pl.lit("search", dtype=pl.String).alias("service_name"),
+        pl.lit("searches").alias("metric"),
+        (pl.col("requests") * SEARCHES_PER_REQUEST * pl.when(pl.col("d") >= cache_day).then(1 - SEARCH_CACHE_DROP).otherwise(1.0))
+        .round(0).cast(pl.Float64).alias("value"),
+    )  # fmt: skip
+    parts.append(searches)
     canary = pl.DataFrame({"d": np.arange(spec.days)}).select(
         date(pl.col("d")).alias("usage_date"), pl.lit("synthetic-canary").alias("tenant_id"),
         pl.lit("api").alias("service_name"), pl.lit("requests").alias("metric"), pl.lit(250_000.0).alias("value"),

@@ -58,5 +58,7 @@ def apply_rollup(allocated: pl.DataFrame, rollup: dict) -> pl.DataFrame:
         pl.when(compare[op](pl.col(key), pl.lit(value))).then(pl.col(column)).otherwise(0.0).sum().alias(alias)
         for alias, (column, key, op, value) in rollup.get("sum_where", {}).items()
     ]
+    if rollup.get("count"):
+        sums.append(pl.len().cast(pl.Int64).alias(rollup["count"]))
     # Lazy, so only the columns the rollup reads are touched (no filtered copy of every column).
     return allocated.lazy().filter(keep).group_by(rollup["by"]).agg(sums).collect()

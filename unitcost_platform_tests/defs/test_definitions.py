@@ -20,8 +20,12 @@ EDGES = {
     "team_spend": {"raw_billing"},
     "service_unit_cost": {"allocated_cost", "tag_coverage", "customer_dimension"},
     "alert_incidents": {"cost_alerts", "unit_cost", "allocated_cost"},
+    "product_cost": {"raw_billing", "tenant_usage", "tag_coverage"},
+    "segment_economics": {"unit_cost", "tenant_usage", "customer_dimension"},
+    "customer_unit_costs": {"unit_cost", "tenant_usage", "customer_dimension"},
     "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend",
-                            "service_unit_cost", "alert_incidents"},
+                            "service_unit_cost", "alert_incidents",
+                            "product_cost", "segment_economics", "customer_unit_costs"},
 }
 
 

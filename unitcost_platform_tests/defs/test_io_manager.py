@@ -172,3 +172,34 @@ def test_an_input_with_a_rollup_reads_sums_from_the_warehouse(tmp_path):
         received[1].sort("day"),
         pl.DataFrame({"day": [dt.date(2026, 1, 3), dt.date(2026, 1, 4)], "a_cost": [3.75, 3.75], "other_cost": [4.0, 4.0]}),
     )
+
+
+def test_a_rollup_can_count_the_rows_it_sums(tmp_path):
+    """product_cost counts line items in the warehouse: `count` adds count(*) per group, an Int64."""
+    db = tmp_path / "w.duckdb"
+    received: list[pl.DataFrame] = []
+    rollup = {"by": ["day", "name"], "sum": ["cost"], "count": "rows"}
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
+    def upstream(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        day = dt.date.fromisoformat(context.partition_key)
+        return pl.DataFrame(
+            {"day": [day] * 4, "name": ["a", "a", "b", None], "cost": [1.25, 2.5, 4.0, 8.0],
+             "at": [dt.datetime(2026, 1, 1)] * 4, "ok": [True, False, True, True]},
+            schema=SCHEMA,
+        )  # fmt: skip
+
+    @dg.asset(
+        partitions_def=PARTITIONS, key_prefix=["unitcost"],
+        ins={"upstream": dg.AssetIn(key=dg.AssetKey(["unitcost", "upstream"]), metadata={"rollup": rollup})},
+    )  # fmt: skip
+    def counted(upstream: pl.DataFrame) -> None:
+        received.append(upstream)
+
+    assert dg.materialize([upstream], partition_key="2026-01-02", resources=_io(db)).success
+    assert dg.materialize([upstream, counted], partition_key="2026-01-02", resources=_io(db),
+                          selection=[counted]).success  # fmt: skip
+    rows = received[0].sort("name", nulls_last=True)
+    assert rows.schema == pl.Schema({"day": pl.Date, "name": pl.String, "cost": pl.Float64, "rows": pl.Int64})
+    # a: 1.25 + 2.5 over two rows; b: 4.0, one row; the null name is its own group of one.
+    assert rows.select("name", "cost", "rows").rows() == [("a", 3.75, 2), ("b", 4.0, 1), (None, 8.0, 1)]

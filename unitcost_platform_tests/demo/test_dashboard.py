@@ -15,6 +15,7 @@ PLOTS = [
     "cost_distribution", "top_cost_to_mrr", "paying_vs_non_paying", "growth_ratio",
     "tag_coverage", "unallocated_by_reason", "team_spend", "unit_cost",
     "service_cost_against_target", "alert_incidents",
+    "product_growth", "segment_economics", "cost_per_unit",
 ]  # fmt: skip
 
 
@@ -78,6 +79,10 @@ def test_the_dashboard_renders_every_plot_offline_with_no_console_errors(demo_ru
         assert plot["svg"] and plot["traces"] >= 1 and plot["points"] >= 1 and plot["drawn"] >= 1, plot
     by_name = {p["name"]: p for p in view.plots}
     assert "costliest is" in by_name["cost_distribution"]["title"]
+    # Walk and Run: the demo's search product outgrows its usage; five tiers; three unit metrics x (median, p90).
+    assert by_name["product_growth"]["title"].endswith("search outgrows its usage")
+    assert by_name["segment_economics"]["points"] >= 4 * 5
+    assert by_name["cost_per_unit"]["traces"] == 3 * 2 and by_name["cost_per_unit"]["points"] >= 3 * 2 * 30
     # Five tiers of customers over 30+ days: the history plots have a point per day and series.
     assert by_name["paying_vs_non_paying"]["points"] >= 2 * 30
     assert view.console == [] or all(entry["level"] not in ("SEVERE", "WARNING") for entry in view.console), view.console

@@ -74,7 +74,7 @@ def test_one_hundred_twenty_days_of_billing_and_usage(billing, usage):
     days = billing["ChargePeriodStart"].dt.date().unique()
     assert days.min() == DEMO_START_DATE and days.max() == LAST and days.len() == DEMO_DAYS
     assert usage["usage_date"].n_unique() == DEMO_DAYS
-    assert set(usage["metric"]) == {"requests", "storage_bytes", "active_sessions"}
+    assert set(usage["metric"]) == {"requests", "storage_bytes", "active_sessions", "searches"}
 
 
 def test_one_tenant_uses_about_forty_times_the_median(usage):

@@ -29,6 +29,8 @@ UNALLOCATED_ROLLUP = {
     "sum": ["allocated_cost"],
     "not_null": ["unallocated_reason"],
 }
+PRODUCT_COLUMNS = ["day", "product", "cost", "usage_metric", "cost_growth_7d", "units_growth_7d", "cost_outgrowing_usage"]
+SEGMENT_COLUMNS = ["day", "dimension", "group_name", "metric", "revenue_share", "cost_share", "usage_share", "infra_margin"]
 UNIT_COST_COLUMNS = [
     "day", "customer_id", "customer_name", "tier", "is_paying", "mrr",
     "total_cost", "cost_to_mrr", "monthly_run_rate",
@@ -110,6 +112,11 @@ def build_dashboard_assets(
                                       "target_per_customer_month", "target_ratio"]},  # fmt: skip
             ),
             "alert_incidents": dg.AssetIn(partition_mapping=window),
+            "product_cost": dg.AssetIn(metadata={"columns": PRODUCT_COLUMNS}),
+            "segment_economics": dg.AssetIn(metadata={"columns": SEGMENT_COLUMNS}),
+            "customer_unit_costs": dg.AssetIn(
+                partition_mapping=window, metadata={"columns": ["day", "unit_metric", "cost_per_unit"]}
+            ),
         },
         partitions_def=partitions_def,
         backfill_policy=backfill or dg.BackfillPolicy.single_run(),
@@ -127,6 +134,9 @@ def build_dashboard_assets(
         team_spend: pl.DataFrame,
         service_unit_cost: pl.DataFrame,
         alert_incidents: pl.DataFrame,
+        product_cost: pl.DataFrame,
+        segment_economics: pl.DataFrame,
+        customer_unit_costs: pl.DataFrame,
     ) -> dg.MaterializeResult:
         """A self-contained HTML page (opens offline) of unit cost beside team spend, as of the run's last day.
 
@@ -153,6 +163,9 @@ def build_dashboard_assets(
                 team_spend=window_of(team_spend),
                 service_unit_cost=window_of(service_unit_cost),
                 incidents=window_of(alert_incidents),
+                products=window_of(product_cost),
+                segments=window_of(segment_economics),
+                unit_costs=window_of(customer_unit_costs),
                 p1_cost_to_mrr=cfg.alerts.p1_cost_to_mrr,
                 p2_cost_to_mrr=cfg.alerts.p2_cost_to_mrr,
                 scope=cfg.scope_description(),

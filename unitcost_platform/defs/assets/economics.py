@@ -1,0 +1,184 @@
+"""Walk and Run: product cost against usage, segment economics, and cost in the business's own units."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from unitcost_platform.defs.assets.common import daily_asset
+from unitcost_platform.defs.metadata import (
+    markdown_table,
+    money,
+    pct,
+    per_day_metadata,
+    usd,
+    user_errors_as_failures,
+)
+from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.transforms import products as products_t
+from unitcost_platform.transforms import segments as segments_t
+from unitcost_platform.transforms import unit_metrics as unit_metrics_t
+
+GROUP = "economics"
+CUSTOMER_TENANTS = ["snapshot_date", "tenant_id", "customer_id"]
+
+
+def _present_days(tag_coverage: pl.DataFrame) -> set[dt.date]:
+    """The materialized days of a window: tag_coverage has an overall row for every one of them."""
+    return set(tag_coverage.filter(pl.col("scope_type") == "overall")["day"].to_list())
+
+
+def _fmt(value: float | None, fmt=pct) -> str:
+    return "n/a" if value is None else fmt(value)
+
+
+def build_economics_assets(
+    partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
+) -> list[dg.AssetsDefinition]:
+
+    history = trailing_days(products_t.HISTORY_DAYS)
+
+    @dg.asset(
+        ins={
+            # 14 days of billing summed per day, service and Tags string by the warehouse.
+            "raw_billing": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.BILLING_ROLLUP}),
+            "tenant_usage": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.USAGE_ROLLUP}),
+            "tag_coverage": dg.AssetIn(partition_mapping=history, metadata={"columns": ["day", "scope_type"]}),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def product_cost(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        raw_billing: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+        tag_coverage: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """The day's bill by product (tag, else service, else unmapped) against the product's usage and its 7-day growth."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+            frame = products_t.product_cost(
+                raw_billing, tenant_usage, _present_days(tag_coverage), days, cfg.products, cfg.cost_column
+            )
+
+        def describe(day: pl.DataFrame) -> dict:
+            top = day.head(10).select("product", "product_source", "cost", "share_of_day", "cost_growth_7d", "units_growth_7d")
+            return {
+                "total_cost": money(day["cost"].sum()),
+                "products": day.height,
+                "unmapped_cost": money(day.filter(pl.col("product") == products_t.UNMAPPED)["cost"].sum()),
+                "cost_outgrowing_usage": products_t.outgrowing_line(day) or "none",
+                "by_product": dg.MetadataValue.md(
+                    markdown_table(top, {"cost": usd, "share_of_day": pct, "cost_growth_7d": _fmt, "units_growth_7d": _fmt})
+                ),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(
+        ins={
+            "unit_cost": dg.AssetIn(metadata={"columns": segments_t.UNIT_COST_COLUMNS}),
+            "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: segments_t.USAGE_ROLLUP}),
+            "customer_dimension": dg.AssetIn(metadata={"columns": CUSTOMER_TENANTS}),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def segment_economics(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        unit_cost: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Per tier, segment and paying class: customers, MRR, run rate, usage shares, cost-to-MRR and margin."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = segments_t.segment_economics(unit_cost, tenant_usage, customer_dimension, days)
+
+        def describe(day: pl.DataFrame) -> dict:
+            lowest = segments_t.lowest_margin_tier(day)
+            tiers = (
+                day.filter(pl.col("dimension") == "tier")
+                .unique(["group_name"])
+                .sort("monthly_run_rate", descending=True)
+                .select("group_name", "customers", "mrr", "monthly_run_rate", "revenue_share", "cost_share", "infra_margin")
+            )
+            return {
+                "scope": cfg.scope_description(),
+                "freemium": segments_t.freemium_line(day) or "no non-paying customers",
+                "lowest_margin_tier": (
+                    f"{lowest['group_name']}: infra margin {lowest['infra_margin']:.1%} "
+                    f"(run rate {usd(lowest['monthly_run_rate'])} on {usd(lowest['mrr'])} MRR)"
+                    if lowest else "none (no tier has MRR)"
+                ),
+                "lowest_margin_segment": (
+                    f"{segment['group_name']}: infra margin {segment['infra_margin']:.1%}"
+                    if (segment := segments_t.lowest_margin_tier(day, "segment")) else "none"
+                ),
+                "tiers": dg.MetadataValue.md(
+                    markdown_table(tiers, {"mrr": usd, "monthly_run_rate": usd, "revenue_share": _fmt,
+                                           "cost_share": _fmt, "infra_margin": _fmt})  # fmt: skip
+                ),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    week = trailing_days(unit_metrics_t.HISTORY_DAYS)
+
+    @dg.asset(
+        ins={
+            "unit_cost": dg.AssetIn(partition_mapping=week, metadata={"columns": unit_metrics_t.UNIT_COST_COLUMNS}),
+            "tenant_usage": dg.AssetIn(partition_mapping=week, metadata={ROLLUP_KEY: unit_metrics_t.USAGE_ROLLUP}),
+            "customer_dimension": dg.AssetIn(partition_mapping=week, metadata={"columns": CUSTOMER_TENANTS}),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def customer_unit_costs(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        unit_cost: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Cost per unit of each configured unit metric, per customer and day, and its change over 7 days."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = unit_metrics_t.customer_unit_costs(unit_cost, tenant_usage, customer_dimension, cfg.unit_metrics, days)
+        first = min(days) - dt.timedelta(days=unit_metrics_t.HISTORY_DAYS - 1)
+        warnings = unit_metrics_t.unseen_metric_warnings(
+            cfg.unit_metrics, tenant_usage, f"{first.isoformat()}..{max(days).isoformat()}"
+        )
+        for warning in warnings:
+            context.log.warning(warning)
+
+        def describe(day: pl.DataFrame) -> dict:
+            stats = (
+                day.group_by("unit_metric")
+                .agg(
+                    pl.col("cost_per_unit").median().alias("median"),
+                    pl.col("cost_per_unit").quantile(0.9, interpolation="linear").alias("p90"),
+                    pl.col("cost_per_unit").is_not_null().sum().alias("customers_with_units"),
+                )
+                .sort("unit_metric")
+            )
+            return {
+                "unit_metrics": [m.name for m in cfg.unit_metrics],
+                "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+                "cost_per_unit": dg.MetadataValue.md(markdown_table(stats, {"median": _usd_unit, "p90": _usd_unit})),
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    return [product_cost, segment_economics, customer_unit_costs]
+
+
+def _usd_unit(value: float) -> str:
+    return f"${value:,.4f}"

@@ -1,0 +1,157 @@
+"""Segment economics (the "Run" view): what each tier, segment and paying class costs against what it pays.
+
+Over the customers active on the day and in scope (the day's `unit_cost` rows with status active),
+for each dimension (`tier`, `segment`, `paying`) and each of its groups: customers, MRR and its
+share of the dimension's MRR, the monthly run rate (sum of the customers' `unit_cost.monthly_run_rate`)
+and its share, the group's share of every usage metric of the day, cost-to-MRR and infra margin, and
+the median and 90th percentile of the customers' cost of the day.
+
+Long format for usage: one row per day x dimension x group x usage metric. The group's economics
+(customers, MRR, run rate, cost, margins) repeat on each of its metric rows, so filter to one
+metric before summing them. A day without any usage has one row per group with a null metric.
+A customer without a segment is in group `unspecified`.
+"""
+
+import datetime as dt
+
+import polars as pl
+
+from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
+
+DIMENSIONS = ("tier", "segment", "paying")
+UNSPECIFIED = "unspecified"
+PAYING, NON_PAYING = "paying", "non_paying"
+P90 = 0.9
+
+USAGE_ROLLUP = {"by": ["usage_date", "tenant_id", "metric"], "sum": ["value"]}
+UNIT_COST_COLUMNS = [
+    "day", "customer_id", "tier", "segment", "is_paying", "status", "mrr", "total_cost", "monthly_run_rate",
+]  # fmt: skip
+
+SEGMENT_ECONOMICS_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "dimension": pl.String(),
+    "group_name": pl.String(),
+    "customers": pl.Int64(),
+    "mrr": pl.Float64(),
+    "revenue_share": pl.Float64(),
+    "monthly_run_rate": pl.Float64(),
+    "cost_share": pl.Float64(),
+    "total_cost": pl.Float64(),
+    "cost_to_mrr": pl.Float64(),
+    "infra_margin": pl.Float64(),
+    "median_cost_per_day": pl.Float64(),
+    "p90_cost_per_day": pl.Float64(),
+    "metric": pl.String(),
+    "usage": pl.Float64(),
+    "usage_share": pl.Float64(),
+}
+
+
+def _share(value: str, keys: list[str]) -> pl.Expr:
+    total = pl.col(value).sum().over(keys)
+    return pl.when(total != 0).then(pl.col(value) / total)
+
+
+def _grouped(population: pl.DataFrame) -> pl.DataFrame:
+    """The population once per dimension, with its group label."""
+    labels = {
+        "tier": pl.col("tier").fill_null(UNSPECIFIED),
+        "segment": pl.col("segment").fill_null(UNSPECIFIED),
+        "paying": pl.when(pl.col("is_paying").fill_null(False)).then(pl.lit(PAYING)).otherwise(pl.lit(NON_PAYING)),
+    }
+    return pl.concat(
+        [population.with_columns(pl.lit(d).alias("dimension"), labels[d].alias("group_name")) for d in DIMENSIONS]
+    )
+
+
+def segment_economics(
+    unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, days: list[dt.date]
+) -> pl.DataFrame:
+    """(day, dimension, group, metric) rows from the days' unit_cost (already scoped), usage at
+    USAGE_ROLLUP and the customer dimension's (snapshot_date, tenant_id, customer_id)."""
+    population = unit_cost.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+    if population.is_empty():
+        return pl.DataFrame(schema=SEGMENT_ECONOMICS_SCHEMA)
+    keys = ["day", "dimension", "group_name"]
+    # Sorted, and grouped in that order: float sums come out the same bits whatever the run's range.
+    grouped = _grouped(population).sort(*keys, "customer_id")
+    economics = (
+        grouped.group_by(keys, maintain_order=True)
+        .agg(
+            pl.len().cast(pl.Int64).alias("customers"),
+            pl.col("mrr").sum(),
+            pl.col("monthly_run_rate").fill_null(0.0).sum(),
+            pl.col("total_cost").sum(),
+            pl.col("total_cost").median().alias("median_cost_per_day"),
+            pl.col("total_cost").quantile(P90, interpolation="linear").alias("p90_cost_per_day"),
+        )
+        .with_columns(
+            _share("mrr", ["day", "dimension"]).alias("revenue_share"),
+            _share("monthly_run_rate", ["day", "dimension"]).alias("cost_share"),
+            pl.when(pl.col("mrr") > 0).then(pl.col("monthly_run_rate") / pl.col("mrr")).alias("cost_to_mrr"),
+        )
+        .with_columns((1 - pl.col("cost_to_mrr")).alias("infra_margin"))
+    )
+    # Usage of the population's tenants, per customer and metric (a tenant no customer owns is nobody's).
+    per_customer = (
+        usage.filter(pl.col("usage_date").is_in(days))
+        .join(
+            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
+            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
+        )
+        .sort("usage_date", "customer_id", "metric", "tenant_id")
+        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
+        .agg(pl.col("value").sum())
+        .cast({"day": pl.Date})
+    )  # fmt: skip
+    group_usage = (
+        grouped.select(*keys, "customer_id")
+        .join(per_customer, on=["day", "customer_id"])
+        .sort(*keys, "metric", "customer_id")
+        .group_by(*keys, "metric", maintain_order=True)
+        .agg(pl.col("value").sum().alias("usage"))
+    )
+    metrics_of_day = group_usage.select("day", "metric").unique()
+    usage_rows = (
+        economics.select(keys)
+        .join(metrics_of_day, on="day", how="left")  # every group x every metric of its day; null when none
+        .join(group_usage, on=[*keys, "metric"], how="left")
+        .with_columns(pl.when(pl.col("metric").is_not_null()).then(pl.col("usage").fill_null(0.0)).alias("usage"))
+        .sort(*keys, "metric", nulls_last=True)
+        .with_columns(_share("usage", ["day", "dimension", "metric"]).alias("usage_share"))
+    )
+    frame = economics.join(usage_rows, on=keys, how="left")
+    return (
+        frame.select(pl.col(c).cast(t) for c, t in SEGMENT_ECONOMICS_SCHEMA.items())
+        .sort(["day", "dimension", "group_name", "metric"], nulls_last=True)
+    )
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "0%" if value == 0 else f"{value:.1%}"
+
+
+def freemium_line(day: pl.DataFrame) -> str | None:
+    """One day's non-paying share of usage, cost and revenue, in words (None without non-paying customers)."""
+    rows = day.filter((pl.col("dimension") == "paying") & (pl.col("group_name") == NON_PAYING))
+    if rows.is_empty():
+        return None
+    first = rows.row(0, named=True)
+    metrics = rows.filter(pl.col("metric").is_not_null()).sort(pl.col("metric") != REQUESTS_METRIC, "metric")
+    usage = [f"{_pct(r['usage_share'])} of {r['metric']}" for r in metrics.iter_rows(named=True)][:1]
+    parts = [*usage, f"{_pct(first['cost_share'])} of cost", f"{_pct(first['revenue_share'])} of revenue"]
+    return "non-paying customers: " + ", ".join(parts)
+
+
+def lowest_margin_tier(day: pl.DataFrame, dimension: str = "tier") -> dict | None:
+    """The tier (or group of `dimension`) with the lowest infra margin on one day (groups without MRR
+    have none), or None."""
+    tiers = (
+        day.filter((pl.col("dimension") == dimension) & pl.col("infra_margin").is_not_null())
+        .unique(["group_name"])
+        .sort("infra_margin", "group_name")
+    )
+    return tiers.row(0, named=True) if tiers.height else None

@@ -1,0 +1,109 @@
+"""Cost per unit in the units the business counts in (`unit_metrics`): API calls, transactions, GB stored.
+
+`customer_unit_costs` has one row per day, customer (of the day's `unit_cost`) and configured unit
+metric: the customer's units of the metric that day (its tenants' usage), its total cost, the cost
+per `per` units (null at 0 units) and the change of that cost per unit against the same weekday a
+week earlier (null when either day has none). A metric absent from the day's usage gives null units
+rather than an error (telemetry for it may arrive later); a metric never seen in the usage read is
+reported as a config warning by `unseen_metric_warnings`. The default unit metric, cost per 1k
+requests, is the same figure as `unit_cost.cost_per_1k_requests`.
+"""
+
+import datetime as dt
+
+import polars as pl
+
+from unitcost_platform.config import UnitMetric
+from unitcost_platform.transforms.unit_cost import TREND_DAYS
+
+USAGE_ROLLUP = {"by": ["usage_date", "tenant_id", "metric"], "sum": ["value"]}
+UNIT_COST_COLUMNS = ["day", "customer_id", "customer_name", "tier", "total_cost"]
+HISTORY_DAYS = TREND_DAYS + 1
+
+CUSTOMER_UNIT_COSTS_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    "unit_metric": pl.String(),
+    "metric": pl.String(),
+    "per": pl.Float64(),
+    "units": pl.Float64(),
+    "total_cost": pl.Float64(),
+    "cost_per_unit": pl.Float64(),
+    "cost_per_unit_7d_change": pl.Float64(),
+}
+
+
+def _unit_rows(
+    unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, unit_metrics: list[UnitMetric]
+) -> pl.DataFrame:
+    """Every (day, customer, unit metric) of `unit_cost`'s days with units and cost per unit."""
+    per_customer = (
+        usage.join(
+            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
+            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
+        )
+        .sort("usage_date", "customer_id", "metric", "tenant_id")  # the same float sums in any run
+        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
+        .agg(pl.col("value").sum().alias("_units"))
+        .cast({"day": pl.Date})
+    )  # fmt: skip
+    # A metric is "present" on a day when any tenant reported it, owned by a customer or not.
+    present = usage.select(pl.col("usage_date").cast(pl.Date).alias("day"), "metric").unique().with_columns(
+        pl.lit(True).alias("_present")
+    )
+    configured = pl.DataFrame(
+        [{"unit_metric": m.name, "metric": m.metric, "per": m.per} for m in unit_metrics],
+        schema={"unit_metric": pl.String, "metric": pl.String, "per": pl.Float64},
+    )
+    return (
+        unit_cost.select(UNIT_COST_COLUMNS)
+        .join(configured, how="cross")
+        .join(present, on=["day", "metric"], how="left")
+        .join(per_customer, on=["day", "customer_id", "metric"], how="left")
+        .with_columns(pl.when(pl.col("_present")).then(pl.col("_units").fill_null(0.0)).alias("units"))
+        .with_columns(
+            pl.when(pl.col("units") > 0).then(pl.col("total_cost") / pl.col("units") * pl.col("per")).alias("cost_per_unit")
+        )
+    )
+
+
+def customer_unit_costs(
+    unit_cost: pl.DataFrame,
+    usage: pl.DataFrame,
+    customers: pl.DataFrame,
+    unit_metrics: list[UnitMetric],
+    days: list[dt.date],
+) -> pl.DataFrame:
+    """Rows of `days` from unit_cost, usage at USAGE_ROLLUP and the customer dimension's (snapshot_date,
+    tenant_id, customer_id), each covering `days` and the days a week before them."""
+    wanted = sorted(set(days) | {d - dt.timedelta(days=TREND_DAYS) for d in days})
+    rows = _unit_rows(unit_cost.filter(pl.col("day").is_in(wanted)), usage, customers, unit_metrics)
+    week_ago = rows.select(
+        (pl.col("day") + pl.duration(days=TREND_DAYS)).cast(pl.Date).alias("day"),
+        "customer_id", "unit_metric", pl.col("cost_per_unit").alias("_before"),
+    )  # fmt: skip
+    return (
+        rows.filter(pl.col("day").is_in(days))
+        .join(week_ago, on=["day", "customer_id", "unit_metric"], how="left")
+        .with_columns(
+            pl.when(pl.col("_before").is_not_null() & (pl.col("_before") != 0))
+            .then(pl.col("cost_per_unit") / pl.col("_before") - 1)
+            .alias("cost_per_unit_7d_change")
+        )
+        .select(pl.col(c).cast(t) for c, t in CUSTOMER_UNIT_COSTS_SCHEMA.items())
+        .sort("day", "customer_id", "unit_metric")
+    )
+
+
+def unseen_metric_warnings(unit_metrics: list[UnitMetric], usage: pl.DataFrame, where: str) -> list[str]:
+    """A warning per configured unit metric whose metric appears nowhere in `usage` (read over `where`)."""
+    seen = set(usage["metric"].unique().to_list())
+    return [
+        f"unit_metrics {m.name}: metric {m.metric!r} appears in no usage of {where}; its units and cost per unit "
+        f"are null. Check the name against the metrics in tenant_usage ({', '.join(sorted(seen)) or 'none'}) "
+        "or remove it from unit_metrics in unitcost.yaml."
+        for m in unit_metrics
+        if m.metric not in seen
+    ]
