@@ -212,16 +212,57 @@ class NewRelicSource(_RetryingHttpSource):
     metrics: list[NewRelicMetric] = Field(min_length=1)
 
 
+class OpenCostMetric(_Model):
+    metric: str = Field(description="the usage metric each namespace's totalCost becomes, e.g. k8s_cost_share")
+    aggregate: Literal["namespace"] = "namespace"
+    service_name: str | None = None
+
+
+class OpenCostSource(_RetryingHttpSource):
+    """OpenCost's allocation API, per UTC day: each namespace's list-price cost becomes usage of its tenant."""
+
+    url: str = Field(description="the OpenCost API, e.g. http://opencost.opencost:9003")
+    metrics: list[OpenCostMetric] = Field(min_length=1)
+    namespace_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="namespace -> tenant; a key starting with ^ is a regex whose value may use {1}, its first group",
+    )
+
+    @field_validator("namespace_map")
+    @classmethod
+    def _patterns_compile(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for key, value in mapping.items():
+            if key.startswith("^"):
+                try:
+                    groups = re.compile(key).groups
+                except re.error as exc:
+                    raise ValueError(f"namespace_map pattern {key!r} is not a valid regex: {exc}") from None
+                if "{1}" in value and groups < 1:
+                    raise ValueError(f"namespace_map pattern {key!r} has no capture group for {{1}} in {value!r}")
+        return mapping
+
+    def tenant_of(self, namespace: str) -> str | None:
+        """The tenant a namespace belongs to: an exact entry, else the first matching pattern, else None."""
+        if namespace in self.namespace_map:
+            return self.namespace_map[namespace]
+        for key, value in self.namespace_map.items():
+            match = re.fullmatch(key, namespace) if key.startswith("^") else None
+            if match:
+                return value.replace("{1}", match.group(1)) if match.re.groups else value
+        return None
+
+
 class UsageConfig(_Model):
     files: FileSource | None = FileSource(path="usage")
     prometheus: PrometheusSource | None = None
     datadog: DatadogSource | None = None
     newrelic: NewRelicSource | None = None
+    opencost: OpenCostSource | None = None
 
     @model_validator(mode="after")
     def _one_source_per_metric(self) -> "UsageConfig":
         fed: dict[str, list[str]] = {}
-        for name in ("prometheus", "datadog", "newrelic"):
+        for name in ("prometheus", "datadog", "newrelic", "opencost"):
             source = getattr(self, name)
             for m in source.metrics if source else []:
                 fed.setdefault(m.metric, []).append(name)

@@ -20,6 +20,7 @@ from unitcost_platform.sources.datadog_usage import fetch_datadog
 from unitcost_platform.sources.files import Log, list_data_files
 from unitcost_platform.sources.gcp_billing import fetch_gcp_costs
 from unitcost_platform.sources.newrelic_usage import fetch_newrelic
+from unitcost_platform.sources.opencost_usage import fetch_opencost
 from unitcost_platform.sources.postgres_customers import read_postgres_customers
 from unitcost_platform.sources.prometheus_usage import fetch_prometheus
 from unitcost_platform.sources.usage_files import aggregate_usage, read_usage_files
@@ -119,6 +120,8 @@ def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Lo
         telemetry.append(fetch_datadog(usage.datadog, days, log=log))
     if usage.newrelic is not None:
         telemetry.append(fetch_newrelic(usage.newrelic, days, log=log))
+    if usage.opencost is not None:
+        telemetry.append(fetch_opencost(usage.opencost, days, log=log))
     for frame in telemetry:
         refusals = (
             (~pl.col("value").is_finite(), "usage must be a finite number; fix the query (a division by zero, an empty rate window)"),
@@ -136,7 +139,7 @@ def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Lo
         normalized = frame.with_columns(tenant_key_expr(pl.col("tenant_id"), cfg.tenant.normalize).alias("tenant_id"))
         frames.append(aggregate_usage(normalized.filter(pl.col("tenant_id").is_not_null())))
     if not frames:
-        raise ConfigError("no usage source is configured: set usage.files, usage.prometheus, usage.datadog or usage.newrelic")
+        raise ConfigError("no usage source is configured: set usage.files, usage.prometheus, usage.datadog, usage.newrelic or usage.opencost")
     merged = aggregate_usage(pl.concat(frames, how="vertical"))
     doubled = (
         merged.group_by("usage_date", "metric").agg(pl.col("source").unique().sort())
