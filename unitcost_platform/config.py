@@ -32,10 +32,51 @@ class FileSource(_Model):
         return p if p.is_absolute() else data_dir / p
 
 
+# Where a Kubernetes namespace is read from a line item's tags (AWS split cost allocation data
+# imports it as `aws:eks:namespace`; CUR 2.0 spells tag keys with underscores).
+NAMESPACE_TAG_KEYS = ["aws:eks:namespace", "aws_eks_namespace", "k8s:namespace"]
+
+
+def check_namespace_map(mapping: dict[str, str]) -> dict[str, str]:
+    """Patterns (keys starting with ^) must compile, and have a group when their value uses {1}."""
+    for key, value in mapping.items():
+        if key.startswith("^"):
+            try:
+                groups = re.compile(key).groups
+            except re.error as exc:
+                raise ValueError(f"namespace_map pattern {key!r} is not a valid regex: {exc}") from None
+            if "{1}" in value and groups < 1:
+                raise ValueError(f"namespace_map pattern {key!r} has no capture group for {{1}} in {value!r}")
+    return mapping
+
+
+def tenant_of_namespace(mapping: dict[str, str], namespace: str | None) -> str | None:
+    """The tenant a namespace belongs to: an exact entry, else the first matching pattern, else None."""
+    if namespace is None:
+        return None
+    if namespace in mapping:
+        return mapping[namespace]
+    for key, value in mapping.items():
+        match = re.fullmatch(key, namespace) if key.startswith("^") else None
+        if match:
+            return value.replace("{1}", match.group(1)) if match.re.groups else value
+    return None
+
+
 class TenantConfig(_Model):
     tag_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_TAG_KEYS), min_length=1)
     normalize: Literal["lower", "none"] = "lower"
     sub_accounts: dict[str, str] = Field(default_factory=dict)
+    namespace_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kubernetes namespace -> tenant for line items without a tenant tag (split cost allocation "
+        "data); a key starting with ^ is a regex whose value may use {1}, its first group",
+    )
+
+    @field_validator("namespace_map")
+    @classmethod
+    def _namespace_patterns(cls, mapping: dict[str, str]) -> dict[str, str]:
+        return check_namespace_map(mapping)
 
     @field_validator("tag_keys")
     @classmethod
@@ -231,25 +272,10 @@ class OpenCostSource(_RetryingHttpSource):
     @field_validator("namespace_map")
     @classmethod
     def _patterns_compile(cls, mapping: dict[str, str]) -> dict[str, str]:
-        for key, value in mapping.items():
-            if key.startswith("^"):
-                try:
-                    groups = re.compile(key).groups
-                except re.error as exc:
-                    raise ValueError(f"namespace_map pattern {key!r} is not a valid regex: {exc}") from None
-                if "{1}" in value and groups < 1:
-                    raise ValueError(f"namespace_map pattern {key!r} has no capture group for {{1}} in {value!r}")
-        return mapping
+        return check_namespace_map(mapping)
 
     def tenant_of(self, namespace: str) -> str | None:
-        """The tenant a namespace belongs to: an exact entry, else the first matching pattern, else None."""
-        if namespace in self.namespace_map:
-            return self.namespace_map[namespace]
-        for key, value in self.namespace_map.items():
-            match = re.fullmatch(key, namespace) if key.startswith("^") else None
-            if match:
-                return value.replace("{1}", match.group(1)) if match.re.groups else value
-        return None
+        return tenant_of_namespace(self.namespace_map, namespace)
 
 
 class UsageConfig(_Model):

@@ -172,8 +172,55 @@ def cur2_rows(
         pl.col("ChargePeriodStart").is_null(), "_raw", "missing or unreadable line_item_usage_start_date value(s)",
         "Every CUR line item has a usage start date; re-run the export.",
     )  # fmt: skip
+    if PARENT_COLUMN in frame.columns:
+        rows = split_cost_rows(rows, frame)
     problems += value_problems(rows, limits)
     return (None, problems) if problems else (rows, [])
+
+
+PARENT_COLUMN = "split_line_item_parent_resource_id"
+IDLE_TAG = "unitcost:idle"
+
+
+def split_cost_rows(rows: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """CUR 2.0 split cost allocation data (EKS pods, ECS tasks on EC2) as line items of their own.
+
+    AWS adds a usage record per pod (or task) and hour whose `split_line_item_split_cost` is its share
+    of the parent instance's amortized cost and whose `split_line_item_unused_cost` is its part of the
+    instance's unused capacity; the parent instance's own line item keeps the whole cost. So that no
+    dollar counts twice: a pod row's EffectiveCost is its split cost (its tags, namespace included,
+    name the tenant); its unused cost becomes a line item of its own on the parent resource, tagged
+    `unitcost:idle: "true"` (an `idle:` pool takes it); and the parent's line item of that hour keeps
+    only what its pods do not account for (normally nothing). BilledCost is untouched: the invoice
+    still shows the instance, and only EffectiveCost is split.
+    """
+
+    def num(name: str) -> pl.Expr:
+        return (pl.col(name) if name in frame.columns else pl.lit(None)).cast(pl.Float64).fill_null(0.0)
+
+    if "Tags" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, dtype=pl.String).alias("Tags"))
+    parent = frame[PARENT_COLUMN].cast(pl.String)
+    is_pod = (parent.fill_null("") != "").alias("_pod")
+    split, unused = frame.select(num("split_line_item_split_cost")).to_series(), frame.select(num("split_line_item_unused_cost")).to_series()
+    rows = rows.with_columns(is_pod, parent.alias("_parent"), split.alias("_split"), unused.alias("_unused"))
+    pods = rows.filter(pl.col("_pod"))
+    accounted = pods.group_by("_parent", "ChargePeriodStart").agg((pl.col("_split") + pl.col("_unused")).sum().alias("_pods"))
+    others = (
+        rows.filter(~pl.col("_pod"))
+        .join(accounted, left_on=["ResourceId", "ChargePeriodStart"], right_on=["_parent", "ChargePeriodStart"], how="left")
+        .with_columns((pl.col("EffectiveCost") - pl.col("_pods").fill_null(0.0)).alias("EffectiveCost"))
+    )
+    pod_rows = pods.with_columns(pl.col("_split").alias("EffectiveCost"))
+    idle = pods.filter(pl.col("_unused") != 0).with_columns(
+        pl.col("_unused").alias("EffectiveCost"),
+        pl.lit(0.0).alias("BilledCost"),
+        pl.col("_parent").alias("ResourceId"),
+        pl.concat_str([pl.lit(f'{{"{IDLE_TAG}": "true", "unitcost:parent": "'), pl.col("_parent"), pl.lit('"}')]).alias("Tags"),
+    )
+    helper = ["_pod", "_parent", "_split", "_unused", "_pods"]
+    parts = [part.drop([c for c in helper if c in part.columns]) for part in (others, pod_rows, idle)]
+    return pl.concat(parts, how="vertical_relaxed").sort("x_SourceRow", "EffectiveCost", maintain_order=True)
 
 
 def _focus_finality(rows: pl.DataFrame, has_invoice: bool, cfg: AwsExportSource, today: dt.date) -> pl.DataFrame:

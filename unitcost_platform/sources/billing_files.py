@@ -105,7 +105,7 @@ def finish_raw_billing(
         raise InputDataError(problems, what="billing")
     if not tenants_extracted:
         dated = dated.with_columns(
-            focus.tenant_from_tags(dated, tenant.tag_keys, tenant.normalize, tenant.sub_accounts)
+            focus.tenant_from_tags(dated, tenant.tag_keys, tenant.normalize, tenant.sub_accounts, tenant.namespace_map)
         )
     out = dated.with_columns(
         x_Source=pl.coalesce([pl.col("x_Source"), pl.lit(source)]) if "x_Source" in dated.columns else pl.lit(source),
@@ -242,7 +242,7 @@ def _with_tenant(path: str, frame: pl.DataFrame, tenant: TenantConfig | None) ->
         if tenant is None:
             focus.first_tag(frame["Tags"], ["_"])
             return frame, []
-        tenant_ids = focus.tenant_from_tags(frame, tenant.tag_keys, tenant.normalize, tenant.sub_accounts)
+        tenant_ids = focus.tenant_from_tags(frame, tenant.tag_keys, tenant.normalize, tenant.sub_accounts, tenant.namespace_map)
         return frame.with_columns(tenant_ids), []
     except focus.TagsProblem as exc:
         problem = exc

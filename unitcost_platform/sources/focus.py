@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from unitcost_platform.config import BillingConfig
+from unitcost_platform.config import NAMESPACE_TAG_KEYS, BillingConfig, tenant_of_namespace
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.tenant_key import tenant_keys
 
@@ -340,9 +340,14 @@ def _tenants_of_distinct_tags(tags: pl.Series, tag_keys: list[str], normalize: s
 
 
 def tenant_from_tags(
-    frame: pl.DataFrame, tag_keys: list[str], normalize: str, sub_accounts: dict[str, str]
+    frame: pl.DataFrame,
+    tag_keys: list[str],
+    normalize: str,
+    sub_accounts: dict[str, str],
+    namespace_map: dict[str, str] | None = None,
 ) -> pl.Series:
-    """The tenant of each line item: first non-blank configured tag key, else its mapped sub-account."""
+    """The tenant of each line item: first non-blank configured tag key, else its mapped sub-account,
+    else the tenant its Kubernetes namespace tag maps to (`tenant.namespace_map`)."""
     tenant = None
     if "Tags" in frame.columns and tag_keys and frame.height:
         if frame.height >= DISTINCT_MIN_ROWS:
@@ -353,6 +358,12 @@ def tenant_from_tags(
         tenant = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
     if sub_accounts:
         mapped = frame["SubAccountId"].replace_strict(sub_accounts, default=None, return_dtype=pl.String)
+        tenant = tenant.fill_null(tenant_keys(mapped, normalize))
+    if namespace_map and "Tags" in frame.columns and frame.height:
+        namespaces = first_tag(frame["Tags"], NAMESPACE_TAG_KEYS, "none")
+        distinct = namespaces.unique().drop_nulls().to_list()
+        lookup = {ns: tenant_of_namespace(namespace_map, ns) for ns in distinct}
+        mapped = namespaces.replace_strict(lookup, default=None, return_dtype=pl.String)
         tenant = tenant.fill_null(tenant_keys(mapped, normalize))
     return tenant.alias("x_TenantId")
 

@@ -13,10 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from unitcost_platform.config import AwsExportSource, TenantConfig
+from unitcost_platform.config import AwsExportSource, PoolConfig, PoolMatch, TenantConfig
 from unitcost_platform.defs.restatement import RESTATEMENT_SENSOR
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.aws_exports import fetch_aws_export, latest_manifest
+from unitcost_platform.transforms.allocation import allocate
+from unitcost_platform_tests.helpers import customers, usage
 from unitcost_platform_tests.saas import DAYS, read_table, run_range
 
 D = dt.date(2026, 3, 10)
@@ -298,3 +300,51 @@ def test_a_day_without_rows_in_the_export_is_not_restated_on_every_tick(s3, smal
     assert not first.run_requests, [r.tags for r in first.run_requests]
     second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources))
     assert not second.run_requests and "no restated billing: 1 export day(s)" in second.skip_reason.skip_message
+
+
+SPLIT_SCHEMA = pa.schema([*CUR_SCHEMA, ("split_line_item_parent_resource_id", pa.string()),
+                          ("split_line_item_split_cost", pa.float64()), ("split_line_item_unused_cost", pa.float64())])  # fmt: skip
+NODE = "i-0node"
+
+
+def pod(namespace: str, split: float, unused: float) -> dict:
+    """A split cost allocation usage record of one EKS pod for one hour on NODE (cost 0 in line_item)."""
+    row = cur_item("Usage", 0.0, tags={"aws_eks_namespace": namespace, "aws_eks_cluster_name": "prod"})
+    row["line_item_resource_id"] = f"arn:aws:eks:us-east-1:210987654321:pod/prod/{namespace}/app-{namespace}/9f1c"
+    return {**row, "split_line_item_parent_resource_id": NODE, "split_line_item_split_cost": split,
+            "split_line_item_unused_cost": unused}  # fmt: skip
+
+
+def test_split_cost_allocation_data_splits_a_node_without_counting_it_twice(s3):
+    # The $24 node hour: pods of tenant a ($9 split + $5 unused), tenant b ($4.50 + $2.50) and a shared
+    # ingress pod ($3 + 0). The node's own line item keeps what its pods do not account for: 0.
+    node = {**cur_item("Usage", 24.0), "line_item_resource_id": NODE,
+            "split_line_item_parent_resource_id": None, "split_line_item_split_cost": None, "split_line_item_unused_cost": None}  # fmt: skip
+    rows = [node, pod("tenant-a", 9.0, 5.0), pod("tenant-b", 4.5, 2.5), pod("ingress", 3.0, 0.0)]
+    uri = put_parquet(s3, CUR.data_prefix("2026-03") + "cur2-00001.snappy.parquet", rows, SPLIT_SCHEMA)
+    put_manifest(s3, CUR, "2026-03", "exec-1", [uri])
+    tenant = TenantConfig(namespace_map={"^tenant-(.+)$": "{1}"})
+    read = fetch_aws_export(CUR, [D], cost_column="EffectiveCost", tenant=tenant, spread=True, today=dt.date(2026, 3, 20), s3=s3)
+    billing = read.rows
+    assert billing["EffectiveCost"].sum() == pytest.approx(24.0, rel=1e-12)
+    assert billing["BilledCost"].sum() == pytest.approx(24.0, rel=1e-12)  # the invoice still shows the instance
+    by = {(r["ResourceId"].rsplit("/", 3)[-3] if "pod/" in r["ResourceId"] else r["ResourceId"], r["x_TenantId"]): r["EffectiveCost"]
+          for r in billing.iter_rows(named=True) if "unitcost:idle" not in (r["Tags"] or "")}  # fmt: skip
+    assert by == {
+        (NODE, None): pytest.approx(0.0, abs=1e-12),  # 24 - (9 + 5) - (4.5 + 2.5) - (3 + 0)
+        ("tenant-a", "a"): 9.0, ("tenant-b", "b"): 4.5, ("ingress", None): 3.0,
+    }  # the idle rows are checked below
+    idle = billing.filter(pl.col("Tags").str.contains("unitcost:idle"))
+    assert sorted(idle["EffectiveCost"].to_list()) == [2.5, 5.0] and set(idle["ResourceId"]) == {NODE}
+
+    # With an idle pool by direct cost (pods only) and the ingress split 2:1 by requests: a $16, b $8.
+    pools = [
+        PoolConfig(name="cluster_idle", match=PoolMatch(tags={"unitcost:idle": "true"}), idle="by_direct_cost",
+                   direct_cost_scope=PoolMatch(resource_id_pattern=":pod/")),
+        PoolConfig(name="ingress", match=PoolMatch(tags={"aws_eks_namespace": "ingress"}), driver="requests"),
+        PoolConfig(name="nodes", match=PoolMatch(resource_id_pattern="^i-"), driver="requests"),
+    ]  # fmt: skip
+    dims = customers([{"customer_id": "A", "tenant_id": "a"}, {"customer_id": "B", "tenant_id": "b"}])
+    out = allocate(billing, usage([("a", "requests", 200), ("b", "requests", 100)]), dims, [D], pools, "EffectiveCost")
+    per = dict(out.group_by("customer_id").agg(pl.col("allocated_cost").sum()).iter_rows())
+    assert per == {"A": pytest.approx(16.0), "B": pytest.approx(8.0)}
