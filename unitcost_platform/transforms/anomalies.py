@@ -1,0 +1,334 @@
+"""Unit-cost anomalies: the day a customer got more (or less) expensive to serve, not busier.
+
+Cost-based anomaly detection fires when a customer simply grows. Here the day's cost is split, against
+a baseline of the customer's own trailing history, into a price effect (cost per unit changed) and a
+volume effect (units changed), and only the price effect is scored.
+
+Baseline (the 28 days before the day, `BASELINE_DAYS`, robust and weekday-aware):
+- expected units Û: the median of the units on the same weekday in the window (4 days);
+- expected cost per unit P̂: the median of log cost per unit over the window's days of the same day
+  type (weekday Mon-Fri or weekend), and its noise s: the normal-consistent MAD of every day of
+  the window against its own day type's median, widened by the uncertainty of that median
+  (× √(1 + π/2n) for n days of the type; floored at `MIN_NOISE`, so a perfectly flat history does not make every cent a 100-sigma event);
+- expected cost Ĉ = P̂ × Û, so the decomposition is exact:
+  actual − expected = (P − P̂)·Û [price] + P̂·(U − Û) [volume] + (P − P̂)·(U − Û) [cross].
+
+Score: z = (ln P − ln P̂) / s, a robust z-score of the day's cost per unit. A day is *beyond*
+when |z| > `anomalies.min_score` (5; 4 measured 3.3 false alarms per 1,000 customer-days, see the README) and |impact| = |actual − expected| ≥ `anomalies.min_impact`
+($5), with at least `anomalies.min_baseline_days` (14) usable days in the window and 4 of the same day
+type. A sustained shift is beyond on every day until the window's median absorbs it (about half
+the window); it is an anomaly (`is_anomaly`, an ANOMALY alert) only on its first day: a beyond day
+with no beyond day in the same direction in the `QUIET_DAYS` (7) before, so a shift alerts once even
+when a noisy day inside it falls short. `first_day` (on beyond days) is the day the shift alerted,
+looked up to `SHIFT_LOOKBACK_DAYS` (14) back; an older shift reports that bound.
+
+In: unit_cost's total cost per (day, customer) and the customer's units (`anomalies.unit_metric`)
+per day over the window, the customers of the days, and allocated_cost per (day, customer,
+service) over the 14 days ending at each day (the drivers). Out: `cost_anomalies`, one row per
+(day, active customer).
+"""
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from unitcost_platform.config import AnomaliesConfig, OwnersConfig
+from unitcost_platform.transforms.alerts import _service_changes
+
+BASELINE_DAYS = 28
+QUIET_DAYS = 7
+SHIFT_LOOKBACK_DAYS = 14
+MIN_NOISE = 0.02  # 2% in cost per unit: the smallest noise a baseline is credited with
+SAME_WEEKDAY = 4  # same-weekday days in the window (28 / 7)
+# Days of unit_cost and units the asset reads: the shift lookback's baselines and the day itself.
+HISTORY_DAYS = BASELINE_DAYS + SHIFT_LOOKBACK_DAYS + QUIET_DAYS + 1
+DRIVER_DAYS = 14
+# The normal-consistent MAD factor (1 / Φ⁻¹(3/4) ≈ 1.4826), as scipy.stats.median_abs_deviation(scale="normal").
+MAD_SCALE = 1.0 / stats.norm.ppf(0.75)
+
+COST_ANOMALIES_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    "baseline_days": pl.Int64(),
+    "expected_units": pl.Float64(),
+    "actual_units": pl.Float64(),
+    "expected_cost_per_1k_units": pl.Float64(),
+    "actual_cost_per_1k_units": pl.Float64(),
+    "expected_cost": pl.Float64(),
+    "actual_cost": pl.Float64(),
+    "impact": pl.Float64(),
+    "price_effect": pl.Float64(),
+    "volume_effect": pl.Float64(),
+    "cross_effect": pl.Float64(),
+    "score": pl.Float64(),
+    "direction": pl.String(),
+    "is_anomaly": pl.Boolean(),
+    "first_day": pl.Date(),
+    "drivers": pl.String(),
+    "owners": pl.String(),
+}
+
+
+def usage_rollup(metric: str) -> dict:
+    """tenant_usage summed by the warehouse to one row per (day, tenant): the unit metric's value."""
+    return {"by": ["usage_date", "tenant_id"], "sum_where": {"units": ["value", "metric", "=", metric]}}
+
+
+def customer_units(usage: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """(day, customer_id, units): the tenants' units (usage_rollup) summed per customer of that day."""
+    return (
+        usage.join(
+            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
+            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
+        )
+        .group_by(pl.col("usage_date").alias("day"), "customer_id")
+        .agg(pl.col("units").sum())
+    )  # fmt: skip
+
+
+def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
+    """Median ignoring NaN; NaN (without a warning) where a slice has no value."""
+    with np.errstate(all="ignore"):
+        valid = ~np.isnan(values)
+        out = np.full(np.delete(values.shape, axis), np.nan)
+        some = valid.any(axis=axis)
+        if some.any():
+            moved = np.moveaxis(values, axis, -1)[some]
+            out[some] = np.nanmedian(moved, axis=-1)
+        return out
+
+
+def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.ndarray, t: int) -> dict[str, np.ndarray]:
+    """The baseline of calendar column `t` from the `BASELINE_DAYS` columns before it, per row (customer).
+
+    `log_price`, `log_units`: (customers x calendar) matrices, NaN where the customer had no cost or
+    no units; `weekend`: per calendar column. Returns log P̂, the noise s, log Û and the counts.
+    """
+    cols = np.arange(t - BASELINE_DAYS, t)
+    same_type = cols[weekend[cols] == weekend[t]]
+    window = log_price[:, same_type]
+    level = _nanmedian(window, axis=1)
+    # The noise from every day of the window, each against its own day type's median: 28 values
+    # give a steadier MAD than the 8 weekend days alone would.
+    other = cols[weekend[cols] != weekend[t]]
+    other_level = _nanmedian(log_price[:, other], axis=1) if other.size else level
+    residuals = np.concatenate([window - level[:, None], log_price[:, other] - other_level[:, None]], axis=1)
+    # The day is compared with an estimated median, itself uncertain (variance π/2·σ²/n for n days):
+    # the score's scale counts both, so a baseline of 8 weekend days is not over-trusted.
+    n_same = (~np.isnan(window)).sum(axis=1)
+    with np.errstate(all="ignore"):
+        noise = MAD_SCALE * _nanmedian(np.abs(residuals), axis=1) * np.sqrt(1 + np.pi / (2 * n_same))
+    same_weekday = log_units[:, [t - 7 * k for k in range(1, SAME_WEEKDAY + 1)]]
+    return {
+        "log_price": level,
+        "noise": np.fmax(noise, MIN_NOISE),
+        "log_units": _nanmedian(same_weekday, axis=1),
+        "days": (~np.isnan(log_price[:, cols])).sum(axis=1),
+        "same_type_days": (~np.isnan(window)).sum(axis=1),
+    }
+
+
+def _matrix(frame: pl.DataFrame, column: str, ids: pl.DataFrame, first: dt.date, n_days: int) -> np.ndarray:
+    out = np.full((ids.height, n_days), np.nan)
+    located = (
+        frame.join(ids, on="customer_id")
+        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
+        .filter((pl.col("_d") >= 0) & (pl.col("_d") < n_days))
+    )
+    out[located["_c"].to_numpy(), located["_d"].to_numpy()] = located[column].to_numpy()
+    return out
+
+
+def _score_days(
+    cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, dt.date]:
+    """Every figure of every customer for the days and the shift lookback before them."""
+    first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
+    n_days = (max(days) - first).days + 1
+    costs = _matrix(cost, "total_cost", ids, first, n_days)
+    unit_values = _matrix(units, "units", ids, first, n_days)
+    with np.errstate(all="ignore"):
+        log_units = np.where(unit_values > 0, np.log(unit_values), np.nan)
+        log_price = np.where((costs > 0) & (unit_values > 0), np.log(costs / unit_values), np.nan)
+    calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
+    weekend = np.array([d.weekday() >= 5 for d in calendar])
+    frames = []
+    for t in range(BASELINE_DAYS, n_days):
+        base = robust_baseline(log_price, log_units, weekend, t)
+        p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
+        actual_cost = np.nan_to_num(costs[:, t])
+        actual_units = np.nan_to_num(unit_values[:, t])
+        with np.errstate(all="ignore"):
+            price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
+            score = (log_price[:, t] - base["log_price"]) / base["noise"]
+        usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
+        expected_cost = np.where(usable, p_hat * u_hat, np.nan)
+        frames.append(pl.DataFrame({
+            "day": pl.repeat(calendar[t], ids.height, eager=True),
+            "customer_id": ids["customer_id"],
+            "baseline_days": base["days"].astype(np.int64),
+            "expected_units": np.where(usable, u_hat, np.nan),
+            "actual_units": actual_units,
+            "expected_cost_per_1k_units": np.where(usable, 1000 * p_hat, np.nan),
+            "actual_cost_per_1k_units": 1000 * price,
+            "expected_cost": expected_cost,
+            "actual_cost": actual_cost,
+            "impact": actual_cost - expected_cost,
+            "price_effect": (price - p_hat) * u_hat,
+            "volume_effect": p_hat * (actual_units - u_hat),
+            "cross_effect": (price - p_hat) * (actual_units - u_hat),
+            "score": np.where(usable, score, np.nan),
+        }, nan_to_null=True))  # fmt: skip
+    return pl.concat(frames), unit_values, weekend, first
+
+
+def _flag_shifts(scored: pl.DataFrame, cfg: AnomaliesConfig) -> pl.DataFrame:
+    """Beyond days, their direction, the first day of their run and the anomaly (first beyond day)."""
+    beyond = (pl.col("score").abs() > cfg.min_score) & (pl.col("impact").abs() >= cfg.min_impact)
+    scored = scored.sort("customer_id", "day").with_columns(
+        pl.when(beyond.fill_null(False))
+        .then(pl.when(pl.col("score") > 0).then(pl.lit("up")).otherwise(pl.lit("down")))
+        .alias("_beyond"),
+        pl.when(pl.col("score").is_not_null())
+        .then(pl.when(pl.col("score") >= 0).then(pl.lit("up")).otherwise(pl.lit("down")))
+        .alias("direction"),
+    )
+    # Beyond days in the same direction among the QUIET_DAYS before (the frame is dense per customer).
+    quiet = pl.lit(False)
+    for k in range(1, QUIET_DAYS + 1):
+        previous = pl.col("_beyond").shift(k).over("customer_id")
+        same = (previous == pl.col("_beyond")) & (pl.col("day").shift(k).over("customer_id") == pl.col("day") - pl.duration(days=k))
+        quiet = quiet | same.fill_null(False)
+    # first_day: the shift's alert day (the latest anomaly in the same direction), looked up to
+    # SHIFT_LOOKBACK_DAYS back (so a range run and a single day agree); older shifts report that bound.
+    bound = pl.col("day") - pl.duration(days=SHIFT_LOOKBACK_DAYS)
+    flagged = scored.with_columns((pl.col("_beyond").is_not_null() & ~quiet).alias("is_anomaly"))
+    last = {
+        direction: pl.when(pl.col("is_anomaly") & (pl.col("_beyond") == direction))
+        .then(pl.col("day"))
+        .forward_fill()
+        .over("customer_id")
+        for direction in ("up", "down")
+    }
+    since = pl.when(pl.col("_beyond") == "up").then(last["up"]).otherwise(last["down"])
+    return flagged.with_columns(
+        pl.when(pl.col("_beyond").is_not_null())
+        .then(pl.max_horizontal(since.fill_null(bound), bound))
+        .cast(pl.Date)
+        .alias("first_day")
+    ).drop("_beyond")
+
+
+def _anomaly_drivers(
+    anomalies: pl.DataFrame,
+    service_costs: pl.DataFrame,
+    unit_values: np.ndarray,
+    ids: pl.DataFrame,
+    first: dt.date,
+    owners: OwnersConfig,
+    top: int,
+) -> pl.DataFrame:
+    """Per anomaly, the services whose cost per unit changed most (the day against the 7 days before),
+    each with its part of the price effect, owner and 7-day costs, as JSON; owners ordered by effect."""
+    schema = {"day": pl.Date, "customer_id": pl.String, "drivers": pl.String, "owners": pl.String}
+    if anomalies.is_empty():
+        return pl.DataFrame(schema=schema)
+    targets = anomalies.select("day", "customer_id", pl.col("customer_id").alias("_key"))
+    changes = _service_changes(service_costs, targets).rename({"_key": "customer_id"})
+    located = anomalies.join(ids, on="customer_id").with_columns(
+        (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d")
+    )
+    rows, d = located["_c"].to_numpy(), located["_d"].to_numpy()
+    week = np.stack([unit_values[rows, d - k] for k in range(1, 8)], axis=1)
+    units_prev = np.nansum(np.where(week > 0, week, 0.0), axis=1)
+    days_prev = (week > 0).sum(axis=1)
+    located = located.with_columns(pl.Series("_units_prev", units_prev), pl.Series("_days_prev", days_prev))
+    per_service = (
+        service_costs.lazy()
+        .join(located.lazy().select("day", "customer_id", "actual_units", "expected_units", "_units_prev"),
+              on="customer_id", suffix="_target")
+        .filter((pl.col("day") <= pl.col("day_target")) & (pl.col("day") >= pl.col("day_target") - pl.duration(days=7)))
+        .group_by("day_target", "customer_id", "service_name")
+        .agg(
+            pl.col("allocated_cost").filter(pl.col("day") == pl.col("day_target")).sum().alias("_cost_day"),
+            pl.col("allocated_cost").filter(pl.col("day") < pl.col("day_target")).sum().alias("_cost_prev"),
+            pl.col("actual_units", "expected_units", "_units_prev").first(),
+        )
+        .rename({"day_target": "day"})
+        .collect()
+    )  # fmt: skip
+    per_service = per_service.with_columns(
+        (
+            (
+                pl.when(pl.col("actual_units") > 0).then(pl.col("_cost_day") / pl.col("actual_units")).otherwise(0.0)
+                - pl.when(pl.col("_units_prev") > 0).then(pl.col("_cost_prev") / pl.col("_units_prev")).otherwise(0.0)
+            )
+            * pl.col("expected_units")
+        ).alias("price_effect")
+    ).join(changes, on=["day", "customer_id", "service_name"], how="left")
+    out = []
+    directions = dict(zip(zip(anomalies["day"], anomalies["customer_id"], strict=True), anomalies["direction"], strict=True))
+    for (day, customer), group in per_service.group_by("day", "customer_id"):
+        sign = 1.0 if directions[(day, customer)] == "up" else -1.0
+        ranked = group.with_columns((pl.col("price_effect") * sign).alias("_rank")).sort(
+            "_rank", "service_name", descending=[True, False]
+        ).head(top)
+        drivers = []
+        for r in ranked.iter_rows(named=True):
+            prev = r["cost_prev_7d"]
+            drivers.append({
+                "service": r["service_name"],
+                "owner": owners.team_for(r["service_name"]),
+                "cost_7d": None if r["cost_7d"] is None else round(r["cost_7d"], 4),
+                "cost_prev_7d": None if prev is None else round(prev, 4),
+                "change_7d": round(r["cost_7d"] / prev - 1, 4) if prev else None,
+                "price_effect": round(r["price_effect"], 4),
+            })  # fmt: skip
+        team_order = list(dict.fromkeys(d["owner"] for d in drivers))
+        out.append({"day": day, "customer_id": customer, "drivers": json.dumps(drivers, separators=(",", ":")),
+                    "owners": ",".join(team_order)})  # fmt: skip
+    return pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
+
+
+def cost_anomalies(
+    cost: pl.DataFrame,
+    units: pl.DataFrame,
+    customers: pl.DataFrame,
+    service_costs: pl.DataFrame,
+    days: list[dt.date],
+    cfg: AnomaliesConfig,
+    owners: OwnersConfig,
+    max_drivers: int = 3,
+) -> pl.DataFrame:
+    """`cost_anomalies` of the days.
+
+    cost: (day, customer_id, total_cost) over the days and the `HISTORY_DAYS` before each;
+    units: (day, customer_id, units) over the same window; customers: unit_cost rows of the days
+    (day, customer_id, customer_name, tier, status): the active ones get a row; service_costs:
+    allocated_cost at CUSTOMER_SERVICE_ROLLUP over the 14 days ending at each day.
+    """
+    days = sorted(set(days))
+    active = customers.filter(pl.col("day").is_in(days) & (pl.col("status") == "active")).select(
+        "day", "customer_id", "customer_name", "tier"
+    )
+    if not days or active.is_empty():
+        return pl.DataFrame(schema=COST_ANOMALIES_SCHEMA)
+    ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    scored, unit_values, _, first = _score_days(cost, units, ids, days, cfg)
+    flagged = _flag_shifts(scored, cfg).filter(pl.col("day").is_in(days))
+    frame = active.join(flagged, on=["day", "customer_id"], how="left")
+    drivers = _anomaly_drivers(
+        frame.filter(pl.col("is_anomaly")), service_costs, unit_values, ids, first, owners, max_drivers
+    )
+    return (
+        frame.join(drivers, on=["day", "customer_id"], how="left")
+        .with_columns(pl.col("is_anomaly").fill_null(False))
+        .select(list(COST_ANOMALIES_SCHEMA))
+        .cast(COST_ANOMALIES_SCHEMA)
+        .sort("day", "customer_id")
+    )

@@ -1,0 +1,309 @@
+"""Margin forecasts: when a customer's cost-to-MRR will cross P2 and P1, before it does.
+
+Trend: Theil–Sen (the median of pairwise slopes, robust to outlier days) on the log of weekly mean
+daily cost. The points are the whole weeks ending at the day within the trailing 60 days (up to
+`WEEKS` = 8 weeks, 56 days), each the mean of its days with cost (a week needs 4 of them):
+weekly means remove the weekday cycle, which would otherwise tilt a daily fit by where the window
+starts. At least 3 weekly points (21 days) are needed. The slope, its 80% interval (Sen 1968, as
+`scipy.stats.theilslopes(alpha=0.8)` computes it) and the intercept (median(y) − slope·median(x))
+equal scipy's on the same points (a test holds them to it); the computation is vectorised over
+every customer and day, because calling scipy per customer would cost ~0.25 ms each, a minute of
+a year's backfill of the demo.
+
+Projection: the daily cost ahead is exp(intercept + slope·τ); the 30-day run rate at D+h, as
+unit_cost defines it (30 × mean daily cost of the 30 days ending then), mixes the actual days still
+in that window with projected ones; cost-to-MRR at D+h divides it by today's MRR (held). The 80%
+interval uses the interval's slopes pivoted at the points' median. `days_to_p2`/`days_to_p1`: the
+first day ahead projected above the threshold (0 when already above); null beyond 90 days or when
+the trend is flat or down.
+
+FORECAST: a customer not at P2 today (cost-to-MRR ≤ p2) projected to cross P2 within
+`forecast.horizon_days`; it alerts on the first such day only: not again while a crossing was
+already forecast in the `horizon_days` before (one alert per crossing).
+"""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from unitcost_platform.config import AlertsConfig, ForecastConfig
+from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
+from unitcost_platform.transforms.windows import cumulative
+
+WEEKS = 8
+TREND_DAYS = 60
+MIN_WEEK_DAYS = 4
+MIN_POINTS = 3
+MAX_DAYS_AHEAD = 90
+CONFIDENCE = 0.80
+AHEAD = (7, 14, 30)
+
+MARGIN_FORECAST_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    "mrr": pl.Float64(),
+    "cost_to_mrr": pl.Float64(),
+    "trend_weeks": pl.Int64(),
+    "daily_growth": pl.Float64(),
+    "daily_growth_low": pl.Float64(),
+    "daily_growth_high": pl.Float64(),
+    **{f"cost_to_mrr_{h}d{s}": pl.Float64() for h in AHEAD for s in ("", "_low", "_high")},
+    "days_to_p2": pl.Int64(),
+    "days_to_p1": pl.Int64(),
+    "is_forecast_alert": pl.Boolean(),
+}
+
+
+def history_days(horizon_days: int) -> int:
+    """Days of unit_cost the asset reads: the trend window of each day of the one-alert lookback."""
+    return TREND_DAYS + horizon_days
+
+
+def theil_sen(y: np.ndarray, x: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, np.ndarray]:
+    """Theil–Sen per row of `y` (NaN = no point), with `x` shared: slope, intercept, interval, points.
+
+    The same estimator and interval as scipy.stats.theilslopes (method 'separate'; continuous data,
+    so no tied values to correct for), vectorised over rows.
+    """
+    n_rows, n_x = y.shape
+    i, j = np.triu_indices(n_x, k=1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    i, j, dx = i[keep], j[keep], dx[keep]
+    slopes = np.sort((y[:, j] - y[:, i]) / dx, axis=1)  # NaN (missing points) sort last
+    pairs = (~np.isnan(slopes)).sum(axis=1)
+    points = (~np.isnan(y)).sum(axis=1)
+    rows = np.arange(n_rows)
+    lo, hi = np.clip((pairs - 1) // 2, 0, None), np.clip(pairs // 2, 0, None)
+    slope = np.where(pairs > 0, (slopes[rows, lo] + slopes[rows, hi]) / 2, np.nan)
+    x_rows = np.where(np.isnan(y), np.nan, x[None, :])
+    with np.errstate(all="ignore"), _quiet():
+        med_y, med_x = np.nanmedian(y, axis=1), np.nanmedian(x_rows, axis=1)
+        z = stats.norm.ppf((1 - confidence) / 2)
+        sigma = np.sqrt(points * (points - 1) * (2 * points + 5) / 18.0)
+        upper = np.minimum(np.round((pairs - z * sigma) / 2), pairs - 1)
+        lower = np.maximum(np.round((pairs + z * sigma) / 2) - 1, 0)
+    ok = pairs > 0
+    upper = np.where(ok, upper, 0).astype(np.int64)
+    lower = np.where(ok, lower, 0).astype(np.int64)
+    return {
+        "slope": slope,
+        "intercept": med_y - slope * med_x,
+        "low": np.where(ok, slopes[rows, lower], np.nan),
+        "high": np.where(ok, slopes[rows, upper], np.nan),
+        "median_x": med_x,
+        "median_y": med_y,
+        "points": points,
+    }
+
+
+class _quiet:
+    """All-NaN slices are expected (customers without history): no RuntimeWarning for them."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+
+
+def weekly_points(costs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log mean daily cost of the `WEEKS` whole weeks ending at each column of `t` (rows x columns x weeks).
+
+    `costs`: customers x calendar, NaN where the customer had no row; days with cost ≤ 0 do not count.
+    x of week k is the offset of its middle day from the day: −7k − 3.
+    """
+    positive = np.where(costs > 0, costs, 0.0)
+    counted = (costs > 0).astype(np.float64)
+    sums, counts = cumulative(positive), cumulative(counted)
+    y = np.full((costs.shape[0], len(t), WEEKS), np.nan)
+    for k in range(WEEKS):
+        end = t - 7 * k + 1
+        start = end - 7
+        valid = start >= 0
+        s = np.where(valid, sums[:, np.clip(end, 0, None)] - sums[:, np.clip(start, 0, None)], np.nan)
+        n = np.where(valid, counts[:, np.clip(end, 0, None)] - counts[:, np.clip(start, 0, None)], 0)
+        with np.errstate(all="ignore"):
+            y[:, :, k] = np.where(n >= MIN_WEEK_DAYS, np.log(s / n), np.nan)
+    x = -7.0 * np.arange(WEEKS) - 3.0
+    return y, x
+
+
+def project_cost_to_mrr(
+    recent: np.ndarray, recent_days: np.ndarray, intercept: np.ndarray, slope: np.ndarray, mrr: np.ndarray
+) -> np.ndarray:
+    """Cost-to-MRR at D+1..D+MAX_DAYS_AHEAD (rows x days ahead).
+
+    `recent`: sums of actual cost over the last m days, m = 0..30 (rows x 31), `recent_days` the
+    days with a row among them; the run rate at D+h is 30 × (actual cost of the 30 − h last days +
+    projected cost of the h days ahead) / (days counted).
+    """
+    tau = np.arange(1, MAX_DAYS_AHEAD + 1)
+    with np.errstate(all="ignore"):
+        projected = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])
+    cum = np.concatenate([np.zeros((len(slope), 1)), np.cumsum(projected, axis=1)], axis=1)
+    rate = np.empty_like(projected)
+    for h in tau:
+        if h < RUN_RATE_DAYS:
+            m = RUN_RATE_DAYS - h
+            total, n = recent[:, m] + cum[:, h], recent_days[:, m] + h
+        else:
+            total, n = cum[:, h] - cum[:, h - RUN_RATE_DAYS], RUN_RATE_DAYS
+        rate[:, h - 1] = RUN_RATE_DAYS * total / n
+    with np.errstate(all="ignore"):
+        return np.where(mrr[:, None] > 0, rate / mrr[:, None], np.nan)
+
+
+def _days_to(ratio_now: np.ndarray, ahead: np.ndarray, slope: np.ndarray, threshold: float) -> np.ndarray:
+    """First day ahead above `threshold`; 0 when already above; -1 (null) beyond 90 days or trending down."""
+    above = ahead > threshold
+    first = np.where(above.any(axis=1), above.argmax(axis=1) + 1, -1)
+    first = np.where(slope > 0, first, -1)
+    return np.where(ratio_now > threshold, 0, first)
+
+
+def _trend_table(unit: pl.DataFrame, targets: list[dt.date]) -> tuple[pl.DataFrame, dict]:
+    """Matrices over the calendar the targets need; the trend of every customer at every target."""
+    first = min(targets) - dt.timedelta(days=TREND_DAYS - 1)
+    n_days = (max(targets) - first).days + 1
+    ids = unit.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    costs = np.full((ids.height, n_days), np.nan)
+    located = (
+        unit.join(ids, on="customer_id")
+        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
+        .filter((pl.col("_d") >= 0) & (pl.col("_d") < n_days))
+    )
+    costs[located["_c"].to_numpy(), located["_d"].to_numpy()] = located["total_cost"].fill_null(0.0).to_numpy()
+    t = np.array([(d - first).days for d in targets])
+    y, x = weekly_points(costs, t)
+    fit = theil_sen(y.reshape(-1, WEEKS), x)
+    return ids, {"fit": fit, "costs": costs, "t": t, "first": first}
+
+
+def margin_forecast(
+    unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
+) -> pl.DataFrame:
+    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each."""
+    days = sorted(set(days))
+    today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+    if not days or today.is_empty():
+        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
+    first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
+    targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
+    ids, m = _trend_table(unit.select("day", "customer_id", "total_cost"), targets)
+    fit, costs, t = m["fit"], m["costs"], m["t"]
+    n_c, n_t = ids.height, len(targets)
+    present = (~np.isnan(costs)).astype(np.float64)
+    sums, counts = cumulative(np.nan_to_num(costs)), cumulative(present)
+    state = (
+        unit.select("day", "customer_id", "mrr", "cost_to_mrr")
+        .join(ids, on="customer_id")
+        .filter(pl.col("day").is_in(targets))
+    )
+    mrr = np.full((n_c, n_t), np.nan)
+    now = np.full((n_c, n_t), np.nan)
+    col = {d: i for i, d in enumerate(targets)}
+    ci, ti = state["_c"].to_numpy(), np.array([col[d] for d in state["day"]], dtype=np.int64)
+    mrr[ci, ti] = state["mrr"].fill_null(np.nan).to_numpy()
+    now[ci, ti] = state["cost_to_mrr"].fill_null(np.nan).to_numpy()
+    wanted = set(days)
+    out: dict[str, list] = {k: [] for k in MARGIN_FORECAST_SCHEMA if k not in ("customer_name", "tier", "is_forecast_alert")}
+    crossing = np.zeros((n_c, n_t), dtype=bool)
+    for k, target in enumerate(targets):
+        rows = np.arange(n_c) * n_t + k
+        slope, intercept = fit["slope"][rows], fit["intercept"][rows]
+        points = fit["points"][rows]
+        usable = (points >= MIN_POINTS) & np.isfinite(slope)
+        end = t[k] + 1
+        recent = np.stack([sums[:, end] - sums[:, max(end - mm, 0)] for mm in range(RUN_RATE_DAYS + 1)], axis=1)
+        recent_days = np.stack([counts[:, end] - counts[:, max(end - mm, 0)] for mm in range(RUN_RATE_DAYS + 1)], axis=1)
+        central = project_cost_to_mrr(recent, recent_days, np.where(usable, intercept, np.nan), slope, mrr[:, k])
+        p2 = _days_to(now[:, k], central, slope, alerts.p2_cost_to_mrr)
+        p2 = np.where(usable, p2, -1)
+        crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1) & (p2 <= cfg.horizon_days)
+        if target not in wanted:
+            continue
+        p1 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p1_cost_to_mrr), -1)
+        bands = {}
+        for name in ("low", "high"):
+            s = fit[name][rows]
+            icpt = fit["median_y"][rows] - s * fit["median_x"][rows]
+            bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k])
+        out["day"] += [target] * n_c
+        out["customer_id"] += ids["customer_id"].to_list()
+        out["mrr"] += list(mrr[:, k])
+        out["cost_to_mrr"] += list(now[:, k])
+        out["trend_weeks"] += list(points.astype(np.int64))
+        for name, s in (("daily_growth", slope), ("daily_growth_low", fit["low"][rows]), ("daily_growth_high", fit["high"][rows])):
+            out[name] += list(np.where(usable, np.expm1(s), np.nan))
+        for h in AHEAD:
+            out[f"cost_to_mrr_{h}d"] += list(central[:, h - 1])
+            out[f"cost_to_mrr_{h}d_low"] += list(bands["low"][:, h - 1])
+            out[f"cost_to_mrr_{h}d_high"] += list(bands["high"][:, h - 1])
+        out["days_to_p2"] += [None if v < 0 else int(v) for v in p2]
+        out["days_to_p1"] += [None if v < 0 else int(v) for v in p1]
+    # One alert per crossing: the first day of it, with none forecast in the horizon_days before.
+    alert = np.zeros_like(crossing)
+    for k in range(n_t):
+        earlier = crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
+        alert[:, k] = crossing[:, k] & ~earlier
+    flags = [alert[c, col[d]] for d in days for c in range(n_c)]
+    frame = pl.DataFrame(
+        {**out, "is_forecast_alert": flags},
+        schema_overrides={k: v for k, v in MARGIN_FORECAST_SCHEMA.items() if k in out},
+        nan_to_null=True,
+    )
+    return (
+        today.select("day", "customer_id", "customer_name", "tier")
+        .join(frame, on=["day", "customer_id"], how="left")
+        .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0))
+        .select(list(MARGIN_FORECAST_SCHEMA))
+        .cast(MARGIN_FORECAST_SCHEMA)
+        .sort("day", "customer_id")
+    )
+
+
+def backtest(unit: pl.DataFrame, ahead: int = 14, min_history: int = 60) -> dict:
+    """How far off the cost forecast is `ahead` days out, on a unit_cost history (e.g. the demo's).
+
+    For every customer and origin day with at least `min_history` days of cost history and the
+    7 days ending `ahead` days later all in the data: the forecast mean daily cost of those 7 days
+    (the trend's projection) against the actual mean (a week, so the weekday cycle the trend does
+    not model is not counted as error). Returns the median absolute percentage error and counts.
+    """
+    unit = unit.select("day", "customer_id", "total_cost")
+    all_days = sorted(unit["day"].unique().to_list())
+    if len(all_days) < min_history + ahead:
+        return {"median_ape": None, "forecasts": 0, "customers": 0}
+    origins = [d for d in all_days if d + dt.timedelta(days=ahead) <= all_days[-1]]
+    ids, m = _trend_table(unit, origins)
+    fit, costs, t = m["fit"], m["costs"], m["t"]
+    n_c, n_t = ids.height, len(origins)
+    history = np.cumsum(costs > 0, axis=1)
+    tau = np.arange(ahead - 6, ahead + 1)
+    errors, who = [], []
+    for k in range(n_t):
+        rows = np.arange(n_c) * n_t + k
+        slope, intercept, points = fit["slope"][rows], fit["intercept"][rows], fit["points"][rows]
+        cols = t[k] + tau
+        actual = costs[:, cols]
+        ok = (history[:, t[k]] >= min_history) & (points >= MIN_POINTS) & (actual > 0).all(axis=1)
+        with np.errstate(all="ignore"):
+            forecast = np.exp(intercept[:, None] + slope[:, None] * tau[None, :]).mean(axis=1)
+            ape = np.abs(forecast - actual.mean(axis=1)) / actual.mean(axis=1)
+        errors.append(ape[ok])
+        who.append(np.nonzero(ok)[0])
+    ape = np.concatenate(errors) if errors else np.array([])
+    return {
+        "median_ape": float(np.median(ape)) if ape.size else None,
+        "forecasts": int(ape.size),
+        "customers": int(np.unique(np.concatenate(who)).size) if who else 0,
+    }
