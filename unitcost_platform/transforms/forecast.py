@@ -4,7 +4,7 @@ Trend: Theil–Sen (the median of pairwise slopes, robust to outlier days) on th
 daily cost. The points are the whole weeks ending at the day within the trailing 60 days (up to
 `WEEKS` = 8 weeks, 56 days), each the mean of its days with cost (a week needs 4 of them):
 weekly means remove the weekday cycle, which would otherwise tilt a daily fit by where the window
-starts. At least 3 weekly points (21 days) are needed. The slope, its 80% interval (Sen 1968, as
+starts. At least 21 days with cost in the 60 and 3 weekly points are needed. The slope, its 80% interval (Sen 1968, as
 `scipy.stats.theilslopes(alpha=0.8)` computes it) and the intercept (median(y) − slope·median(x))
 equal scipy's on the same points (a test holds them to it); the computation is vectorised over
 every customer and day, because calling scipy per customer would cost ~0.25 ms each, a minute of
@@ -36,6 +36,7 @@ WEEKS = 8
 TREND_DAYS = 60
 MIN_WEEK_DAYS = 4
 MIN_POINTS = 3
+MIN_HISTORY_DAYS = 21
 MAX_DAYS_AHEAD = 90
 CONFIDENCE = 0.80
 AHEAD = (7, 14, 30)
@@ -170,10 +171,11 @@ def _days_to(ratio_now: np.ndarray, ahead: np.ndarray, slope: np.ndarray, thresh
     return np.where(ratio_now > threshold, 0, first)
 
 
-def _trend_table(unit: pl.DataFrame, targets: list[dt.date]) -> tuple[pl.DataFrame, dict]:
-    """Matrices over the calendar the targets need; the trend of every customer at every target."""
+def _trend_table(unit: pl.DataFrame, targets: list[dt.date], until: dt.date | None = None) -> tuple[pl.DataFrame, dict]:
+    """Matrices over the calendar the targets need (to `until`, default the last target); the trend
+    of every customer at every target."""
     first = min(targets) - dt.timedelta(days=TREND_DAYS - 1)
-    n_days = (max(targets) - first).days + 1
+    n_days = (max(until or max(targets), max(targets)) - first).days + 1
     ids = unit.select("customer_id").unique().sort("customer_id").with_row_index("_c")
     costs = np.full((ids.height, n_days), np.nan)
     located = (
@@ -185,6 +187,8 @@ def _trend_table(unit: pl.DataFrame, targets: list[dt.date]) -> tuple[pl.DataFra
     t = np.array([(d - first).days for d in targets])
     y, x = weekly_points(costs, t)
     fit = theil_sen(y.reshape(-1, WEEKS), x)
+    cost_days = cumulative((costs > 0).astype(np.float64))
+    fit["days"] = (cost_days[:, t + 1] - cost_days[:, np.clip(t + 1 - TREND_DAYS, 0, None)]).reshape(-1)
     return ids, {"fit": fit, "costs": costs, "t": t, "first": first}
 
 
@@ -221,7 +225,7 @@ def margin_forecast(
         rows = np.arange(n_c) * n_t + k
         slope, intercept = fit["slope"][rows], fit["intercept"][rows]
         points = fit["points"][rows]
-        usable = (points >= MIN_POINTS) & np.isfinite(slope)
+        usable = (points >= MIN_POINTS) & (fit["days"][rows] >= MIN_HISTORY_DAYS) & np.isfinite(slope)
         end = t[k] + 1
         recent = np.stack([sums[:, end] - sums[:, max(end - mm, 0)] for mm in range(RUN_RATE_DAYS + 1)], axis=1)
         recent_days = np.stack([counts[:, end] - counts[:, max(end - mm, 0)] for mm in range(RUN_RATE_DAYS + 1)], axis=1)
@@ -264,7 +268,8 @@ def margin_forecast(
     return (
         today.select("day", "customer_id", "customer_name", "tier")
         .join(frame, on=["day", "customer_id"], how="left")
-        .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0))
+        .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0),
+                      pl.col(pl.Float64).fill_nan(None))
         .select(list(MARGIN_FORECAST_SCHEMA))
         .cast(MARGIN_FORECAST_SCHEMA)
         .sort("day", "customer_id")
@@ -284,7 +289,7 @@ def backtest(unit: pl.DataFrame, ahead: int = 14, min_history: int = 60) -> dict
     if len(all_days) < min_history + ahead:
         return {"median_ape": None, "forecasts": 0, "customers": 0}
     origins = [d for d in all_days if d + dt.timedelta(days=ahead) <= all_days[-1]]
-    ids, m = _trend_table(unit, origins)
+    ids, m = _trend_table(unit, origins, until=all_days[-1])
     fit, costs, t = m["fit"], m["costs"], m["t"]
     n_c, n_t = ids.height, len(origins)
     history = np.cumsum(costs > 0, axis=1)
@@ -296,6 +301,7 @@ def backtest(unit: pl.DataFrame, ahead: int = 14, min_history: int = 60) -> dict
         cols = t[k] + tau
         actual = costs[:, cols]
         ok = (history[:, t[k]] >= min_history) & (points >= MIN_POINTS) & (actual > 0).all(axis=1)
+        ok &= fit["days"][rows] >= MIN_HISTORY_DAYS
         with np.errstate(all="ignore"):
             forecast = np.exp(intercept[:, None] + slope[:, None] * tau[None, :]).mean(axis=1)
             ape = np.abs(forecast - actual.mean(axis=1)) / actual.mean(axis=1)
