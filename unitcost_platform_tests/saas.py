@@ -17,6 +17,7 @@ DAYS = [START + dt.timedelta(days=i) for i in range(16)]
 TABLES = [
     "raw_billing", "tenant_usage", "customer_dimension", "tag_coverage",
     "allocated_cost", "unit_cost", "cost_alerts", "growth_efficiency", "team_spend",
+    "cost_anomalies", "margin_forecast",
 ]  # fmt: skip
 # Assets that are files, not tables.
 FILE_ASSETS = ["unit_cost_dashboard"]

@@ -1,4 +1,5 @@
-"""Who hears about an alert: owning teams for P1/P2, FinOps for SEGMENT, the weekly digest for TREND.
+"""Who hears about an alert: owning teams for P1/P2/FORECAST, the team owning the service with the
+largest price effect for ANOMALY, FinOps for SEGMENT, the weekly digest for TREND.
 
 Alerts here are the dicts that `cost_alerts` puts in each day's materialization metadata.
 """
@@ -7,8 +8,9 @@ from dataclasses import dataclass
 
 from unitcost_platform.config import NotificationsConfig
 
-IMMEDIATE = ("P1", "P2", "SEGMENT")
-RANK = {"P2": 1, "P1": 2, "TREND": 1, "SEGMENT": 1}
+IMMEDIATE = ("P1", "P2", "SEGMENT", "ANOMALY", "FORECAST")
+# ANOMALY and FORECAST are families of their own (family() below): each is delivered once.
+RANK = {"P2": 1, "P1": 2, "TREND": 1, "SEGMENT": 1, "ANOMALY": 1, "FORECAST": 1}
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,17 @@ def routes(alert: dict, cfg: NotificationsConfig) -> list[Route]:
     if kind == "SEGMENT":
         return [Route(cfg.finops, "FinOps channel (SEGMENT)")]
     found: dict[str | None, list[str]] = {}
-    for team in alert.get("owners") or []:
+    teams = alert.get("owners") or []
+    if kind == "ANOMALY":
+        teams = teams[:1]  # owners are ordered by price effect: the team that can undo the change
+    for team in teams:
         route = cfg.teams.get(team)
         if route is None:
             found.setdefault(cfg.finops, []).append(f"FinOps fallback for {team} (no route configured)")
             continue
-        dest = route.alerts if kind == "P1" else (route.review or route.alerts)
-        found.setdefault(dest, []).append(f"{team} {'immediately' if kind == 'P1' else 'for same-day review'}")
+        now = kind in ("P1", "ANOMALY")  # FORECAST goes where P2 goes, for same-day review
+        dest = route.alerts if now else (route.review or route.alerts)
+        found.setdefault(dest, []).append(f"{team} {'immediately' if now else 'for same-day review'}")
     if not found:
         found[cfg.finops] = ["FinOps (no owning team)"]
     return [Route(dest, "; ".join(reasons)) for dest, reasons in found.items()]
