@@ -5,7 +5,11 @@ import json
 import polars as pl
 
 from unitcost_platform.config import AlertsConfig, AnomaliesConfig, ForecastConfig, OwnersConfig
-from unitcost_platform.transforms.alerts import COST_ALERTS_SCHEMA, alerts_as_documents, append_model_alerts
+from unitcost_platform.transforms.alerts import (
+    COST_ALERTS_SCHEMA,
+    alerts_as_documents,
+    append_model_alerts,
+)
 from unitcost_platform.transforms.anomalies import cost_anomalies
 from unitcost_platform.transforms.forecast import margin_forecast
 from unitcost_platform_tests.transforms.synthetic_customers import OWNERS, customers_frames, day
@@ -55,11 +59,19 @@ def test_anomaly_and_forecast_rows_join_the_days_alerts():
 
 
 def test_nothing_to_add_leaves_the_alerts_as_they_are():
-    existing = pl.DataFrame(schema=COST_ALERTS_SCHEMA)
+    existing = pl.DataFrame([{c: None for c in COST_ALERTS_SCHEMA} | {"day": day(5), "alert_type": "P1"}],
+                            schema=COST_ALERTS_SCHEMA)  # fmt: skip
     empty_anomalies = cost_anomalies(*(pl.DataFrame(schema=s) for s in (
         {"day": pl.Date, "customer_id": pl.String, "total_cost": pl.Float64},
         {"day": pl.Date, "customer_id": pl.String, "units": pl.Float64},
         {"day": pl.Date, "customer_id": pl.String, "customer_name": pl.String, "tier": pl.String, "status": pl.String},
         {"day": pl.Date, "customer_id": pl.String, "service_name": pl.String, "allocated_cost": pl.Float64},
-    )), [day(0)], AnomaliesConfig(), OWNERS_CFG)  # fmt: skip
-    assert empty_anomalies.is_empty()
+    )), [day(5)], AnomaliesConfig(), OWNERS_CFG)  # fmt: skip
+    empty_forecasts = margin_forecast(unit_rows({"x": growing(3, 1)}, {"x": 100.0}).clear(), [day(5)], AlertsConfig(), ForecastConfig())
+    assert empty_anomalies.is_empty() and empty_forecasts.is_empty()
+    unit = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "customer_name": pl.String, "tier": pl.String,
+                                "segment": pl.String, "mrr": pl.Float64, "monthly_run_rate": pl.Float64,
+                                "cost_to_mrr": pl.Float64})  # fmt: skip
+    out = append_model_alerts(existing, unit, empty_anomalies, empty_forecasts, pl.DataFrame(), [day(5)],
+                              AlertsConfig(), OWNERS_CFG, 5.0, 14, "requests")  # fmt: skip
+    assert out.equals(existing)
