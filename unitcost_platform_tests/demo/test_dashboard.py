@@ -14,6 +14,7 @@ from unitcost_platform_tests.saas import materialization_metadata, read_table
 PLOTS = [
     "cost_distribution", "top_cost_to_mrr", "paying_vs_non_paying", "growth_ratio",
     "tag_coverage", "unallocated_by_reason", "team_spend", "unit_cost",
+    "anomaly_impact", "projected_crossings",
 ]  # fmt: skip
 
 

@@ -35,6 +35,15 @@ UNIT_COST_COLUMNS = [
 ]  # fmt: skip
 
 
+ANOMALY_COLUMNS = [
+    "day", "customer_id", "customer_name", "is_anomaly", "impact", "price_effect", "volume_effect", "cross_effect",
+]  # fmt: skip
+FORECAST_COLUMNS = [
+    "day", "customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_30d", "cost_to_mrr_30d_low",
+    "cost_to_mrr_30d_high", "days_to_p2", "days_to_p1",
+]  # fmt: skip
+
+
 def dashboard_file(directory: Path, day: dt.date) -> Path:
     return directory / f"unitcost-dashboard-{day.isoformat()}.html"
 
@@ -104,6 +113,8 @@ def build_dashboard_assets(
             ),
             "allocated_cost": dg.AssetIn(partition_mapping=window, metadata={ROLLUP_KEY: UNALLOCATED_ROLLUP}),
             "team_spend": dg.AssetIn(partition_mapping=window, metadata={"columns": ["day", "team", "cost"]}),
+            "cost_anomalies": dg.AssetIn(partition_mapping=window, metadata={"columns": ANOMALY_COLUMNS}),
+            "margin_forecast": dg.AssetIn(metadata={"columns": FORECAST_COLUMNS}),
         },
         partitions_def=partitions_def,
         backfill_policy=backfill or dg.BackfillPolicy.single_run(),
@@ -119,6 +130,8 @@ def build_dashboard_assets(
         tag_coverage: pl.DataFrame,
         allocated_cost: pl.DataFrame,
         team_spend: pl.DataFrame,
+        cost_anomalies: pl.DataFrame,
+        margin_forecast: pl.DataFrame,
     ) -> dg.MaterializeResult:
         """A self-contained HTML page (opens offline) of unit cost beside team spend, as of the run's last day.
 
@@ -143,6 +156,8 @@ def build_dashboard_assets(
                 coverage=window_of(tag_coverage.filter(pl.col("scope_type") == "overall")),
                 unallocated=window_of(allocated_cost),
                 team_spend=window_of(team_spend),
+                anomalies=window_of(cost_anomalies),
+                forecast=margin_forecast.filter(pl.col("day") == day),
                 p1_cost_to_mrr=cfg.alerts.p1_cost_to_mrr,
                 p2_cost_to_mrr=cfg.alerts.p2_cost_to_mrr,
                 scope=cfg.scope_description(),
