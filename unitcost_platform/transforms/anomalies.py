@@ -91,16 +91,16 @@ def customer_units(usage: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame
     )  # fmt: skip
 
 
-def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
-    """Median ignoring NaN; NaN (without a warning) where a slice has no value."""
-    with np.errstate(all="ignore"):
-        valid = ~np.isnan(values)
-        out = np.full(np.delete(values.shape, axis), np.nan)
-        some = valid.any(axis=axis)
-        if some.any():
-            moved = np.moveaxis(values, axis, -1)[some]
-            out[some] = np.nanmedian(moved, axis=-1)
-        return out
+def nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
+    """Median ignoring NaN (NaN where a slice has no value), as np.nanmedian computes it, by sorting:
+    NaN sort last, so the middle of each slice's n values is at (n - 1) // 2 and n // 2. numpy's own
+    nanmedian goes through masked arrays for short slices, several times slower."""
+    ordered = np.sort(np.moveaxis(values, axis, -1), axis=-1)
+    n = (~np.isnan(ordered)).sum(axis=-1)
+    lo = np.expand_dims(np.clip((n - 1) // 2, 0, None), -1)
+    hi = np.expand_dims(np.clip(n // 2, 0, None), -1)
+    middle = (np.take_along_axis(ordered, lo, -1) + np.take_along_axis(ordered, hi, -1))[..., 0] / 2
+    return np.where(n > 0, middle, np.nan)
 
 
 def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.ndarray, t: int) -> dict[str, np.ndarray]:
@@ -112,22 +112,22 @@ def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.nd
     cols = np.arange(t - BASELINE_DAYS, t)
     same_type = cols[weekend[cols] == weekend[t]]
     window = log_price[:, same_type]
-    level = _nanmedian(window, axis=1)
+    level = nanmedian(window, axis=1)
     # The noise from every day of the window, each against its own day type's median: 28 values
     # give a steadier MAD than the 8 weekend days alone would.
     other = cols[weekend[cols] != weekend[t]]
-    other_level = _nanmedian(log_price[:, other], axis=1) if other.size else level
+    other_level = nanmedian(log_price[:, other], axis=1) if other.size else level
     residuals = np.concatenate([window - level[:, None], log_price[:, other] - other_level[:, None]], axis=1)
     # The day is compared with an estimated median, itself uncertain (variance π/2·σ²/n for n days):
     # the score's scale counts both, so a baseline of 8 weekend days is not over-trusted.
     n_same = (~np.isnan(window)).sum(axis=1)
     with np.errstate(all="ignore"):
-        noise = MAD_SCALE * _nanmedian(np.abs(residuals), axis=1) * np.sqrt(1 + np.pi / (2 * n_same))
+        noise = MAD_SCALE * nanmedian(np.abs(residuals), axis=1) * np.sqrt(1 + np.pi / (2 * n_same))
     same_weekday = log_units[:, [t - 7 * k for k in range(1, SAME_WEEKDAY + 1)]]
     return {
         "log_price": level,
         "noise": np.fmax(noise, MIN_NOISE),
-        "log_units": _nanmedian(same_weekday, axis=1),
+        "log_units": nanmedian(same_weekday, axis=1),
         "days": (~np.isnan(log_price[:, cols])).sum(axis=1),
         "same_type_days": (~np.isnan(window)).sum(axis=1),
     }
@@ -146,8 +146,9 @@ def _matrix(frame: pl.DataFrame, column: str, ids: pl.DataFrame, first: dt.date,
 
 def _score_days(
     cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
-) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, dt.date]:
-    """Every figure of every customer for the days and the shift lookback before them."""
+) -> tuple[pl.DataFrame, np.ndarray, dt.date]:
+    """Every figure of every customer for the days, from matrices over the calendar; the days of the
+    shift lookback before them are scored too (for the quiet period and first_day), not returned."""
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     n_days = (max(days) - first).days + 1
     costs = _matrix(cost, "total_cost", ids, first, n_days)
@@ -157,71 +158,64 @@ def _score_days(
         log_price = np.where((costs > 0) & (unit_values > 0), np.log(costs / unit_values), np.nan)
     calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
     weekend = np.array([d.weekday() >= 5 for d in calendar])
-    frames = []
-    for t in range(BASELINE_DAYS, n_days):
+    targets = range(BASELINE_DAYS, n_days)
+    n_c, n_t = ids.height, len(targets)
+    names = ("baseline_days", "expected_units", "actual_units", "expected_cost_per_1k_units", "actual_cost_per_1k_units",
+             "expected_cost", "actual_cost", "impact", "price_effect", "volume_effect", "cross_effect", "score")  # fmt: skip
+    m = {name: np.full((n_c, n_t), np.nan) for name in names}
+    for j, t in enumerate(targets):
         base = robust_baseline(log_price, log_units, weekend, t)
         p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
         actual_cost = np.nan_to_num(costs[:, t])
         actual_units = np.nan_to_num(unit_values[:, t])
+        usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
         with np.errstate(all="ignore"):
             price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
             score = (log_price[:, t] - base["log_price"]) / base["noise"]
-        usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
-        expected_cost = np.where(usable, p_hat * u_hat, np.nan)
+            expected_cost = np.where(usable, p_hat * u_hat, np.nan)
+            m["baseline_days"][:, j] = base["days"]
+            m["expected_units"][:, j] = np.where(usable, u_hat, np.nan)
+            m["actual_units"][:, j] = actual_units
+            m["expected_cost_per_1k_units"][:, j] = np.where(usable, 1000 * p_hat, np.nan)
+            m["actual_cost_per_1k_units"][:, j] = 1000 * price
+            m["expected_cost"][:, j] = expected_cost
+            m["actual_cost"][:, j] = actual_cost
+            m["impact"][:, j] = actual_cost - expected_cost
+            m["price_effect"][:, j] = (price - p_hat) * u_hat
+            m["volume_effect"][:, j] = p_hat * (actual_units - u_hat)
+            m["cross_effect"][:, j] = (price - p_hat) * (actual_units - u_hat)
+            m["score"][:, j] = np.where(usable, score, np.nan)
+    # Beyond days (+1 up, -1 down, 0 not), the anomaly (no beyond day in the same direction in the
+    # QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in the same
+    # direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day agree); an
+    # older shift reports that bound.
+    with np.errstate(invalid="ignore"):
+        beyond = (np.abs(m["score"]) > cfg.min_score) & (np.abs(m["impact"]) >= cfg.min_impact)
+        sign = np.where(beyond, np.where(m["score"] > 0, 1, -1), 0)
+    anomaly = np.zeros((n_c, n_t), dtype=bool)
+    first_day = np.full((n_c, n_t), -1)
+    last = {1: np.full(n_c, -1), -1: np.full(n_c, -1)}
+    for j in range(n_t):
+        earlier = sign[:, max(j - QUIET_DAYS, 0) : j]
+        quiet = (earlier == sign[:, [j]]).any(axis=1)
+        anomaly[:, j] = (sign[:, j] != 0) & ~quiet
+        for direction in (1, -1):
+            last[direction] = np.where(anomaly[:, j] & (sign[:, j] == direction), j, last[direction])
+        since = np.where(sign[:, j] == 1, last[1], last[-1])
+        first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(since, j - SHIFT_LOOKBACK_DAYS), -1)
+    frames = []
+    for d in sorted(set(days)):
+        j = (d - first).days - BASELINE_DAYS
+        score = m["score"][:, j]
         frames.append(pl.DataFrame({
-            "day": pl.repeat(calendar[t], ids.height, eager=True),
+            "day": pl.repeat(d, n_c, eager=True),
             "customer_id": ids["customer_id"],
-            "baseline_days": base["days"].astype(np.int64),
-            "expected_units": np.where(usable, u_hat, np.nan),
-            "actual_units": actual_units,
-            "expected_cost_per_1k_units": np.where(usable, 1000 * p_hat, np.nan),
-            "actual_cost_per_1k_units": 1000 * price,
-            "expected_cost": expected_cost,
-            "actual_cost": actual_cost,
-            "impact": actual_cost - expected_cost,
-            "price_effect": (price - p_hat) * u_hat,
-            "volume_effect": p_hat * (actual_units - u_hat),
-            "cross_effect": (price - p_hat) * (actual_units - u_hat),
-            "score": np.where(usable, score, np.nan),
-        }, nan_to_null=True))  # fmt: skip
-    return pl.concat(frames), unit_values, weekend, first
-
-
-def _flag_shifts(scored: pl.DataFrame, cfg: AnomaliesConfig) -> pl.DataFrame:
-    """Beyond days, their direction, the first day of their run and the anomaly (first beyond day)."""
-    beyond = (pl.col("score").abs() > cfg.min_score) & (pl.col("impact").abs() >= cfg.min_impact)
-    scored = scored.sort("customer_id", "day").with_columns(
-        pl.when(beyond.fill_null(False))
-        .then(pl.when(pl.col("score") > 0).then(pl.lit("up")).otherwise(pl.lit("down")))
-        .alias("_beyond"),
-        pl.when(pl.col("score").is_not_null())
-        .then(pl.when(pl.col("score") >= 0).then(pl.lit("up")).otherwise(pl.lit("down")))
-        .alias("direction"),
-    )
-    # Beyond days in the same direction among the QUIET_DAYS before (the frame is dense per customer).
-    quiet = pl.lit(False)
-    for k in range(1, QUIET_DAYS + 1):
-        previous = pl.col("_beyond").shift(k).over("customer_id")
-        same = (previous == pl.col("_beyond")) & (pl.col("day").shift(k).over("customer_id") == pl.col("day") - pl.duration(days=k))
-        quiet = quiet | same.fill_null(False)
-    # first_day: the shift's alert day (the latest anomaly in the same direction), looked up to
-    # SHIFT_LOOKBACK_DAYS back (so a range run and a single day agree); older shifts report that bound.
-    bound = pl.col("day") - pl.duration(days=SHIFT_LOOKBACK_DAYS)
-    flagged = scored.with_columns((pl.col("_beyond").is_not_null() & ~quiet).alias("is_anomaly"))
-    last = {
-        direction: pl.when(pl.col("is_anomaly") & (pl.col("_beyond") == direction))
-        .then(pl.col("day"))
-        .forward_fill()
-        .over("customer_id")
-        for direction in ("up", "down")
-    }
-    since = pl.when(pl.col("_beyond") == "up").then(last["up"]).otherwise(last["down"])
-    return flagged.with_columns(
-        pl.when(pl.col("_beyond").is_not_null())
-        .then(pl.max_horizontal(since.fill_null(bound), bound))
-        .cast(pl.Date)
-        .alias("first_day")
-    ).drop("_beyond")
+            **{name: m[name][:, j] for name in names},
+            "direction": np.where(np.isnan(score), None, np.where(score >= 0, "up", "down")),
+            "is_anomaly": anomaly[:, j],
+            "first_day": pl.Series([None if k < 0 else calendar[BASELINE_DAYS + k] for k in first_day[:, j]], dtype=pl.Date),
+        }, nan_to_null=True).with_columns(pl.col("baseline_days").cast(pl.Int64), pl.col("direction").cast(pl.String)))  # fmt: skip
+    return pl.concat(frames), unit_values, first
 
 
 def _anomaly_drivers(
@@ -319,9 +313,8 @@ def cost_anomalies(
     if not days or active.is_empty():
         return pl.DataFrame(schema=COST_ANOMALIES_SCHEMA)
     ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    scored, unit_values, _, first = _score_days(cost, units, ids, days, cfg)
-    flagged = _flag_shifts(scored, cfg).filter(pl.col("day").is_in(days))
-    frame = active.join(flagged, on=["day", "customer_id"], how="left")
+    scored, unit_values, first = _score_days(cost, units, ids, days, cfg)
+    frame = active.join(scored, on=["day", "customer_id"], how="left")
     drivers = _anomaly_drivers(
         frame.filter(pl.col("is_anomaly")), service_costs, unit_values, ids, first, owners, max_drivers
     )

@@ -29,6 +29,7 @@ import polars as pl
 from scipy import stats
 
 from unitcost_platform.config import AlertsConfig, ForecastConfig
+from unitcost_platform.transforms.anomalies import nanmedian
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
 from unitcost_platform.transforms.windows import cumulative
 
@@ -83,7 +84,7 @@ def theil_sen(y: np.ndarray, x: np.ndarray, confidence: float = CONFIDENCE) -> d
     slope = np.where(pairs > 0, (slopes[rows, lo] + slopes[rows, hi]) / 2, np.nan)
     x_rows = np.where(np.isnan(y), np.nan, x[None, :])
     with np.errstate(all="ignore"), _quiet():
-        med_y, med_x = np.nanmedian(y, axis=1), np.nanmedian(x_rows, axis=1)
+        med_y, med_x = nanmedian(y, axis=1), nanmedian(x_rows, axis=1)
         z = stats.norm.ppf((1 - confidence) / 2)
         sigma = np.sqrt(points * (points - 1) * (2 * points + 5) / 18.0)
         upper = np.minimum(np.round((pairs - z * sigma) / 2), pairs - 1)
@@ -139,27 +140,33 @@ def weekly_points(costs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def project_cost_to_mrr(
-    recent: np.ndarray, recent_days: np.ndarray, intercept: np.ndarray, slope: np.ndarray, mrr: np.ndarray
+    recent: np.ndarray,
+    recent_days: np.ndarray,
+    intercept: np.ndarray,
+    slope: np.ndarray,
+    mrr: np.ndarray,
+    days_ahead: int = MAX_DAYS_AHEAD,
 ) -> np.ndarray:
-    """Cost-to-MRR at D+1..D+MAX_DAYS_AHEAD (rows x days ahead).
+    """Cost-to-MRR at D+1..D+days_ahead (rows x days ahead).
 
     `recent`: sums of actual cost over the last m days, m = 0..30 (rows x 31), `recent_days` the
     days with a row among them; the run rate at D+h is 30 × (actual cost of the 30 − h last days +
     projected cost of the h days ahead) / (days counted).
     """
-    tau = np.arange(1, MAX_DAYS_AHEAD + 1)
+    tau = np.arange(1, days_ahead + 1)
     with np.errstate(all="ignore"):
         projected = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])
     cum = np.concatenate([np.zeros((len(slope), 1)), np.cumsum(projected, axis=1)], axis=1)
-    rate = np.empty_like(projected)
-    for h in tau:
-        if h < RUN_RATE_DAYS:
-            m = RUN_RATE_DAYS - h
-            total, n = recent[:, m] + cum[:, h], recent_days[:, m] + h
-        else:
-            total, n = cum[:, h] - cum[:, h - RUN_RATE_DAYS], RUN_RATE_DAYS
-        rate[:, h - 1] = RUN_RATE_DAYS * total / n
+    mixed = tau[tau < RUN_RATE_DAYS]
+    ahead = tau[tau >= RUN_RATE_DAYS]
+    total = np.concatenate(
+        [recent[:, RUN_RATE_DAYS - mixed] + cum[:, mixed], cum[:, ahead] - cum[:, ahead - RUN_RATE_DAYS]], axis=1
+    )
+    counted = np.concatenate(
+        [recent_days[:, RUN_RATE_DAYS - mixed] + mixed[None, :], np.full((len(slope), ahead.size), RUN_RATE_DAYS)], axis=1
+    )
     with np.errstate(all="ignore"):
+        rate = RUN_RATE_DAYS * total / counted
         return np.where(mrr[:, None] > 0, rate / mrr[:, None], np.nan)
 
 
@@ -227,14 +234,18 @@ def margin_forecast(
         points = fit["points"][rows]
         usable = (points >= MIN_POINTS) & (fit["days"][rows] >= MIN_HISTORY_DAYS) & np.isfinite(slope)
         end = t[k] + 1
-        recent = np.stack([sums[:, end] - sums[:, max(end - mm, 0)] for mm in range(RUN_RATE_DAYS + 1)], axis=1)
-        recent_days = np.stack([counts[:, end] - counts[:, max(end - mm, 0)] for mm in range(RUN_RATE_DAYS + 1)], axis=1)
-        central = project_cost_to_mrr(recent, recent_days, np.where(usable, intercept, np.nan), slope, mrr[:, k])
-        p2 = _days_to(now[:, k], central, slope, alerts.p2_cost_to_mrr)
-        p2 = np.where(usable, p2, -1)
-        crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1) & (p2 <= cfg.horizon_days)
-        if target not in wanted:
+        starts = np.clip(end - np.arange(RUN_RATE_DAYS + 1), 0, None)
+        recent = sums[:, [end]] - sums[:, starts]
+        recent_days = counts[:, [end]] - counts[:, starts]
+        icpt = np.where(usable, intercept, np.nan)
+        if target not in wanted:  # a day of the one-alert lookback: only whether it forecast a crossing
+            soon = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], cfg.horizon_days)
+            p2 = np.where(usable, _days_to(now[:, k], soon, slope, alerts.p2_cost_to_mrr), -1)
+            crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1)
             continue
+        central = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k])
+        p2 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p2_cost_to_mrr), -1)
+        crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1) & (p2 <= cfg.horizon_days)
         p1 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p1_cost_to_mrr), -1)
         bands = {}
         for name in ("low", "high"):

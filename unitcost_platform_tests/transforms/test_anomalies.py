@@ -13,6 +13,7 @@ from unitcost_platform.transforms.anomalies import (
     BASELINE_DAYS,
     MAD_SCALE,
     cost_anomalies,
+    nanmedian,
     robust_baseline,
 )
 from unitcost_platform_tests.transforms.synthetic_customers import OWNERS, customers_frames, day
@@ -143,3 +144,13 @@ def test_baseline_median_and_mad_are_scipys():
         mad = stats.median_abs_deviation(residuals, scale="normal", center=lambda x, axis: 0.0)
         assert base["noise"][row] == pytest.approx(max(mad * np.sqrt(1 + np.pi / (2 * len(values))), 0.02))
     assert float(MAD_SCALE) == pytest.approx(1.482602218505602)
+
+
+def test_nanmedian_is_numpys():
+    rng = np.random.default_rng(8)
+    values = rng.normal(size=(200, 9))
+    values[rng.random(values.shape) < 0.3] = np.nan
+    values[5] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(values, axis=1)
+    np.testing.assert_array_equal(nanmedian(values, axis=1), expected)
