@@ -221,12 +221,12 @@ def margin_forecast(
     )
     mrr = np.full((n_c, n_t), np.nan)
     now = np.full((n_c, n_t), np.nan)
-    col = {d: i for i, d in enumerate(targets)}
-    ci, ti = state["_c"].to_numpy(), np.array([col[d] for d in state["day"]], dtype=np.int64)
+    ci = state["_c"].to_numpy()
+    ti = state.select((pl.col("day") - pl.lit(first_target)).dt.total_days()).to_series().to_numpy()
     mrr[ci, ti] = state["mrr"].fill_null(np.nan).to_numpy()
     now[ci, ti] = state["cost_to_mrr"].fill_null(np.nan).to_numpy()
     wanted = set(days)
-    out: dict[str, list] = {k: [] for k in MARGIN_FORECAST_SCHEMA if k not in ("customer_name", "tier", "is_forecast_alert")}
+    frames = []
     crossing = np.zeros((n_c, n_t), dtype=bool)
     for k, target in enumerate(targets):
         rows = np.arange(n_c) * n_t + k
@@ -252,32 +252,24 @@ def margin_forecast(
             s = fit[name][rows]
             icpt = fit["median_y"][rows] - s * fit["median_x"][rows]
             bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k])
-        out["day"] += [target] * n_c
-        out["customer_id"] += ids["customer_id"].to_list()
-        out["mrr"] += list(mrr[:, k])
-        out["cost_to_mrr"] += list(now[:, k])
-        out["trend_weeks"] += list(points.astype(np.int64))
-        for name, s in (("daily_growth", slope), ("daily_growth_low", fit["low"][rows]), ("daily_growth_high", fit["high"][rows])):
-            out[name] += list(np.where(usable, np.expm1(s), np.nan))
-        for h in AHEAD:
-            out[f"cost_to_mrr_{h}d"] += list(central[:, h - 1])
-            out[f"cost_to_mrr_{h}d_low"] += list(bands["low"][:, h - 1])
-            out[f"cost_to_mrr_{h}d_high"] += list(bands["high"][:, h - 1])
-        out["days_to_p2"] += [None if v < 0 else int(v) for v in p2]
-        out["days_to_p1"] += [None if v < 0 else int(v) for v in p1]
-    # One alert per crossing: the first day of it, with none forecast in the horizon_days before.
-    alert = np.zeros_like(crossing)
-    for k in range(n_t):
-        earlier = crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
-        alert[:, k] = crossing[:, k] & ~earlier
-    flags = [alert[c, col[d]] for d in days for c in range(n_c)]
-    frame = pl.DataFrame(
-        {**out, "is_forecast_alert": flags},
-        schema_overrides={k: v for k, v in MARGIN_FORECAST_SCHEMA.items() if k in out},
-        nan_to_null=True,
-    )
+        # One alert per crossing: its first day, none forecast in the horizon_days before.
+        alert = crossing[:, k] & ~crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
+        columns = {
+            "day": pl.repeat(target, n_c, eager=True),
+            "customer_id": ids["customer_id"],
+            "trend_weeks": points.astype(np.int64),
+            **{name: np.where(usable, np.expm1(s), np.nan) for name, s in
+               (("daily_growth", slope), ("daily_growth_low", fit["low"][rows]), ("daily_growth_high", fit["high"][rows]))},
+            **{f"cost_to_mrr_{h}d{suffix}": values[:, h - 1] for h in AHEAD
+               for suffix, values in (("", central), ("_low", bands["low"]), ("_high", bands["high"]))},
+            "days_to_p2": pl.Series(p2).cast(pl.Int64).replace(-1, None),
+            "days_to_p1": pl.Series(p1).cast(pl.Int64).replace(-1, None),
+            "is_forecast_alert": alert,
+        }  # fmt: skip
+        frames.append(pl.DataFrame(columns, nan_to_null=True))
+    frame = pl.concat(frames)
     return (
-        today.select("day", "customer_id", "customer_name", "tier")
+        today.select("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")
         .join(frame, on=["day", "customer_id"], how="left")
         .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0),
                       pl.col(pl.Float64).fill_nan(None))
