@@ -15,10 +15,13 @@ EDGES = {
     "tag_coverage": {"raw_billing"},
     "allocated_cost": {"raw_billing", "tenant_usage", "customer_dimension"},
     "unit_cost": {"allocated_cost", "tag_coverage", "customer_dimension", "tenant_usage", "raw_billing"},
-    "cost_alerts": {"unit_cost", "allocated_cost"},
+    "cost_alerts": {"unit_cost", "allocated_cost", "cost_anomalies", "margin_forecast"},
     "growth_efficiency": {"tag_coverage", "customer_dimension"},
     "team_spend": {"raw_billing"},
-    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend"},
+    "cost_anomalies": {"unit_cost", "tenant_usage", "customer_dimension", "allocated_cost"},
+    "margin_forecast": {"unit_cost"},
+    "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend",
+                            "cost_anomalies", "margin_forecast"},
 }
 
 
