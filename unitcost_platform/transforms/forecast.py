@@ -185,16 +185,11 @@ def _trend_table(unit: pl.DataFrame, targets: list[dt.date], until: dt.date | No
     return ids, {"fit": fit, "costs": costs, "t": t, "first": first}
 
 
-def margin_forecast(
-    unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
-) -> pl.DataFrame:
-    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each."""
-    days = sorted(set(days))
-    today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
-    if not days or today.is_empty():
-        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
-    first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
-    targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
+def _evaluate(
+    unit: pl.DataFrame, targets: list[dt.date], wanted: set[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
+) -> tuple[pl.DataFrame, np.ndarray, list[pl.DataFrame]]:
+    """The trend of every customer at every target: whether it forecast a crossing (within the
+    horizon, not at P2 yet) and, for the `wanted` targets, every output column."""
     ids, m = _trend_table(unit.select("day", "customer_id", "total_cost"), targets)
     fit, costs, t = m["fit"], m["costs"], m["t"]
     n_c, n_t = ids.height, len(targets)
@@ -207,11 +202,11 @@ def margin_forecast(
     )
     mrr = np.full((n_c, n_t), np.nan)
     now = np.full((n_c, n_t), np.nan)
+    index = {d: i for i, d in enumerate(targets)}
     ci = state["_c"].to_numpy()
-    ti = state.select((pl.col("day") - pl.lit(first_target)).dt.total_days()).to_series().to_numpy()
+    ti = state["day"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
     mrr[ci, ti] = state["mrr"].fill_null(np.nan).to_numpy()
     now[ci, ti] = state["cost_to_mrr"].fill_null(np.nan).to_numpy()
-    wanted = set(days)
     frames = []
     crossing = np.zeros((n_c, n_t), dtype=bool)
     for k, target in enumerate(targets):
@@ -224,7 +219,7 @@ def margin_forecast(
         recent = sums[:, [end]] - sums[:, starts]
         recent_days = counts[:, [end]] - counts[:, starts]
         icpt = np.where(usable, intercept, np.nan)
-        if target not in wanted:  # a day of the one-alert lookback: only whether it forecast a crossing
+        if target not in wanted:  # only whether it forecast a crossing: project to the horizon
             soon = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], cfg.horizon_days)
             p2 = np.where(usable, _days_to(now[:, k], soon, slope, alerts.p2_cost_to_mrr), -1)
             crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1)
@@ -238,8 +233,6 @@ def margin_forecast(
             s = fit[name][rows]
             icpt = fit["median_y"][rows] - s * fit["median_x"][rows]
             bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k])
-        # One alert per crossing: its first day, none forecast in the horizon_days before.
-        alert = crossing[:, k] & ~crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
         columns = {
             "day": pl.repeat(target, n_c, eager=True),
             "customer_id": ids["customer_id"],
@@ -250,13 +243,44 @@ def margin_forecast(
                for suffix, values in (("", central), ("_low", bands["low"]), ("_high", bands["high"]))},
             "days_to_p2": pl.Series(p2).cast(pl.Int64).replace(-1, None),
             "days_to_p1": pl.Series(p1).cast(pl.Int64).replace(-1, None),
-            "is_forecast_alert": alert,
         }  # fmt: skip
         frames.append(pl.DataFrame(columns, nan_to_null=True))
-    frame = pl.concat(frames)
+    return ids, crossing, frames
+
+
+def margin_forecast(
+    unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
+) -> pl.DataFrame:
+    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each.
+
+    Every customer is fitted on the days; only those forecast to cross on one of them are fitted
+    on the `horizon_days` before as well (one alert per crossing), so the lookback costs little.
+    """
+    days = sorted(set(days))
+    today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+    if not days or today.is_empty():
+        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
+    ids, crossing_on_days, frames = _evaluate(unit, days, set(days), alerts, cfg)
+    candidates = ids.filter(pl.Series(crossing_on_days.any(axis=1)))["customer_id"]
+    warned = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "is_forecast_alert": pl.Boolean})
+    if candidates.len():
+        first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
+        targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
+        cids, crossing, _ = _evaluate(unit.filter(pl.col("customer_id").is_in(candidates.implode())), targets, set(), alerts, cfg)
+        rows = []
+        for k, target in enumerate(targets):
+            if target not in days:
+                continue
+            # One alert per crossing: its first day, none forecast in the horizon_days before.
+            alert = crossing[:, k] & ~crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
+            rows += [(target, c) for c in cids.filter(pl.Series(alert))["customer_id"]]
+        warned = pl.DataFrame(rows, schema=["day", "customer_id"], orient="row").with_columns(
+            is_forecast_alert=pl.lit(True)
+        ) if rows else warned  # fmt: skip
     return (
         today.select("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")
-        .join(frame, on=["day", "customer_id"], how="left")
+        .join(pl.concat(frames), on=["day", "customer_id"], how="left")
+        .join(warned, on=["day", "customer_id"], how="left")
         .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0),
                       pl.col(pl.Float64).fill_nan(None))
         .select(list(MARGIN_FORECAST_SCHEMA))
