@@ -163,35 +163,52 @@ def _score_days(
     names = ("baseline_days", "expected_units", "actual_units", "expected_cost_per_1k_units", "actual_cost_per_1k_units",
              "expected_cost", "actual_cost", "impact", "price_effect", "volume_effect", "cross_effect", "score")  # fmt: skip
     m = {name: np.full((n_c, n_t), np.nan) for name in names}
-    for j, t in enumerate(targets):
-        base = robust_baseline(log_price, log_units, weekend, t)
+
+    def score(rows: np.ndarray, j: int) -> None:
+        t = BASELINE_DAYS + j
+        base = robust_baseline(log_price[rows], log_units[rows], weekend, t)
         p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
-        actual_cost = np.nan_to_num(costs[:, t])
-        actual_units = np.nan_to_num(unit_values[:, t])
+        actual_cost = np.nan_to_num(costs[rows, t])
+        actual_units = np.nan_to_num(unit_values[rows, t])
         usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
         with np.errstate(all="ignore"):
             price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
-            score = (log_price[:, t] - base["log_price"]) / base["noise"]
+            z = (log_price[rows, t] - base["log_price"]) / base["noise"]
             expected_cost = np.where(usable, p_hat * u_hat, np.nan)
-            m["baseline_days"][:, j] = base["days"]
-            m["expected_units"][:, j] = np.where(usable, u_hat, np.nan)
-            m["actual_units"][:, j] = actual_units
-            m["expected_cost_per_1k_units"][:, j] = np.where(usable, 1000 * p_hat, np.nan)
-            m["actual_cost_per_1k_units"][:, j] = 1000 * price
-            m["expected_cost"][:, j] = expected_cost
-            m["actual_cost"][:, j] = actual_cost
-            m["impact"][:, j] = actual_cost - expected_cost
-            m["price_effect"][:, j] = (price - p_hat) * u_hat
-            m["volume_effect"][:, j] = p_hat * (actual_units - u_hat)
-            m["cross_effect"][:, j] = (price - p_hat) * (actual_units - u_hat)
-            m["score"][:, j] = np.where(usable, score, np.nan)
+            m["baseline_days"][rows, j] = base["days"]
+            m["expected_units"][rows, j] = np.where(usable, u_hat, np.nan)
+            m["actual_units"][rows, j] = actual_units
+            m["expected_cost_per_1k_units"][rows, j] = np.where(usable, 1000 * p_hat, np.nan)
+            m["actual_cost_per_1k_units"][rows, j] = 1000 * price
+            m["expected_cost"][rows, j] = expected_cost
+            m["actual_cost"][rows, j] = actual_cost
+            m["impact"][rows, j] = actual_cost - expected_cost
+            m["price_effect"][rows, j] = (price - p_hat) * u_hat
+            m["volume_effect"][rows, j] = p_hat * (actual_units - u_hat)
+            m["cross_effect"][rows, j] = (price - p_hat) * (actual_units - u_hat)
+            m["score"][rows, j] = np.where(usable, z, np.nan)
+
+    def beyond_sign(j: np.ndarray | int) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            beyond = (np.abs(m["score"][:, j]) > cfg.min_score) & (np.abs(m["impact"][:, j]) >= cfg.min_impact)
+            return np.where(beyond, np.where(m["score"][:, j] > 0, 1, -1), 0)
+
+    # Every customer is scored on the days; only those beyond on one of them on the lookback too
+    # (the quiet period and first_day need it), so the lookback costs little.
+    everyone = np.arange(n_c)
+    wanted = sorted({(d - first).days - BASELINE_DAYS for d in days})
+    for j in wanted:
+        score(everyone, j)
+    candidates = np.flatnonzero((beyond_sign(np.array(wanted)) != 0).any(axis=1))
+    if candidates.size:
+        for j in range(n_t):
+            if j not in wanted:
+                score(candidates, j)
     # Beyond days (+1 up, -1 down, 0 not), the anomaly (no beyond day in the same direction in the
     # QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in the same
     # direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day agree); an
     # older shift reports that bound.
-    with np.errstate(invalid="ignore"):
-        beyond = (np.abs(m["score"]) > cfg.min_score) & (np.abs(m["impact"]) >= cfg.min_impact)
-        sign = np.where(beyond, np.where(m["score"] > 0, 1, -1), 0)
+    sign = beyond_sign(np.arange(n_t))
     anomaly = np.zeros((n_c, n_t), dtype=bool)
     first_day = np.full((n_c, n_t), -1)
     last = {1: np.full(n_c, -1), -1: np.full(n_c, -1)}
