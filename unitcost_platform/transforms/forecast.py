@@ -197,8 +197,8 @@ def _evaluate(
     sums, counts = cumulative(np.nan_to_num(costs)), cumulative(present)
     state = (
         unit.select("day", "customer_id", "mrr", "cost_to_mrr")
-        .join(ids, on="customer_id")
         .filter(pl.col("day").is_in(targets))
+        .join(ids, on="customer_id")
     )
     mrr = np.full((n_c, n_t), np.nan)
     now = np.full((n_c, n_t), np.nan)
@@ -232,7 +232,7 @@ def _evaluate(
         for name in ("low", "high"):
             s = fit[name][rows]
             icpt = fit["median_y"][rows] - s * fit["median_x"][rows]
-            bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k])
+            bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k], max(AHEAD))
         columns = {
             "day": pl.repeat(target, n_c, eager=True),
             "customer_id": ids["customer_id"],
