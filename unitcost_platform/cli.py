@@ -15,6 +15,7 @@ from unitcost_platform.config import load_config
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, WAREHOUSE_SCHEMA, Settings
+from unitcost_platform.transforms.forecast import backtest
 from unitcost_platform.transforms.products import outgrowing_line
 from unitcost_platform.transforms.segments import freemium_line, lowest_margin_tier
 
@@ -84,6 +85,7 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         resolved = _query(con, f"""
             select customer_name, family, opened_day, resolved_day, days_open from {s}.alert_incidents
             where status = 'resolved' and family = 'COST_TO_MRR' order by resolved_day desc limit 3""") if incidents else None
+        model_lines = _anomaly_forecast_lines(con, s)
     lo, hi, n = days
     total = cov["total"] or 0.0
     lines = [
@@ -101,6 +103,7 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         "Alerts by type: " + (", ".join(f"{t} {k}" for t, k in alerts.iter_rows()) or "none"),
         f"Team spend on {hi}: " + (", ".join(f"{t} ${c:,.2f}" for t, c in teams.iter_rows()) or "none"),
         *economics_lines(duckdb_path, hi),
+        *model_lines,
     ]
     if over is not None:
         lines.append(
@@ -143,6 +146,30 @@ def economics_lines(duckdb_path: Path, day: object) -> list[str]:
         f"Products whose cost outgrows their usage on {day}: {outgrowing_line(products) or 'none'}",
         *([f"Lowest-margin segment on {day}: {segment['group_name']} (infra margin {segment['infra_margin']:.1%})"]
           if (segment := lowest_margin_tier(segments, "segment")) else []),
+    ]
+
+
+def _anomaly_forecast_lines(con: duckdb.DuckDBPyConnection, s: str) -> list[str]:
+    """Unit-cost anomalies, projected crossings and the 14-day cost-forecast backtest (issue 16)."""
+    tables = set(_query(con, f"select table_name from information_schema.tables where table_schema = '{s}'")["table_name"])
+    if not {"cost_anomalies", "margin_forecast"} <= tables:
+        return []
+    found = _query(con, f"""
+        select count(*) n, count(distinct customer_id) customers, coalesce(sum(impact), 0) impact
+        from {s}.cost_anomalies where is_anomaly""").row(0, named=True)
+    soon = _query(con, f"""
+        select count(*) filter (where days_to_p2 between 1 and 30) p2, count(*) filter (where days_to_p1 between 1 and 30) p1,
+               max(day) as last_day
+        from {s}.margin_forecast where day = (select max(day) from {s}.margin_forecast)""").row(0, named=True)
+    warned = _query(con, f"select count(*) n from {s}.margin_forecast where is_forecast_alert").row(0, named=True)
+    result = backtest(_query(con, f"select day, customer_id, total_cost from {s}.unit_cost"))
+    error = "n/a (fewer than 74 days)" if result["median_ape"] is None else f"{result['median_ape']:.1%}"
+    return [
+        f"Unit-cost anomalies: {found['n']} ({found['customers']} customers, ${found['impact']:,.2f} of impact on their days)",
+        f"Margin forecast on {soon['last_day']}: {soon['p2']} customers projected to cross P2 and {soon['p1']} P1 within "
+        f"30 days; FORECAST alerts over the period: {warned['n']}",
+        f"Cost forecast backtest (14 days ahead, customers with 60+ days of history): median absolute "
+        f"percentage error {error} over {result['forecasts']:,} forecasts of {result['customers']} customers",
     ]
 
 

@@ -709,6 +709,21 @@ class RunsConfig(_Model):
     )
 
 
+class AnomaliesConfig(_Model):
+    """cost_anomalies: when a change in a customer's cost per unit is an anomaly (see transforms/anomalies.py)."""
+
+    unit_metric: str = Field(default="requests", description="the usage metric cost per unit is measured in")
+    min_score: float = Field(default=5.0, gt=0, description="robust z of the day's cost per unit against its baseline")
+    min_impact: float = Field(default=5.0, ge=0, description="dollars a day, actual minus expected cost (either sign)")
+    min_baseline_days: int = Field(default=14, ge=7, le=28, description="usable days in the 28-day baseline window")
+
+
+class ForecastConfig(_Model):
+    """margin_forecast: how far ahead a projected P2 crossing raises a FORECAST alert."""
+
+    horizon_days: int = Field(default=14, ge=1, le=90, description="FORECAST when P2 is projected within this many days")
+
+
 class UnitcostConfig(_Model):
     billing: BillingConfig = BillingConfig()
     tenant: TenantConfig = TenantConfig()
@@ -730,6 +745,8 @@ class UnitcostConfig(_Model):
     runs: RunsConfig = RunsConfig()
     scope: ScopeConfig | None = Field(default=None, description="a scoped rollout; default: every customer")
     dashboard: DashboardConfig = DashboardConfig()
+    anomalies: AnomaliesConfig = AnomaliesConfig()
+    forecast: ForecastConfig = ForecastConfig()
 
     def scope_description(self) -> str:
         return self.scope.describe() if self.scope else "all customers"

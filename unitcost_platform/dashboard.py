@@ -45,6 +45,10 @@ class DashboardInputs:
     products: pl.DataFrame | None = None
     segments: pl.DataFrame | None = None
     unit_costs: pl.DataFrame | None = None
+    # cost_anomalies rows (day, customer_id, customer_name, is_anomaly, impact, price_effect,
+    # volume_effect, cross_effect) and the day's margin_forecast rows; None: those plots are left out.
+    anomalies: pl.DataFrame | None = None
+    forecast: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -356,6 +360,42 @@ def economics_figures(inputs: DashboardInputs, xrange: tuple[dt.date, dt.date] |
     if inputs.unit_costs is not None:
         figures["cost_per_unit"] = cost_per_unit_over_time(inputs.unit_costs, xrange)
     return figures
+def anomaly_impact(anomalies: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    """Impact of the unit-cost anomalies per day, split into price, volume and cross effects: a
+    price change someone shipped shows as price, growth as volume."""
+    found = anomalies.filter(pl.col("is_anomaly"))
+    daily = found.group_by("day").agg(
+        pl.col("price_effect", "volume_effect", "cross_effect").sum(),
+        pl.col("customer_name").str.join(", ").alias("who"),
+    ).sort("day")
+    fig = go.Figure()
+    for column, name in (("price_effect", "price effect"), ("volume_effect", "volume effect"), ("cross_effect", "cross term")):
+        fig.add_bar(x=_dates(daily), y=daily[column].to_list(), name=name, customdata=daily["who"].to_list(),
+                    hovertemplate="%{x}: $%{y:,.2f} (%{customdata})<extra>" + name + "</extra>")  # fmt: skip
+    title = f"Unit-cost anomalies: impact per day ({found.height} in the window)"
+    return _over_time(fig, title, xrange, barmode="relative", yaxis={"title": "USD per day", "tickprefix": "$"})
+
+
+def projected_crossings(forecast: pl.DataFrame, p1: float, p2: float, days: int = 30) -> go.Figure:
+    """Customers projected to cross P2 or P1 within `days`: cost-to-MRR today and in 30 days, with
+    the 80% interval of the projection, against the two lines."""
+    soon = forecast.filter(
+        pl.col("days_to_p2").is_between(1, days) | pl.col("days_to_p1").is_between(1, days)
+    ).sort("days_to_p2", "days_to_p1", nulls_last=True)
+    labels = [f"{n} ({d if d is not None else '-'} d to P2)" for n, d in zip(soon["customer_name"], soon["days_to_p2"], strict=True)]
+    fig = go.Figure()
+    fig.add_scatter(x=soon["cost_to_mrr"].to_list(), y=labels, mode="markers", name="today", marker={"size": 10})
+    fig.add_scatter(
+        x=soon["cost_to_mrr_30d"].to_list(), y=labels, mode="markers", name="in 30 days (80% interval)",
+        marker={"size": 10, "symbol": "diamond"},
+        error_x={"type": "data", "symmetric": False,
+                 "array": (soon["cost_to_mrr_30d_high"] - soon["cost_to_mrr_30d"]).to_list(),
+                 "arrayminus": (soon["cost_to_mrr_30d"] - soon["cost_to_mrr_30d_low"]).to_list()},
+    )  # fmt: skip
+    for value, name in ((p2, "P2"), (p1, "P1")):
+        fig.add_vline(x=value, line_dash="dash", annotation_text=name)
+    title = f"Projected to cross P2/P1 within {days} days: {soon.height} customer(s)"
+    return _layout(fig, title, xaxis={"title": "cost to MRR", "tickformat": ".0%"}, yaxis={"autorange": "reversed"})
 
 
 def headline(inputs: DashboardInputs) -> dict:
@@ -459,6 +499,10 @@ def render_dashboard(inputs: DashboardInputs) -> Dashboard:
         "alert_incidents": incidents_panel(inputs.incidents, inputs.day),
     }
     figures.update(economics_figures(inputs, xrange))
+    if inputs.anomalies is not None:
+        figures["anomaly_impact"] = anomaly_impact(inputs.anomalies, xrange)
+    if inputs.forecast is not None:
+        figures["projected_crossings"] = projected_crossings(inputs.forecast, inputs.p1_cost_to_mrr, inputs.p2_cost_to_mrr)
     config = {"displaylogo": False, "responsive": True}
     plots = "".join(
         f'<div class="unitcost-plot" data-plot="{name}">'

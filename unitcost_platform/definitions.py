@@ -8,6 +8,7 @@ from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
+from unitcost_platform.defs.assets.anomalies import build_anomaly_assets
 from unitcost_platform.defs.assets.common import backfill_policy
 from unitcost_platform.defs.assets.dashboard import build_dashboard_assets
 from unitcost_platform.defs.assets.economics import build_economics_assets
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         *build_allocation_assets(partitions, warehouse.kinds, backfill),
         *build_reporting_assets(partitions, warehouse.kinds, backfill),
         *build_engineering_assets(partitions, warehouse.kinds, backfill),
+        *build_anomaly_assets(partitions, warehouse.kinds, backfill, cfg.anomalies, cfg.forecast),
         *build_dashboard_assets(partitions, warehouse.kinds, backfill, cfg.dashboard.days),
         *build_economics_assets(partitions, warehouse.kinds, backfill),
     ]

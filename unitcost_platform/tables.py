@@ -10,8 +10,10 @@ from unitcost_platform.sources.focus import RAW_BILLING_SCHEMA
 from unitcost_platform.sources.usage_files import USAGE_SCHEMA
 from unitcost_platform.transforms.alerts import COST_ALERTS_SCHEMA
 from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
+from unitcost_platform.transforms.anomalies import COST_ANOMALIES_SCHEMA
 from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
 from unitcost_platform.transforms.customers import CUSTOMER_DIMENSION_SCHEMA
+from unitcost_platform.transforms.forecast import MARGIN_FORECAST_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
 from unitcost_platform.transforms.incidents import INCIDENTS_SCHEMA
 from unitcost_platform.transforms.products import PRODUCT_COST_SCHEMA
@@ -36,4 +38,6 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "product_cost": PRODUCT_COST_SCHEMA,
     "segment_economics": SEGMENT_ECONOMICS_SCHEMA,
     "customer_unit_costs": CUSTOMER_UNIT_COSTS_SCHEMA,
+    "cost_anomalies": COST_ANOMALIES_SCHEMA,
+    "margin_forecast": MARGIN_FORECAST_SCHEMA,
 }

@@ -19,6 +19,7 @@ TABLES = [
     "allocated_cost", "unit_cost", "cost_alerts", "growth_efficiency", "team_spend",
     "service_unit_cost", "alert_incidents",
     "product_cost", "segment_economics", "customer_unit_costs",
+    "cost_anomalies", "margin_forecast",
 ]  # fmt: skip
 # Assets that are files, not tables.
 FILE_ASSETS = ["unit_cost_dashboard"]

@@ -1,6 +1,7 @@
 """One measured process of the benchmark: `python -m unitcost_platform.benchmark.workers KIND DATA OUT`.
 
-KIND is `pipeline` (every stage, one after the other, each with its own figures), `ours`
+KIND is `pipeline` (every stage, one after the other, each with its own figures, the unit-cost
+anomalies and margin forecast included), `ours`
 (allocation from the Parquet files), `ours_unit` (allocation and unit cost with its 30-day window
 from the Parquet files) or `duckdb` (the baseline). It prints its figures as one JSON line and
 writes its result to OUT (after the clock stops) for the parent to compare.
@@ -24,6 +25,8 @@ from unitcost_platform.sources.files import list_data_files
 from unitcost_platform.sources.usage_files import read_usage_files
 from unitcost_platform.transforms.alerts import cost_alerts
 from unitcost_platform.transforms.allocation import BILLING_COLUMNS, allocate, allocation_columns
+from unitcost_platform.transforms.anomalies import HISTORY_DAYS as ANOMALY_HISTORY_DAYS
+from unitcost_platform.transforms.anomalies import cost_anomalies
 from unitcost_platform.transforms.coverage import tag_coverage
 from unitcost_platform.transforms.customer_cost import (
     CUSTOMER_DAY_ROLLUP,
@@ -32,6 +35,8 @@ from unitcost_platform.transforms.customer_cost import (
     customer_daily_cost,
 )
 from unitcost_platform.transforms.customers import customer_dimension
+from unitcost_platform.transforms.forecast import history_days as forecast_history_days
+from unitcost_platform.transforms.forecast import margin_forecast
 from unitcost_platform.transforms.unit_cost import unit_cost
 
 CONFIG = UnitcostConfig()  # the defaults: default pools, default tenant tag keys, EffectiveCost
@@ -93,8 +98,28 @@ def pipeline(data: Path, out: Path) -> dict:
     with measured("alerts (14-day service drivers)", 0, figures):
         alerts = cost_alerts(unit, services, [day], CONFIG.alerts, CONFIG.owners)
     figures[-1].rows = services.height
+    _anomaly_and_forecast_stages(unit, services, day, figures)
     return {"figures": [f.as_dict() for f in figures], "line_items": lines, "alerts": alerts.height,
             "customers": unit.height}  # fmt: skip
+
+
+def _anomaly_and_forecast_stages(unit: pl.DataFrame, services: pl.DataFrame, day: dt.date, figures: list[Figure]) -> None:
+    """cost_anomalies and margin_forecast as their assets run them, on unit_cost history shaped like
+    the measured day (history.earlier_days) and the alerts stage's 14 days of service rollups."""
+    columns = ["day", "customer_id", "customer_name", "tier", "status", "total_cost", "requests", "mrr", "cost_to_mrr"]
+    today = unit.select(columns)
+    past = pl.concat([history.earlier_days(today, day, ANOMALY_HISTORY_DAYS - 1), today])
+    gc.collect()
+    with measured("unit-cost anomalies (50-day baselines, drivers)", 0, figures):
+        cost_anomalies(past.select("day", "customer_id", "total_cost"),
+                       past.select("day", "customer_id", pl.col("requests").alias("units")),
+                       past, services, [day], CONFIG.anomalies, CONFIG.owners)  # fmt: skip
+    figures[-1].rows = past.height
+    past = pl.concat([history.earlier_days(today, day, forecast_history_days(CONFIG.forecast.horizon_days) - 1), today])
+    gc.collect()
+    with measured("margin forecast (74-day Theil-Sen trends)", 0, figures):
+        margin_forecast(past, [day], CONFIG.alerts, CONFIG.forecast)
+    figures[-1].rows = past.height
 
 
 def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:

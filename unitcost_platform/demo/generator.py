@@ -6,7 +6,9 @@ untagged on purpose; Lambda functions and (late in the period) DynamoDB tables t
 tag by mistake; one tenant at about 40x the median usage; free and trial tenants using 30-40% of the
 requests, growing after a free-tier launch; and customers built to cross the alert thresholds:
 one over 25% cost-to-MRR whose team ships a fix that ends the incident before the last day, one
-between 20% and 25%, one whose cost rises over 15% in a week on flat revenue.
+between 20% and 25%, one whose cost rises over 15% in a week on flat revenue, one whose cost per
+request triples on day 95 (a shipped regression: an ANOMALY) and one whose cost grows about 1.2% a
+day towards P2 (a FORECAST before it gets there).
 ElastiCache clusters carry a `product: search` tag, and their `searches` fall 30% ten days before the
 end (a client-side cache ships) while the clusters are not resized: a product whose cost outgrows
 its usage.
@@ -31,6 +33,8 @@ from unitcost_platform.errors import ConfigError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE
 
 TIERS = ["enterprise", "mid-market", "smb", "trial", "free"]
+REGRESSION_DAY = 95
+TOWARDS_P2_GROWTH = 1.012  # per day
 TIER_WEIGHTS = [0.03, 0.12, 0.45, 0.15, 0.25]
 # Requests per day per dollar of MRR: enterprise contracts pay more per unit of usage.
 REQUESTS_PER_MRR = {"enterprise": 25.0, "mid-market": 45.0, "smb": 70.0}
@@ -133,11 +137,14 @@ def _population(spec: DemoSpec, rng: np.random.Generator) -> _Population:
     for role, idx in designated.items():
         onboard[idx], churn[idx], convert[idx] = 0, -1, -1
         names[idx] = {"p1": "Bluefin Labs", "p2": "Quarry Systems", "trend": "Lantern Retail",
-                      "whale": "Meridian Health"}[role]  # fmt: skip
+                      "whale": "Meridian Health", "regression": "Kestrel Freight",
+                      "towards_p2": "Juniper Robotics"}[role]  # fmt: skip
     mrr[designated["p1"]] = 900.0
     mrr[designated["p2"]] = 5_000.0
     mrr[designated["trend"]] = 40_000.0
     mrr[designated["whale"]] = 58_000.0
+    mrr[designated["regression"]] = 6_000.0
+    mrr[designated["towards_p2"]] = 14_000.0
 
     def day(i: int) -> dt.date:
         return spec.start + dt.timedelta(days=int(i))
@@ -205,12 +212,13 @@ def _designate(tiers: np.ndarray, onboard: np.ndarray, churn: np.ndarray, conver
     smb = np.flatnonzero(stable & (tiers == "smb"))
     mid = np.flatnonzero(stable & (tiers == "mid-market"))
     ent = np.flatnonzero(stable & (tiers == "enterprise"))
-    if smb.size < 1 or mid.size < 1 or ent.size < 2:
+    if smb.size < 1 or mid.size < 3 or ent.size < 2:
         raise ConfigError(
-            f"{len(tiers)} customers are too few for the demo's story (it needs an SMB, a mid-market and two "
+            f"{len(tiers)} customers are too few for the demo's story (it needs an SMB, three mid-market and two "
             "enterprise customers present the whole period); use --customers 100 or more"
         )
-    return {"p1": int(smb[0]), "p2": int(mid[0]), "trend": int(ent[0]), "whale": int(ent[1])}
+    return {"p1": int(smb[0]), "p2": int(mid[0]), "trend": int(ent[0]), "whale": int(ent[1]),
+            "regression": int(mid[1]), "towards_p2": int(mid[2])}  # fmt: skip
 
 
 def _tenant_days(spec: DemoSpec, tenants: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
@@ -269,6 +277,8 @@ def _tenant_line_items(spec: DemoSpec, td: pl.DataFrame, rng: np.random.Generato
     # day 100 that cuts it to a third, and the 30-day run rate is back under P2 two weeks later.
     ramp_p1 = pl.when(pl.col("d") >= P1_FIX_DAY).then(0.3).when(pl.col("d") >= P1_RAMP_DAY).then(2.1).otherwise(1.0)
     ramp_trend = 1.0 + 0.65 * ((pl.col("d") - (spec.days - 9)).clip(0, 6) / 6.0)
+    # The regression: from REGRESSION_DAY, compute per request costs three times as much (requests flat).
+    regression = pl.when(pl.col("d") >= REGRESSION_DAY).then(3.0).otherwise(1.0)
     paid = pl.col("tier").is_in(["enterprise", "mid-market", "smb"]) | pl.col("converted")
     ec2_base = pl.col("tier").replace_strict({"enterprise": 40.0, "mid-market": 3.0, "smb": 0.2}, default=0.0)
     ec2 = ec2_base * pl.col("share") + req * 0.000004
@@ -276,6 +286,8 @@ def _tenant_line_items(spec: DemoSpec, td: pl.DataFrame, rng: np.random.Generato
         pl.when(pl.col("role") == "p1").then(4.4 * ramp_p1)
         .when(pl.col("role") == "p2").then(29.0)
         .when(pl.col("role") == "trend").then(ec2 * ramp_trend * 2.2)
+        .when(pl.col("role") == "regression").then(ec2 * regression)
+        .when(pl.col("role") == "towards_p2").then(20.0 * TOWARDS_P2_GROWTH ** pl.col("d").cast(pl.Float64))
         .otherwise(ec2)
     )  # fmt: skip
     lambda_cost = req * 0.0000021

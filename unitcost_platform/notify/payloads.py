@@ -146,7 +146,8 @@ def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
     if kind == "UNIT_COST":
         title = f":bar_chart: {slack_escape(alert['team'])}: cost per customer of your services, {slack_escape(alert['day'])}"
         return _slack_simple(title, [s["line"] for s in alert["services"]], link, route_reason)
-    icon = {"P1": ":rotating_light:", "P2": ":warning:", "TREND": ":chart_with_upwards_trend:", "SEGMENT": ":busts_in_silhouette:"}[kind]
+    icon = {"P1": ":rotating_light:", "P2": ":warning:", "TREND": ":chart_with_upwards_trend:", "SEGMENT": ":busts_in_silhouette:",
+            "ANOMALY": ":mag:", "FORECAST": ":crystal_ball:"}[kind]  # fmt: skip
     day = slack_escape(alert["day"])
     if kind == "SEGMENT":
         title = f"{icon} SEGMENT {day}: non-paying customers cost more than paying ones"
@@ -166,6 +167,10 @@ def slack_alert(alert: dict, link: str, route_reason: str) -> dict:
             f"*Cost to MRR*\n{_pct(alert.get('cost_to_mrr'))}",
             f"*{slack_escape(alert.get('metric'))}*\n{_pct(alert.get('value'))} (threshold {_pct(alert.get('threshold'))})",
         ]
+        if kind == "ANOMALY":  # value: actual minus expected cost of the day, in dollars
+            fields[3] = f"*Impact*\n{money(alert.get('value'))}/day (threshold {money(alert.get('threshold'))})"
+        elif kind == "FORECAST":  # value: days until cost-to-MRR is projected above P2
+            fields[3] = f"*Days to P2*\n{alert.get('value'):.0f} (horizon {alert.get('threshold'):.0f} days)"
     return {
         "text": f"{title}. {slack_escape(alert.get('message', ''))}",
         "blocks": [

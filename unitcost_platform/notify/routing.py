@@ -1,6 +1,7 @@
-"""Who hears about an alert: owning teams for P1/P2, FinOps for SEGMENT, the weekly digest for TREND,
-the owning team for its services' unit cost (UNIT_COST), and every destination that had an incident's
-alerts for its end (RESOLVED, routed by the ledger, which knows where they went).
+"""Who hears about an alert: owning teams for P1/P2/FORECAST, the team owning the service with the
+largest price effect for ANOMALY, FinOps for SEGMENT, the weekly digest for TREND, the owning team
+for its services' unit cost (UNIT_COST), and every destination that had an incident's alerts for
+its end (RESOLVED, routed by the ledger, which knows where they went).
 
 Alerts here are the dicts that `alert_incidents` and `service_unit_cost` put in each day's
 materialization metadata.
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 
 from unitcost_platform.config import NotificationsConfig
 
-IMMEDIATE = ("P1", "P2", "SEGMENT")
-RANK = {"P2": 1, "P1": 2, "TREND": 1, "SEGMENT": 1, "RESOLVED": 1, "UNIT_COST": 1}
+IMMEDIATE = ("P1", "P2", "SEGMENT", "ANOMALY", "FORECAST")
+# ANOMALY and FORECAST are families of their own (family() below): each incident is delivered once.
+RANK = {"P2": 1, "P1": 2, "TREND": 1, "SEGMENT": 1, "ANOMALY": 1, "FORECAST": 1, "RESOLVED": 1, "UNIT_COST": 1}
 RANK_NAME = {1: "P2", 2: "P1"}  # of the cost-to-MRR family, for "escalated from P2"
 
 
@@ -52,13 +54,17 @@ def routes(alert: dict, cfg: NotificationsConfig) -> list[Route]:
     if kind == "SEGMENT":
         return [Route(cfg.finops, "FinOps channel (SEGMENT)")]
     found: dict[str | None, list[str]] = {}
-    for team in alert.get("owners") or []:
+    teams = alert.get("owners") or []
+    if kind == "ANOMALY":
+        teams = teams[:1]  # owners are ordered by price effect: the team that can undo the change
+    for team in teams:
         route = cfg.teams.get(team)
         if route is None:
             found.setdefault(cfg.finops, []).append(f"FinOps fallback for {team} (no route configured)")
             continue
-        dest = route.alerts if kind == "P1" else (route.review or route.alerts)
-        found.setdefault(dest, []).append(f"{team} {'immediately' if kind == 'P1' else 'for same-day review'}")
+        now = kind in ("P1", "ANOMALY")  # FORECAST goes where P2 goes, for same-day review
+        dest = route.alerts if now else (route.review or route.alerts)
+        found.setdefault(dest, []).append(f"{team} {'immediately' if now else 'for same-day review'}")
     if not found:
         found[cfg.finops] = ["FinOps (no owning team)"]
     return [Route(dest, "; ".join(reasons)) for dest, reasons in found.items()]

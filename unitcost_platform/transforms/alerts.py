@@ -241,3 +241,88 @@ def alerts_as_documents(alerts: pl.DataFrame) -> list[dict]:
         doc["owners"] = [o for o in (row["owners"] or "").split(",") if o]
         docs.append(doc)
     return docs
+
+
+def _signed_money(x: float) -> str:
+    return ("+" if x >= 0 else "-") + money(abs(x))
+
+
+def _model_message(row: dict, drivers: list[dict]) -> str:
+    who = f"{row['customer_name']} ({row['tier']})"
+    if row["alert_type"] == "ANOMALY":
+        named = ", ".join(
+            f"{d['service']} {_signed_money(d['price_effect'])}/day ({d['owner']})" for d in drivers
+        ) or "no allocated service cost"
+        change = row["_cpk"] / row["_cpk_expected"] - 1 if row["_cpk_expected"] else None
+        return (
+            f"ANOMALY: {who} cost {money(row['_actual'])} on {row['day']} against {money(row['_expected'])} "
+            f"expected ({_signed_money(row['value'])}): cost per 1k {row['_unit']} {money(row['_cpk_expected'])} -> "
+            f"{money(row['_cpk'])} ({_pct(change)}, score {row['_score']:.1f}); price effect "
+            f"{_signed_money(row['_price'])}, volume effect {_signed_money(row['_volume'])}. Drivers: {named}."
+        )
+    named = ", ".join(
+        f"{d['service']} {money(d['cost_7d'])}/7d ({_pct(d['change_7d'])}, {d['owner']})" for d in drivers
+    ) or "no allocated service cost"
+    return (
+        f"FORECAST: {who} at cost-to-MRR {row['cost_to_mrr']:.1%} is projected to cross {row['_p2']:.0%} (P2) "
+        f"in {row['value']:.0f} days (cost {row['_growth']:+.1%}/day); in 14 days {row['_ctm14']:.1%} "
+        f"(80%: {row['_ctm14_low']:.1%} to {row['_ctm14_high']:.1%}). Drivers: {named}."
+    )
+
+
+def append_model_alerts(
+    alerts: pl.DataFrame,
+    unit: pl.DataFrame,
+    anomalies: pl.DataFrame,
+    forecasts: pl.DataFrame,
+    service_costs: pl.DataFrame,
+    days: list[dt.date],
+    cfg: AlertsConfig,
+    owners: OwnersConfig,
+    min_impact: float,
+    horizon_days: int,
+    unit_metric: str,
+) -> pl.DataFrame:
+    """`alerts` with the ANOMALY rows (cost_anomalies.is_anomaly: drivers and owners ordered by each
+    service's price effect) and the FORECAST rows (margin_forecast.is_forecast_alert: drivers like
+    P2's, the services costing most over 7 days) of the days, in the same columns and order."""
+    people = unit.filter(pl.col("day").is_in(days)).select(
+        "day", "customer_id", "customer_name", "tier", "segment", "mrr", "monthly_run_rate", "cost_to_mrr"
+    )
+    anomaly = (
+        anomalies.filter(pl.col("is_anomaly") & pl.col("day").is_in(days))
+        .select(
+            "day", "customer_id", "drivers", "owners",
+            pl.lit("ANOMALY").alias("alert_type"), pl.lit("impact").alias("metric"), pl.col("impact").alias("value"),
+            pl.lit(min_impact).alias("threshold"), pl.col("actual_cost").alias("_actual"),
+            pl.col("expected_cost").alias("_expected"), pl.col("actual_cost_per_1k_units").alias("_cpk"),
+            pl.col("expected_cost_per_1k_units").alias("_cpk_expected"), pl.col("score").alias("_score"),
+            pl.col("price_effect").alias("_price"), pl.col("volume_effect").alias("_volume"),
+        )
+        .join(people, on=["day", "customer_id"], how="left")
+    )  # fmt: skip
+    forecast = forecasts.filter(pl.col("is_forecast_alert") & pl.col("day").is_in(days)).select(
+        "day", "customer_id", pl.lit("FORECAST").alias("alert_type"), pl.lit("days_to_p2").alias("metric"),
+        pl.col("days_to_p2").cast(pl.Float64).alias("value"), pl.lit(float(horizon_days)).alias("threshold"),
+        pl.col("daily_growth").alias("_growth"), pl.col("cost_to_mrr_14d").alias("_ctm14"),
+        pl.col("cost_to_mrr_14d_low").alias("_ctm14_low"), pl.col("cost_to_mrr_14d_high").alias("_ctm14_high"),
+    ).join(people, on=["day", "customer_id"], how="left")  # fmt: skip
+    if anomaly.is_empty() and forecast.is_empty():
+        return alerts
+    if not forecast.is_empty():
+        keyed = forecast.with_columns(pl.col("customer_id").alias("_key"))
+        changes = _service_changes(service_costs, keyed.select("day", "_key", "customer_id"))
+        forecast = keyed.join(
+            _drivers(changes, keyed, owners, cfg.max_drivers), on=["day", "_key", "alert_type"], how="left"
+        ).drop("_key")
+    rows = []
+    for row in pl.concat([anomaly, forecast], how="diagonal_relaxed").iter_rows(named=True):
+        drivers = json.loads(row.get("drivers") or "[]")
+        row = {**row, "_unit": unit_metric, "_p2": cfg.p2_cost_to_mrr}
+        row["alert_id"] = f"{row['day']}:{row['alert_type']}:{row['customer_id']}"
+        row["drivers"] = row.get("drivers") or "[]"
+        row["owners"] = row.get("owners") or ""
+        row["message"] = _model_message(row, drivers)
+        rows.append({c: row.get(c) for c in COST_ALERTS_SCHEMA})
+    new = pl.DataFrame(rows, schema=COST_ALERTS_SCHEMA, orient="row")
+    return pl.concat([alerts.cast(COST_ALERTS_SCHEMA), new]).sort("day", "alert_type", "customer_id", nulls_last=True)

@@ -15,7 +15,7 @@ EDGES = {
     "tag_coverage": {"raw_billing"},
     "allocated_cost": {"raw_billing", "tenant_usage", "customer_dimension"},
     "unit_cost": {"allocated_cost", "tag_coverage", "customer_dimension", "tenant_usage", "raw_billing"},
-    "cost_alerts": {"unit_cost", "allocated_cost"},
+    "cost_alerts": {"unit_cost", "allocated_cost", "cost_anomalies", "margin_forecast"},
     "growth_efficiency": {"tag_coverage", "customer_dimension"},
     "team_spend": {"raw_billing"},
     "service_unit_cost": {"allocated_cost", "tag_coverage", "customer_dimension"},
@@ -25,7 +25,10 @@ EDGES = {
     "customer_unit_costs": {"unit_cost", "tenant_usage", "customer_dimension"},
     "unit_cost_dashboard": {"unit_cost", "growth_efficiency", "tag_coverage", "allocated_cost", "team_spend",
                             "service_unit_cost", "alert_incidents",
-                            "product_cost", "segment_economics", "customer_unit_costs"},
+                            "product_cost", "segment_economics", "customer_unit_costs",
+                            "cost_anomalies", "margin_forecast"},
+    "cost_anomalies": {"unit_cost", "tenant_usage", "customer_dimension", "allocated_cost"},
+    "margin_forecast": {"unit_cost"},
 }
 
 

@@ -9,7 +9,9 @@ from polars.testing import assert_frame_equal
 
 from unitcost_platform.transforms.alerts import COST_ALERTS_SCHEMA
 from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
+from unitcost_platform.transforms.anomalies import COST_ANOMALIES_SCHEMA
 from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
+from unitcost_platform.transforms.forecast import MARGIN_FORECAST_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
 from unitcost_platform.transforms.incidents import INCIDENTS_SCHEMA
 from unitcost_platform.transforms.service_unit_cost import SERVICE_UNIT_COST_SCHEMA
@@ -24,7 +26,8 @@ def test_range_run_writes_every_table_with_its_columns(small_saas, make_settings
     for table, schema in [("allocated_cost", ALLOCATED_COST_SCHEMA), ("unit_cost", UNIT_COST_SCHEMA),
                           ("cost_alerts", COST_ALERTS_SCHEMA), ("tag_coverage", TAG_COVERAGE_SCHEMA),
                           ("growth_efficiency", GROWTH_EFFICIENCY_SCHEMA),
-                          ("service_unit_cost", SERVICE_UNIT_COST_SCHEMA), ("alert_incidents", INCIDENTS_SCHEMA)]:  # fmt: skip
+                          ("service_unit_cost", SERVICE_UNIT_COST_SCHEMA), ("alert_incidents", INCIDENTS_SCHEMA),
+                          ("cost_anomalies", COST_ANOMALIES_SCHEMA), ("margin_forecast", MARGIN_FORECAST_SCHEMA)]:  # fmt: skip
         frame = read_table(settings, table)
         assert frame.schema == pl.Schema(schema), table
     billing = read_table(settings, "raw_billing")

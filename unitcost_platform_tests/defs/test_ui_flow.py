@@ -22,7 +22,7 @@ from unitcost_platform_tests.saas import DAYS, START, read_table
 BIN = Path(sys.executable).parent
 BACKFILL_DAYS = [d.isoformat() for d in DAYS[:3]]
 ASSETS = ["raw_billing", "tenant_usage", "customer_dimension", "tag_coverage", "allocated_cost",
-          "unit_cost", "cost_alerts", "growth_efficiency"]  # fmt: skip
+          "unit_cost", "cost_alerts", "growth_efficiency", "cost_anomalies", "margin_forecast"]  # fmt: skip
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {

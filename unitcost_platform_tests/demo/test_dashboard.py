@@ -16,6 +16,7 @@ PLOTS = [
     "tag_coverage", "unallocated_by_reason", "team_spend", "unit_cost",
     "service_cost_against_target", "alert_incidents",
     "product_growth", "segment_economics", "cost_per_unit",
+    "anomaly_impact", "projected_crossings",
 ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 
 from unitcost_platform.cli import main, summarize
 from unitcost_platform.definitions import build_definitions
-from unitcost_platform.demo.generator import DemoSpec, generate_demo
+from unitcost_platform.demo.generator import REGRESSION_DAY, DemoSpec, generate_demo
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, PROJECT_ROOT
 from unitcost_platform_tests.demo.conftest import LAST
 from unitcost_platform_tests.saas import read_table
@@ -123,7 +123,7 @@ def test_the_main_job_on_the_demo_raises_every_kind_of_alert(demo_run, capsys):
     rising = unit.filter((pl.col("cost_growth_7d") > 0.15) & (pl.col("mrr_growth_7d") == 0))
     assert rising.height >= 1
     alerts = read_table(settings, "cost_alerts")
-    assert set(alerts.filter(pl.col("day") == LAST)["alert_type"]) == {"P1", "P2", "TREND", "SEGMENT"}
+    assert set(alerts.filter(pl.col("day") == LAST)["alert_type"]) >= {"P1", "P2", "TREND", "SEGMENT"}
     # Every dollar of the 120 days is accounted for, and the blocking check says so day by day.
     billed = read_table(settings, "raw_billing")["EffectiveCost"].sum()
     assert read_table(settings, "allocated_cost")["allocated_cost"].sum() == pytest.approx(billed, rel=1e-9)
@@ -136,7 +136,8 @@ def test_the_main_job_on_the_demo_raises_every_kind_of_alert(demo_run, capsys):
 
     report = summarize(db, PROJECT_ROOT / "unitcost.yaml")
     assert f"Days processed: {DEMO_DAYS} ({DEMO_START_DATE} .. {LAST})" in report
-    assert "Alerts by type: P1 " in report and "SEGMENT" in report and "TREND" in report
+    assert "Alerts by type: ANOMALY " in report and ", P1 " in report and "SEGMENT" in report and "TREND" in report
+    assert "Cost forecast backtest (14 days ahead, customers with 60+ days of history): median absolute percentage error" in report
     assert main(["summary", "--duckdb", str(db)]) == 0
     assert "Customers over threshold" in capsys.readouterr().out
 
@@ -157,16 +158,22 @@ def test_demo_alerts_arrive_once_each_with_their_routing(demo_run, httpserver, m
     incidents = read_table(settings, "alert_incidents")
     received = [(req.path.strip("/"), json.loads(req.get_data())) for req, _ in httpserver.log]
     data_alerts = [body for dest, body in received if dest == "data" and body["kind"] == "unitcost.alert"]
-    opened = [b["incident_id"] for b in data_alerts if b["alert_type"] in ("P1", "P2")]
-    assert len(opened) == len(set(opened))  # one message per incident (the P2 that became a P1 as one, escalated)
-    # Every cost-to-MRR incident with an alert naming a data-team service reached the data team's webhook.
+    delivered = [b["incident_id"] for b in data_alerts if b["alert_type"] in ("P1", "P2", "FORECAST", "ANOMALY")]
+    # One message per incident (a P2 that became a P1 in the same catch-up tick is one, escalated).
+    assert len(delivered) == len(set(delivered))
+    # Every incident with a P1, P2 or FORECAST naming a data-team service reached the data team's
+    # webhook, and every ANOMALY whose largest price effect is a data-team service's.
     family = pl.when(pl.col("alert_type").is_in(["P1", "P2"])).then(pl.lit("COST_TO_MRR")).otherwise(pl.col("alert_type"))
     owned = (
-        alerts.filter(pl.col("alert_type").is_in(["P1", "P2"]) & pl.col("owners").str.contains("data-team"))
+        alerts.filter(
+            pl.col("alert_type").is_in(["P1", "P2", "FORECAST"]) & pl.col("owners").str.contains("data-team")
+            | (pl.col("alert_type") == "ANOMALY") & (pl.col("owners").str.split(",").list.first() == "data-team")
+        )
         .with_columns(family.alias("family"))
         .join(incidents.select("day", "family", "customer_id", "incident_id"), on=["day", "family", "customer_id"])
     )
-    assert set(opened) == set(owned["incident_id"]) and len(opened) > 0
+    assert owned.filter(pl.col("alert_type") == "ANOMALY").height > 0
+    assert set(delivered) == set(owned["incident_id"]) and len(delivered) > 0
     # SEGMENT incidents went to the FinOps Slack channel, one message when each opened.
     segment_incidents = incidents.filter(pl.col("family") == "SEGMENT")["incident_id"].unique()
     finops_segment = [b["text"] for d, b in received if d == "finops" and b["text"].startswith(":busts_in_silhouette: SEGMENT")]
@@ -201,3 +208,18 @@ def test_demo_alerts_arrive_once_each_with_their_routing(demo_run, httpserver, m
     digest = [b for d, b in received + [(r.path.strip("/"), json.loads(r.get_data())) for r, _ in httpserver.log[total:]]
               if d == "finops" and b.get("text", "").startswith("Unit-cost weekly digest")]  # fmt: skip
     assert len(digest) == 1 and "Lantern Retail" in json.dumps(digest[0])
+
+
+def test_the_demo_regression_is_an_anomaly_and_the_customer_towards_p2_is_forecast(demo_run):
+    settings, _, result = demo_run
+    alerts = read_table(settings, "cost_alerts")
+    kestrel = alerts.filter((pl.col("alert_type") == "ANOMALY") & pl.col("message").str.contains("Kestrel Freight"))
+    # Its compute cost per request triples on day 95, requests flat: one anomaly, that day, compute-team first.
+    assert kestrel["day"].to_list() == [DEMO_START_DATE + dt.timedelta(days=REGRESSION_DAY)]
+    assert kestrel["owners"][0].split(",")[0] == "compute-team"
+    juniper = alerts.filter((pl.col("alert_type") == "FORECAST") & pl.col("message").str.contains("Juniper Robotics"))
+    assert juniper.height == 1  # one warning for the crossing, days before it happens
+    unit = read_table(settings, "unit_cost").filter(pl.col("customer_id") == juniper["customer_id"][0])
+    assert unit.filter(pl.col("day") == juniper["day"][0])["cost_to_mrr"][0] <= 0.20
+    forecast = read_table(settings, "margin_forecast").filter(pl.col("day") == LAST)
+    assert forecast.filter(pl.col("customer_id") == juniper["customer_id"][0])["days_to_p2"][0] <= 14

@@ -37,6 +37,15 @@ UNIT_COST_COLUMNS = [
 ]  # fmt: skip
 
 
+ANOMALY_COLUMNS = [
+    "day", "customer_id", "customer_name", "is_anomaly", "impact", "price_effect", "volume_effect", "cross_effect",
+]  # fmt: skip
+FORECAST_COLUMNS = [
+    "day", "customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_30d", "cost_to_mrr_30d_low",
+    "cost_to_mrr_30d_high", "days_to_p2", "days_to_p1",
+]  # fmt: skip
+
+
 def dashboard_file(directory: Path, day: dt.date) -> Path:
     return directory / f"unitcost-dashboard-{day.isoformat()}.html"
 
@@ -117,6 +126,8 @@ def build_dashboard_assets(
             "customer_unit_costs": dg.AssetIn(
                 partition_mapping=window, metadata={"columns": ["day", "unit_metric", "cost_per_unit"]}
             ),
+            "cost_anomalies": dg.AssetIn(partition_mapping=window, metadata={"columns": ANOMALY_COLUMNS}),
+            "margin_forecast": dg.AssetIn(metadata={"columns": FORECAST_COLUMNS}),
         },
         partitions_def=partitions_def,
         backfill_policy=backfill or dg.BackfillPolicy.single_run(),
@@ -137,6 +148,8 @@ def build_dashboard_assets(
         product_cost: pl.DataFrame,
         segment_economics: pl.DataFrame,
         customer_unit_costs: pl.DataFrame,
+        cost_anomalies: pl.DataFrame,
+        margin_forecast: pl.DataFrame,
     ) -> dg.MaterializeResult:
         """A self-contained HTML page (opens offline) of unit cost beside team spend, as of the run's last day.
 
@@ -166,6 +179,8 @@ def build_dashboard_assets(
                 products=window_of(product_cost),
                 segments=window_of(segment_economics),
                 unit_costs=window_of(customer_unit_costs),
+                anomalies=window_of(cost_anomalies),
+                forecast=margin_forecast.filter(pl.col("day") == day),
                 p1_cost_to_mrr=cfg.alerts.p1_cost_to_mrr,
                 p2_cost_to_mrr=cfg.alerts.p2_cost_to_mrr,
                 scope=cfg.scope_description(),

@@ -17,7 +17,7 @@ from unitcost_platform.defs.metadata import (
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import ROLLUP_KEY
-from unitcost_platform.transforms.alerts import alerts_as_documents
+from unitcost_platform.transforms.alerts import alerts_as_documents, append_model_alerts
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import (
     CUSTOMER_DAY_ROLLUP,
@@ -133,6 +133,9 @@ def build_reporting_assets(
                 partition_mapping=trailing_days(ALERT_HISTORY_DAYS),
                 metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
+            # ANOMALY and FORECAST rows (defs/assets/anomalies.py), the same day.
+            "cost_anomalies": dg.AssetIn(),
+            "margin_forecast": dg.AssetIn(),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
@@ -141,12 +144,18 @@ def build_reporting_assets(
         unitcost: UnitcostResource,
         unit_cost: pl.DataFrame,
         allocated_cost: pl.DataFrame,
+        cost_anomalies: pl.DataFrame,
+        margin_forecast: pl.DataFrame,
     ) -> pl.DataFrame:
-        """P1/P2 cost-to-MRR, TREND and SEGMENT alerts of the day, with the services (and owners) that drove them."""
+        """P1/P2 cost-to-MRR, TREND, SEGMENT, ANOMALY and FORECAST alerts of the day, with the services (and owners) that drove them."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         frame = compute_cost_alerts(unit_cost, allocated_cost, days, cfg.alerts, cfg.owners)
+        frame = append_model_alerts(
+            frame, unit_cost, cost_anomalies, margin_forecast, allocated_cost, days, cfg.alerts, cfg.owners,
+            cfg.anomalies.min_impact, cfg.forecast.horizon_days, cfg.anomalies.unit_metric,
+        )  # fmt: skip
 
         def describe(day: pl.DataFrame) -> dict:
             counts = day.group_by("alert_type").len().sort("alert_type")

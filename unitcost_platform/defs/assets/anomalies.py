@@ -1,0 +1,153 @@
+"""Unit-cost anomalies and margin forecasts of each day (transforms/anomalies.py, transforms/forecast.py).
+
+Both read unit_cost's trailing history (and, for anomalies, the unit metric's usage per tenant and
+the allocation per service, summed by the warehouse); their alerts reach people as ANOMALY and
+FORECAST rows of cost_alerts, delivered by the same sensor and ledger as every other alert.
+"""
+
+import dagster as dg
+import polars as pl
+
+from unitcost_platform.config import AnomaliesConfig, ForecastConfig
+from unitcost_platform.defs.assets.common import daily_asset
+from unitcost_platform.defs.metadata import (
+    markdown_table,
+    money,
+    pct,
+    per_day_metadata,
+    usd,
+    user_errors_as_failures,
+)
+from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.transforms.anomalies import (
+    DRIVER_DAYS,
+    HISTORY_DAYS,
+    customer_units,
+    usage_rollup,
+)
+from unitcost_platform.transforms.anomalies import cost_anomalies as compute_anomalies
+from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
+from unitcost_platform.transforms.forecast import history_days
+from unitcost_platform.transforms.forecast import margin_forecast as compute_forecast
+
+GROUP = "unit_cost"
+FORECAST_LIST_DAYS = 30
+
+
+def build_anomaly_assets(
+    partitions_def: dg.PartitionsDefinition,
+    kinds: set[str],
+    backfill: dg.BackfillPolicy | None,
+    anomalies: AnomaliesConfig,
+    forecast: ForecastConfig,
+) -> list[dg.AssetsDefinition]:
+    """The two assets; the unit metric and the forecast horizon size their inputs, so they are read
+    from the config when the definitions load (as the dashboard's days are)."""
+
+    @dg.asset(
+        ins={
+            "unit_cost": dg.AssetIn(
+                partition_mapping=trailing_days(HISTORY_DAYS),
+                metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost"]},
+            ),
+            "tenant_usage": dg.AssetIn(
+                partition_mapping=trailing_days(HISTORY_DAYS),
+                metadata={ROLLUP_KEY: usage_rollup(anomalies.unit_metric)},
+            ),
+            "customer_dimension": dg.AssetIn(
+                partition_mapping=trailing_days(HISTORY_DAYS),
+                metadata={"columns": ["snapshot_date", "tenant_id", "customer_id"]},
+            ),
+            "allocated_cost": dg.AssetIn(
+                partition_mapping=trailing_days(DRIVER_DAYS),
+                metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
+            ),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def cost_anomalies(
+        context: dg.AssetExecutionContext,
+        unitcost: UnitcostResource,
+        unit_cost: pl.DataFrame,
+        tenant_usage: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
+        allocated_cost: pl.DataFrame,
+    ) -> pl.DataFrame:
+        """Each active customer's day against its own weekday-aware baseline: expected and actual
+        cost, the price/volume decomposition, the robust score and the anomaly (first day of a shift)."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = compute_anomalies(
+            unit_cost.select("day", "customer_id", "total_cost"),
+            customer_units(tenant_usage, customer_dimension),
+            unit_cost,
+            allocated_cost,
+            days,
+            cfg.anomalies,
+            cfg.owners,
+            cfg.alerts.max_drivers,
+        )
+
+        def describe(day: pl.DataFrame) -> dict:
+            found = day.filter(pl.col("is_anomaly")).sort("impact", descending=True)
+            return {
+                "scope": cfg.scope_description(),
+                "unit_metric": cfg.anomalies.unit_metric,
+                "customers_scored": day.filter(pl.col("score").is_not_null()).height,
+                "anomalies": found.height,
+                "anomaly_impact": money(found["impact"].sum()),
+                "top_anomalies": dg.MetadataValue.md(markdown_table(
+                    found.select("customer_id", "customer_name", "direction", "impact", "price_effect",
+                                 "volume_effect", "score", "owners").head(10),
+                    {"impact": usd, "price_effect": usd, "volume_effect": usd, "score": lambda s: f"{s:.1f}"},
+                )),
+            }  # fmt: skip
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(
+        ins={
+            "unit_cost": dg.AssetIn(
+                partition_mapping=trailing_days(history_days(forecast.horizon_days)),
+                metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost",
+                                      "mrr", "cost_to_mrr"]},
+            ),
+        },
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )  # fmt: skip
+    def margin_forecast(
+        context: dg.AssetExecutionContext, unitcost: UnitcostResource, unit_cost: pl.DataFrame
+    ) -> pl.DataFrame:
+        """Each customer's cost trend (Theil–Sen), cost-to-MRR projected at +7/+14/+30 days with an
+        80% interval, the days until P2 and P1, and the FORECAST flag (first day of a crossing)."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = compute_forecast(unit_cost, days, cfg.alerts, cfg.forecast)
+
+        def describe(day: pl.DataFrame) -> dict:
+            soon = day.filter(
+                (pl.col("days_to_p2") <= FORECAST_LIST_DAYS) & (pl.col("days_to_p2") > 0)
+                | (pl.col("days_to_p1") <= FORECAST_LIST_DAYS) & (pl.col("days_to_p1") > 0)
+            ).sort("days_to_p2", "days_to_p1", nulls_last=True)
+            return {
+                "scope": cfg.scope_description(),
+                "customers_with_trend": day.filter(pl.col("daily_growth").is_not_null()).height,
+                "projected_to_cross_p2_in_30_days": day.filter(pl.col("days_to_p2").is_between(1, FORECAST_LIST_DAYS)).height,
+                "projected_to_cross_p1_in_30_days": day.filter(pl.col("days_to_p1").is_between(1, FORECAST_LIST_DAYS)).height,
+                "forecast_alerts": day.filter(pl.col("is_forecast_alert")).height,
+                "projected_crossings": dg.MetadataValue.md(markdown_table(
+                    soon.select("customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_14d", "days_to_p2",
+                                "days_to_p1").head(10),
+                    {"cost_to_mrr": pct, "cost_to_mrr_14d": pct},
+                )),
+            }  # fmt: skip
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    return [cost_anomalies, margin_forecast]

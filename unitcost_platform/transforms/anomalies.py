@@ -1,0 +1,344 @@
+"""Unit-cost anomalies: the day a customer got more (or less) expensive to serve, not busier.
+
+Cost-based anomaly detection fires when a customer simply grows. Here the day's cost is split, against
+a baseline of the customer's own trailing history, into a price effect (cost per unit changed) and a
+volume effect (units changed), and only the price effect is scored.
+
+Baseline (the 28 days before the day, `BASELINE_DAYS`, robust and weekday-aware):
+- expected units Û: the median of the units on the same weekday in the window (4 days);
+- expected cost per unit P̂: the median of log cost per unit over the window's days of the same day
+  type (weekday Mon-Fri or weekend), and its noise s: the normal-consistent MAD of every day of
+  the window against its own day type's median, widened by the uncertainty of that median
+  (× √(1 + π/2n) for n days of the type; floored at `MIN_NOISE`, so a perfectly flat history does not make every cent a 100-sigma event);
+- expected cost Ĉ = P̂ × Û, so the decomposition is exact:
+  actual − expected = (P − P̂)·Û [price] + P̂·(U − Û) [volume] + (P − P̂)·(U − Û) [cross].
+
+Score: z = (ln P − ln P̂) / s, a robust z-score of the day's cost per unit. A day is *beyond*
+when |z| > `anomalies.min_score` (5; 4 measured 3.3 false alarms per 1,000 customer-days, see the README) and |impact| = |actual − expected| ≥ `anomalies.min_impact`
+($5), with at least `anomalies.min_baseline_days` (14) usable days in the window and 4 of the same day
+type. A sustained shift is beyond on every day until the window's median absorbs it (about half
+the window); it is an anomaly (`is_anomaly`, an ANOMALY alert) only on its first day: a beyond day
+with no beyond day in the same direction in the `QUIET_DAYS` (7) before, so a shift alerts once even
+when a noisy day inside it falls short. `first_day` (on beyond days) is the day the shift alerted,
+looked up to `SHIFT_LOOKBACK_DAYS` (14) back; an older shift reports that bound.
+
+In: unit_cost's total cost per (day, customer) and the customer's units (`anomalies.unit_metric`)
+per day over the window, the customers of the days, and allocated_cost per (day, customer,
+service) over the 14 days ending at each day (the drivers). Out: `cost_anomalies`, one row per
+(day, active customer).
+"""
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from unitcost_platform.config import AnomaliesConfig, OwnersConfig
+from unitcost_platform.transforms.alerts import _service_changes
+
+BASELINE_DAYS = 28
+QUIET_DAYS = 7
+SHIFT_LOOKBACK_DAYS = 14
+MIN_NOISE = 0.02  # 2% in cost per unit: the smallest noise a baseline is credited with
+SAME_WEEKDAY = 4  # same-weekday days in the window (28 / 7)
+# Days of unit_cost and units the asset reads: the shift lookback's baselines and the day itself.
+HISTORY_DAYS = BASELINE_DAYS + SHIFT_LOOKBACK_DAYS + QUIET_DAYS + 1
+DRIVER_DAYS = 14
+# The normal-consistent MAD factor (1 / Φ⁻¹(3/4) ≈ 1.4826), as scipy.stats.median_abs_deviation(scale="normal").
+MAD_SCALE = 1.0 / stats.norm.ppf(0.75)
+
+COST_ANOMALIES_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    "baseline_days": pl.Int64(),
+    "expected_units": pl.Float64(),
+    "actual_units": pl.Float64(),
+    "expected_cost_per_1k_units": pl.Float64(),
+    "actual_cost_per_1k_units": pl.Float64(),
+    "expected_cost": pl.Float64(),
+    "actual_cost": pl.Float64(),
+    "impact": pl.Float64(),
+    "price_effect": pl.Float64(),
+    "volume_effect": pl.Float64(),
+    "cross_effect": pl.Float64(),
+    "score": pl.Float64(),
+    "direction": pl.String(),
+    "is_anomaly": pl.Boolean(),
+    "first_day": pl.Date(),
+    "drivers": pl.String(),
+    "owners": pl.String(),
+}
+
+
+def usage_rollup(metric: str) -> dict:
+    """tenant_usage summed by the warehouse to one row per (day, tenant): the unit metric's value."""
+    return {"by": ["usage_date", "tenant_id"], "sum_where": {"units": ["value", "metric", "=", metric]}}
+
+
+def customer_units(usage: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """(day, customer_id, units): the tenants' units (usage_rollup) summed per customer of that day."""
+    return (
+        usage.join(
+            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
+            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
+        )
+        .group_by(pl.col("usage_date").alias("day"), "customer_id")
+        .agg(pl.col("units").sum())
+    )  # fmt: skip
+
+
+def nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
+    """Median ignoring NaN (NaN where a slice has no value), as np.nanmedian computes it, by sorting:
+    NaN sort last, so the middle of each slice's n values is at (n - 1) // 2 and n // 2. numpy's own
+    nanmedian goes through masked arrays for short slices, several times slower."""
+    ordered = np.sort(np.moveaxis(values, axis, -1), axis=-1)
+    n = (~np.isnan(ordered)).sum(axis=-1)
+    lo = np.expand_dims(np.clip((n - 1) // 2, 0, None), -1)
+    hi = np.expand_dims(np.clip(n // 2, 0, None), -1)
+    middle = (np.take_along_axis(ordered, lo, -1) + np.take_along_axis(ordered, hi, -1))[..., 0] / 2
+    return np.where(n > 0, middle, np.nan)
+
+
+def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.ndarray, t: int) -> dict[str, np.ndarray]:
+    """The baseline of calendar column `t` from the `BASELINE_DAYS` columns before it, per row (customer).
+
+    `log_price`, `log_units`: (customers x calendar) matrices, NaN where the customer had no cost or
+    no units; `weekend`: per calendar column. Returns log P̂, the noise s, log Û and the counts.
+    """
+    cols = np.arange(t - BASELINE_DAYS, t)
+    same_type = cols[weekend[cols] == weekend[t]]
+    window = log_price[:, same_type]
+    level = nanmedian(window, axis=1)
+    # The noise from every day of the window, each against its own day type's median: 28 values
+    # give a steadier MAD than the 8 weekend days alone would.
+    other = cols[weekend[cols] != weekend[t]]
+    other_level = nanmedian(log_price[:, other], axis=1) if other.size else level
+    residuals = np.concatenate([window - level[:, None], log_price[:, other] - other_level[:, None]], axis=1)
+    # The day is compared with an estimated median, itself uncertain (variance π/2·σ²/n for n days):
+    # the score's scale counts both, so a baseline of 8 weekend days is not over-trusted.
+    n_same = (~np.isnan(window)).sum(axis=1)
+    with np.errstate(all="ignore"):
+        noise = MAD_SCALE * nanmedian(np.abs(residuals), axis=1) * np.sqrt(1 + np.pi / (2 * n_same))
+    same_weekday = log_units[:, [t - 7 * k for k in range(1, SAME_WEEKDAY + 1)]]
+    return {
+        "log_price": level,
+        "noise": np.fmax(noise, MIN_NOISE),
+        "log_units": nanmedian(same_weekday, axis=1),
+        "days": (~np.isnan(log_price[:, cols])).sum(axis=1),
+        "same_type_days": (~np.isnan(window)).sum(axis=1),
+    }
+
+
+def _matrix(frame: pl.DataFrame, column: str, ids: pl.DataFrame, first: dt.date, n_days: int) -> np.ndarray:
+    out = np.full((ids.height, n_days), np.nan)
+    located = (
+        frame.join(ids, on="customer_id")
+        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
+        .filter((pl.col("_d") >= 0) & (pl.col("_d") < n_days))
+    )
+    out[located["_c"].to_numpy(), located["_d"].to_numpy()] = located[column].to_numpy()
+    return out
+
+
+def _score_days(
+    cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
+) -> tuple[pl.DataFrame, np.ndarray, dt.date]:
+    """Every figure of every customer for the days, from matrices over the calendar; the days of the
+    shift lookback before them are scored too (for the quiet period and first_day), not returned."""
+    first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
+    n_days = (max(days) - first).days + 1
+    costs = _matrix(cost, "total_cost", ids, first, n_days)
+    unit_values = _matrix(units, "units", ids, first, n_days)
+    with np.errstate(all="ignore"):
+        log_units = np.where(unit_values > 0, np.log(unit_values), np.nan)
+        log_price = np.where((costs > 0) & (unit_values > 0), np.log(costs / unit_values), np.nan)
+    calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
+    weekend = np.array([d.weekday() >= 5 for d in calendar])
+    targets = range(BASELINE_DAYS, n_days)
+    n_c, n_t = ids.height, len(targets)
+    names = ("baseline_days", "expected_units", "actual_units", "expected_cost_per_1k_units", "actual_cost_per_1k_units",
+             "expected_cost", "actual_cost", "impact", "price_effect", "volume_effect", "cross_effect", "score")  # fmt: skip
+    m = {name: np.full((n_c, n_t), np.nan) for name in names}
+
+    def score(rows: np.ndarray, j: int) -> None:
+        t = BASELINE_DAYS + j
+        base = robust_baseline(log_price[rows], log_units[rows], weekend, t)
+        p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
+        actual_cost = np.nan_to_num(costs[rows, t])
+        actual_units = np.nan_to_num(unit_values[rows, t])
+        usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
+        with np.errstate(all="ignore"):
+            price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
+            z = (log_price[rows, t] - base["log_price"]) / base["noise"]
+            expected_cost = np.where(usable, p_hat * u_hat, np.nan)
+            m["baseline_days"][rows, j] = base["days"]
+            m["expected_units"][rows, j] = np.where(usable, u_hat, np.nan)
+            m["actual_units"][rows, j] = actual_units
+            m["expected_cost_per_1k_units"][rows, j] = np.where(usable, 1000 * p_hat, np.nan)
+            m["actual_cost_per_1k_units"][rows, j] = 1000 * price
+            m["expected_cost"][rows, j] = expected_cost
+            m["actual_cost"][rows, j] = actual_cost
+            m["impact"][rows, j] = actual_cost - expected_cost
+            m["price_effect"][rows, j] = (price - p_hat) * u_hat
+            m["volume_effect"][rows, j] = p_hat * (actual_units - u_hat)
+            m["cross_effect"][rows, j] = (price - p_hat) * (actual_units - u_hat)
+            m["score"][rows, j] = np.where(usable, z, np.nan)
+
+    def beyond_sign(j: np.ndarray | int) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            beyond = (np.abs(m["score"][:, j]) > cfg.min_score) & (np.abs(m["impact"][:, j]) >= cfg.min_impact)
+            return np.where(beyond, np.where(m["score"][:, j] > 0, 1, -1), 0)
+
+    # Every customer is scored on the days; only those beyond on one of them on the lookback too
+    # (the quiet period and first_day need it), so the lookback costs little.
+    everyone = np.arange(n_c)
+    wanted = sorted({(d - first).days - BASELINE_DAYS for d in days})
+    for j in wanted:
+        score(everyone, j)
+    candidates = np.flatnonzero((beyond_sign(np.array(wanted)) != 0).any(axis=1))
+    if candidates.size:
+        for j in range(n_t):
+            if j not in wanted:
+                score(candidates, j)
+    # Beyond days (+1 up, -1 down, 0 not), the anomaly (no beyond day in the same direction in the
+    # QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in the same
+    # direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day agree); an
+    # older shift reports that bound.
+    sign = beyond_sign(np.arange(n_t))
+    anomaly = np.zeros((n_c, n_t), dtype=bool)
+    first_day = np.full((n_c, n_t), -1)
+    last = {1: np.full(n_c, -1), -1: np.full(n_c, -1)}
+    for j in range(n_t):
+        earlier = sign[:, max(j - QUIET_DAYS, 0) : j]
+        quiet = (earlier == sign[:, [j]]).any(axis=1)
+        anomaly[:, j] = (sign[:, j] != 0) & ~quiet
+        for direction in (1, -1):
+            last[direction] = np.where(anomaly[:, j] & (sign[:, j] == direction), j, last[direction])
+        since = np.where(sign[:, j] == 1, last[1], last[-1])
+        first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(since, j - SHIFT_LOOKBACK_DAYS), -1)
+    frames = []
+    for d in sorted(set(days)):
+        j = (d - first).days - BASELINE_DAYS
+        score = m["score"][:, j]
+        frames.append(pl.DataFrame({
+            "day": pl.repeat(d, n_c, eager=True),
+            "customer_id": ids["customer_id"],
+            **{name: m[name][:, j] for name in names},
+            "direction": np.where(np.isnan(score), None, np.where(score >= 0, "up", "down")),
+            "is_anomaly": anomaly[:, j],
+            "first_day": pl.Series([None if k < 0 else calendar[BASELINE_DAYS + k] for k in first_day[:, j]], dtype=pl.Date),
+        }, nan_to_null=True).with_columns(pl.col("baseline_days").cast(pl.Int64), pl.col("direction").cast(pl.String)))  # fmt: skip
+    return pl.concat(frames), unit_values, first
+
+
+def _anomaly_drivers(
+    anomalies: pl.DataFrame,
+    service_costs: pl.DataFrame,
+    unit_values: np.ndarray,
+    ids: pl.DataFrame,
+    first: dt.date,
+    owners: OwnersConfig,
+    top: int,
+) -> pl.DataFrame:
+    """Per anomaly, the services whose cost per unit changed most (the day against the 7 days before),
+    each with its part of the price effect, owner and 7-day costs, as JSON; owners ordered by effect."""
+    schema = {"day": pl.Date, "customer_id": pl.String, "drivers": pl.String, "owners": pl.String}
+    if anomalies.is_empty():
+        return pl.DataFrame(schema=schema)
+    targets = anomalies.select("day", "customer_id", pl.col("customer_id").alias("_key"))
+    changes = _service_changes(service_costs, targets).rename({"_key": "customer_id"})
+    located = anomalies.join(ids, on="customer_id").with_columns(
+        (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d")
+    )
+    rows, d = located["_c"].to_numpy(), located["_d"].to_numpy()
+    week = np.stack([unit_values[rows, d - k] for k in range(1, 8)], axis=1)
+    units_prev = np.nansum(np.where(week > 0, week, 0.0), axis=1)
+    days_prev = (week > 0).sum(axis=1)
+    located = located.with_columns(pl.Series("_units_prev", units_prev), pl.Series("_days_prev", days_prev))
+    per_service = (
+        service_costs.lazy()
+        .join(located.lazy().select("day", "customer_id", "actual_units", "expected_units", "_units_prev"),
+              on="customer_id", suffix="_target")
+        .filter((pl.col("day") <= pl.col("day_target")) & (pl.col("day") >= pl.col("day_target") - pl.duration(days=7)))
+        .group_by("day_target", "customer_id", "service_name")
+        .agg(
+            pl.col("allocated_cost").filter(pl.col("day") == pl.col("day_target")).sum().alias("_cost_day"),
+            pl.col("allocated_cost").filter(pl.col("day") < pl.col("day_target")).sum().alias("_cost_prev"),
+            pl.col("actual_units", "expected_units", "_units_prev").first(),
+        )
+        .rename({"day_target": "day"})
+        .collect()
+    )  # fmt: skip
+    per_service = per_service.with_columns(
+        (
+            (
+                pl.when(pl.col("actual_units") > 0).then(pl.col("_cost_day") / pl.col("actual_units")).otherwise(0.0)
+                - pl.when(pl.col("_units_prev") > 0).then(pl.col("_cost_prev") / pl.col("_units_prev")).otherwise(0.0)
+            )
+            * pl.col("expected_units")
+        ).alias("price_effect")
+    ).join(changes, on=["day", "customer_id", "service_name"], how="left")
+    out = []
+    directions = dict(zip(zip(anomalies["day"], anomalies["customer_id"], strict=True), anomalies["direction"], strict=True))
+    for (day, customer), group in per_service.group_by("day", "customer_id"):
+        sign = 1.0 if directions[(day, customer)] == "up" else -1.0
+        ranked = group.with_columns((pl.col("price_effect") * sign).alias("_rank")).sort(
+            "_rank", "service_name", descending=[True, False]
+        ).head(top)
+        drivers = []
+        for r in ranked.iter_rows(named=True):
+            prev = r["cost_prev_7d"]
+            drivers.append({
+                "service": r["service_name"],
+                "owner": owners.team_for(r["service_name"]),
+                "cost_7d": None if r["cost_7d"] is None else round(r["cost_7d"], 4),
+                "cost_prev_7d": None if prev is None else round(prev, 4),
+                "change_7d": round(r["cost_7d"] / prev - 1, 4) if prev else None,
+                "price_effect": round(r["price_effect"], 4),
+            })  # fmt: skip
+        team_order = list(dict.fromkeys(d["owner"] for d in drivers))
+        out.append({"day": day, "customer_id": customer, "drivers": json.dumps(drivers, separators=(",", ":")),
+                    "owners": ",".join(team_order)})  # fmt: skip
+    return pl.DataFrame(out, schema=schema) if out else pl.DataFrame(schema=schema)
+
+
+def cost_anomalies(
+    cost: pl.DataFrame,
+    units: pl.DataFrame,
+    customers: pl.DataFrame,
+    service_costs: pl.DataFrame,
+    days: list[dt.date],
+    cfg: AnomaliesConfig,
+    owners: OwnersConfig,
+    max_drivers: int = 3,
+) -> pl.DataFrame:
+    """`cost_anomalies` of the days.
+
+    cost: (day, customer_id, total_cost) over the days and the `HISTORY_DAYS` before each;
+    units: (day, customer_id, units) over the same window; customers: unit_cost rows of the days
+    (day, customer_id, customer_name, tier, status): the active ones get a row; service_costs:
+    allocated_cost at CUSTOMER_SERVICE_ROLLUP over the 14 days ending at each day.
+    """
+    days = sorted(set(days))
+    active = customers.filter(pl.col("day").is_in(days) & (pl.col("status") == "active")).select(
+        "day", "customer_id", "customer_name", "tier"
+    )
+    if not days or active.is_empty():
+        return pl.DataFrame(schema=COST_ANOMALIES_SCHEMA)
+    ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    scored, unit_values, first = _score_days(cost, units, ids, days, cfg)
+    frame = active.join(scored, on=["day", "customer_id"], how="left")
+    drivers = _anomaly_drivers(
+        frame.filter(pl.col("is_anomaly")), service_costs, unit_values, ids, first, owners, max_drivers
+    )
+    return (
+        frame.join(drivers, on=["day", "customer_id"], how="left")
+        .with_columns(pl.col("is_anomaly").fill_null(False))
+        .select(list(COST_ANOMALIES_SCHEMA))
+        .cast(COST_ANOMALIES_SCHEMA)
+        .sort("day", "customer_id")
+    )

@@ -1,0 +1,328 @@
+"""Margin forecasts: when a customer's cost-to-MRR will cross P2 and P1, before it does.
+
+Trend: Theil–Sen (the median of pairwise slopes, robust to outlier days) on the log of weekly mean
+daily cost. The points are the whole weeks ending at the day within the trailing 60 days (up to
+`WEEKS` = 8 weeks, 56 days), each the mean of its days with cost (a week needs 4 of them):
+weekly means remove the weekday cycle, which would otherwise tilt a daily fit by where the window
+starts. At least 21 days with cost in the 60 and 3 weekly points are needed. The slope, its 80%
+interval (Sen 1968, as `scipy.stats.theilslopes(alpha=0.8)` computes it) and the intercept (median(y) − slope·median(x))
+equal scipy's on the same points (a test holds them to it); the computation is vectorised over
+every customer and day, because calling scipy per customer costs about 0.25 ms a call: some 90 s
+of a year's backfill of the demo's 1,000 customers.
+
+Projection: the daily cost ahead is exp(intercept + slope·τ); the 30-day run rate at D+h, as
+unit_cost defines it (30 × mean daily cost of the 30 days ending then), mixes the actual days still
+in that window with projected ones; cost-to-MRR at D+h divides it by today's MRR (held). The 80%
+interval uses the interval's slopes pivoted at the points' median. `days_to_p2`/`days_to_p1`: the
+first day ahead projected above the threshold (0 when already above); null beyond 90 days or when
+the trend is flat or down.
+
+FORECAST: a customer not at P2 today (cost-to-MRR ≤ p2) projected to cross P2 within
+`forecast.horizon_days`; it alerts on the first such day only: not again while a crossing was
+already forecast in the `horizon_days` before (one alert per crossing).
+"""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from unitcost_platform.config import AlertsConfig, ForecastConfig
+from unitcost_platform.transforms.anomalies import nanmedian
+from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
+from unitcost_platform.transforms.windows import cumulative
+
+WEEKS = 8
+TREND_DAYS = 60
+MIN_WEEK_DAYS = 4
+MIN_POINTS = 3
+MIN_HISTORY_DAYS = 21
+MAX_DAYS_AHEAD = 90
+CONFIDENCE = 0.80
+AHEAD = (7, 14, 30)
+
+MARGIN_FORECAST_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    "mrr": pl.Float64(),
+    "cost_to_mrr": pl.Float64(),
+    "trend_weeks": pl.Int64(),
+    "daily_growth": pl.Float64(),
+    "daily_growth_low": pl.Float64(),
+    "daily_growth_high": pl.Float64(),
+    **{f"cost_to_mrr_{h}d{s}": pl.Float64() for h in AHEAD for s in ("", "_low", "_high")},
+    "days_to_p2": pl.Int64(),
+    "days_to_p1": pl.Int64(),
+    "is_forecast_alert": pl.Boolean(),
+}
+
+
+def history_days(horizon_days: int) -> int:
+    """Days of unit_cost the asset reads: the trend window of each day of the one-alert lookback."""
+    return TREND_DAYS + horizon_days
+
+
+def theil_sen(y: np.ndarray, x: np.ndarray, confidence: float = CONFIDENCE) -> dict[str, np.ndarray]:
+    """Theil–Sen per row of `y` (NaN = no point), with `x` shared: slope, intercept, interval, points.
+
+    The same estimator and interval as scipy.stats.theilslopes (method 'separate'; continuous data,
+    so no tied values to correct for), vectorised over rows.
+    """
+    n_rows, n_x = y.shape
+    i, j = np.triu_indices(n_x, k=1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    i, j, dx = i[keep], j[keep], dx[keep]
+    slopes = np.sort((y[:, j] - y[:, i]) / dx, axis=1)  # NaN (missing points) sort last
+    pairs = (~np.isnan(slopes)).sum(axis=1)
+    points = (~np.isnan(y)).sum(axis=1)
+    rows = np.arange(n_rows)
+    lo, hi = np.clip((pairs - 1) // 2, 0, None), np.clip(pairs // 2, 0, None)
+    slope = np.where(pairs > 0, (slopes[rows, lo] + slopes[rows, hi]) / 2, np.nan)
+    x_rows = np.where(np.isnan(y), np.nan, x[None, :])
+    with np.errstate(all="ignore"):
+        med_y, med_x = nanmedian(y, axis=1), nanmedian(x_rows, axis=1)
+        z = stats.norm.ppf((1 - confidence) / 2)
+        sigma = np.sqrt(points * (points - 1) * (2 * points + 5) / 18.0)
+        upper = np.minimum(np.round((pairs - z * sigma) / 2), pairs - 1)
+        lower = np.maximum(np.round((pairs + z * sigma) / 2) - 1, 0)
+    ok = pairs > 0
+    upper = np.where(ok, upper, 0).astype(np.int64)
+    lower = np.where(ok, lower, 0).astype(np.int64)
+    return {
+        "slope": slope,
+        "intercept": med_y - slope * med_x,
+        "low": np.where(ok, slopes[rows, lower], np.nan),
+        "high": np.where(ok, slopes[rows, upper], np.nan),
+        "median_x": med_x,
+        "median_y": med_y,
+        "points": points,
+    }
+
+
+def weekly_points(costs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log mean daily cost of the `WEEKS` whole weeks ending at each column of `t` (rows x columns x weeks).
+
+    `costs`: customers x calendar, NaN where the customer had no row; days with cost ≤ 0 do not count.
+    x of week k is the offset of its middle day from the day: −7k − 3.
+    """
+    positive = np.where(costs > 0, costs, 0.0)
+    counted = (costs > 0).astype(np.float64)
+    sums, counts = cumulative(positive), cumulative(counted)
+    y = np.full((costs.shape[0], len(t), WEEKS), np.nan)
+    for k in range(WEEKS):
+        end = t - 7 * k + 1
+        start = end - 7
+        valid = start >= 0
+        s = np.where(valid, sums[:, np.clip(end, 0, None)] - sums[:, np.clip(start, 0, None)], np.nan)
+        n = np.where(valid, counts[:, np.clip(end, 0, None)] - counts[:, np.clip(start, 0, None)], 0)
+        with np.errstate(all="ignore"):
+            y[:, :, k] = np.where(n >= MIN_WEEK_DAYS, np.log(s / n), np.nan)
+    x = -7.0 * np.arange(WEEKS) - 3.0
+    return y, x
+
+
+def project_cost_to_mrr(
+    recent: np.ndarray,
+    recent_days: np.ndarray,
+    intercept: np.ndarray,
+    slope: np.ndarray,
+    mrr: np.ndarray,
+    days_ahead: int = MAX_DAYS_AHEAD,
+) -> np.ndarray:
+    """Cost-to-MRR at D+1..D+days_ahead (rows x days ahead).
+
+    `recent`: sums of actual cost over the last m days, m = 0..30 (rows x 31), `recent_days` the
+    days with a row among them; the run rate at D+h is 30 × (actual cost of the 30 − h last days +
+    projected cost of the h days ahead) / (days counted).
+    """
+    tau = np.arange(1, days_ahead + 1)
+    with np.errstate(all="ignore"):
+        projected = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])
+    cum = np.concatenate([np.zeros((len(slope), 1)), np.cumsum(projected, axis=1)], axis=1)
+    mixed = tau[tau < RUN_RATE_DAYS]
+    ahead = tau[tau >= RUN_RATE_DAYS]
+    total = np.concatenate(
+        [recent[:, RUN_RATE_DAYS - mixed] + cum[:, mixed], cum[:, ahead] - cum[:, ahead - RUN_RATE_DAYS]], axis=1
+    )
+    counted = np.concatenate(
+        [recent_days[:, RUN_RATE_DAYS - mixed] + mixed[None, :], np.full((len(slope), ahead.size), RUN_RATE_DAYS)], axis=1
+    )
+    with np.errstate(all="ignore"):
+        rate = RUN_RATE_DAYS * total / counted
+        return np.where(mrr[:, None] > 0, rate / mrr[:, None], np.nan)
+
+
+def _days_to(ratio_now: np.ndarray, ahead: np.ndarray, slope: np.ndarray, threshold: float) -> np.ndarray:
+    """First day ahead above `threshold`; 0 when already above; -1 (null) beyond 90 days or trending down."""
+    above = ahead > threshold
+    first = np.where(above.any(axis=1), above.argmax(axis=1) + 1, -1)
+    first = np.where(slope > 0, first, -1)
+    return np.where(ratio_now > threshold, 0, first)
+
+
+def _trend_table(unit: pl.DataFrame, targets: list[dt.date], until: dt.date | None = None) -> tuple[pl.DataFrame, dict]:
+    """Matrices over the calendar the targets need (to `until`, default the last target); the trend
+    of every customer at every target."""
+    first = min(targets) - dt.timedelta(days=TREND_DAYS - 1)
+    n_days = (max(until or max(targets), max(targets)) - first).days + 1
+    ids = unit.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    costs = np.full((ids.height, n_days), np.nan)
+    located = (
+        unit.join(ids, on="customer_id")
+        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
+        .filter((pl.col("_d") >= 0) & (pl.col("_d") < n_days))
+    )
+    costs[located["_c"].to_numpy(), located["_d"].to_numpy()] = located["total_cost"].fill_null(0.0).to_numpy()
+    t = np.array([(d - first).days for d in targets])
+    y, x = weekly_points(costs, t)
+    fit = theil_sen(y.reshape(-1, WEEKS), x)
+    cost_days = cumulative((costs > 0).astype(np.float64))
+    fit["days"] = (cost_days[:, t + 1] - cost_days[:, np.clip(t + 1 - TREND_DAYS, 0, None)]).reshape(-1)
+    return ids, {"fit": fit, "costs": costs, "t": t, "first": first}
+
+
+def _evaluate(
+    unit: pl.DataFrame, targets: list[dt.date], wanted: set[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
+) -> tuple[pl.DataFrame, np.ndarray, list[pl.DataFrame]]:
+    """The trend of every customer at every target: whether it forecast a crossing (within the
+    horizon, not at P2 yet) and, for the `wanted` targets, every output column."""
+    ids, m = _trend_table(unit.select("day", "customer_id", "total_cost"), targets)
+    fit, costs, t = m["fit"], m["costs"], m["t"]
+    n_c, n_t = ids.height, len(targets)
+    present = (~np.isnan(costs)).astype(np.float64)
+    sums, counts = cumulative(np.nan_to_num(costs)), cumulative(present)
+    state = (
+        unit.select("day", "customer_id", "mrr", "cost_to_mrr")
+        .filter(pl.col("day").is_in(targets))
+        .join(ids, on="customer_id")
+    )
+    mrr = np.full((n_c, n_t), np.nan)
+    now = np.full((n_c, n_t), np.nan)
+    index = {d: i for i, d in enumerate(targets)}
+    ci = state["_c"].to_numpy()
+    ti = state["day"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
+    mrr[ci, ti] = state["mrr"].fill_null(np.nan).to_numpy()
+    now[ci, ti] = state["cost_to_mrr"].fill_null(np.nan).to_numpy()
+    frames = []
+    crossing = np.zeros((n_c, n_t), dtype=bool)
+    for k, target in enumerate(targets):
+        rows = np.arange(n_c) * n_t + k
+        slope, intercept = fit["slope"][rows], fit["intercept"][rows]
+        points = fit["points"][rows]
+        usable = (points >= MIN_POINTS) & (fit["days"][rows] >= MIN_HISTORY_DAYS) & np.isfinite(slope)
+        end = t[k] + 1
+        starts = np.clip(end - np.arange(RUN_RATE_DAYS + 1), 0, None)
+        recent = sums[:, [end]] - sums[:, starts]
+        recent_days = counts[:, [end]] - counts[:, starts]
+        icpt = np.where(usable, intercept, np.nan)
+        if target not in wanted:  # only whether it forecast a crossing: project to the horizon
+            soon = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], cfg.horizon_days)
+            p2 = np.where(usable, _days_to(now[:, k], soon, slope, alerts.p2_cost_to_mrr), -1)
+            crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1)
+            continue
+        central = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k])
+        p2 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p2_cost_to_mrr), -1)
+        crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1) & (p2 <= cfg.horizon_days)
+        p1 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p1_cost_to_mrr), -1)
+        bands = {}
+        for name in ("low", "high"):
+            s = fit[name][rows]
+            icpt = fit["median_y"][rows] - s * fit["median_x"][rows]
+            bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k], max(AHEAD))
+        columns = {
+            "day": pl.repeat(target, n_c, eager=True),
+            "customer_id": ids["customer_id"],
+            "trend_weeks": points.astype(np.int64),
+            **{name: np.where(usable, np.expm1(s), np.nan) for name, s in
+               (("daily_growth", slope), ("daily_growth_low", fit["low"][rows]), ("daily_growth_high", fit["high"][rows]))},
+            **{f"cost_to_mrr_{h}d{suffix}": values[:, h - 1] for h in AHEAD
+               for suffix, values in (("", central), ("_low", bands["low"]), ("_high", bands["high"]))},
+            "days_to_p2": pl.Series(p2).cast(pl.Int64).replace(-1, None),
+            "days_to_p1": pl.Series(p1).cast(pl.Int64).replace(-1, None),
+        }  # fmt: skip
+        frames.append(pl.DataFrame(columns, nan_to_null=True))
+    return ids, crossing, frames
+
+
+def margin_forecast(
+    unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
+) -> pl.DataFrame:
+    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each.
+
+    Every customer is fitted on the days; only those forecast to cross on one of them are fitted
+    on the `horizon_days` before as well (one alert per crossing), so the lookback costs little.
+    """
+    days = sorted(set(days))
+    today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+    if not days or today.is_empty():
+        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
+    ids, crossing_on_days, frames = _evaluate(unit, days, set(days), alerts, cfg)
+    candidates = ids.filter(pl.Series(crossing_on_days.any(axis=1)))["customer_id"]
+    warned = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "is_forecast_alert": pl.Boolean})
+    if candidates.len():
+        first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
+        targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
+        cids, crossing, _ = _evaluate(unit.filter(pl.col("customer_id").is_in(candidates.implode())), targets, set(), alerts, cfg)
+        rows = []
+        for k, target in enumerate(targets):
+            if target not in days:
+                continue
+            # One alert per crossing: its first day, none forecast in the horizon_days before.
+            alert = crossing[:, k] & ~crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
+            rows += [(target, c) for c in cids.filter(pl.Series(alert))["customer_id"]]
+        warned = pl.DataFrame(rows, schema=["day", "customer_id"], orient="row").with_columns(
+            is_forecast_alert=pl.lit(True)
+        ) if rows else warned  # fmt: skip
+    return (
+        today.select("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")
+        .join(pl.concat(frames), on=["day", "customer_id"], how="left")
+        .join(warned, on=["day", "customer_id"], how="left")
+        .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0),
+                      pl.col(pl.Float64).fill_nan(None))
+        .select(list(MARGIN_FORECAST_SCHEMA))
+        .cast(MARGIN_FORECAST_SCHEMA)
+        .sort("day", "customer_id")
+    )
+
+
+def backtest(unit: pl.DataFrame, ahead: int = 14, min_history: int = 60) -> dict:
+    """How far off the cost forecast is `ahead` days out, on a unit_cost history (e.g. the demo's).
+
+    For every customer and origin day with at least `min_history` days of cost history and the
+    7 days ending `ahead` days later all in the data: the forecast mean daily cost of those 7 days
+    (the trend's projection) against the actual mean (a week, so the weekday cycle the trend does
+    not model is not counted as error). Returns the median absolute percentage error and counts.
+    """
+    unit = unit.select("day", "customer_id", "total_cost")
+    all_days = sorted(unit["day"].unique().to_list())
+    if len(all_days) < min_history + ahead:
+        return {"median_ape": None, "forecasts": 0, "customers": 0}
+    origins = [d for d in all_days if d + dt.timedelta(days=ahead) <= all_days[-1]]
+    ids, m = _trend_table(unit, origins, until=all_days[-1])
+    fit, costs, t = m["fit"], m["costs"], m["t"]
+    n_c, n_t = ids.height, len(origins)
+    history = np.cumsum(costs > 0, axis=1)
+    tau = np.arange(ahead - 6, ahead + 1)
+    errors, who = [], []
+    for k in range(n_t):
+        rows = np.arange(n_c) * n_t + k
+        slope, intercept, points = fit["slope"][rows], fit["intercept"][rows], fit["points"][rows]
+        cols = t[k] + tau
+        actual = costs[:, cols]
+        ok = (history[:, t[k]] >= min_history) & (points >= MIN_POINTS) & (actual > 0).all(axis=1)
+        ok &= fit["days"][rows] >= MIN_HISTORY_DAYS
+        with np.errstate(all="ignore"):
+            forecast = np.exp(intercept[:, None] + slope[:, None] * tau[None, :]).mean(axis=1)
+            ape = np.abs(forecast - actual.mean(axis=1)) / actual.mean(axis=1)
+        errors.append(ape[ok])
+        who.append(np.nonzero(ok)[0])
+    ape = np.concatenate(errors) if errors else np.array([])
+    return {
+        "median_ape": float(np.median(ape)) if ape.size else None,
+        "forecasts": int(ape.size),
+        "customers": int(np.unique(np.concatenate(who)).size) if who else 0,
+    }
