@@ -81,11 +81,9 @@ def resolved_message(alert: dict) -> str:
     """ "Resolved: Bluefin Labs cost-to-MRR 18.9% (opened 2026-09-02 at 33.1%, peak 35.0%), after 41 days;
     what changed: Amazon Elastic Compute Cloud -40% in 7 days (compute-team)" """
     family = alert["family"]
-    as_pct = family in ("COST_TO_MRR", "TREND")
-    fmt = _pct if as_pct else money
-    what = {"COST_TO_MRR": "cost-to-MRR", "TREND": "7-day cost growth", "SEGMENT": "median non-paying cost/day"}.get(
-        family, alert.get("metric") or family
-    )
+    fmt = {"COST_TO_MRR": _pct, "TREND": _pct, "FORECAST": lambda v: "n/a" if v is None else f"{v:.0f} days"}.get(family, money)
+    what = {"COST_TO_MRR": "cost-to-MRR", "TREND": "7-day cost growth", "SEGMENT": "median non-paying cost/day",
+            "ANOMALY": "unit-cost anomaly impact", "FORECAST": "projected time to P2"}.get(family, alert.get("metric") or family)  # fmt: skip
     who = alert.get("customer_name") or alert.get("customer_id") or "non-paying customers"
     text = (
         f"Resolved: {who} {what} {fmt(alert.get('value_now'))} (opened {alert['opened_day']} at "
