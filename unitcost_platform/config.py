@@ -37,6 +37,14 @@ class FileSource(_Model):
 NAMESPACE_TAG_KEYS = ["aws:eks:namespace", "aws_eks_namespace", "k8s:namespace"]
 
 
+def plain_tag_keys(keys: list[str]) -> list[str]:
+    """Tag keys are looked up as JSON paths: non-empty, and no quote or backslash."""
+    for k in keys:
+        if not k or "'" in k or "\\" in k:
+            raise ValueError(f"tag key {k!r} must be non-empty and contain no quote or backslash")
+    return keys
+
+
 def check_namespace_map(mapping: dict[str, str]) -> dict[str, str]:
     """Patterns (keys starting with ^) must compile, and have a group when their value uses {1}."""
     for key, value in mapping.items():
@@ -81,10 +89,7 @@ class TenantConfig(_Model):
     @field_validator("tag_keys")
     @classmethod
     def _keys_are_plain(cls, keys: list[str]) -> list[str]:
-        for k in keys:
-            if not k or "'" in k or "\\" in k:
-                raise ValueError(f"tag key {k!r} must be non-empty and contain no quote or backslash")
-        return keys
+        return plain_tag_keys(keys)
 
 
 class CostExplorerSource(_Model):
@@ -537,10 +542,7 @@ class ProductsConfig(_Model):
     @field_validator("tag_keys")
     @classmethod
     def _keys_are_plain(cls, keys: list[str]) -> list[str]:
-        for k in keys:
-            if not k or "'" in k or "\\" in k:
-                raise ValueError(f"tag key {k!r} must be non-empty and contain no quote or backslash")
-        return keys
+        return plain_tag_keys(keys)
 
 
 class UnitMetric(_Model):

@@ -139,23 +139,27 @@ def test_an_incident_arrives_once_when_it_opens_and_once_when_it_escalates(alert
     assert doc["link"] == f"http://dagster.example/assets/alert_incidents?view=partitions&partition={DAYS[11]}"
     assert doc["routed_as"] == "platform-team immediately"
     comp = _alerts(got, "comp")
-    assert len(comp) == 2 and ":rotating_light: P1" in comp[1] and "escalated from P2" in comp[1]
+    assert len(comp) == 3 and ":rotating_light: P1" in comp[1] and "escalated from P2" in comp[1]
     assert f"open since {DAYS[0]}" in comp[1]
+    # C2's cost per request doubled on day 9 on flat requests (5 -> 10 direct for 500 requests): a unit
+    # price regression, scored once 14 baseline days exist, sent to EC2's owner only.
+    assert comp[2].startswith(f":mag: ANOMALY {DAYS[14]}: Two")  # day 14: days 0-13 are its baseline
     assert not any(dest == "fin" for dest, _ in got)  # no SEGMENT; TREND waits for the digest
     # EC2's cost per customer moved more than 10% against 7 days earlier on days 13, 14 and 15 (hand-worked
     # in test_engineers_view): one unit-cost message a day to compute-team, its owner.
     unit = [b for d, b in got if d == "comp" and b["text"].startswith(":bar_chart:")]
     assert [b["blocks"][0]["text"]["text"].rsplit(" ", 1)[1] for b in unit] == [d.isoformat() for d in DAYS[13:16]]
-    # 5 P1 + 3 TREND alerts and 3 unit-cost messages; the P1 of days 12-15 joined the queued escalation.
+    # 5 P1 + 3 TREND + 1 ANOMALY alerts and 3 unit-cost messages; the P1 of days 12-15 joined the
+    # queued escalation.
     summary = result.skip_reason.skip_message
-    assert summary.startswith("read 11 alert(s); delivered 5; 0 pending") and "2 escalation(s)" in summary
+    assert summary.startswith("read 12 alert(s); delivered 6; 0 pending") and "2 escalation(s)" in summary
 
     # The next tick has nothing new; a re-materialized day is not delivered again.
     assert alerting.tick().skip_reason.skip_message.startswith("read 0 alert(s); delivered 0")
     run_range(alerting.settings, DAYS[12], DAYS[12], instance=alerting.instance)
     again = alerting.tick().skip_reason.skip_message
     assert "delivered 0" in again and "2 already delivered (not sent again)" in again
-    assert len(httpserver.log) == 7
+    assert len(httpserver.log) == 8
 
 
 def test_escalation_on_a_restated_day_is_delivered(alerting, httpserver):
