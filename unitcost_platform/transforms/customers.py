@@ -170,3 +170,19 @@ def customer_dimension(
         .cast(CUSTOMER_DIMENSION_SCHEMA)
         .sort("snapshot_date", "customer_id", "tenant_id")
     )
+
+
+def usage_per_customer(usage: pl.DataFrame, customers: pl.DataFrame, name: str = "value") -> pl.DataFrame:
+    """(day, customer_id, metric, <name>): each day's tenant usage summed per customer that owns the
+    tenant that day (a tenant no customer owns is nobody's). Rows are summed in a fixed order, so the
+    float sums are the same in every run."""
+    return (
+        usage.join(
+            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
+            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
+        )
+        .sort("usage_date", "customer_id", "metric", "tenant_id")
+        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
+        .agg(pl.col("value").sum().alias(name))
+        .cast({"day": pl.Date})
+    )  # fmt: skip

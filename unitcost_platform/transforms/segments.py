@@ -16,6 +16,7 @@ import datetime as dt
 
 import polars as pl
 
+from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
 
 DIMENSIONS = ("tier", "segment", "paying")
@@ -94,17 +95,7 @@ def segment_economics(
         .with_columns((1 - pl.col("cost_to_mrr")).alias("infra_margin"))
     )
     # Usage of the population's tenants, per customer and metric (a tenant no customer owns is nobody's).
-    per_customer = (
-        usage.filter(pl.col("usage_date").is_in(days))
-        .join(
-            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
-            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
-        )
-        .sort("usage_date", "customer_id", "metric", "tenant_id")
-        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
-        .agg(pl.col("value").sum())
-        .cast({"day": pl.Date})
-    )  # fmt: skip
+    per_customer = usage_per_customer(usage.filter(pl.col("usage_date").is_in(days)), customers)
     group_usage = (
         grouped.select(*keys, "customer_id")
         .join(per_customer, on=["day", "customer_id"])

@@ -91,16 +91,20 @@ def _window_sums(placed: pl.DataFrame, eval_days: list[dt.date]) -> pl.DataFrame
     )
 
 
-def _percentiles(window: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
-    """p50/p90/max of each active customer's monthly cost from the service, zeros included."""
-    counts = dict(active.group_by("day").len().iter_rows())
-    per_customer = (
-        window.join(active.select("day", "customer_id"), on=["day", "customer_id"])
+def _monthly_per_customer(window: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """(day, service_name, customer_id, customer_name, _month): each active customer's 30 x mean daily
+    cost from each service over the day's window (customers without cost from it are absent)."""
+    return (
+        window.join(active.select("day", "customer_id", "customer_name"), on=["day", "customer_id"])
         .join(history, on="day")
         .with_columns((RUN_RATE_DAYS * pl.col("window_cost") / pl.col("history_days")).alias("_month"))
-        .group_by("day", "service_name")
-        .agg(pl.col("_month"))
     )
+
+
+def _percentiles(monthly: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
+    """p50/p90/max of each active customer's monthly cost from the service, zeros included."""
+    counts = dict(active.group_by("day").len().iter_rows())
+    per_customer = monthly.group_by("day", "service_name").agg(pl.col("_month"))
     rows = []
     for day, service, months in per_customer.iter_rows():
         n = counts.get(day, 0)
@@ -114,13 +118,10 @@ def _percentiles(window: pl.DataFrame, active: pl.DataFrame, history: pl.DataFra
     )  # fmt: skip
 
 
-def _top_customers(window: pl.DataFrame, scoped: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
     """The customers a service costs most per month, in words: "Bluefin Labs $1.20/month; ..."."""
     ranked = (
-        window.join(scoped.filter(pl.col("active")), on=["day", "customer_id"])
-        .join(history, on="day")
-        .with_columns((RUN_RATE_DAYS * pl.col("window_cost") / pl.col("history_days")).alias("_month"))
-        .filter(pl.col("_month") > 0)
+        monthly.filter(pl.col("_month") > 0)
         .sort(["day", "service_name", "_month", "customer_id"], descending=[False, False, True, False])
         .group_by("day", "service_name", maintain_order=True)
         .head(TOP_CUSTOMERS)
@@ -175,6 +176,7 @@ def service_unit_cost(
         .select("day", "service_name").unique()
     )  # fmt: skip
     window = _window_sums(placed, eval_days).join(scoped.select("day", "customer_id"), on=["day", "customer_id"])
+    monthly = _monthly_per_customer(window, active, history)
     on_day = placed.join(scoped, on=["day", "customer_id"])
     day_cost = on_day.group_by("day", "service_name").agg(
         pl.col("cost").sum(),
@@ -192,8 +194,8 @@ def service_unit_cost(
         .join(run_rate, on=["day", "service_name"], how="left")
         .join(history, on="day", how="left")
         .join(active_counts, on="day", how="left")
-        .join(_percentiles(window, active, history), on=["day", "service_name"], how="left")
-        .join(_top_customers(window, scoped, history), on=["day", "service_name"], how="left")
+        .join(_percentiles(monthly, active), on=["day", "service_name"], how="left")
+        .join(_top_customers(monthly), on=["day", "service_name"], how="left")
         .with_columns(
             pl.col("cost", "unallocated_cost", "_window").fill_null(0.0),
             pl.col("customers_with_cost", "active_customers").fill_null(0),

@@ -14,6 +14,7 @@ import datetime as dt
 import polars as pl
 
 from unitcost_platform.config import UnitMetric
+from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import TREND_DAYS
 
 USAGE_ROLLUP = {"by": ["usage_date", "tenant_id", "metric"], "sum": ["value"]}
@@ -39,16 +40,7 @@ def _unit_rows(
     unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, unit_metrics: list[UnitMetric]
 ) -> pl.DataFrame:
     """Every (day, customer, unit metric) of `unit_cost`'s days with units and cost per unit."""
-    per_customer = (
-        usage.join(
-            customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
-            left_on=["usage_date", "tenant_id"], right_on=["snapshot_date", "tenant_id"],
-        )
-        .sort("usage_date", "customer_id", "metric", "tenant_id")  # the same float sums in any run
-        .group_by(pl.col("usage_date").alias("day"), "customer_id", "metric", maintain_order=True)
-        .agg(pl.col("value").sum().alias("_units"))
-        .cast({"day": pl.Date})
-    )  # fmt: skip
+    per_customer = usage_per_customer(usage, customers, "_units")
     # A metric is "present" on a day when any tenant reported it, owned by a customer or not.
     present = usage.select(pl.col("usage_date").cast(pl.Date).alias("day"), "metric").unique().with_columns(
         pl.lit(True).alias("_present")

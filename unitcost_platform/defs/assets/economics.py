@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from unitcost_platform.defs.assets.common import daily_asset
+from unitcost_platform.defs.assets.reporting import materialized_days, materialized_days_in
 from unitcost_platform.defs.metadata import (
     markdown_table,
     money,
@@ -25,11 +26,6 @@ GROUP = "economics"
 CUSTOMER_TENANTS = ["snapshot_date", "tenant_id", "customer_id"]
 
 
-def _present_days(tag_coverage: pl.DataFrame) -> set[dt.date]:
-    """The materialized days of a window: tag_coverage has an overall row for every one of them."""
-    return set(tag_coverage.filter(pl.col("scope_type") == "overall")["day"].to_list())
-
-
 def _fmt(value: float | None, fmt=pct) -> str:
     return "n/a" if value is None else fmt(value)
 
@@ -45,7 +41,7 @@ def build_economics_assets(
             # 14 days of billing summed per day, service and Tags string by the warehouse.
             "raw_billing": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.BILLING_ROLLUP}),
             "tenant_usage": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.USAGE_ROLLUP}),
-            "tag_coverage": dg.AssetIn(partition_mapping=history, metadata={"columns": ["day", "scope_type"]}),
+            "tag_coverage": materialized_days_in(products_t.HISTORY_DAYS),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
@@ -61,7 +57,7 @@ def build_economics_assets(
         with user_errors_as_failures():
             cfg = unitcost.load_config()
             frame = products_t.product_cost(
-                raw_billing, tenant_usage, _present_days(tag_coverage), days, cfg.products, cfg.cost_column
+                raw_billing, tenant_usage, materialized_days(tag_coverage), days, cfg.products, cfg.cost_column
             )
 
         def describe(day: pl.DataFrame) -> dict:
