@@ -92,12 +92,40 @@ class TenantConfig(_Model):
         return plain_tag_keys(keys)
 
 
-class CostExplorerSource(_Model):
-    """AWS Cost Explorer GetCostAndUsage, daily, grouped by the tenant tag and SERVICE."""
+RENAMED_KEYS = {  # old key -> (new key, how to convert); an old key is an error that says what to write
+    "max_retry_after_seconds": ("max_wait_seconds", "the same value"),
+    "attempts": ("max_retries", "attempts - 1"),
+    "max_backoff_seconds": ("max_wait_seconds", "the same value"),
+}
+
+
+class RetrySettings(_Model):
+    """The one retry policy's settings (unitcost_platform/retries.py), named alike in every section
+    that calls a service: a request's timeout, retries after the first try, the doubling backoff and
+    the longest wait (a Retry-After longer than that is an error, not a wait)."""
+
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    max_wait_seconds: float = Field(default=120.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict):
+            for old, (new, how) in RENAMED_KEYS.items():
+                if old in data and old not in cls.model_fields:
+                    raise ValueError(f"{old} was renamed (one retry policy for every service): write {new}: <{how}> instead")
+        return data
+
+
+class CostExplorerSource(RetrySettings):
+    """AWS Cost Explorer GetCostAndUsage, daily, grouped by the tenant tag and SERVICE; throttling
+    (LimitExceededException) is retried by the retry policy."""
 
     tag_key: str = "tenant_id"
     region: str = "us-east-1"
-    max_retries: int = Field(default=5, ge=0, le=10, description="retries on LimitExceededException")
+    max_wait_seconds: float = Field(default=30.0, ge=0)
 
 
 class AwsExportSource(_Model):
@@ -121,7 +149,7 @@ class AwsExportSource(_Model):
         return f"{base}/metadata/BILLING_PERIOD={period}/"
 
 
-class AzureSource(_Model):
+class AzureSource(RetrySettings):
     """Azure Cost Management Query API, daily, grouped by the tenant tag and ServiceName."""
 
     scope: str = Field(description="e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>")
@@ -134,8 +162,7 @@ class AzureSource(_Model):
     tenant_id_env: str = "AZURE_TENANT_ID"
     client_id_env: str = "AZURE_CLIENT_ID"
     client_secret_env: str = "AZURE_CLIENT_SECRET"
-    max_retries: int = Field(default=5, ge=0, le=10)
-    max_retry_after_seconds: float = Field(default=120.0, ge=0)
+    timeout_seconds: float = Field(default=120.0, gt=0, description="a query over a month of data can take a while")
 
 
 class GcpSource(_Model):
@@ -209,11 +236,12 @@ class PrometheusMetric(_Model):
         return self
 
 
-class PrometheusSource(_Model):
+class PrometheusSource(RetrySettings):
     url: str = Field(description="base URL of the Prometheus HTTP API, e.g. http://prometheus:9090")
     tenant_label: str = Field(default="tenant_id", pattern=LABEL_NAME)
     metrics: list[PrometheusMetric] = Field(min_length=1)
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    max_wait_seconds: float = Field(default=60.0, ge=0)
     bearer_token_env: str | None = Field(default=None, description="env var holding a bearer token, if any")
 
 
@@ -223,15 +251,7 @@ class DatadogMetric(_Model):
     service_name: str | None = None
 
 
-class _RetryingHttpSource(_Model):
-    """How an HTTP API source waits: per request, and for rate limits across retries."""
-
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=5, ge=0, le=10)
-    max_wait_seconds: float = Field(default=120.0, ge=0)
-
-
-class DatadogSource(_RetryingHttpSource):
+class DatadogSource(RetrySettings):
     site: str = Field(default="datadoghq.com", description="datadoghq.com, datadoghq.eu, us3.datadoghq.com, ...")
     url: str | None = Field(default=None, description="API base URL; default https://api.<site>")
     api_key_env: str = "DD_API_KEY"
@@ -250,7 +270,7 @@ class NewRelicMetric(_Model):
     service_name: str | None = None
 
 
-class NewRelicSource(_RetryingHttpSource):
+class NewRelicSource(RetrySettings):
     account_id: int
     url: str = Field(default="https://api.newrelic.com/graphql", description="NerdGraph; EU: https://api.eu.newrelic.com/graphql")
     api_key_env: str = "NEW_RELIC_API_KEY"
@@ -264,7 +284,7 @@ class OpenCostMetric(_Model):
     service_name: str | None = None
 
 
-class OpenCostSource(_RetryingHttpSource):
+class OpenCostSource(RetrySettings):
     """OpenCost's allocation API, per UTC day: each namespace's list-price cost becomes usage of its tenant."""
 
     url: str = Field(description="the OpenCost API, e.g. http://opencost.opencost:9003")
@@ -649,15 +669,14 @@ class TeamRoute(_Model):
         return self.unit_cost or self.review or self.alerts
 
 
-class NotificationsConfig(_Model):
+class NotificationsConfig(RetrySettings):
     dagster_url: str = "http://localhost:3000"
     finops: str | None = Field(default=None, description="destination of SEGMENT alerts, the weekly digest and run failures")
     destinations: dict[str, Destination] = Field(default_factory=dict)
     teams: dict[str, TeamRoute] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=10.0, gt=0)
-    attempts: int = Field(default=3, ge=1, le=10, description="tries per message per sensor tick")
-    backoff_seconds: float = Field(default=1.0, ge=0)
-    max_backoff_seconds: float = Field(default=30.0, ge=0, description="longest wait, Retry-After included")
+    max_retries: int = Field(default=2, ge=0, le=9, description="retries per message per sensor tick")
+    max_wait_seconds: float = Field(default=30.0, ge=0, description="longest wait, Retry-After included")
     sensor_interval_seconds: int = Field(default=30, ge=5)
     tick_budget_seconds: float = Field(
         default=40.0, gt=0, le=55,
@@ -771,6 +790,18 @@ class UnitcostConfig(_Model):
         return metrics
 
     @model_validator(mode="after")
+    def _a_source_of_each_kind(self) -> "UnitcostConfig":
+        """Without a billing, usage or customer source every run would fail: refuse it when the
+        definitions load instead (the connectors' registry says what could be set)."""
+        from unitcost_platform.sources import registry  # the connectors import this module
+
+        for kind, connectors in (("billing", registry.BILLING), ("usage", registry.USAGE), ("customers", registry.CUSTOMERS)):
+            if not any(c.configured(self) for c in connectors):
+                noun = "customer" if kind == "customers" else kind
+                raise ValueError(f"no {noun} source is configured: set {registry.configured_names(connectors, kind)}")
+        return self
+
+    @model_validator(mode="after")
     def _azure_cost_type_matches(self) -> "UnitcostConfig":
         azure = self.billing.azure
         wanted = {"EffectiveCost": "AmortizedCost", "BilledCost": "ActualCost"}[self.billing.cost_column]
@@ -788,6 +819,23 @@ class UnitcostConfig(_Model):
     @property
     def cost_column(self) -> str:
         return self.billing.cost_column
+
+
+# Read when the definitions load (schedules, sensors, partition mappings, resources): a change needs a
+# reload of the code location (`dg dev` reloads on the UI's "Reload"; a deployed code server restarts).
+# Every other key is read again by each run and sensor tick. The README's config reference lists these.
+LOAD_TIME_KEYS = (
+    "schedules.daily",
+    "schedules.weekly_digest",
+    "notifications.sensor_interval_seconds",
+    "billing.restatement.sensor_interval_seconds",
+    "billing.cost_explorer.region",
+    "dashboard.days",
+    "runs.max_days_per_run",
+    "anomalies.unit_metric",
+    "forecast.horizon_days",
+    "which sources are configured, and the *_env names of their secrets",
+)
 
 
 def load_config(path: Path) -> UnitcostConfig:

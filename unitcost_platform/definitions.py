@@ -4,7 +4,6 @@ import sys
 import warnings
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import load_config
 from unitcost_platform.defs.assets.allocation import build_allocation_assets
@@ -15,11 +14,11 @@ from unitcost_platform.defs.assets.economics import build_economics_assets
 from unitcost_platform.defs.assets.engineering import build_engineering_assets
 from unitcost_platform.defs.assets.ingest import build_ingest_assets
 from unitcost_platform.defs.assets.reporting import build_reporting_assets
-from unitcost_platform.defs.checks import build_checks
+from unitcost_platform.defs.checks import COVERAGE_HISTORY, build_checks, coverage_history
 from unitcost_platform.defs.environments import WAREHOUSES
 from unitcost_platform.defs.jobs import unit_cost_job
 from unitcost_platform.defs.partitions import daily_partitions
-from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
+from unitcost_platform.defs.resources import UnitcostResource, source_resources
 from unitcost_platform.defs.restatement import build_restatement_sensor
 from unitcost_platform.defs.schedules import (
     build_daily_schedule,
@@ -56,11 +55,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             data_dir=str(settings.data_dir),
             dashboard_dir=str(settings.dashboard_dir),
         ),
-        "aws_cost_explorer": CostExplorerResource(
-            region_name=cfg.billing.cost_explorer.region if cfg.billing.cost_explorer else "us-east-1"
-        ),
-        "s3": S3Resource(),
+        **source_resources(cfg),
         "io_manager": warehouse.io_manager,
+        COVERAGE_HISTORY: coverage_history,
     }
     checks = build_checks(partitions)
     digest_job = build_digest_job([key for c in checks for key in c.check_keys])

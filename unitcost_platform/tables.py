@@ -6,13 +6,13 @@ own types, so its IO manager restores each table's frame from this registry on t
 
 import polars as pl
 
-from unitcost_platform.sources.focus import RAW_BILLING_SCHEMA
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform.contracts.customers import CUSTOMER_DIMENSION_SCHEMA
+from unitcost_platform.contracts.focus import RAW_BILLING_SCHEMA
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.transforms.alerts import COST_ALERTS_SCHEMA
 from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
 from unitcost_platform.transforms.anomalies import COST_ANOMALIES_SCHEMA
 from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
-from unitcost_platform.transforms.customers import CUSTOMER_DIMENSION_SCHEMA
 from unitcost_platform.transforms.forecast import MARGIN_FORECAST_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
 from unitcost_platform.transforms.incidents import INCIDENTS_SCHEMA

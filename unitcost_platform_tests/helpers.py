@@ -5,11 +5,15 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 
-from unitcost_platform.sources import focus
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA
-from unitcost_platform.transforms.customers import VERSION_SCHEMA, customer_dimension
+from unitcost_platform.contracts import focus
+from unitcost_platform.contracts.customers import VERSION_SCHEMA
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
+from unitcost_platform.defs.resources import secret
+from unitcost_platform.sources.connector import Connector
+from unitcost_platform.transforms.customers import customer_dimension
 
 D = dt.date(2026, 3, 10)
 
@@ -142,15 +146,26 @@ def write_customers_csv(path: Path, rows: list[dict]) -> Path:
 class Recorded:
     """A connector's fetch function with the test seams recorded: waits asked of `sleep`, log lines.
 
-    `defaults` are keyword arguments of every call (a call's own keywords win)."""
+    `defaults` are keyword arguments of every call (a call's own keywords win); `resource` names the
+    keyword that gets the connector's resource, wired from the environment as a run gets it."""
 
-    def __init__(self, fetch: Callable[..., pl.DataFrame], **defaults):
-        self.fetch, self.defaults = fetch, defaults
+    def __init__(self, fetch: Callable[..., pl.DataFrame], resource: tuple[Connector, str] | None = None, **defaults):
+        self.fetch, self.defaults, self.resource = fetch, defaults, resource
         self.waits: list[float] = []
         self.lines: list[str] = []
 
     def __call__(self, cfg, days, **kw) -> pl.DataFrame:
+        if self.resource is not None:
+            connector, keyword = self.resource
+            kw.setdefault(keyword, wired(connector, cfg))
         return self.fetch(cfg, days, sleep=self.waits.append, log=self.lines.append, **{**self.defaults, **kw})
+
+
+def wired(connector: Connector, source_config):
+    """The connector's resource as a run or sensor gets it: secrets wired from the environment
+    (defs/resources.py) and resolved by Dagster."""
+    with dg.build_resources({"r": connector.resource(source_config, secret)}) as built:
+        return built.r
 
 
 def usage_row(day, tenant, service, metric, value, *, source: str) -> dict:

@@ -60,12 +60,16 @@ def write_small_saas(root: Path) -> Path:
     return root
 
 
-def run_range(settings: Settings, first: dt.date, last: dt.date, raise_on_error: bool = True, instance=None):
-    """One run over [first, last] of the daily job, as a single-run backfill does it."""
+def run_range(
+    settings: Settings, first: dt.date, last: dt.date, raise_on_error: bool = True, instance=None, resources=None
+):
+    """One run over [first, last] of the daily job, as a single-run backfill does it; `resources`
+    swap some of the definitions' resources (a connector's client pointed at a local server)."""
     defs = build_definitions(settings)
     job = defs.resolve_job_def("unit_cost_daily")
     return job.execute_in_process(
         instance=instance or dg.DagsterInstance.ephemeral(),
+        resources=resources,
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),

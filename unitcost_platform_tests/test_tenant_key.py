@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unitcost_platform.config import TenantConfig, UnitcostConfig
-from unitcost_platform.sources.billing_files import read_billing_files
-from unitcost_platform.sources.customer_files import read_customer_files
-from unitcost_platform.sources.focus import first_tag
-from unitcost_platform.sources.usage_files import read_usage_files
-from unitcost_platform.tenant_key import tenant_key, tenant_key_expr, tenant_keys
+from unitcost_platform.contracts.focus import first_tag
+from unitcost_platform.contracts.tenant_key import tenant_key, tenant_key_expr, tenant_keys
+from unitcost_platform.sources.billing.files import read_billing_files
+from unitcost_platform.sources.customers.files import read_customer_files
+from unitcost_platform.sources.usage.files import read_usage_files
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform.transforms.customers import customer_dimension
 from unitcost_platform_tests.helpers import D, focus_csv, write_customers_csv, write_usage_csv

@@ -19,10 +19,10 @@ import polars as pl
 from unitcost_platform.benchmark import history
 from unitcost_platform.benchmark.measure import Figure, measured, peak_mib, reset_peak
 from unitcost_platform.config import UnitcostConfig
-from unitcost_platform.sources.billing_files import read_billing_files
-from unitcost_platform.sources.customer_files import read_customer_files
+from unitcost_platform.sources.billing.files import read_billing_files
+from unitcost_platform.sources.customers.files import read_customer_files
 from unitcost_platform.sources.files import list_data_files
-from unitcost_platform.sources.usage_files import read_usage_files
+from unitcost_platform.sources.usage.files import read_usage_files
 from unitcost_platform.transforms.alerts import cost_alerts
 from unitcost_platform.transforms.allocation import BILLING_COLUMNS, allocate, allocation_columns
 from unitcost_platform.transforms.anomalies import HISTORY_DAYS as ANOMALY_HISTORY_DAYS

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
+from dagster import TimeWindow
 
 from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
 from unitcost_platform.defs.partitions import trailing_days
@@ -24,8 +25,43 @@ PROPAGATION_GAPS = "tag_propagation_gaps"
 ORPHANS = "orphans"
 USAGE_FRESHNESS = "usage_freshness"
 
+COVERAGE_HISTORY = "coverage_history"  # the input manager of the tag audits
+
 SEVERITY = {"WARN": dg.AssetCheckSeverity.WARN, "ERROR": dg.AssetCheckSeverity.ERROR}
 HISTORY = trailing_days(checks.TRAILING_DAYS + 1)
+
+
+class _EarlierDaysToo:
+    """An input context whose window starts `days` days earlier; everything else is the context's."""
+
+    def __init__(self, context: dg.InputContext, days: int):
+        self._context, self._days = context, days
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+    @property
+    def resource_config(self):  # the warehouse IO manager's (that wrote the table), not this input manager's
+        return self._context.upstream_output.resource_config
+
+    @property
+    def asset_partitions_time_window(self) -> TimeWindow:
+        window = self._context.asset_partitions_time_window
+        return TimeWindow(window.start - dt.timedelta(days=self._days), window.end)
+
+    @property
+    def asset_partition_keys(self) -> list[str]:
+        keys = list(self._context.asset_partition_keys)
+        if not keys:
+            return keys
+        first = dt.date.fromisoformat(keys[0])
+        return [(first - dt.timedelta(days=n)).isoformat() for n in range(self._days, 0, -1)] + keys
+
+
+@dg.input_manager(required_resource_keys={"io_manager"})
+def coverage_history(context: dg.InputContext) -> pl.DataFrame:
+    """tag_coverage of the check's days and the trailing week before them, through the warehouse IO manager."""
+    return context.resources.io_manager.load_input(_EarlierDaysToo(context, checks.TRAILING_DAYS))
 
 
 def _days(context: dg.AssetCheckExecutionContext) -> list[dt.date]:
@@ -91,24 +127,26 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         outcomes = checks.coverage_floor(tag_coverage, _days(context), cfg.coverage_floor, cfg.coverage_hard_floor)
         yield from evaluations("tag_coverage", COVERAGE_FLOOR, outcomes)
 
+    # The two tag audits are checks of tag_coverage and read its trailing days: Dagster loads a
+    # check's own asset for the check's days only, so their input goes through `COVERAGE_HISTORY`.
     @dg.asset_check(
-        asset="raw_billing",
+        asset="tag_coverage",
         name=ATTRIBUTION_DRIFT,
         partitions_def=partitions_def,
-        additional_ins={"tag_coverage": dg.AssetIn(partition_mapping=HISTORY)},
+        additional_ins={"tag_coverage": dg.AssetIn(input_manager_key=COVERAGE_HISTORY)},
     )
     def attribution_drift(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
         """Coverage of the day's billing fell more than N points below its trailing 7-day mean."""
         with user_errors_as_failures():
             cfg = unitcost.load_config().checks
         outcomes = checks.attribution_drift(tag_coverage, _days(context), cfg.drift_points)
-        yield from evaluations("raw_billing", ATTRIBUTION_DRIFT, outcomes)
+        yield from evaluations("tag_coverage", ATTRIBUTION_DRIFT, outcomes)
 
     @dg.asset_check(
-        asset="raw_billing",
+        asset="tag_coverage",
         name=PROPAGATION_GAPS,
         partitions_def=partitions_def,
-        additional_ins={"tag_coverage": dg.AssetIn(partition_mapping=HISTORY)},
+        additional_ins={"tag_coverage": dg.AssetIn(input_manager_key=COVERAGE_HISTORY)},
     )
     def propagation_gaps(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
         """Services whose line items stopped (or never started) carrying the tenant tag."""
@@ -117,24 +155,24 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         outcomes = checks.propagation_gaps(
             tag_coverage, _days(context), cfg.propagation_drop_points, cfg.min_service_cost
         )
-        yield from evaluations("raw_billing", PROPAGATION_GAPS, outcomes)
+        yield from evaluations("tag_coverage", PROPAGATION_GAPS, outcomes)
 
+    # On allocated_cost, which reads the customers and the usage it compares: selecting
+    # customer_dimension alone does not run a check that needs the allocation.
     @dg.asset_check(
-        asset="customer_dimension",
+        asset="allocated_cost",
         name=ORPHANS,
         partitions_def=partitions_def,
         additional_ins={
-            "allocated_cost": dg.AssetIn(
-                metadata={"columns": ["day", "customer_id", "tenant_id", "pool", "allocated_cost", "unallocated_reason"]}
-            ),
+            "customer_dimension": dg.AssetIn(),
             "tenant_usage": dg.AssetIn(metadata={"columns": ["usage_date", "tenant_id", "metric", "value"]}),
         },
     )
     def orphans(
         context: dg.AssetCheckExecutionContext,
         unitcost: UnitcostResource,
-        customer_dimension: pl.DataFrame,
         allocated_cost: pl.DataFrame,
+        customer_dimension: pl.DataFrame,
         tenant_usage: pl.DataFrame,
     ):
         """Tenants with cost or usage but no customer record; active customers (in scope) with direct cost and no usage."""
@@ -144,7 +182,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
             allocated_cost, tenant_usage, customer_dimension, _days(context),
             scope=cfg.scope.expr() if cfg.scope else None, scope_description=cfg.scope_description(),
         )  # fmt: skip
-        yield from evaluations("customer_dimension", ORPHANS, outcomes)
+        yield from evaluations("allocated_cost", ORPHANS, outcomes)
 
     @dg.asset_check(
         asset="allocated_cost",

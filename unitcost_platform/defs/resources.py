@@ -1,12 +1,13 @@
-"""Resources: the config file and data dir, and the warehouse IO manager of each environment."""
+"""Resources: the config file and data dir, and each connector's client and secrets."""
 
+import os
 from pathlib import Path
 
-import boto3
 import dagster as dg
-from dagster_aws.utils import ResourceWithBoto3Configuration, construct_boto_client_retry_config
 
 from unitcost_platform.config import UnitcostConfig, load_config
+from unitcost_platform.errors import ConfigError
+from unitcost_platform.sources import registry
 
 
 class UnitcostResource(dg.ConfigurableResource):
@@ -26,23 +27,38 @@ class UnitcostResource(dg.ConfigurableResource):
         return Path(self.dashboard_dir)
 
 
-class CostExplorerResource(ResourceWithBoto3Configuration):
-    """A boto3 Cost Explorer client (credentials from the standard AWS chain, or this config).
+def secret(env: str) -> dg.EnvVar | None:
+    """The one place an environment variable becomes a secret: a `dg.EnvVar`, resolved by Dagster
+    when a run or sensor starts (never written to config, logs or metadata). An unset variable gives
+    None, so the connector's own error names the variable and the config key that names it."""
+    return dg.EnvVar(env) if os.environ.get(env) else None
 
-    botocore's own retries are off: throttling is retried by the connector, a bounded number of
-    times, so one run never multiplies billed requests unseen.
+
+def source_resources(cfg: UnitcostConfig) -> dict[str, dg.ConfigurableResource]:
+    """Every connector's resource, keyed as the connector declares; configured ones get their secrets.
+
+    A configured source whose secret is not in the environment is refused now, not by its first run.
     """
-
-    def get_client(self):
-        session = boto3.session.Session(profile_name=self.profile_name)
-        return session.client(
-            "ce",
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            use_ssl=self.use_ssl,
-            verify=self.verify,
-            aws_access_key_id=self.aws_access_key_id,
-            aws_secret_access_key=self.aws_secret_access_key,
-            aws_session_token=self.aws_session_token,
-            config=construct_boto_client_retry_config(1),
+    missing = [
+        f"{connector.kind}.{connector.config_key} reads a secret from {env}, which is not set"
+        for connector in registry.ALL
+        for source in connector.configured(cfg)
+        for env in connector.secrets(source)
+        if not os.environ.get(env)
+    ]
+    if missing:
+        raise ConfigError(
+            "secrets missing where the definitions load (runs read them from the same environment):\n  "
+            + "\n  ".join(missing) + "\nset them, or change the *_env key that names them in unitcost.yaml"
         )
+    resources: dict[str, dg.ConfigurableResource] = {}
+    for connector in registry.ALL:
+        if connector.resource_key is None:
+            continue
+        configured = connector.configured(cfg)
+        resources[connector.resource_key] = connector.resource(configured[0] if configured else None, secret)
+    return resources
+
+
+SOURCE_RESOURCE_KEYS = {kind: {c.resource_key for c in connectors if c.resource_key} for kind, connectors in (
+    ("billing", registry.BILLING), ("usage", registry.USAGE), ("customers", registry.CUSTOMERS))}  # fmt: skip

@@ -12,21 +12,22 @@ is requested once. Alerts of a restated day are not delivered twice (the deliver
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import UnitcostConfig
 from unitcost_platform.defs.assets.ingest import SOURCE_TOTALS_KEY, SOURCE_VERSIONS_KEY
 from unitcost_platform.defs.metadata import latest_metadata_by_day
-from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
-from unitcost_platform.sources.aws_cost_explorer import fetch_cost_explorer
-from unitcost_platform.sources.aws_exports import manifest_versions
-from unitcost_platform.sources.azure_cost import fetch_azure_costs
+from unitcost_platform.defs.resources import SOURCE_RESOURCE_KEYS
+from unitcost_platform.sources import registry
+from unitcost_platform.sources.connector import ReadContext
 from unitcost_platform.sources.finality import repull_window
-from unitcost_platform.sources.gcp_billing import fetch_gcp_costs
 
+API_CONNECTORS = [c for c in registry.BILLING if c.restatement == "api_totals"]
+EXPORT_CONNECTORS = [c for c in registry.BILLING if c.restatement == "export_versions"]
+API_SOURCES = {c.name for c in API_CONNECTORS}
 RESTATEMENT_SENSOR = "billing_restatement"
 EXPORT_MONTHS_CHECKED = 3  # the current month and the two before: AWS restates closed months too
 TOLERANCE = 1e-6
@@ -47,22 +48,19 @@ def stored_by_day(instance: dg.DagsterInstance, days: list[dt.date]) -> dict[dt.
     }
 
 
-def api_daily_totals(cfg: UnitcostConfig, days: list[dt.date], ce_client_factory, today: dt.date, log) -> dict[dt.date, dict[str, float]]:
+def api_daily_totals(
+    cfg: UnitcostConfig, days: list[dt.date], resources: dict, today: dt.date, log
+) -> dict[dt.date, dict[str, float]]:
     """Each API source's total per day, fetched again (the same requests the asset makes)."""
-    frames = []
-    billing, cost = cfg.billing, cfg.cost_column
-    if billing.cost_explorer is not None:
-        rows = fetch_cost_explorer(billing.cost_explorer, days, cost_column=cost, client=ce_client_factory(), log=log)
-        frames.append(rows.with_columns(pl.lit("aws_cost_explorer").alias("x_Source")))
-    if billing.azure is not None:
-        frames.append(fetch_azure_costs(billing.azure, days, cost_column=cost, today=today, restatement=billing.restatement, log=log))
-    if billing.gcp is not None:
-        frames.append(fetch_gcp_costs(billing.gcp, days, cost_column=cost, today=today, restatement=billing.restatement, log=log))
+    cost = cfg.cost_column
     totals: dict[dt.date, dict[str, float]] = {d: {} for d in days}
-    for frame in frames:
-        grouped = frame.group_by(pl.col("ChargePeriodStart").dt.date().alias("day"), "x_Source").agg(pl.col(cost).sum())
-        for day, source, total in grouped.iter_rows():
-            totals.setdefault(day, {})[source] = round(total or 0.0, 6)
+    for connector in API_CONNECTORS:
+        for source in connector.configured(cfg):
+            context = ReadContext(cfg, Path("."), log, today, resources.get(connector.resource_key))
+            rows = connector.api_rows(context, source, days)
+            grouped = rows.group_by(pl.col("ChargePeriodStart").dt.date().alias("day")).agg(pl.col(cost).sum())
+            for day, total in grouped.iter_rows():
+                totals.setdefault(day, {})[connector.name] = round(total or 0.0, 6)
     return totals
 
 
@@ -93,49 +91,44 @@ def changed_days(
             if before is None or abs(total - before) > TOLERANCE * max(1.0, abs(before)):
                 reasons.setdefault(day, []).append(f"{source} total {before} -> {total}")
         for source in seen["totals"]:
-            if day in api_totals and source in ("aws_cost_explorer", "azure", "gcp") and source not in api_totals[day]:
+            if day in api_totals and source in API_SOURCES and source not in api_totals[day]:
                 reasons.setdefault(day, []).append(f"{source} rows disappeared")
     return reasons
 
 
 def build_restatement_sensor(cfg: UnitcostConfig, job) -> dg.SensorDefinition:
-    billing = cfg.billing
-    watched = billing.cost_explorer or billing.aws_exports or billing.azure or billing.gcp
+    watched = any(c.configured(cfg) for c in (*API_CONNECTORS, *EXPORT_CONNECTORS))
 
     @dg.sensor(
         name=RESTATEMENT_SENSOR,
         job=job,
-        minimum_interval_seconds=billing.restatement.sensor_interval_seconds,
+        minimum_interval_seconds=cfg.billing.restatement.sensor_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING if watched else dg.DefaultSensorStatus.STOPPED,
+        required_resource_keys={"unitcost", *SOURCE_RESOURCE_KEYS["billing"]},
     )
-    def billing_restatement(
-        context: dg.SensorEvaluationContext,
-        unitcost: UnitcostResource,
-        aws_cost_explorer: CostExplorerResource,
-        s3: S3Resource,
-    ):
+    def billing_restatement(context: dg.SensorEvaluationContext, **_as_arguments):
         """Re-materializes days whose billing changed after they were computed (refreshed exports, restated API days)."""
-        config = unitcost.load_config()
+        # The resources are read from the context; a direct call (tests) also passes them as arguments.
+        config = context.resources.unitcost.load_config()
+        resources = {key: getattr(context.resources, key) for key in SOURCE_RESOURCE_KEYS["billing"]}
         today = utc_today()
         state = json.loads(context.cursor) if context.cursor else {}
         materialized = {
             dt.date.fromisoformat(k) for k in context.instance.get_materialized_partitions(dg.AssetKey("raw_billing"))
         }
         oldest = (today.replace(day=1) - dt.timedelta(days=31 * (EXPORT_MONTHS_CHECKED - 1))).replace(day=1)
-        export_days = sorted(d for d in materialized if d >= oldest) if config.billing.aws_exports else []
+        exports = [(c, source) for c in EXPORT_CONNECTORS for source in c.configured(config)]
+        export_days = sorted(d for d in materialized if d >= oldest) if exports else []
         first, last = repull_window(today, config.billing.restatement)
-        api_due = state.get("api_day") != today.isoformat() and bool(
-            config.billing.cost_explorer or config.billing.azure or config.billing.gcp
-        )
+        api_due = state.get("api_day") != today.isoformat() and any(c.configured(config) for c in API_CONNECTORS)
         api_days = sorted(d for d in materialized if first <= d <= last) if api_due else []
 
         versions: dict[str, str] = {}
         if export_days:
             periods = sorted({d.strftime("%Y-%m") for d in export_days})
-            client = s3.get_client()
-            for export in config.billing.aws_exports:
-                versions.update({f"aws_exports:{k}": v for k, v in manifest_versions(client, export, periods).items()})
-        totals = api_daily_totals(config, api_days, aws_cost_explorer.get_client, today, context.log.info) if api_days else {}
+            for connector, source in exports:
+                versions.update(connector.export_versions(resources[connector.resource_key], source, periods))
+        totals = api_daily_totals(config, api_days, resources, today, context.log.info) if api_days else {}
         if api_due:
             state["api_day"] = today.isoformat()
 

@@ -24,7 +24,7 @@ import requests
 import urllib3
 
 from unitcost_platform.config import NotificationsConfig
-from unitcost_platform.retry_after import retry_after_seconds
+from unitcost_platform.retries import RetriesExhausted, Retry, retry_after_seconds, retrying
 
 OUT_OF_TIME = "out of time this tick"
 
@@ -164,33 +164,36 @@ class WebhookSender:
         deadline: float | None = None,
         on_attempt: Callable[[Delivery], None] | None = None,
     ) -> Delivery:
-        """POST with up to `attempts` tries and backoff, starting a try only if its whole timeout fits before `deadline`."""
+        """POST with up to `max_retries` retries through the retry policy, starting a try only if its
+        whole timeout (and the wait before it) fits before `deadline`."""
         env = self.cfg.destinations[destination].url_env
         url = dg.EnvVar(env).get_value()
         if not url:
             return Delivery(False, f"environment variable {env} is not set", 0)
         timeout = self.cfg.timeout_seconds
-        detail = "not attempted"
-        for attempt in range(1, self.cfg.attempts + 1):
-            if deadline is not None and self.clock() + timeout > deadline:
-                return Delivery(False, OUT_OF_TIME if attempt == 1 else f"{detail}; {OUT_OF_TIME}", attempt - 1)
+        if deadline is not None and self.clock() + timeout > deadline:
+            return Delivery(False, OUT_OF_TIME, 0)
+        tries = 0
+
+        def attempt() -> Delivery:
+            nonlocal tries
+            tries += 1
             outcome, asked = self._attempt(url, payload)
             if on_attempt is not None:
                 on_attempt(outcome)
             if outcome.ok:
-                return Delivery(True, outcome.detail, attempt, outcome.unconfirmed)
-            detail = outcome.detail
-            wait = min(self.cfg.backoff_seconds * 2 ** (attempt - 1), self.cfg.max_backoff_seconds)
-            if asked is not None:
-                if asked > self.cfg.max_backoff_seconds:
-                    return Delivery(False, detail + " exceeds the wait allowed in one tick", attempt)
-                wait = asked
-            if attempt == self.cfg.attempts:
-                break
-            if deadline is not None and self.clock() + wait + timeout > deadline:
-                return Delivery(False, f"{detail}; {OUT_OF_TIME}", attempt)
-            self.sleep(wait)
-        return Delivery(False, detail, self.cfg.attempts)
+                return Delivery(True, outcome.detail, tries, outcome.unconfirmed)
+            if asked is not None and asked > self.cfg.max_wait_seconds:
+                return Delivery(False, outcome.detail + " exceeds the wait allowed in one tick", tries)
+            raise Retry(outcome.detail, asked)
+
+        def out_of_time(wait: float) -> bool:
+            return deadline is not None and self.clock() + wait + timeout > deadline
+
+        try:
+            return retrying(self.cfg, attempt, sleep=self.sleep, give_up=out_of_time)
+        except RetriesExhausted as last:
+            return Delivery(False, f"{last.problem}; {OUT_OF_TIME}" if last.gave_up else last.problem, tries)
 
     def _attempt(self, url: str, payload: dict) -> tuple[Delivery, float | None]:
         """One POST, waited for `timeout_seconds` in all; also the Retry-After of a 429, in seconds."""

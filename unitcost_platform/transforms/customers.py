@@ -8,40 +8,14 @@ import datetime as dt
 
 import polars as pl
 
+from unitcost_platform.contracts.customers import (
+    ATTRIBUTES,
+    CUSTOMER_DIMENSION_SCHEMA,
+    DEFAULT_MAX_MRR,
+    STATUSES,
+    VERSION_SCHEMA,
+)
 from unitcost_platform.errors import InputDataError
-
-STATUSES = ("active", "churned")
-DEFAULT_MAX_MRR = 100_000_000.0
-ATTRIBUTES = ["customer_name", "tier", "is_paying", "mrr", "status", "segment"]
-
-VERSION_SCHEMA: dict[str, pl.DataType] = {
-    "customer_id": pl.String(),
-    "tenant_id": pl.String(),
-    "customer_name": pl.String(),
-    "tier": pl.String(),
-    "is_paying": pl.Boolean(),
-    "mrr": pl.Float64(),
-    "status": pl.String(),
-    "segment": pl.String(),
-    "valid_from": pl.Date(),
-    "valid_to": pl.Date(),
-    "x_Where": pl.String(),
-}
-
-CUSTOMER_DIMENSION_SCHEMA: dict[str, pl.DataType] = {
-    "snapshot_date": pl.Date(),
-    "customer_id": pl.String(),
-    "tenant_id": pl.String(),
-    "customer_name": pl.String(),
-    "tier": pl.String(),
-    "is_paying": pl.Boolean(),
-    "mrr": pl.Float64(),
-    "status": pl.String(),
-    "segment": pl.String(),
-    "valid_from": pl.Date(),
-    "valid_to": pl.Date(),
-    "customer_since": pl.Date(),
-}
 
 
 def complete_versions(versions: pl.DataFrame, non_paying_tiers: list[str]) -> pl.DataFrame:

@@ -17,7 +17,7 @@ import datetime as dt
 import polars as pl
 
 from unitcost_platform.config import ProductsConfig
-from unitcost_platform.sources.focus import first_tag
+from unitcost_platform.contracts.focus import first_tag
 from unitcost_platform.transforms.unit_cost import TREND_DAYS
 
 UNMAPPED = "unmapped"

@@ -11,7 +11,7 @@ import datetime as dt
 import polars as pl
 
 from unitcost_platform.config import OwnersConfig
-from unitcost_platform.sources.focus import first_tag
+from unitcost_platform.contracts.focus import first_tag
 
 UNOWNED = "unowned"
 

@@ -57,7 +57,7 @@ def alerting(small_saas, make_settings, httpserver, monkeypatch):
         "  teams:\n"
         "    compute-team: {alerts: comp}\n"
         "    platform-team: {alerts: plat}\n"
-        "  attempts: 2\n  backoff_seconds: 0.01\n  timeout_seconds: 1\n"
+        "  max_retries: 1\n  backoff_seconds: 0.01\n  timeout_seconds: 1\n"
     ))
     for name in ("fin", "comp", "plat"):
         monkeypatch.setenv(f"T_HOOK_{name.upper()}", httpserver.url_for(f"/hooks/{name}/{SECRET}"))

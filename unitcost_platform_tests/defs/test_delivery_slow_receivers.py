@@ -112,7 +112,7 @@ def deployment(small_saas, make_settings, receiver, monkeypatch):
         "  teams:\n"
         "    compute-team: {alerts: comp}\n"
         "    platform-team: {alerts: plat}\n"
-        f"  attempts: 2\n  backoff_seconds: 0.01\n  timeout_seconds: {TIMEOUT}\n  tick_budget_seconds: {BUDGET}\n"
+        f"  max_retries: 1\n  backoff_seconds: 0.01\n  timeout_seconds: {TIMEOUT}\n  tick_budget_seconds: {BUDGET}\n"
     ))  # fmt: skip
     for name in ("fin", "comp", "plat"):
         monkeypatch.setenv(f"S_HOOK_{name.upper()}", receiver.url(name))

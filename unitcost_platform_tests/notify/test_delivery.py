@@ -26,7 +26,7 @@ def sender(httpserver, monkeypatch):
     monkeypatch.setenv("TEST_HOOK", httpserver.url_for(SECRET_PATH))
     cfg = NotificationsConfig(
         destinations={"team": {"type": "slack", "url_env": "TEST_HOOK"}},
-        timeout_seconds=0.5, attempts=3, backoff_seconds=0.01, max_backoff_seconds=2,
+        timeout_seconds=0.5, max_retries=2, backoff_seconds=0.01, max_wait_seconds=2,
     )  # fmt: skip
     waits: list[float] = []
     s = WebhookSender(cfg, sleep=lambda w: (waits.append(w), time.sleep(min(w, 0.01))))
@@ -131,7 +131,7 @@ def test_connection_refused_and_missing_secret(monkeypatch):
     monkeypatch.setenv("DOWN_HOOK", "http://127.0.0.1:9/services/T/B/s3cr3tT0k3n")
     cfg = NotificationsConfig(destinations={"d": {"type": "webhook", "url_env": "DOWN_HOOK"},
                                             "off": {"type": "webhook", "url_env": "NOT_SET_HOOK"}},
-                              attempts=1)  # fmt: skip
+                              max_retries=0)  # fmt: skip
     s = WebhookSender(cfg, sleep=lambda w: None)
     down = s.send("d", {})
     assert not down.ok and down.detail == "connection failed (receiver down or unreachable)"

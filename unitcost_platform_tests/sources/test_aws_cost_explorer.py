@@ -11,8 +11,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from unitcost_platform.config import CostExplorerSource, TenantConfig
-from unitcost_platform.sources.api_rows import to_raw_billing
-from unitcost_platform.sources.aws_cost_explorer import (
+from unitcost_platform.contracts.raw_billing import to_raw_billing
+from unitcost_platform.sources.billing.cost_explorer import (
     CostExplorerError,
     build_request,
     fetch_cost_explorer,
@@ -178,7 +178,7 @@ def test_materialized_through_dagster_and_restated_days_requested_once(aws, smal
 
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def("billing_restatement")
-    resources = {k: defs.resources[k] for k in ("unitcost", "aws_cost_explorer", "s3")}
+    resources = {k: defs.resources[k] for k in sensor.required_resource_keys}
     monkeypatch.setattr(restatement, "utc_today", lambda: D2 + dt.timedelta(days=1))
     quiet = sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert not quiet.run_requests

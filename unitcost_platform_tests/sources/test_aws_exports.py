@@ -16,7 +16,7 @@ from moto import mock_aws
 from unitcost_platform.config import AwsExportSource, PoolConfig, PoolMatch, TenantConfig
 from unitcost_platform.defs.restatement import RESTATEMENT_SENSOR
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.aws_exports import fetch_aws_export, latest_manifest
+from unitcost_platform.sources.billing.aws_exports import fetch_aws_export, latest_manifest
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import customers, usage
 from unitcost_platform_tests.saas import DAYS, read_table, run_range
@@ -238,7 +238,7 @@ def test_restated_export_day_is_rematerialized_once(s3, small_saas, make_setting
     assert billing.filter(pl.col("x_ChargeDate") == D)["EffectiveCost"].sum() == pytest.approx(EFFECTIVE_D)
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def(RESTATEMENT_SENSOR)
-    resources = {k: defs.resources[k] for k in ("unitcost", "aws_cost_explorer", "s3")}
+    resources = {k: defs.resources[k] for k in sensor.required_resource_keys}
     quiet = sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert not quiet.run_requests and "no restated billing: 2 export day(s)" in quiet.skip_reason.skip_message
 
@@ -263,7 +263,7 @@ def test_the_focus_sample_through_an_s3_export_reads_like_the_file(s3, tmp_path)
     """The real FOCUS 1.0 sample, delivered as a FOCUS export, normalizes exactly as from disk."""
     from pathlib import Path
 
-    from unitcost_platform.sources.billing_files import read_billing_files
+    from unitcost_platform.sources.billing.files import read_billing_files
 
     sample = Path(__file__).resolve().parents[1] / "fixtures" / "focus-1.0-sample" / "focus_sample.csv"
     september = [dt.date(2024, 9, 1) + dt.timedelta(days=i) for i in range(30)]
@@ -295,7 +295,7 @@ def test_a_day_without_rows_in_the_export_is_not_restated_on_every_tick(s3, smal
     assert read_table(settings, "raw_billing").filter(pl.col("x_ChargeDate") == empty).height == 0
     defs = build_definitions(settings)
     sensor = defs.resolve_sensor_def(RESTATEMENT_SENSOR)
-    resources = {k: defs.resources[k] for k in ("unitcost", "aws_cost_explorer", "s3")}
+    resources = {k: defs.resources[k] for k in sensor.required_resource_keys}
     first = sensor(dg.build_sensor_context(instance=instance, resources=resources))
     assert not first.run_requests, [r.tags for r in first.run_requests]
     second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources))

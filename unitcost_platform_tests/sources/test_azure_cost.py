@@ -16,8 +16,9 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
 from unitcost_platform.config import AzureSource, RestatementConfig
-from unitcost_platform.sources.api_rows import API_ROW_SCHEMA
-from unitcost_platform.sources.azure_cost import AzureCostError, fetch_azure_costs, query_windows
+from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA
+from unitcost_platform.sources.billing import azure as azure_cost
+from unitcost_platform.sources.billing.azure import AzureCostError, fetch_azure_costs, query_windows
 from unitcost_platform_tests.helpers import Recorded
 
 SUB = "3f2a9c1e-5b7d-4e08-9a61-0c4d2b7e8f13"
@@ -75,14 +76,14 @@ def throttled(extra_headers=None, **quotas):
 
 def source(httpserver, **kw):
     kw.setdefault("scope", SCOPE)
-    return AzureSource(endpoint=httpserver.url_for("/").rstrip("/"), max_retries=3, max_retry_after_seconds=60, **kw)
+    return AzureSource(endpoint=httpserver.url_for("/").rstrip("/"), max_retries=3, max_wait_seconds=60, **kw)
 
 
 @pytest.fixture
 def run():
     return Recorded(
-        fetch_azure_costs, cost_column="EffectiveCost", today=TODAY, restatement=RestatementConfig(),
-        token_provider=lambda: TOKEN,
+        fetch_azure_costs, resource=(azure_cost.CONNECTOR, "principal"), cost_column="EffectiveCost", today=TODAY,
+        restatement=RestatementConfig(), token_provider=lambda: TOKEN,
     )  # fmt: skip
 
 
@@ -170,7 +171,7 @@ def test_429_asking_longer_than_allowed_is_an_error(httpserver, run):
     with pytest.raises(AzureCostError) as err:
         run(source(httpserver), [MAR10])
 
-    assert "asked to wait 300s" in str(err.value) and "max_retry_after_seconds (60s)" in str(err.value)
+    assert "asked to wait 300s" in str(err.value) and "max_wait_seconds (60s)" in str(err.value)
     assert SCOPE in str(err.value)
     assert run.waits == [] and len(httpserver.log) == 1
 

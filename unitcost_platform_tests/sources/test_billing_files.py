@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from unitcost_platform.config import TenantConfig
+from unitcost_platform.contracts.focus import parse_utc_timestamp
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.billing_files import read_billing_files
-from unitcost_platform.sources.focus import parse_utc_timestamp
+from unitcost_platform.sources.billing.files import read_billing_files
 from unitcost_platform_tests.helpers import D, focus_csv
 
 TENANT = TenantConfig()
@@ -195,7 +195,7 @@ def test_unreadable_file(tmp_path):
 
 def test_repeated_tags_are_parsed_once_per_distinct_string(monkeypatch):
     """Large bills parse each distinct Tags string once and give every row its own tenant back."""
-    from unitcost_platform.sources import focus
+    from unitcost_platform.contracts import focus
 
     n = 120_000
     values = [None if i % 11 == 0 else f'{{"tenant_id": " T{i % 7} "}}' if i % 5 else '{"env": "prod"}' for i in range(n)]
@@ -220,7 +220,7 @@ def test_tags_that_are_not_json_are_named_by_row_in_a_large_bill(tmp_path):
 def test_a_hash_collision_falls_back_to_parsing_every_row(monkeypatch):
     """Rows are checked against their group's string: the worst collision (every string hashing
     alike) is caught and every row parsed, so no row takes another's tenant."""
-    from unitcost_platform.sources import focus
+    from unitcost_platform.contracts import focus
 
     n = 120_000
     frame = pl.Series("Tags", [f'{{"tenant_id": "T{i % 7}"}}' if i % 5 else '{"env": "prod"}' for i in range(n)]).to_frame()

@@ -1,7 +1,7 @@
 """Azure and GCP (and files alongside) materialize raw_billing through real Dagster runs, to the cent.
 
 Each cloud answers from a local server in its real wire format (see test_azure_cost.py and
-test_gcp_billing.py for the shapes); the run uses the connectors' default clients, pointed there.
+test_gcp_billing.py for the shapes); the run swaps the connectors' resources for ones pointed there.
 """
 
 import datetime as dt
@@ -13,7 +13,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-import unitcost_platform.sources.azure_cost as azure_cost
+from unitcost_platform.sources.billing.azure import AzureResource
+from unitcost_platform.sources.billing.gcp import BigQueryResource, default_project
 from unitcost_platform_tests.saas import read_table, run_range
 from unitcost_platform_tests.sources.test_azure_cost import QUERY_PATH, SCOPE, result
 from unitcost_platform_tests.sources.test_gcp_billing import (
@@ -48,21 +49,34 @@ def clouds(small_saas, httpserver, monkeypatch):
         f"  azure: {{scope: '{SCOPE}', endpoint: '{httpserver.url_for('/').rstrip('/')}'}}\n"
         f"  gcp: {{table: {TABLE}, kind: standard}}\n" + config.read_text()
     )
+    for env in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):  # the principal's secrets exist
+        monkeypatch.setenv(env, f"{env.lower()}-FAKE")
     httpserver.expect_request(QUERY_PATH, method="POST").respond_with_json(result(AZURE_ROWS))
     httpserver.expect_request(API).respond_with_handler(FakeBigQuery(EXPORT_SCHEMA, [GCP_ROWS]))
-    monkeypatch.setattr(azure_cost, "default_token_provider", lambda cfg: lambda: "fake-token")
-    real_client = bigquery.Client
-    monkeypatch.setattr(
-        bigquery, "Client",
-        lambda project: real_client(project=project, credentials=AnonymousCredentials(),
-                                    client_options={"api_endpoint": httpserver.url_for("")}),
-    )  # fmt: skip
     return small_saas
 
 
-def test_files_azure_and_gcp_merged_for_the_day(clouds, make_settings):
+class SignedInAzure(AzureResource):
+    """A service principal that already holds a token."""
+
+    def token_provider(self, cfg):
+        return lambda: "fake-token"
+
+
+class LocalBigQuery(BigQueryResource):
+    """BigQuery's client, anonymous, talking to the local server."""
+
+    endpoint: str
+
+    def client(self, cfg):
+        return bigquery.Client(project=default_project(cfg), credentials=AnonymousCredentials(),
+                               client_options={"api_endpoint": self.endpoint})  # fmt: skip
+
+
+def test_files_azure_and_gcp_merged_for_the_day(clouds, make_settings, httpserver):
     settings = make_settings(clouds)
-    assert run_range(settings, D, D, instance=dg.DagsterInstance.ephemeral()).success
+    swapped = {"azure": SignedInAzure(), "bigquery": LocalBigQuery(endpoint=httpserver.url_for(""))}
+    assert run_range(settings, D, D, instance=dg.DagsterInstance.ephemeral(), resources=swapped).success
     billing = read_table(settings, "raw_billing")
     totals = dict(billing.group_by("x_Source").agg(pl.col("EffectiveCost").sum()).iter_rows())
     assert to_the_cent(totals["azure"], Decimal("12.3456789") + Decimal("0.004"))

@@ -14,16 +14,17 @@ import pytest
 import requests
 
 from unitcost_platform.config import DatadogMetric, DatadogSource, UnitcostConfig, UsageConfig
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.datadog_usage import (
+from unitcost_platform.sources.loaders import load_usage
+from unitcost_platform.sources.usage import datadog
+from unitcost_platform.sources.usage.datadog import (
     DatadogError,
     fetch_datadog,
     query_window,
     tenant_of,
 )
-from unitcost_platform.sources.loaders import load_usage
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA
-from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows
+from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows, wired
 
 QUERY_PATH = "/api/v1/query"
 API_KEY = "dd-api-FAKE-7f3e9a1c2b4d6e8f0a1b2c3d4e5f6a7b"
@@ -87,7 +88,7 @@ def source(httpserver, metrics=(REQUESTS,), **kw):
 def run(monkeypatch):
     monkeypatch.setenv("DD_API_KEY", API_KEY)
     monkeypatch.setenv("DD_APP_KEY", APP_KEY)
-    return Recorded(fetch_datadog)
+    return Recorded(fetch_datadog, resource=(datadog.CONNECTOR, "keys"))
 
 
 row = partial(usage_row, source="datadog")
@@ -369,5 +370,5 @@ def test_usage_summing_to_infinity_is_refused_before_anything_is_written(httpser
     ], from_s="1773100800", to_s=TO_MAR10))  # fmt: skip
     cfg = UnitcostConfig(usage=UsageConfig(files=None, datadog=source(httpserver)))
     with pytest.raises(InputDataError) as err:
-        load_usage(cfg, tmp_path, [MAR10], log=lambda _: None)
+        load_usage(cfg, tmp_path, [MAR10], log=lambda _: None, resources={"datadog": wired(datadog.CONNECTOR, cfg.usage.datadog)})
     assert "datadog returned requests = inf for tenant 'acme' on 2026-03-10: usage must be a finite number" in str(err.value)

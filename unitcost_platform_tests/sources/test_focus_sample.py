@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from unitcost_platform.config import TenantConfig
-from unitcost_platform.sources.billing_files import read_billing_files
+from unitcost_platform.sources.billing.files import read_billing_files
 
 # A copy of ../shared/fixtures/focus-1.0-sample (CC BY 4.0, see its README), so a clone tests alone.
 SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "focus-1.0-sample" / "focus_sample.csv"

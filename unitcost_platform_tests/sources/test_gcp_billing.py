@@ -22,8 +22,8 @@ from polars.testing import assert_frame_equal
 from werkzeug import Request, Response
 
 from unitcost_platform.config import GcpSource, RestatementConfig
-from unitcost_platform.sources.api_rows import API_ROW_SCHEMA
-from unitcost_platform.sources.gcp_billing import (
+from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA
+from unitcost_platform.sources.billing.gcp import (
     GcpBillingError,
     build_query,
     fetch_gcp_costs,

@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from unitcost_platform.config import NewRelicMetric, NewRelicSource
-from unitcost_platform.sources.newrelic_usage import NewRelicError, facet_attribute, fetch_newrelic
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
+from unitcost_platform.sources.usage import newrelic
+from unitcost_platform.sources.usage.newrelic import NewRelicError, facet_attribute, fetch_newrelic
 from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows
 
 PATH = "/graphql"
@@ -63,7 +64,7 @@ def source(httpserver, metrics=(REQUESTS,), **kw):
 @pytest.fixture
 def run(monkeypatch):
     monkeypatch.setenv("NEW_RELIC_API_KEY", API_KEY)
-    return Recorded(fetch_newrelic)
+    return Recorded(fetch_newrelic, resource=(newrelic.CONNECTOR, "keys"))
 
 
 row = partial(usage_row, source="newrelic")

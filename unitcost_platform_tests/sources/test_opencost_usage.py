@@ -10,7 +10,7 @@ import pytest
 from werkzeug import Response
 
 from unitcost_platform.config import OpenCostSource, PoolConfig, PoolMatch
-from unitcost_platform.sources.opencost_usage import OpenCostError, fetch_opencost
+from unitcost_platform.sources.usage.opencost import OpenCostError, fetch_opencost
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import billing, customers
 

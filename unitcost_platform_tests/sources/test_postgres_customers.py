@@ -11,7 +11,7 @@ import pytest
 
 from unitcost_platform.config import PostgresCustomers
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.postgres_customers import (
+from unitcost_platform.sources.customers.postgres import (
     ProductDatabaseError,
     read_postgres_customers,
 )

@@ -18,14 +18,15 @@ import pytest
 import requests
 
 from unitcost_platform.config import PrometheusMetric, PrometheusSource
-from unitcost_platform.sources import prometheus_usage
-from unitcost_platform.sources.prometheus_usage import (
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
+from unitcost_platform.sources.usage import prometheus as prometheus_usage
+from unitcost_platform.sources.usage.prometheus import (
     PrometheusError,
     build_query,
     fetch_prometheus,
     query_windows,
 )
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform_tests.helpers import wired
 from unitcost_platform_tests.prometheus_server import (
     PrometheusServerError,
     binary,
@@ -368,7 +369,8 @@ def matrix(*series, warnings=None) -> dict:
 
 def run(httpserver, days=(D0,), *metrics, lines=None, waits=None, **kw):
     cfg = source(httpserver.url_for("/").rstrip("/"), *(metrics or [COUNTER]), **kw)
-    return fetch_prometheus(cfg, list(days), log=(lines if lines is not None else []).append,
+    return fetch_prometheus(cfg, list(days), auth=wired(prometheus_usage.CONNECTOR, cfg),
+                            log=(lines if lines is not None else []).append,
                             sleep=(waits if waits is not None else []).append)  # fmt: skip
 
 

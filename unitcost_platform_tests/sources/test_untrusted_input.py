@@ -21,13 +21,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from unitcost_platform.config import TenantConfig
+from unitcost_platform.contracts.focus import DEFAULT_LIMITS, BillingLimits
+from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA, to_raw_billing
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.api_rows import API_ROW_SCHEMA, to_raw_billing
-from unitcost_platform.sources.billing_files import read_billing_files
-from unitcost_platform.sources.customer_files import read_customer_files
+from unitcost_platform.sources.billing.files import read_billing_files
+from unitcost_platform.sources.customers.files import read_customer_files
 from unitcost_platform.sources.files import list_data_files
-from unitcost_platform.sources.focus import DEFAULT_LIMITS, BillingLimits
-from unitcost_platform.sources.usage_files import read_usage_files
+from unitcost_platform.sources.usage.files import read_usage_files
 from unitcost_platform.transforms.customers import customer_dimension
 from unitcost_platform_tests.helpers import D, customer_versions, focus_csv
 
@@ -295,7 +295,7 @@ def test_an_unreadable_file_is_an_error_listed_with_the_others(tmp_path):
         from pathlib import Path
         from unitcost_platform.config import TenantConfig
         from unitcost_platform.errors import InputDataError
-        from unitcost_platform.sources.billing_files import read_billing_files
+        from unitcost_platform.sources.billing.files import read_billing_files
         try:
             read_billing_files([Path({str(good)!r}), Path({str(locked)!r})], [dt.date(2026, 3, 10)],
                                cost_column="EffectiveCost", tenant=TenantConfig(), spread=True)

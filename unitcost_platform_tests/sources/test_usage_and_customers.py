@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.customer_files import read_customer_files
-from unitcost_platform.sources.usage_files import read_usage_files
+from unitcost_platform.sources.customers.files import read_customer_files
+from unitcost_platform.sources.usage.files import read_usage_files
 from unitcost_platform.transforms.customers import customer_dimension
 from unitcost_platform_tests.helpers import D, write_customers_csv, write_usage_csv
 

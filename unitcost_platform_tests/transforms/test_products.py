@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from unitcost_platform.config import ProductsConfig
-from unitcost_platform.sources.usage_files import USAGE_SCHEMA
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.transforms.customer_cost import apply_rollup
 from unitcost_platform.transforms.products import (
     BILLING_ROLLUP,

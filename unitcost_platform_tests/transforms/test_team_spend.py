@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from unitcost_platform.config import OwnersConfig
-from unitcost_platform.sources.focus import TagsNotJson
+from unitcost_platform.contracts.focus import TagsNotJson
 from unitcost_platform.transforms.team_spend import TEAM_SPEND_SCHEMA, team_spend
 from unitcost_platform_tests.helpers import D, billing
 

@@ -4,20 +4,19 @@ import datetime as dt
 
 import dagster as dg
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import money, per_day_metadata, user_errors_as_failures
 from unitcost_platform.defs.partitions import days_of
-from unitcost_platform.defs.resources import CostExplorerResource, UnitcostResource
-from unitcost_platform.sources.loaders import (
-    BillingClients,
-    load_billing,
-    load_customers,
-    load_usage,
-)
+from unitcost_platform.defs.resources import SOURCE_RESOURCE_KEYS, UnitcostResource
+from unitcost_platform.sources.loaders import load_billing, load_customers, load_usage
 
 GROUP = "ingest"
+
+
+def _resources(context: dg.AssetExecutionContext, kind: str) -> dict:
+    return {key: getattr(context.resources, key) for key in SOURCE_RESOURCE_KEYS[kind]}
+
 SOURCE_TOTALS_KEY = "source_totals"
 SOURCE_VERSIONS_KEY = "source_versions"
 
@@ -26,19 +25,18 @@ def build_ingest_assets(
     partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
 ) -> list[dg.AssetsDefinition]:
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate", backfill))
-    def raw_billing(
-        context: dg.AssetExecutionContext,
-        unitcost: UnitcostResource,
-        aws_cost_explorer: CostExplorerResource,
-        s3: S3Resource,
-    ) -> pl.DataFrame:
+    # Each connector's resource (client and secrets) is required by the asset of its kind.
+    @dg.asset(
+        **daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate", backfill),
+        required_resource_keys={"unitcost", *SOURCE_RESOURCE_KEYS["billing"]},
+    )
+    def raw_billing(context: dg.AssetExecutionContext) -> pl.DataFrame:
         """Billing line items of the day from every configured source, normalized to FOCUS columns."""
         days = days_of(context)
-        clients = BillingClients(cost_explorer=aws_cost_explorer.get_client, s3=s3.get_client)
+        unitcost: UnitcostResource = context.resources.unitcost
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-            read = load_billing(cfg, unitcost.data_path(), days, context.log.info, clients)
+            read = load_billing(cfg, unitcost.data_path(), days, context.log.info, _resources(context, "billing"))
         frame = read.rows
         cost = cfg.cost_column
 
@@ -63,13 +61,17 @@ def build_ingest_assets(
         per_day_metadata(context, days, frame, "x_ChargeDate", describe_day=describe)
         return frame
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "usage_date", backfill))
-    def tenant_usage(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
+    @dg.asset(
+        **daily_asset(partitions_def, kinds, GROUP, "usage_date", backfill),
+        required_resource_keys={"unitcost", *SOURCE_RESOURCE_KEYS["usage"]},
+    )
+    def tenant_usage(context: dg.AssetExecutionContext) -> pl.DataFrame:
         """Per-tenant usage telemetry of the day in long format (tenant x service x metric)."""
         days = days_of(context)
+        unitcost: UnitcostResource = context.resources.unitcost
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-            frame = load_usage(cfg, unitcost.data_path(), days, context.log.info)
+            frame = load_usage(cfg, unitcost.data_path(), days, context.log.info, _resources(context, "usage"))
 
         def describe(day: pl.DataFrame) -> dict:
             totals = day.group_by("metric").agg(pl.col("value").sum()).sort("metric")
@@ -81,13 +83,17 @@ def build_ingest_assets(
         per_day_metadata(context, days, frame, "usage_date", describe)
         return frame
 
-    @dg.asset(**daily_asset(partitions_def, kinds, GROUP, "snapshot_date", backfill))
-    def customer_dimension(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> pl.DataFrame:
+    @dg.asset(
+        **daily_asset(partitions_def, kinds, GROUP, "snapshot_date", backfill),
+        required_resource_keys={"unitcost", *SOURCE_RESOURCE_KEYS["customers"]},
+    )
+    def customer_dimension(context: dg.AssetExecutionContext) -> pl.DataFrame:
         """The customers (tier, MRR, status) each tenant belonged to on the day."""
         days = days_of(context)
+        unitcost: UnitcostResource = context.resources.unitcost
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-            frame = load_customers(cfg, unitcost.data_path(), days, context.log.info)
+            frame = load_customers(cfg, unitcost.data_path(), days, context.log.info, _resources(context, "customers"))
 
         def describe(day: pl.DataFrame) -> dict:
             per_customer = day.unique("customer_id")

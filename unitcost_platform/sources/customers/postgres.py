@@ -17,11 +17,12 @@ import polars as pl
 import psycopg
 
 from unitcost_platform.config import PostgresCustomers
+from unitcost_platform.contracts.customers import VERSION_SCHEMA
+from unitcost_platform.contracts.tenant_key import tenant_key_expr
 from unitcost_platform.errors import InputDataError, UnitcostError
-from unitcost_platform.sources.customer_files import OPTIONAL, REQUIRED
-from unitcost_platform.sources.usage_files import parse_date
-from unitcost_platform.tenant_key import tenant_key_expr
-from unitcost_platform.transforms.customers import VERSION_SCHEMA
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret
+from unitcost_platform.sources.customers.files import OPTIONAL, REQUIRED
+from unitcost_platform.sources.usage.files import parse_date
 
 TEXT_COLUMNS = ["customer_id", "tenant_id", "customer_name", "tier", "status", "segment"]
 
@@ -30,8 +31,18 @@ class ProductDatabaseError(UnitcostError):
     """The product database could not be reached or the customers query failed."""
 
 
-def _dsn(cfg: PostgresCustomers) -> str:
-    dsn = dg.EnvVar(cfg.dsn_env).get_value()
+class ProductDatabaseResource(dg.ConfigurableResource):
+    """The product database's connection string (from customers.postgres's dsn_env, wired in
+    defs/resources.py)."""
+
+    dsn: str | None = None
+
+
+def make_resource(cfg: PostgresCustomers | None, secret: Secret) -> ProductDatabaseResource:
+    return ProductDatabaseResource(dsn=secret(cfg.dsn_env)) if cfg else ProductDatabaseResource()
+
+
+def _dsn(cfg: PostgresCustomers, dsn: str | None) -> str:
     if not dsn:
         raise ProductDatabaseError(
             f"environment variable {cfg.dsn_env} is not set: it holds the product database connection "
@@ -66,7 +77,7 @@ def query_customers(
     cfg: PostgresCustomers, days: list[dt.date], *, dsn: str | None = None, log: Callable[[str], None] | None = None
 ) -> tuple[list[str], list[tuple]]:
     """Run the configured query read-only: its column names and rows."""
-    dsn = dsn or _dsn(cfg)
+    dsn = _dsn(cfg, dsn)
     params = {"first_day": min(days), "last_day": max(days)} if "%(" in cfg.query else None
     options = f"-c statement_timeout={cfg.statement_timeout_ms} -c default_transaction_read_only=on"
     try:
@@ -146,3 +157,15 @@ def read_postgres_customers(
         pl.col("customer_id").str.strip_chars(),
         tenant_key_expr(pl.col("tenant_id"), normalize).alias("tenant_id"),
     )
+
+
+def read(context: ReadContext, cfg: PostgresCustomers, days: list[dt.date]) -> pl.DataFrame:
+    if not days:
+        return pl.DataFrame(schema=VERSION_SCHEMA)
+    return read_postgres_customers(cfg, days, normalize=context.cfg.tenant.normalize, dsn=context.resource.dsn, log=context.log)
+
+
+CONNECTOR = Connector(
+    name="postgres", kind="customers", config_key="postgres", read=read, restatement="none",
+    resource_key="product_db", make_resource=make_resource,
+)  # fmt: skip

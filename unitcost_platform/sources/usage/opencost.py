@@ -19,10 +19,11 @@ import polars as pl
 import requests
 
 from unitcost_platform.config import OpenCostMetric, OpenCostSource
+from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
+from unitcost_platform.sources.connector import Connector, ReadContext
 from unitcost_platform.sources.http_json import JsonService, request_json
-from unitcost_platform.sources.usage_files import empty_usage, usage_from_records
 
 SOURCE = "opencost"
 PATH = "/allocation"
@@ -99,8 +100,7 @@ def _message(response: requests.Response) -> str:
 def _service(cfg: OpenCostSource, what: str) -> JsonService:
     return JsonService(
         name="OpenCost", tag="opencost", error=OpenCostError,
-        max_retries=cfg.max_retries, max_wait_seconds=cfg.max_wait_seconds,
-        wait_setting="usage.opencost.max_wait_seconds",
+        settings=cfg, wait_setting="usage.opencost.max_wait_seconds",
         wait_for=lambda r: retry_after_seconds(r.headers.get("Retry-After")),
         refusal=lambda r: (
             f"OpenCost refused the allocation query for {what}: HTTP {r.status_code} {_message(r)}; "
@@ -142,3 +142,10 @@ def fetch_opencost(
         if session is None:
             http.close()
     return usage_from_records(records, SOURCE)
+
+
+def read(context: ReadContext, cfg: OpenCostSource, days: list[dt.date]) -> pl.DataFrame:
+    return fetch_opencost(cfg, days, log=context.log)
+
+
+CONNECTOR = Connector(name=SOURCE, kind="usage", config_key="opencost", read=read, restatement="none")

@@ -1,25 +1,28 @@
 """Customer records from `customers.csv` (or a `customers/` directory of CSV/Parquet files)."""
 
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
 
+from unitcost_platform.config import FileSource
+from unitcost_platform.contracts.customers import VERSION_SCHEMA
+from unitcost_platform.contracts.focus import null_literals_to_null
+from unitcost_platform.contracts.problems import describe_bad_values, row_ref_expr
+from unitcost_platform.contracts.tenant_key import tenant_key_expr
 from unitcost_platform.errors import InputDataError
+from unitcost_platform.sources.connector import Connector, ReadContext
 from unitcost_platform.sources.files import (
     Log,
     cast_boolean,
     cast_numeric,
     collect_file,
-    describe_bad_values,
+    list_data_files,
     missing_columns_problem,
     read_each,
-    row_ref_expr,
     scan_file,
 )
-from unitcost_platform.sources.focus import null_literals_to_null
-from unitcost_platform.sources.usage_files import parse_date
-from unitcost_platform.tenant_key import tenant_key_expr
-from unitcost_platform.transforms.customers import VERSION_SCHEMA
+from unitcost_platform.sources.usage.files import parse_date
 
 REQUIRED = ["customer_id", "tenant_id", "tier", "mrr", "status"]
 OPTIONAL = ["customer_name", "is_paying", "segment", "valid_from", "valid_to"]
@@ -78,3 +81,19 @@ def no_customer_files(location: Path) -> InputDataError:
          "status, ...) or point customers.files.path in unitcost.yaml at yours"],
         what="customer files",
     )
+
+
+def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> pl.DataFrame:
+    """Every customer file's versions (the dimension of each day is taken from them)."""
+    if not days:
+        return pl.DataFrame(schema=VERSION_SCHEMA)
+    location = cfg.resolve(context.data_dir)
+    if not location.exists():
+        raise no_customer_files(location)
+    paths = list_data_files(location, "customer")
+    if not paths:
+        raise no_customer_files(location)
+    return read_customer_files(paths, normalize=context.cfg.tenant.normalize, log=context.log)
+
+
+CONNECTOR = Connector(name="files", kind="customers", config_key="files", read=read, restatement="none")

@@ -16,20 +16,16 @@ from pathlib import Path
 
 import polars as pl
 from botocore.exceptions import ClientError
+from dagster_aws.s3 import S3Resource
 
 from unitcost_platform.config import AwsExportSource, TenantConfig
+from unitcost_platform.contracts import focus
+from unitcost_platform.contracts.problems import describe_bad_values
+from unitcost_platform.contracts.raw_billing import finish_raw_billing, value_problems
 from unitcost_platform.errors import InputDataError, UnitcostError
-from unitcost_platform.sources import focus
-from unitcost_platform.sources.billing_files import (
-    finish_raw_billing,
-    read_focus_file,
-    value_problems,
-)
-from unitcost_platform.sources.files import (
-    collect_file,
-    describe_bad_values,
-    missing_columns_problem,
-)
+from unitcost_platform.sources.billing.files import read_focus_file
+from unitcost_platform.sources.connector import BillingRead, Connector, ReadContext, Secret
+from unitcost_platform.sources.files import collect_file, missing_columns_problem
 from unitcost_platform.sources.service_categories import service_category
 
 CUR2_REQUIRED = [
@@ -287,3 +283,35 @@ def fetch_aws_export(
         combined, days, cost_column=cost_column, tenant=tenant, spread=spread, source="aws_exports"
     )
     return ExportRead(rows, versions)
+
+
+def make_resource(cfg: AwsExportSource | None, secret: Secret) -> S3Resource:
+    """Credentials come from the AWS chain at run time."""
+    return S3Resource()
+
+
+def read(context: ReadContext, cfg: AwsExportSource, days: list[dt.date]) -> BillingRead:
+    if not days:
+        return BillingRead(focus.empty_raw_billing())
+    billing = context.cfg.billing
+    export = fetch_aws_export(
+        cfg, days, tenant=context.cfg.tenant, spread=billing.spread_multi_day_charges, today=context.today,
+        s3=_client(context.resource), log=context.log, cost_column=context.cfg.cost_column,
+        limits=focus.BillingLimits.of(billing),
+    )  # fmt: skip
+    return BillingRead(export.rows, {f"aws_exports:{k}": v for k, v in export.versions.items()})
+
+
+def _client(s3):
+    """The boto3 S3 client: Dagster hands a run or sensor the client itself for an `S3Resource`."""
+    return s3.get_client() if isinstance(s3, S3Resource) else s3
+
+
+def export_versions(s3, cfg: AwsExportSource, periods: list[str]) -> dict[str, str]:
+    return {f"aws_exports:{k}": v for k, v in manifest_versions(_client(s3), cfg, periods).items()}
+
+
+CONNECTOR = Connector(
+    name="aws_exports", kind="billing", config_key="aws_exports", read=read, restatement="export_versions",
+    resource_key="s3", make_resource=make_resource, export_versions=export_versions, many=True,
+)  # fmt: skip

@@ -24,10 +24,11 @@ import polars as pl
 import requests
 
 from unitcost_platform.config import NewRelicMetric, NewRelicSource
+from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret
 from unitcost_platform.sources.http_json import JsonService, redact, request_json
-from unitcost_platform.sources.usage_files import empty_usage, usage_from_records
 
 SOURCE = "newrelic"
 GRAPHQL_QUERY = (
@@ -167,9 +168,19 @@ def tenant_values(results: list, tenant_attribute: str, what: str) -> tuple[dict
     return values, skipped
 
 
-def _api_key(cfg: NewRelicSource) -> str:
-    """The API key, read now from the configured environment variable."""
-    value = dg.EnvVar(cfg.api_key_env).get_value()
+class NewRelicResource(dg.ConfigurableResource):
+    """The New Relic user API key (from usage.newrelic's api_key_env, wired in defs/resources.py)."""
+
+    api_key: str | None = None
+
+
+def make_resource(cfg: NewRelicSource | None, secret: Secret) -> NewRelicResource:
+    return NewRelicResource(api_key=secret(cfg.api_key_env)) if cfg else NewRelicResource()
+
+
+def _api_key(cfg: NewRelicSource, keys: NewRelicResource) -> str:
+    """The API key; missing, it is named by its environment variable."""
+    value = keys.api_key
     if not value:
         raise NewRelicError(
             f"environment variable {cfg.api_key_env} is not set; usage.newrelic needs a New Relic user API key "
@@ -211,8 +222,7 @@ def _post(
     """One query's JSON object (retried and refused as `request_json` does)."""
     service = JsonService(
         name="NerdGraph", tag="newrelic", error=NewRelicError,
-        max_retries=cfg.max_retries, max_wait_seconds=cfg.max_wait_seconds,
-        wait_setting="usage.newrelic.max_wait_seconds",
+        settings=cfg, wait_setting="usage.newrelic.max_wait_seconds",
         wait_for=lambda r: retry_after_seconds(r.headers.get("Retry-After")),
         refusal=lambda r: _refusal(r, what, cfg),
     )  # fmt: skip
@@ -244,6 +254,7 @@ def fetch_newrelic(
     cfg: NewRelicSource,
     days: list[dt.date],
     *,
+    keys: NewRelicResource,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Log | None = None,
@@ -258,7 +269,7 @@ def fetch_newrelic(
     for metric in cfg.metrics:
         check_nrql(metric)
     facet_attribute(cfg.tenant_attribute)
-    api_key = _api_key(cfg)
+    api_key = _api_key(cfg, keys)
     say: Log = (lambda line: log(redact(line, [api_key]))) if log else (lambda _line: None)
     http = session or requests.Session()
     records: list[tuple] = []
@@ -276,3 +287,13 @@ def fetch_newrelic(
         if session is None:
             http.close()
     return usage_from_records(records, SOURCE)
+
+
+def read(context: ReadContext, cfg: NewRelicSource, days: list[dt.date]) -> pl.DataFrame:
+    return fetch_newrelic(cfg, days, keys=context.resource, log=context.log)
+
+
+CONNECTOR = Connector(
+    name=SOURCE, kind="usage", config_key="newrelic", read=read, restatement="none",
+    resource_key="newrelic", make_resource=make_resource,
+)  # fmt: skip

@@ -5,38 +5,31 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.files import (
-    Log,
-    cast_numeric,
-    collect_file,
-    describe_bad_values,
-    duplicates_across_files,
-    missing_columns_problem,
-    read_each,
-    scan_file,
-)
-from unitcost_platform.sources.focus import (
+from unitcost_platform.config import FileSource
+from unitcost_platform.contracts.focus import (
     NULL_LITERALS,
     null_literals_to_null,
     parse_utc_timestamp,
 )
-from unitcost_platform.tenant_key import tenant_key_expr
+from unitcost_platform.contracts.problems import describe_bad_values
+from unitcost_platform.contracts.tenant_key import tenant_key_expr
+from unitcost_platform.contracts.usage import KEY, aggregate_usage, empty_usage
+from unitcost_platform.errors import InputDataError
+from unitcost_platform.sources.connector import Connector, ReadContext
+from unitcost_platform.sources.files import (
+    Log,
+    cast_numeric,
+    collect_file,
+    duplicates_across_files,
+    list_data_files,
+    missing_columns_problem,
+    read_each,
+    scan_file,
+)
 
-USAGE_SCHEMA: dict[str, pl.DataType] = {
-    "usage_date": pl.Date(),
-    "tenant_id": pl.String(),
-    "service_name": pl.String(),
-    "metric": pl.String(),
-    "value": pl.Float64(),
-    "source": pl.String(),
-}
 REQUIRED = ["usage_date", "tenant_id", "metric", "value"]
-KEY = ["usage_date", "tenant_id", "service_name", "metric"]
 
 
-def empty_usage() -> pl.DataFrame:
-    return pl.DataFrame(schema=USAGE_SCHEMA)
 
 
 ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
@@ -62,23 +55,8 @@ def parse_date(series: pl.Series) -> pl.Series:
     ).to_series().alias(series.name)
 
 
-def aggregate_usage(frame: pl.DataFrame) -> pl.DataFrame:
-    """The tenant × service × metric grain of tenant_usage: repeated keys within a source are summed."""
-    return (
-        frame.group_by(KEY + ["source"])
-        .agg(pl.col("value").sum())
-        .select(list(USAGE_SCHEMA))
-        .cast(USAGE_SCHEMA)
-    )
 
 
-def usage_from_records(records: list[tuple], source: str) -> pl.DataFrame:
-    """tenant_usage from (usage_date, tenant_id, service_name, metric, value) tuples of one source."""
-    if not records:
-        return empty_usage()
-    schema = {name: dtype for name, dtype in USAGE_SCHEMA.items() if name != "source"}
-    frame = pl.DataFrame(records, schema=schema, orient="row")
-    return aggregate_usage(frame.with_columns(source=pl.lit(source)))
 
 
 def read_usage_files(
@@ -144,3 +122,15 @@ def _read_file(path: Path, days: list[dt.date], normalize: str) -> tuple[pl.Data
     if problems:
         return None, problems
     return frame.select(KEY + ["value", "x_SourceFile", "x_SourceRow"]), []
+
+
+def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> pl.DataFrame:
+    if not days:
+        return empty_usage()
+    location = cfg.resolve(context.data_dir)
+    paths = list_data_files(location, "usage")
+    context.log(f"{len(paths)} usage file(s) under {location}")
+    return read_usage_files(paths, days, normalize=context.cfg.tenant.normalize, log=context.log)
+
+
+CONNECTOR = Connector(name="files", kind="usage", config_key="files", read=read, restatement="none")

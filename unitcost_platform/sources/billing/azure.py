@@ -22,14 +22,15 @@ import polars as pl
 import requests
 
 from unitcost_platform.config import AzureSource, RestatementConfig
-from unitcost_platform.errors import UnitcostError
-from unitcost_platform.retry_after import retry_after_seconds
-from unitcost_platform.sources.api_rows import (
+from unitcost_platform.contracts.raw_billing import (
     API_ROW_SCHEMA,
     day_start,
     empty_api_rows,
     tenant_tags,
 )
+from unitcost_platform.errors import UnitcostError
+from unitcost_platform.retry_after import retry_after_seconds
+from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
 from unitcost_platform.sources.finality import is_final
 from unitcost_platform.sources.http_json import JsonService, redact, request_json
 from unitcost_platform.sources.service_categories import service_category
@@ -39,7 +40,7 @@ COST = "Cost"  # the aggregated column: the response names it after the aggregat
 TAG_KEY, TAG_VALUE = "TagKey", "TagValue"  # what a TagKey grouping comes back as
 REQUIRED_COLUMNS = (COST, "UsageDate", TAG_KEY, TAG_VALUE, "ServiceName", "Currency")
 RATELIMIT_HEADER = re.compile(r"x-ms-ratelimit-microsoft\.costmanagement-[a-z]+-retry-after", re.IGNORECASE)
-TIMEOUT_SECONDS = (10.0, 120.0)  # connect, read: a query over a month of data can take a while
+CONNECT_TIMEOUT_SECONDS = 10.0  # the read timeout is billing.azure.timeout_seconds
 MAX_PAGES = 1000  # a nextLink that never ends is a service fault, not a reason to loop forever
 SUBSCRIPTION_SCOPE = re.compile(r"^/?subscriptions/([^/]+)", re.IGNORECASE)
 
@@ -120,11 +121,34 @@ def retry_wait(headers: Mapping[str, str]) -> float | None:
     return max(asked) if asked else None
 
 
-def default_token_provider(cfg: AzureSource) -> Callable[[], str]:
-    """A bearer-token source from the service principal named by the config's env vars.
+class AzureResource(dg.ConfigurableResource):
+    """The service principal billing.azure signs in with (from its tenant_id_env, client_id_env and
+    client_secret_env, wired in defs/resources.py), and the HTTP session its queries use."""
 
-    Reads the env vars now (at run time) and raises `AzureCostError` naming a missing one, or
-    telling how to install azure-identity when it is absent.
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+    def token_provider(self, cfg: AzureSource) -> Callable[[], str]:
+        return default_token_provider(cfg, self)
+
+    def session(self) -> requests.Session:
+        return requests.Session()
+
+
+def make_resource(cfg: AzureSource | None, secret: Secret) -> AzureResource:
+    if cfg is None:
+        return AzureResource()
+    return AzureResource(
+        tenant_id=secret(cfg.tenant_id_env), client_id=secret(cfg.client_id_env), client_secret=secret(cfg.client_secret_env)
+    )
+
+
+def default_token_provider(cfg: AzureSource, principal: AzureResource) -> Callable[[], str]:
+    """A bearer-token source from the service principal's tenant id, client id and secret.
+
+    Raises `AzureCostError` naming the environment variable of a missing one, or telling how to
+    install azure-identity when it is absent.
     """
     try:
         from azure.core.exceptions import ClientAuthenticationError
@@ -134,9 +158,10 @@ def default_token_provider(cfg: AzureSource) -> Callable[[], str]:
             "billing.azure needs the azure-identity package: pip install 'unitcost_platform[azure]'"
         ) from None
     values = {}
-    for env in (cfg.tenant_id_env, cfg.client_id_env, cfg.client_secret_env):
-        values[env] = dg.EnvVar(env).get_value()
-        if not values[env]:
+    for env, value in ((cfg.tenant_id_env, principal.tenant_id), (cfg.client_id_env, principal.client_id),
+                       (cfg.client_secret_env, principal.client_secret)):  # fmt: skip
+        values[env] = value
+        if not value:
             raise AzureCostError(
                 f"environment variable {env} is not set; billing.azure needs the service principal's "
                 f"tenant id, client id and client secret in {cfg.tenant_id_env}, {cfg.client_id_env} "
@@ -186,14 +211,13 @@ def _post(
     """One page: the JSON object, or None for 204 (nothing to return); retried as `request_json` does."""
     service = JsonService(
         name="Azure Cost Management", tag="azure", error=AzureCostError,
-        max_retries=cfg.max_retries, max_wait_seconds=cfg.max_retry_after_seconds,
-        wait_setting="billing.azure.max_retry_after_seconds",
+        settings=cfg, wait_setting="billing.azure.max_wait_seconds",
         wait_for=lambda r: retry_wait(r.headers),
         refusal=lambda r: _refusal(r, cfg.scope),
         throttled=lambda _: "throttled (HTTP 429)",
     )  # fmt: skip
     headers = {"Authorization": f"Bearer {token}"}
-    send = lambda: session.post(url, json=body, headers=headers, timeout=TIMEOUT_SECONDS)  # noqa: E731
+    send = lambda: session.post(url, json=body, headers=headers, timeout=(CONNECT_TIMEOUT_SECONDS, cfg.timeout_seconds))  # noqa: E731
     return request_json(service, send, cfg.scope, sleep, say, empty_statuses=(204,))
 
 
@@ -340,6 +364,7 @@ def fetch_azure_costs(
     today: dt.date,
     restatement: RestatementConfig,
     session: requests.Session | None = None,
+    principal: AzureResource | None = None,
     token_provider: Callable[[], str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
@@ -355,7 +380,7 @@ def fetch_azure_costs(
     if not wanted:
         return empty_api_rows()
     say = log or (lambda _line: None)
-    token = (token_provider or default_token_provider(cfg))()
+    token = (token_provider or default_token_provider(cfg, principal or AzureResource()))()
     if not token:
         raise AzureCostError(f"the Azure token provider returned no token for {cfg.scope}")
     http = session or requests.Session()
@@ -371,3 +396,20 @@ def fetch_azure_costs(
     say(f"azure {cfg.scope}: {len(records)} row(s) on the requested days, "
         f"{rows.height} API row(s) ({cost_type})")
     return rows
+
+
+def api_rows(context: ReadContext, cfg: AzureSource, days: list[dt.date]) -> pl.DataFrame:
+    if not days:
+        return empty_api_rows()
+    billing = context.cfg.billing
+    principal: AzureResource = context.resource
+    return fetch_azure_costs(
+        cfg, days, cost_column=context.cfg.cost_column, today=context.today, restatement=billing.restatement,
+        session=principal.session(), principal=principal, token_provider=principal.token_provider(cfg), log=context.log,
+    )  # fmt: skip
+
+
+CONNECTOR = api_connector(
+    name="azure", config_key="azure", api_rows=api_rows, tag_key=lambda cfg: cfg.tag_key,
+    resource_key="azure", make_resource=make_resource,
+)  # fmt: skip

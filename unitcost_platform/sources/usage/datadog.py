@@ -23,10 +23,11 @@ import polars as pl
 import requests
 
 from unitcost_platform.config import DatadogMetric, DatadogSource
+from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret
 from unitcost_platform.sources.http_json import JsonService, redact, request_json
-from unitcost_platform.sources.usage_files import empty_usage, usage_from_records
 
 SOURCE = "datadog"
 QUERY_PATH = "/api/v1/query"
@@ -138,11 +139,22 @@ def daily_points(payload: Mapping, tenant_tag: str, wanted: set[dt.date], what: 
     return sums, skipped
 
 
-def _keys(cfg: DatadogSource) -> tuple[str, str]:
-    """The API and application keys, read now from the configured environment variables."""
+class DatadogResource(dg.ConfigurableResource):
+    """The API and application keys of the Datadog organisation (from usage.datadog's api_key_env
+    and app_key_env, wired in defs/resources.py)."""
+
+    api_key: str | None = None
+    app_key: str | None = None
+
+
+def make_resource(cfg: DatadogSource | None, secret: Secret) -> DatadogResource:
+    return DatadogResource(api_key=secret(cfg.api_key_env), app_key=secret(cfg.app_key_env)) if cfg else DatadogResource()
+
+
+def _keys(cfg: DatadogSource, keys: DatadogResource) -> tuple[str, str]:
+    """The API and application keys; a missing one is named by its environment variable."""
     values = []
-    for env, what in ((cfg.api_key_env, "an API key"), (cfg.app_key_env, "an application key")):
-        value = dg.EnvVar(env).get_value()
+    for value, env, what in ((keys.api_key, cfg.api_key_env, "an API key"), (keys.app_key, cfg.app_key_env, "an application key")):
         if not value:
             raise DatadogError(
                 f"environment variable {env} is not set; usage.datadog needs {what} of your Datadog "
@@ -186,8 +198,7 @@ def _refusal(response: requests.Response, what: str, cfg: DatadogSource) -> str:
 def _service(cfg: DatadogSource, what: str) -> JsonService:
     return JsonService(
         name="Datadog", tag="datadog", error=DatadogError,
-        max_retries=cfg.max_retries, max_wait_seconds=cfg.max_wait_seconds,
-        wait_setting="usage.datadog.max_wait_seconds",
+        settings=cfg, wait_setting="usage.datadog.max_wait_seconds",
         wait_for=lambda r: retry_wait(r.headers, throttled=r.status_code == 429),
         refusal=lambda r: _refusal(r, what, cfg),
         throttled=lambda r: f"rate limited (HTTP 429: {_messages(r)})",
@@ -239,6 +250,7 @@ def fetch_datadog(
     cfg: DatadogSource,
     days: list[dt.date],
     *,
+    keys: DatadogResource,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Log | None = None,
@@ -249,7 +261,7 @@ def fetch_datadog(
     """
     if not days:
         return empty_usage()
-    api_key, app_key = _keys(cfg)
+    api_key, app_key = _keys(cfg, keys)
     secrets = [api_key, app_key]
     say: Log = (lambda line: log(redact(line, secrets))) if log else (lambda _line: None)
     headers = {"DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key, "Accept": "application/json"}
@@ -263,3 +275,13 @@ def fetch_datadog(
         if session is None:
             http.close()
     return usage_from_records(records, SOURCE)
+
+
+def read(context: ReadContext, cfg: DatadogSource, days: list[dt.date]) -> pl.DataFrame:
+    return fetch_datadog(cfg, days, keys=context.resource, log=context.log)
+
+
+CONNECTOR = Connector(
+    name=SOURCE, kind="usage", config_key="datadog", read=read, restatement="none",
+    resource_key="datadog", make_resource=make_resource,
+)  # fmt: skip

@@ -19,11 +19,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import dagster as dg
 import polars as pl
 
 from unitcost_platform.config import GcpSource, RestatementConfig
+from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA, empty_api_rows, tenant_tags
 from unitcost_platform.errors import UnitcostError
-from unitcost_platform.sources.api_rows import API_ROW_SCHEMA, empty_api_rows, tenant_tags
+from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
 from unitcost_platform.sources.finality import is_final
 from unitcost_platform.sources.service_categories import service_category
 
@@ -340,3 +342,31 @@ def gcp_api_rows(
         )
         .cast(API_ROW_SCHEMA)
     )
+
+
+class BigQueryResource(dg.ConfigurableResource):
+    """The BigQuery client billing.gcp queries with: Application Default Credentials (a service
+    account key file in GOOGLE_APPLICATION_CREDENTIALS, workload identity, or gcloud's login)."""
+
+    def client(self, cfg: GcpSource) -> "bigquery.Client":
+        return _bigquery().Client(project=default_project(cfg))
+
+
+def make_resource(cfg: GcpSource | None, secret: Secret) -> BigQueryResource:
+    return BigQueryResource()
+
+
+def api_rows(context: ReadContext, cfg: GcpSource, days: list[dt.date]) -> pl.DataFrame:
+    if not days:
+        return empty_api_rows()
+    client = context.resource.client(cfg)
+    return fetch_gcp_costs(
+        cfg, days, cost_column=context.cfg.cost_column, today=context.today,
+        restatement=context.cfg.billing.restatement, client=client, log=context.log,
+    )  # fmt: skip
+
+
+CONNECTOR = api_connector(
+    name=SOURCE, config_key="gcp", api_rows=api_rows, tag_key=lambda cfg: cfg.label_key,
+    resource_key="bigquery", make_resource=make_resource,
+)  # fmt: skip

@@ -11,17 +11,21 @@ import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
+import boto3
 import polars as pl
 from botocore.exceptions import ClientError
+from dagster_aws.utils import ResourceWithBoto3Configuration, construct_boto_client_retry_config
 
 from unitcost_platform.config import CostExplorerSource
-from unitcost_platform.errors import UnitcostError
-from unitcost_platform.sources.api_rows import (
+from unitcost_platform.contracts.raw_billing import (
     API_ROW_SCHEMA,
     day_start,
     empty_api_rows,
     tenant_tags,
 )
+from unitcost_platform.errors import UnitcostError
+from unitcost_platform.retries import RetriesExhausted, Retry, retrying
+from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
 from unitcost_platform.sources.service_categories import service_category
 
 METRIC_FOR = {"EffectiveCost": "AmortizedCost", "BilledCost": "UnblendedCost"}
@@ -40,24 +44,37 @@ def build_request(cfg: CostExplorerSource, days: list[dt.date], cost_column: str
     }
 
 
+def _failed(error: dict, retries: int) -> CostExplorerError:
+    return CostExplorerError(
+        f"Cost Explorer GetCostAndUsage failed: {error.get('Code') or 'error'}: {error.get('Message', '')}".rstrip(": ")
+        + (f" (after {retries} retries)" if retries else "")
+    )
+
+
 def _call(client, request: dict, cfg: CostExplorerSource, sleep: Callable[[float], None], log) -> dict:
-    for attempt in range(cfg.max_retries + 1):
+    """One GetCostAndUsage page; throttling (LimitExceededException) is retried by the retry policy."""
+    tries, last = 0, [{}]  # last: the error of the last throttled try
+
+    def attempt() -> dict:
+        nonlocal tries
+        tries += 1
         try:
             return client.get_cost_and_usage(**request)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            code = error.get("Code", "")
-            if code == "LimitExceededException" and attempt < cfg.max_retries:
-                wait = min(2.0**attempt, 30.0)
-                if log:
-                    log(f"Cost Explorer throttled (LimitExceededException); retry {attempt + 1} in {wait:g}s")
-                sleep(wait)
-                continue
-            raise CostExplorerError(
-                f"Cost Explorer GetCostAndUsage failed: {code or 'error'}: {error.get('Message', '')}".rstrip(": ")
-                + (f" (after {attempt} retries)" if attempt else "")
-            ) from None
-    raise AssertionError("unreachable")
+            if error.get("Code", "") == "LimitExceededException":
+                last[0] = error
+                raise Retry("throttled (LimitExceededException)") from None
+            raise _failed(error, tries - 1) from None
+
+    def on_retry(retry: int, wait: float, problem: str) -> None:
+        if log:
+            log(f"Cost Explorer {problem}; retry {retry} in {wait:g}s")
+
+    try:
+        return retrying(cfg, attempt, sleep=sleep, on_retry=on_retry)
+    except RetriesExhausted as exc:
+        raise _failed(last[0], exc.retries) from None
 
 
 def _amount(group: dict, metric: str, where: str) -> tuple[Decimal, str]:
@@ -128,3 +145,42 @@ def fetch_cost_explorer(
         pl.lit(f"aws-cost-explorer:{metric}").alias("x_SourceFile"),
         pl.col("x_SourceRow").cast(pl.Int64),
     ).select(list(API_ROW_SCHEMA)).cast(API_ROW_SCHEMA)
+
+
+class CostExplorerResource(ResourceWithBoto3Configuration):
+    """A boto3 Cost Explorer client (credentials from the standard AWS chain, or this config).
+
+    botocore's own retries are off: throttling is retried by the connector, a bounded number of
+    times, so one run never multiplies billed requests unseen.
+    """
+
+    def get_client(self):
+        session = boto3.session.Session(profile_name=self.profile_name)
+        return session.client(
+            "ce",
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            use_ssl=self.use_ssl,
+            verify=self.verify,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+            config=construct_boto_client_retry_config(1),
+        )
+
+
+def make_resource(cfg: CostExplorerSource | None, secret: Secret) -> CostExplorerResource:
+    """The region is read when the definitions load; credentials come from the AWS chain at run time."""
+    return CostExplorerResource(region_name=cfg.region if cfg else "us-east-1")
+
+
+def api_rows(context: ReadContext, cfg: CostExplorerSource, days: list[dt.date]) -> pl.DataFrame:
+    if not days:
+        return empty_api_rows()
+    return fetch_cost_explorer(cfg, days, cost_column=context.cfg.cost_column, client=context.resource.get_client(), log=context.log)
+
+
+CONNECTOR = api_connector(
+    name="aws_cost_explorer", config_key="cost_explorer", api_rows=api_rows, tag_key=lambda cfg: cfg.tag_key,
+    resource_key="aws_cost_explorer", make_resource=make_resource,
+)  # fmt: skip

@@ -25,10 +25,12 @@ import polars as pl
 import requests
 
 from unitcost_platform.config import PrometheusMetric, PrometheusSource
+from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
+from unitcost_platform.retries import RetriesExhausted, Retry, retrying
 from unitcost_platform.retry_after import retry_after_seconds
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret
 from unitcost_platform.sources.http_json import redact
-from unitcost_platform.sources.usage_files import empty_usage, usage_from_records
 
 SOURCE = "prometheus"
 QUERY_RANGE_PATH = "/api/v1/query_range"
@@ -36,9 +38,6 @@ STEP_SECONDS = 86_400
 # Prometheus refuses a range query whose (end - start) / step exceeds 11,000; staying at 11,000
 # points (10,999 steps) keeps every request inside the limit with a point to spare.
 MAX_POINTS_PER_REQUEST = 11_000
-MAX_RETRIES = 3
-BACKOFF_SECONDS = 1.0
-MAX_WAIT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 # the server is told to give up after timeout_seconds; the client waits a little longer so that it
 # receives Prometheus's `timeout` error rather than cutting the connection first
@@ -178,11 +177,24 @@ def _shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}".rstrip("/")
 
 
-def _bearer_token(cfg: PrometheusSource) -> str | None:
-    """The bearer token from `cfg.bearer_token_env`, read now; None when no token is configured."""
+class PrometheusResource(dg.ConfigurableResource):
+    """The bearer token for the Prometheus API, if it needs one (from usage.prometheus's
+    bearer_token_env, wired in defs/resources.py)."""
+
+    bearer_token: str | None = None
+
+
+def make_resource(cfg: PrometheusSource | None, secret: Secret) -> PrometheusResource:
+    if cfg is None or cfg.bearer_token_env is None:
+        return PrometheusResource()
+    return PrometheusResource(bearer_token=secret(cfg.bearer_token_env))
+
+
+def _bearer_token(cfg: PrometheusSource, auth: PrometheusResource) -> str | None:
+    """The bearer token; None when no token is configured, an error when configured but missing."""
     if cfg.bearer_token_env is None:
         return None
-    token = dg.EnvVar(cfg.bearer_token_env).get_value()
+    token = auth.bearer_token
     if not token:
         raise PrometheusError(
             f"environment variable {cfg.bearer_token_env} is not set; usage.prometheus.bearer_token_env "
@@ -227,53 +239,51 @@ def _get(
     say: Callable[[str], None],
 ) -> dict:
     """The JSON object of one successful query_range answer; retries transport failures, an
-    `unavailable` server and a proxy's 429/502/503/504 up to MAX_RETRIES times."""
-    retries = 0
-    while True:
-        asked = None
+    `unavailable` server and a proxy's 429/502/503/504 through the retry policy (`max_retries`)."""
+
+    def attempt() -> dict:
         try:
             response = session.get(
                 url, params=params, headers=headers,
                 timeout=(CONNECT_TIMEOUT_SECONDS, cfg.timeout_seconds + READ_GRACE_SECONDS),
             )  # fmt: skip
         except requests.RequestException as exc:  # its text can carry the URL: the type only
-            problem = f"the request failed ({type(exc).__name__})"
-        else:
-            status = response.status_code
-            payload = _json_object(response)
-            if payload is not None and payload.get("status") == "error":
-                if payload.get("errorType") not in RETRY_ERROR_TYPES:
-                    raise PrometheusError(_refusal(payload, status, what))
-                problem = f"HTTP {status}, errorType {payload.get('errorType')}: {payload.get('error')}"
-            elif payload is not None and status == 200:
-                if payload.get("status") != "success":
-                    raise PrometheusError(
-                        f"Prometheus answered {what} with a JSON object whose status is "
-                        f"{payload.get('status')!r}, not 'success' or 'error'; {NOT_PROMETHEUS}"
-                    )
-                return payload
-            elif status in RETRY_STATUSES:
-                problem = f"HTTP {status} ({_body_excerpt(response)})"
-                asked = retry_after_seconds(response.headers.get("Retry-After"))
-            elif 200 <= status < 300:
+            raise Retry(f"the request failed ({type(exc).__name__})") from None
+        status = response.status_code
+        payload = _json_object(response)
+        if payload is not None and payload.get("status") == "error":
+            if payload.get("errorType") not in RETRY_ERROR_TYPES:
+                raise PrometheusError(_refusal(payload, status, what))
+            raise Retry(f"HTTP {status}, errorType {payload.get('errorType')}: {payload.get('error')}")
+        if payload is not None and status == 200:
+            if payload.get("status") != "success":
                 raise PrometheusError(
-                    f"Prometheus answered {what} with HTTP {status} and a body that is not a JSON "
-                    f"object ({_body_excerpt(response)}); {NOT_PROMETHEUS}"
+                    f"Prometheus answered {what} with a JSON object whose status is "
+                    f"{payload.get('status')!r}, not 'success' or 'error'; {NOT_PROMETHEUS}"
                 )
-            else:
-                check = CHECK_HTTP.get(status, NOT_PROMETHEUS)
-                raise PrometheusError(
-                    f"Prometheus refused {what} with HTTP {status} ({_body_excerpt(response)}). To fix: {check}"
-                )
-        if retries >= MAX_RETRIES:
+            return payload
+        if status in RETRY_STATUSES:
+            asked = retry_after_seconds(response.headers.get("Retry-After"))
+            # a proxy's Retry-After is waited up to max_wait_seconds (Prometheus itself sends none)
+            raise Retry(f"HTTP {status} ({_body_excerpt(response)})", None if asked is None else min(asked, cfg.max_wait_seconds))
+        if 200 <= status < 300:
             raise PrometheusError(
-                f"Prometheus at {_shown_url(cfg.url)} still failed {what} after {retries} retries: "
-                f"{problem}. Check that the server is up and reachable from here"
+                f"Prometheus answered {what} with HTTP {status} and a body that is not a JSON "
+                f"object ({_body_excerpt(response)}); {NOT_PROMETHEUS}"
             )
-        wait = min(asked if asked is not None else BACKOFF_SECONDS * 2**retries, MAX_WAIT_SECONDS)
-        retries += 1
-        say(f"prometheus: {what}: {problem}; retry {retries} of {MAX_RETRIES} in {wait:g}s")
-        sleep(wait)
+        check = CHECK_HTTP.get(status, NOT_PROMETHEUS)
+        raise PrometheusError(f"Prometheus refused {what} with HTTP {status} ({_body_excerpt(response)}). To fix: {check}")
+
+    def on_retry(retry: int, wait: float, problem: str) -> None:
+        say(f"prometheus: {what}: {problem}; retry {retry} of {cfg.max_retries} in {wait:g}s")
+
+    try:
+        return retrying(cfg, attempt, sleep=sleep, on_retry=on_retry)
+    except RetriesExhausted as exc:
+        raise PrometheusError(
+            f"Prometheus at {_shown_url(cfg.url)} still failed {what} after {exc.retries} retries: "
+            f"{exc.problem}. Check that the server is up and reachable from here"
+        ) from None
 
 
 def _fetch_metric(
@@ -321,6 +331,7 @@ def fetch_prometheus(
     cfg: PrometheusSource,
     days: list[dt.date],
     *,
+    auth: PrometheusResource | None = None,
     session: requests.Session | None = None,
     log: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -336,7 +347,7 @@ def fetch_prometheus(
     wanted = set(days)
     if not wanted:
         return empty_usage()
-    token = _bearer_token(cfg)
+    token = _bearer_token(cfg, auth or PrometheusResource())
 
     def say(line: str) -> None:
         if log is not None:
@@ -358,3 +369,13 @@ def fetch_prometheus(
         if session is None:
             http.close()
     return usage_from_records(rows, SOURCE)
+
+
+def read(context: ReadContext, cfg: PrometheusSource, days: list[dt.date]) -> pl.DataFrame:
+    return fetch_prometheus(cfg, days, auth=context.resource, log=context.log)
+
+
+CONNECTOR = Connector(
+    name=SOURCE, kind="usage", config_key="prometheus", read=read, restatement="none",
+    resource_key="prometheus", make_resource=make_resource,
+)  # fmt: skip

@@ -6,23 +6,23 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.config import TenantConfig
+from unitcost_platform.config import FileSource, TenantConfig
+from unitcost_platform.contracts import focus
+from unitcost_platform.contracts.problems import describe_bad_values
+from unitcost_platform.contracts.raw_billing import NUMBER_FIX, finish_raw_billing, value_problems
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources import focus
+from unitcost_platform.sources.connector import BillingRead, Connector, ReadContext
 from unitcost_platform.sources.files import (
     Log,
     cast_boolean,
     cast_numeric,
     collect_file,
-    describe_bad_values,
     duplicates_across_files,
+    list_data_files,
     missing_columns_problem,
     read_each,
-    row_ref,
     scan_file,
 )
-
-NUMBER_FIX = "Costs and quantities must be plain decimal numbers (12.34); fix the export or remove those rows."
 
 
 def read_billing_files(
@@ -83,56 +83,8 @@ _ALWAYS_READ = ["ChargePeriodStart", "ChargePeriodEnd", "BillingCurrency", *focu
 DUPLICATE_PREFILTER = ["ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "EffectiveCost"]
 
 
-def finish_raw_billing(
-    frame: pl.DataFrame,
-    days: list[dt.date],
-    *,
-    cost_column: str,
-    tenant: TenantConfig,
-    spread: bool,
-    source: str,
-    columns: Collection[str] | None = None,
-    tenants_extracted: bool = False,
-) -> pl.DataFrame:
-    """From typed FOCUS rows to raw_billing: days assigned, currency checked, tenant extracted.
-
-    A reader that already extracted `x_TenantId` (per file, with the JSON tag check) says so.
-    """
-    dated = focus.assign_charge_dates(frame, spread, days)
-    dated = dated.filter(pl.col("x_ChargeDate").is_in(days))
-    problems = mixed_currency_problems(dated)
-    if problems:
-        raise InputDataError(problems, what="billing")
-    if not tenants_extracted:
-        dated = dated.with_columns(
-            focus.tenant_from_tags(dated, tenant.tag_keys, tenant.normalize, tenant.sub_accounts, tenant.namespace_map)
-        )
-    out = dated.with_columns(
-        x_Source=pl.coalesce([pl.col("x_Source"), pl.lit(source)]) if "x_Source" in dated.columns else pl.lit(source),
-        x_IsFinal=pl.col("x_IsFinal").fill_null(True) if "x_IsFinal" in dated.columns else pl.lit(True),
-    )
-    return focus.conform(out, columns)
 
 
-def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
-    """Costs of one day are summed, so a day must be billed in one currency."""
-    per_day = (
-        frame.group_by("x_ChargeDate", "BillingCurrency")
-        .agg(pl.len().alias("rows"), pl.col("x_SourceFile").first(), pl.col("x_SourceRow").first())
-        .sort("x_ChargeDate", "rows", descending=[False, True])
-    )
-    mixed = per_day.filter(pl.col("BillingCurrency").n_unique().over("x_ChargeDate") > 1)
-    problems = []
-    for (day,), rows in mixed.group_by(["x_ChargeDate"], maintain_order=True):
-        parts = [
-            f"{cur} ({n} rows, e.g. {f} {row_ref(f, r)})"
-            for cur, n, f, r in rows.select("BillingCurrency", "rows", "x_SourceFile", "x_SourceRow").iter_rows()
-        ]
-        problems.append(
-            f"billing for {day} mixes currencies: {'; '.join(parts)}. Unit costs add up one currency: "
-            "export every source in the same BillingCurrency (or convert upstream) and re-run the day."
-        )
-    return problems
 
 
 def read_focus_file(
@@ -269,43 +221,18 @@ def _typed_timestamps(where: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, li
     return frame.with_columns(converted), problems
 
 
-MAGNITUDE_FIX = (
-    "A single line item above billing.max_line_item_cost is taken for corrupt data (a damaged file, a unit "
-    "mix-up), not money; check the export, or raise the limit in unitcost.yaml if the charge is real."
-)
+def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> BillingRead:
+    if not days:
+        return BillingRead(focus.empty_raw_billing())
+    location = cfg.resolve(context.data_dir)
+    paths = list_data_files(location, "billing")
+    context.log(f"{len(paths)} billing file(s) under {location}")
+    billing = context.cfg.billing
+    rows = read_billing_files(
+        paths, days, tenant=context.cfg.tenant, spread=billing.spread_multi_day_charges, log=context.log,
+        cost_column=context.cfg.cost_column, limits=focus.BillingLimits.of(billing),
+    )  # fmt: skip
+    return BillingRead(rows)
 
 
-def value_problems(frame: pl.DataFrame, limits: focus.BillingLimits, *, check_finite: bool = True) -> list[str]:
-    """Numbers that cannot be money and charge periods that cannot be real, per source file and row.
-
-    Non-finite numbers (NaN, infinity) in any numeric column; a cost beyond the plausible size of one
-    line item; a charge period ending before it starts or lasting longer than the horizon (a
-    ChargePeriodEnd of 9999-12-31 would otherwise spread one charge over millions of days).
-    """
-    problems: list[str] = []
-    numeric = [c for c in focus.NUMERIC_COLUMNS if c in frame.columns and frame.schema[c].is_float()]
-    longest = pl.duration(days=limits.max_charge_period_days)
-    for (label,), part in frame.group_by(["x_SourceFile"], maintain_order=True):
-        if check_finite:
-            for column in numeric:
-                problems += describe_bad_values(
-                    label, part, ~pl.col(column).is_finite(), column, "non-finite value(s) (NaN or infinity)", NUMBER_FIX
-                )
-        for column in (c for c in numeric if c in focus.COST_COLUMNS):
-            too_big = pl.col(column).is_finite() & (pl.col(column).abs() > limits.max_line_item_cost)
-            problems += describe_bad_values(
-                label, part, too_big, column, f"value(s) beyond ±{limits.max_line_item_cost:,.0f}", MAGNITUDE_FIX
-            )
-        if "ChargePeriodEnd" in part.columns:
-            span = pl.col("ChargePeriodEnd") - pl.col("ChargePeriodStart")
-            problems += describe_bad_values(
-                label, part, span < pl.duration(microseconds=0), "ChargePeriodEnd",
-                "charge period(s) ending before they start", "ChargePeriodEnd must not be before ChargePeriodStart; fix the export.",
-            )  # fmt: skip
-            problems += describe_bad_values(
-                label, part, span > longest, "ChargePeriodEnd",
-                f"charge period(s) longer than {limits.max_charge_period_days} days",
-                "A ChargePeriodEnd that far after ChargePeriodStart is a placeholder or corrupt date (9999-12-31); "
-                "fix the export, or raise billing.max_charge_period_days if such a period is real.",
-            )  # fmt: skip
-    return problems
+CONNECTOR = Connector(name="files", kind="billing", config_key="files", read=read, restatement="none")

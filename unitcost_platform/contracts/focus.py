@@ -17,8 +17,8 @@ import duckdb
 import polars as pl
 
 from unitcost_platform.config import NAMESPACE_TAG_KEYS, BillingConfig, tenant_of_namespace
+from unitcost_platform.contracts.tenant_key import tenant_keys
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.tenant_key import tenant_keys
 
 STRING_COLUMNS = [
     "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
@@ -51,12 +51,13 @@ X_COLUMNS: dict[str, pl.DataType] = {
     "x_SpreadFraction": pl.Float64(),
 }
 
-RAW_BILLING_SCHEMA: dict[str, pl.DataType] = {
+_FOCUS_TYPES: dict[str, pl.DataType] = {
     **{c: pl.String() for c in STRING_COLUMNS},
     **{c: pl.Float64() for c in NUMERIC_COLUMNS},
     **{c: pl.Datetime("us") for c in TIMESTAMP_COLUMNS},
 }
-RAW_BILLING_SCHEMA = {c: RAW_BILLING_SCHEMA[c] for c in FOCUS_COLUMNS} | X_COLUMNS
+# The raw_billing table: the FOCUS columns in alphabetical order, then ours.
+RAW_BILLING_SCHEMA: dict[str, pl.DataType] = {c: _FOCUS_TYPES[c] for c in FOCUS_COLUMNS} | X_COLUMNS
 
 # FOCUS 1.0/1.1 allowed values; files drift in case, spacing and hyphenation ("Usage-based").
 ENUMERATIONS: dict[str, list[str]] = {
