@@ -1,4 +1,4 @@
-"""What every billing API connector returns, and how it becomes raw_billing.
+"""The raw billing contract: what every billing API connector returns, and how it becomes raw_billing.
 
 A connector (Cost Explorer, Azure Cost Management, GCP BigQuery export, ...) returns a frame with
 the columns of `API_ROW_SCHEMA`: one row per day and group it received (tenant tag x service, or

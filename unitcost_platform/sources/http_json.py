@@ -6,7 +6,8 @@ than allowed, any other refusal, or a 2xx body that is not a JSON object is an e
 person. Error texts never quote the request: URLs and headers can carry secrets.
 """
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import requests
@@ -22,6 +23,28 @@ def redact(text: str, secrets: list[str | None]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def redacting(log: Callable[[str], None] | None, secrets: list[str | None]) -> Callable[[str], None]:
+    """A log function that never writes a secret (a no-op without `log`)."""
+    return (lambda line: log(redact(line, secrets))) if log else (lambda _line: None)
+
+
+@contextlib.contextmanager
+def session_keeping_secrets(
+    session: requests.Session | None, error: type[UnitcostError], secrets: list[str | None]
+) -> Iterator[requests.Session]:
+    """The session to call the API with (a new one, closed after, unless the caller gave one); an
+    `error` raised inside loses every secret: a service that echoes the request back must not carry
+    a key or token into an error."""
+    http = session or requests.Session()
+    try:
+        yield http
+    except error as exc:
+        raise error(redact(str(exc), secrets)) from None
+    finally:
+        if session is None:
+            http.close()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from unitcost_platform.contracts.customers import VERSION_SCHEMA
 from unitcost_platform.contracts.focus import RAW_BILLING_SCHEMA
 from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.defs.resources import source_resources
+from unitcost_platform.errors import ConfigError
 from unitcost_platform.sources import registry
 from unitcost_platform.sources.connector import BillingRead, Connector, ReadContext
 
@@ -79,8 +80,7 @@ def test_its_config_key_is_in_unitcost_yaml(connector):
 def test_an_empty_range_is_the_schema_without_calling_anything(connector, tmp_path):
     cfg = config_with(connector)
     [source] = connector.configured(cfg)
-    resources = source_resources(cfg)
-    resource = resources.get(connector.resource_key) if connector.resource_key else None
+    resource = connector.resource(source, lambda env: None)  # its resource, no secret set
     context = ReadContext(cfg, tmp_path, lambda line: pytest.fail(f"logged on an empty range: {line}"), dt.date(2026, 3, 10), resource)
     out = connector.read(context, source, [])
     frame = out.rows if isinstance(out, BillingRead) else out
@@ -90,7 +90,7 @@ def test_an_empty_range_is_the_schema_without_calling_anything(connector, tmp_pa
 
 
 @CONNECTORS
-def test_it_names_its_secrets_and_its_resource(connector):
+def test_it_names_its_secrets_and_its_resource(connector, monkeypatch):
     cfg = config_with(connector)
     [source] = connector.configured(cfg)
     names = connector.secrets(source)
@@ -99,6 +99,13 @@ def test_it_names_its_secrets_and_its_resource(connector):
         assert names == []
     else:
         assert isinstance(connector.resource(source, lambda env: None), dg.ConfigurableResource)
+        for name in names:
+            monkeypatch.delenv(name, raising=False)
+        if names:  # the wiring refuses the source while a secret it names is not set
+            with pytest.raises(ConfigError, match=f"{connector.kind}.{connector.config_key} reads a secret from {names[0]}"):
+                source_resources(cfg)
+        for name in names:
+            monkeypatch.setenv(name, "FAKE")
         assert connector.resource_key in source_resources(cfg)
     # secrets the example config names (the *_env keys) are exactly what the resource asks for
     named_in_config = {v for k, v in source.model_dump().items() if k.endswith("_env") and v}

@@ -32,7 +32,12 @@ from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
 from unitcost_platform.sources.finality import is_final
-from unitcost_platform.sources.http_json import JsonService, redact, request_json
+from unitcost_platform.sources.http_json import (
+    JsonService,
+    redact,
+    request_json,
+    session_keeping_secrets,
+)
 from unitcost_platform.sources.service_categories import service_category
 
 ARM_TOKEN_SCOPE = "https://management.azure.com/.default"
@@ -383,15 +388,8 @@ def fetch_azure_costs(
     token = (token_provider or default_token_provider(cfg, principal or AzureResource()))()
     if not token:
         raise AzureCostError(f"the Azure token provider returned no token for {cfg.scope}")
-    http = session or requests.Session()
-    try:
+    with session_keeping_secrets(session, AzureCostError, [token]) as http:
         records = _fetch_records(cfg, wanted, cost_type, token, http, sleep, say)
-    except AzureCostError as exc:
-        # a service that echoes the request back must not carry the token into an error
-        raise AzureCostError(redact(str(exc), [token])) from None
-    finally:
-        if session is None:
-            http.close()
     rows = _api_rows(records, cfg, cost_type, today, restatement)
     say(f"azure {cfg.scope}: {len(records)} row(s) on the requested days, "
         f"{rows.height} API row(s) ({cost_type})")

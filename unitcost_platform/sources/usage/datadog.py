@@ -27,7 +27,12 @@ from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import Connector, ReadContext, Secret
-from unitcost_platform.sources.http_json import JsonService, redact, request_json
+from unitcost_platform.sources.http_json import (
+    JsonService,
+    redacting,
+    request_json,
+    session_keeping_secrets,
+)
 
 SOURCE = "datadog"
 QUERY_PATH = "/api/v1/query"
@@ -262,18 +267,10 @@ def fetch_datadog(
     if not days:
         return empty_usage()
     api_key, app_key = _keys(cfg, keys)
-    secrets = [api_key, app_key]
-    say: Log = (lambda line: log(redact(line, secrets))) if log else (lambda _line: None)
+    say = redacting(log, [api_key, app_key])
     headers = {"DD-API-KEY": api_key, "DD-APPLICATION-KEY": app_key, "Accept": "application/json"}
-    http = session or requests.Session()
-    try:
+    with session_keeping_secrets(session, DatadogError, [api_key, app_key]) as http:
         records = _fetch_records(cfg, sorted(set(days)), headers, http, sleep, say)
-    except DatadogError as exc:
-        # a service that echoes the request back must not carry a key into an error
-        raise DatadogError(redact(str(exc), secrets)) from None
-    finally:
-        if session is None:
-            http.close()
     return usage_from_records(records, SOURCE)
 
 

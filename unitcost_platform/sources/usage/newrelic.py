@@ -28,7 +28,12 @@ from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import Connector, ReadContext, Secret
-from unitcost_platform.sources.http_json import JsonService, redact, request_json
+from unitcost_platform.sources.http_json import (
+    JsonService,
+    redacting,
+    request_json,
+    session_keeping_secrets,
+)
 
 SOURCE = "newrelic"
 GRAPHQL_QUERY = (
@@ -270,22 +275,15 @@ def fetch_newrelic(
         check_nrql(metric)
     facet_attribute(cfg.tenant_attribute)
     api_key = _api_key(cfg, keys)
-    say: Log = (lambda line: log(redact(line, [api_key]))) if log else (lambda _line: None)
-    http = session or requests.Session()
+    say = redacting(log, [api_key])
     records: list[tuple] = []
-    try:
+    with session_keeping_secrets(session, NewRelicError, [api_key]) as http:
         for metric in cfg.metrics:
             for day in sorted(set(days)):
                 what = f"usage metric {metric.metric!r} on {day}"
                 payload = _post(http, request_body(cfg, metric, day), api_key, what, cfg, sleep, say)
                 values = _day_values(payload, cfg, what, say)
                 records += [(day, tenant, metric.service_name, metric.metric, v) for tenant, v in values.items()]
-    except NewRelicError as exc:
-        # a service that echoes the request back must not carry the key into an error
-        raise NewRelicError(redact(str(exc), [api_key])) from None
-    finally:
-        if session is None:
-            http.close()
     return usage_from_records(records, SOURCE)
 
 

@@ -23,7 +23,7 @@ from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import Connector, ReadContext
-from unitcost_platform.sources.http_json import JsonService, request_json
+from unitcost_platform.sources.http_json import JsonService, request_json, session_keeping_secrets
 
 SOURCE = "opencost"
 PATH = "/allocation"
@@ -122,9 +122,8 @@ def fetch_opencost(
     if not days:
         return empty_usage()
     say: Log = log or (lambda _line: None)
-    http = session or requests.Session()
     wanted, records = set(days), []
-    try:
+    with session_keeping_secrets(session, OpenCostError, []) as http:
         for metric in cfg.metrics:
             what = f"usage metric {metric.metric!r} (aggregate={metric.aggregate})"
             url = cfg.url.rstrip("/") + PATH
@@ -138,9 +137,6 @@ def fetch_opencost(
             if unmapped:
                 say(f"opencost {metric.metric}: namespaces without a tenant in usage.opencost.namespace_map "
                     f"(not counted): {', '.join(sorted(unmapped)[:20])}")  # fmt: skip
-    finally:
-        if session is None:
-            http.close()
     return usage_from_records(records, SOURCE)
 
 

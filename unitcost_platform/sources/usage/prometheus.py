@@ -30,7 +30,7 @@ from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import Connector, ReadContext, Secret
-from unitcost_platform.sources.http_json import redact
+from unitcost_platform.sources.http_json import redacting, session_keeping_secrets
 
 SOURCE = "prometheus"
 QUERY_RANGE_PATH = "/api/v1/query_range"
@@ -348,26 +348,15 @@ def fetch_prometheus(
     if not wanted:
         return empty_usage()
     token = _bearer_token(cfg, auth or PrometheusResource())
-
-    def say(line: str) -> None:
-        if log is not None:
-            log(redact(line, [token]))
-
+    say = redacting(log, [token])
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    http = session or requests.Session()
     rows: list[tuple] = []
-    try:
+    with session_keeping_secrets(session, PrometheusError, [token]) as http:
         for metric in cfg.metrics:
             points = _fetch_metric(cfg, metric, wanted, headers, http, sleep, say)
             rows += [(day, tenant, metric.service_name, metric.metric, value) for day, tenant, value in points]
-    except PrometheusError as exc:
-        # a server or proxy that echoes the request back must not carry the token into an error
-        raise PrometheusError(redact(str(exc), [token])) from None
-    finally:
-        if session is None:
-            http.close()
     return usage_from_records(rows, SOURCE)
 
 
