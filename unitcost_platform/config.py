@@ -8,182 +8,40 @@ from typing import Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
+from unitcost_platform.config_base import (
+    Model,
+    RestatementConfig,
+    RetrySettings,
+    TenantConfig,
+    plain_tag_keys,
+)
 from unitcost_platform.errors import ConfigError
+from unitcost_platform.sources import registry
 
-DEFAULT_TAG_KEYS = ["tenant_id", "tenant", "TenantId", "user:tenant_id", "user_tenant_id"]
 RESERVED_DRIVERS = ("flat", "fixed", "exclude", "direct_cost")
 IDLE_POLICIES = ("separate", "by_direct_cost")  # or a usage metric name
 DIRECT_POOL = "direct"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileSource(_Model):
-    """Files under the data dir (a relative path) or anywhere (an absolute path)."""
-
-    path: str
-
-    def resolve(self, data_dir: Path) -> Path:
-        p = Path(self.path).expanduser()
-        return p if p.is_absolute() else data_dir / p
-
-
 # Where a Kubernetes namespace is read from a line item's tags (AWS split cost allocation data
 # imports it as `aws:eks:namespace`; CUR 2.0 spells tag keys with underscores).
-NAMESPACE_TAG_KEYS = ["aws:eks:namespace", "aws_eks_namespace", "k8s:namespace"]
 
 
-def plain_tag_keys(keys: list[str]) -> list[str]:
-    """Tag keys are looked up as JSON paths: non-empty, and no quote or backslash."""
-    for k in keys:
-        if not k or "'" in k or "\\" in k:
-            raise ValueError(f"tag key {k!r} must be non-empty and contain no quote or backslash")
-    return keys
+def _with_sources(settings: type[Model], kind: str) -> type[Model]:
+    """`settings` plus one key per registered connector of `kind`: its config model, off by default
+    (files on, at their default path); a connector of several sources takes a list."""
+    fields = {}
+    for connector in registry.CONNECTORS[kind]:
+        if connector.many:
+            fields[connector.config_key] = (list[connector.config_model], Field(default_factory=list))
+        else:
+            fields[connector.config_key] = (connector.config_model | None, connector.default)
+    return create_model(settings.__name__.removeprefix("_"), __base__=settings, __module__=__name__, **fields)
 
 
-def check_namespace_map(mapping: dict[str, str]) -> dict[str, str]:
-    """Patterns (keys starting with ^) must compile, and have a group when their value uses {1}."""
-    for key, value in mapping.items():
-        if key.startswith("^"):
-            try:
-                groups = re.compile(key).groups
-            except re.error as exc:
-                raise ValueError(f"namespace_map pattern {key!r} is not a valid regex: {exc}") from None
-            if "{1}" in value and groups < 1:
-                raise ValueError(f"namespace_map pattern {key!r} has no capture group for {{1}} in {value!r}")
-    return mapping
-
-
-def tenant_of_namespace(mapping: dict[str, str], namespace: str | None) -> str | None:
-    """The tenant a namespace belongs to: an exact entry, else the first matching pattern, else None."""
-    if namespace is None:
-        return None
-    if namespace in mapping:
-        return mapping[namespace]
-    for key, value in mapping.items():
-        match = re.fullmatch(key, namespace) if key.startswith("^") else None
-        if match:
-            return value.replace("{1}", match.group(1)) if match.re.groups else value
-    return None
-
-
-class TenantConfig(_Model):
-    tag_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_TAG_KEYS), min_length=1)
-    normalize: Literal["lower", "none"] = "lower"
-    sub_accounts: dict[str, str] = Field(default_factory=dict)
-    namespace_map: dict[str, str] = Field(
-        default_factory=dict,
-        description="Kubernetes namespace -> tenant for line items without a tenant tag (split cost allocation "
-        "data); a key starting with ^ is a regex whose value may use {1}, its first group",
-    )
-
-    @field_validator("namespace_map")
-    @classmethod
-    def _namespace_patterns(cls, mapping: dict[str, str]) -> dict[str, str]:
-        return check_namespace_map(mapping)
-
-    @field_validator("tag_keys")
-    @classmethod
-    def _keys_are_plain(cls, keys: list[str]) -> list[str]:
-        return plain_tag_keys(keys)
-
-
-RENAMED_KEYS = {  # old key -> (new key, how to convert); an old key is an error that says what to write
-    "max_retry_after_seconds": ("max_wait_seconds", "the same value"),
-    "attempts": ("max_retries", "attempts - 1"),
-    "max_backoff_seconds": ("max_wait_seconds", "the same value"),
-}
-
-
-class RetrySettings(_Model):
-    """The one retry policy's settings (unitcost_platform/retries.py), named alike in every section
-    that calls a service: a request's timeout, retries after the first try, the doubling backoff and
-    the longest wait (a Retry-After longer than that is an error, not a wait)."""
-
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=5, ge=0, le=10)
-    backoff_seconds: float = Field(default=1.0, ge=0)
-    max_wait_seconds: float = Field(default=120.0, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed(cls, data):
-        if isinstance(data, dict):
-            for old, (new, how) in RENAMED_KEYS.items():
-                if old in data and old not in cls.model_fields:
-                    raise ValueError(f"{old} was renamed (one retry policy for every service): write {new}: <{how}> instead")
-        return data
-
-
-class CostExplorerSource(RetrySettings):
-    """AWS Cost Explorer GetCostAndUsage, daily, grouped by the tenant tag and SERVICE; throttling
-    (LimitExceededException) is retried by the retry policy."""
-
-    tag_key: str = "tenant_id"
-    region: str = "us-east-1"
-    max_wait_seconds: float = Field(default=30.0, ge=0)
-
-
-class AwsExportSource(_Model):
-    """An AWS Data Exports export (CUR 2.0 or FOCUS 1.0/1.2) delivered as Parquet to S3."""
-
-    bucket: str
-    prefix: str = ""
-    export_name: str
-    format: Literal["cur2", "focus"]
-    region: str | None = None
-    final_after_days: int = Field(
-        default=5, ge=0, description="FOCUS exports without InvoiceId: a period is final this many days after its end"
-    )
-
-    def data_prefix(self, period: str) -> str:
-        base = "/".join(p for p in (self.prefix.strip("/"), self.export_name) if p)
-        return f"{base}/data/BILLING_PERIOD={period}/"
-
-    def metadata_prefix(self, period: str) -> str:
-        base = "/".join(p for p in (self.prefix.strip("/"), self.export_name) if p)
-        return f"{base}/metadata/BILLING_PERIOD={period}/"
-
-
-class AzureSource(RetrySettings):
-    """Azure Cost Management Query API, daily, grouped by the tenant tag and ServiceName."""
-
-    scope: str = Field(description="e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>")
-    tag_key: str = "tenant_id"
-    cost_type: Literal["AmortizedCost", "ActualCost"] | None = Field(
-        default=None, description="default: AmortizedCost for EffectiveCost, ActualCost for BilledCost"
-    )
-    endpoint: str = "https://management.azure.com"
-    api_version: str = "2023-11-01"
-    tenant_id_env: str = "AZURE_TENANT_ID"
-    client_id_env: str = "AZURE_CLIENT_ID"
-    client_secret_env: str = "AZURE_CLIENT_SECRET"
-    timeout_seconds: float = Field(default=120.0, gt=0, description="a query over a month of data can take a while")
-
-
-class GcpSource(_Model):
-    """The GCP Cloud Billing export in BigQuery (standard, resource-level, or the FOCUS view)."""
-
-    table: str = Field(description="project.dataset.table (or view)")
-    kind: Literal["standard", "resource", "focus"] = "standard"
-    label_key: str = "tenant_id"
-    project: str | None = Field(default=None, description="project that runs the query jobs (default: the table's)")
-    late_days: int = Field(default=3, ge=0, description="how far past a day its rows may still be exported")
-
-
-class RestatementConfig(_Model):
-    """Which days are re-pulled (and not yet final) for the APIs: the trailing days and the open month."""
-
-    trailing_days: int = Field(default=3, ge=0)
-    month_close_day: int = Field(default=5, ge=1, le=28, description="the previous month is open until this day")
-    sensor_interval_seconds: int = Field(default=3600, ge=60)
-
-
-class BillingConfig(_Model):
+class _BillingConfig(Model):
     cost_column: Literal["EffectiveCost", "BilledCost"] = "EffectiveCost"
     spread_multi_day_charges: bool = True
     max_line_item_cost: float = Field(
@@ -195,128 +53,20 @@ class BillingConfig(_Model):
         default=1096, ge=1,
         description="a charge period longer than this many days (ChargePeriodEnd far in the future) is refused",
     )
-    files: FileSource | None = FileSource(path="billing")
-    cost_explorer: CostExplorerSource | None = None
-    aws_exports: list[AwsExportSource] = Field(default_factory=list)
-    azure: AzureSource | None = None
-    gcp: GcpSource | None = None
     restatement: RestatementConfig = RestatementConfig()
 
 
-LABEL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+BillingConfig = _with_sources(_BillingConfig, "billing")  # + files, cost_explorer, aws_exports, azure, gcp
 
 
-class PrometheusMetric(_Model):
-    """One usage metric from Prometheus: a full PromQL `query`, or a `series` and its `kind`.
-
-    The query is evaluated at the end of each UTC day and must aggregate `by (<tenant_label>)`;
-    from a series: a counter is `sum by (tenant) (increase(series[1d]))`, a gauge
-    `sum by (tenant) (avg_over_time(series[1d]))`.
-    """
-
-    metric: str = Field(description="the usage metric it feeds: requests, storage_bytes, active_sessions, ...")
-    query: str | None = None
-    series: str | None = None
-    kind: Literal["counter", "gauge"] | None = None
-    matchers: dict[str, str] = Field(default_factory=dict, description="label matchers added to the series")
-    service_name: str | None = None
-
+class _UsageConfig(Model):
     @model_validator(mode="after")
-    def _query_or_series(self) -> "PrometheusMetric":
-        if (self.query is None) == (self.series is None):
-            raise ValueError(f"usage metric {self.metric!r}: give either query or series (with kind)")
-        if self.series is not None:
-            if self.kind is None:
-                raise ValueError(f"usage metric {self.metric!r}: series needs kind: counter or gauge")
-            if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", self.series):
-                raise ValueError(f"usage metric {self.metric!r}: {self.series!r} is not a Prometheus metric name")
-        for label in self.matchers:
-            if not re.fullmatch(LABEL_NAME, label):
-                raise ValueError(f"usage metric {self.metric!r}: {label!r} is not a label name")
-        return self
-
-
-class PrometheusSource(RetrySettings):
-    url: str = Field(description="base URL of the Prometheus HTTP API, e.g. http://prometheus:9090")
-    tenant_label: str = Field(default="tenant_id", pattern=LABEL_NAME)
-    metrics: list[PrometheusMetric] = Field(min_length=1)
-    max_retries: int = Field(default=3, ge=0, le=10)
-    max_wait_seconds: float = Field(default=60.0, ge=0)
-    bearer_token_env: str | None = Field(default=None, description="env var holding a bearer token, if any")
-
-
-class DatadogMetric(_Model):
-    metric: str
-    query: str = Field(description="a metrics query grouped by the tenant tag, e.g. sum:app.requests{*} by {tenant_id}.rollup(sum, 86400)")
-    service_name: str | None = None
-
-
-class DatadogSource(RetrySettings):
-    site: str = Field(default="datadoghq.com", description="datadoghq.com, datadoghq.eu, us3.datadoghq.com, ...")
-    url: str | None = Field(default=None, description="API base URL; default https://api.<site>")
-    api_key_env: str = "DD_API_KEY"
-    app_key_env: str = "DD_APP_KEY"
-    tenant_tag: str = "tenant_id"
-    metrics: list[DatadogMetric] = Field(min_length=1)
-
-    @property
-    def base_url(self) -> str:
-        return (self.url or f"https://api.{self.site}").rstrip("/")
-
-
-class NewRelicMetric(_Model):
-    metric: str
-    nrql: str = Field(description="SELECT ... FROM ... [WHERE ...]; FACET, SINCE, UNTIL and LIMIT are added")
-    service_name: str | None = None
-
-
-class NewRelicSource(RetrySettings):
-    account_id: int
-    url: str = Field(default="https://api.newrelic.com/graphql", description="NerdGraph; EU: https://api.eu.newrelic.com/graphql")
-    api_key_env: str = "NEW_RELIC_API_KEY"
-    tenant_attribute: str = "tenant_id"
-    metrics: list[NewRelicMetric] = Field(min_length=1)
-
-
-class OpenCostMetric(_Model):
-    metric: str = Field(description="the usage metric each namespace's totalCost becomes, e.g. k8s_cost_share")
-    aggregate: Literal["namespace"] = "namespace"
-    service_name: str | None = None
-
-
-class OpenCostSource(RetrySettings):
-    """OpenCost's allocation API, per UTC day: each namespace's list-price cost becomes usage of its tenant."""
-
-    url: str = Field(description="the OpenCost API, e.g. http://opencost.opencost:9003")
-    metrics: list[OpenCostMetric] = Field(min_length=1)
-    namespace_map: dict[str, str] = Field(
-        default_factory=dict,
-        description="namespace -> tenant; a key starting with ^ is a regex whose value may use {1}, its first group",
-    )
-
-    @field_validator("namespace_map")
-    @classmethod
-    def _patterns_compile(cls, mapping: dict[str, str]) -> dict[str, str]:
-        return check_namespace_map(mapping)
-
-    def tenant_of(self, namespace: str) -> str | None:
-        return tenant_of_namespace(self.namespace_map, namespace)
-
-
-class UsageConfig(_Model):
-    files: FileSource | None = FileSource(path="usage")
-    prometheus: PrometheusSource | None = None
-    datadog: DatadogSource | None = None
-    newrelic: NewRelicSource | None = None
-    opencost: OpenCostSource | None = None
-
-    @model_validator(mode="after")
-    def _one_source_per_metric(self) -> "UsageConfig":
+    def _one_source_per_metric(self) -> "Model":
         fed: dict[str, list[str]] = {}
-        for name in ("prometheus", "datadog", "newrelic", "opencost"):
-            source = getattr(self, name)
-            for m in source.metrics if source else []:
-                fed.setdefault(m.metric, []).append(name)
+        for connector in registry.USAGE:
+            for source in connector.in_section(self):
+                for m in getattr(source, "metrics", []):
+                    fed.setdefault(m.metric, []).append(connector.config_key)
         twice = {m: s for m, s in fed.items() if len(s) > 1}
         if twice:
             listed = "; ".join(f"{m} from {', '.join(s)}" for m, s in sorted(twice.items()))
@@ -324,31 +74,26 @@ class UsageConfig(_Model):
         return self
 
 
-class PostgresCustomers(_Model):
-    """The product database: a read-only query returning the customer columns (see the README)."""
-
-    dsn_env: str = Field(default="UNITCOST_PRODUCT_DB_DSN", description="env var holding the connection string (a secret)")
-    query: str = Field(description="SQL returning customer_id, tenant_id, tier, mrr, status (+ optional columns); "
-                       "may use %(first_day)s and %(last_day)s")
-    statement_timeout_ms: int = Field(default=30_000, ge=100)
-
-
-class CustomersConfig(_Model):
-    files: FileSource | None = FileSource(path="customers.csv")
-    postgres: PostgresCustomers | None = None
+class _CustomersConfig(Model):
     non_paying_tiers: list[str] = Field(default_factory=lambda: ["trial", "free"])
     max_mrr: float = Field(
         default=100_000_000.0, gt=0, description="an MRR above this (per customer per month) is refused as implausible"
     )
 
     @model_validator(mode="after")
-    def _one_source(self) -> "CustomersConfig":
-        if self.files is not None and self.postgres is not None:
-            raise ValueError("customers come from one source: set files: null to use postgres")
+    def _one_source(self) -> "Model":
+        configured = [c.config_key for c in registry.CUSTOMERS if c.in_section(self)]
+        if len(configured) > 1:
+            others = " and ".join(f"{k}: null" for k in configured[1:])
+            raise ValueError(f"customers come from one source, not {' and '.join(configured)}: set {others} to use {configured[0]}")
         return self
 
 
-class PoolMatch(_Model):
+UsageConfig = _with_sources(_UsageConfig, "usage")  # + files, prometheus, datadog, newrelic, opencost
+CustomersConfig = _with_sources(_CustomersConfig, "customers")  # + postgres, files
+
+
+class PoolMatch(Model):
     """All given criteria must hold (AND); each list matches any of its values (OR)."""
 
     all: bool = Field(default=False, description="match every line item (a catch-all rule)")
@@ -378,7 +123,7 @@ class PoolMatch(_Model):
         return self
 
 
-class PoolConfig(_Model):
+class PoolConfig(Model):
     name: str
     match: PoolMatch
     driver: str | dict[str, float] | None = Field(
@@ -484,7 +229,7 @@ DEFAULT_POOLS = [
 ]
 
 
-class AlertsConfig(_Model):
+class AlertsConfig(Model):
     p1_cost_to_mrr: float = 0.25
     p2_cost_to_mrr: float = 0.20
     trend_cost_growth_7d: float = 0.15
@@ -501,7 +246,7 @@ class AlertsConfig(_Model):
         return self
 
 
-class OwnersConfig(_Model):
+class OwnersConfig(Model):
     services: dict[str, str] = Field(default_factory=dict, description="ServiceName -> owning team")
     default_team: str = "unowned"
     team_tag_keys: list[str] = Field(
@@ -513,7 +258,7 @@ class OwnersConfig(_Model):
         return self.services.get(service or "", self.default_team)
 
 
-class TargetsConfig(_Model):
+class TargetsConfig(Model):
     """What each service may add to the monthly cost of serving one active customer ($ per customer per month)."""
 
     services: dict[str, float] = Field(default_factory=dict, description="ServiceName -> $ per active customer per month")
@@ -538,7 +283,7 @@ class TargetsConfig(_Model):
 UNIT_METRIC_NAME = r"[A-Za-z][A-Za-z0-9_]*"
 
 
-class ProductUsage(_Model):
+class ProductUsage(Model):
     """The usage a product's cost is set against: a tenant_usage metric, optionally of one service."""
 
     metric: str = Field(description="a usage metric: requests, documents, tokens, ...")
@@ -546,7 +291,7 @@ class ProductUsage(_Model):
     per: float = Field(default=1.0, gt=0, description="cost_per_unit is the cost of this many units")
 
 
-class ProductsConfig(_Model):
+class ProductsConfig(Model):
     """product_cost (the Walk view): which product each line item belongs to, and the usage it is set against."""
 
     tag_keys: list[str] = Field(
@@ -565,7 +310,7 @@ class ProductsConfig(_Model):
         return plain_tag_keys(keys)
 
 
-class UnitMetric(_Model):
+class UnitMetric(Model):
     """A unit the business counts in: cost per `per` units of a usage metric (customer_unit_costs)."""
 
     name: str = Field(description="the unit metric's name in customer_unit_costs, e.g. per_transaction")
@@ -583,7 +328,7 @@ class UnitMetric(_Model):
 DEFAULT_UNIT_METRICS = [UnitMetric(name="per_1k_requests", metric="requests", per=1000)]
 
 
-class ScopeConfig(_Model):
+class ScopeConfig(Model):
     """A scoped rollout: unit cost, alerts and customer checks cover these customers only.
 
     Criteria combine (a customer must meet every one given). Allocation is not scoped: shared pools
@@ -622,11 +367,11 @@ class ScopeConfig(_Model):
         return cond.fill_null(False)
 
 
-class DashboardConfig(_Model):
+class DashboardConfig(Model):
     days: int = Field(default=90, ge=7, le=400, description="days of history the dashboard plots")
 
 
-class ChecksConfig(_Model):
+class ChecksConfig(Model):
     """Thresholds of the asset checks (the tag audit)."""
 
     coverage_floor: float = Field(default=0.85, ge=0, le=1, description="WARN below this coverage")
@@ -644,7 +389,7 @@ class ChecksConfig(_Model):
         return self
 
 
-class Destination(_Model):
+class Destination(Model):
     """Where messages go: a Slack incoming webhook or a generic JSON webhook, its URL in an env var."""
 
     type: Literal["slack", "webhook"]
@@ -658,7 +403,7 @@ class Destination(_Model):
         return name
 
 
-class TeamRoute(_Model):
+class TeamRoute(Model):
     alerts: str = Field(description="destination of P1 alerts (immediately)")
     review: str | None = Field(default=None, description="destination of P2 alerts (same-day review); default: alerts")
     unit_cost: str | None = Field(
@@ -707,7 +452,7 @@ class NotificationsConfig(RetrySettings):
         return self
 
 
-class DailySchedule(_Model):
+class DailySchedule(Model):
     hour: int = Field(default=6, ge=0, le=23)
     minute: int = Field(default=0, ge=0, le=59)
     running: bool = Field(default=False, description="start the schedule when the code location loads")
@@ -718,19 +463,19 @@ class DigestSchedule(DailySchedule):
     hour: int = Field(default=9, ge=0, le=23)
 
 
-class SchedulesConfig(_Model):
+class SchedulesConfig(Model):
     daily: DailySchedule = DailySchedule()
     weekly_digest: DigestSchedule = DigestSchedule()
 
 
-class RunsConfig(_Model):
+class RunsConfig(Model):
     max_days_per_run: int | None = Field(
         default=None, ge=1,
         description="backfills in chunks of this many days (one run each, e.g. 31 on ECS); default: one run per range",
     )
 
 
-class AnomaliesConfig(_Model):
+class AnomaliesConfig(Model):
     """cost_anomalies: when a change in a customer's cost per unit is an anomaly (see transforms/anomalies.py)."""
 
     unit_metric: str = Field(default="requests", description="the usage metric cost per unit is measured in")
@@ -739,13 +484,13 @@ class AnomaliesConfig(_Model):
     min_baseline_days: int = Field(default=14, ge=7, le=28, description="usable days in the 28-day baseline window")
 
 
-class ForecastConfig(_Model):
+class ForecastConfig(Model):
     """margin_forecast: how far ahead a projected P2 crossing raises a FORECAST alert."""
 
     horizon_days: int = Field(default=14, ge=1, le=90, description="FORECAST when P2 is projected within this many days")
 
 
-class UnitcostConfig(_Model):
+class UnitcostConfig(Model):
     billing: BillingConfig = BillingConfig()
     tenant: TenantConfig = TenantConfig()
     usage: UsageConfig = UsageConfig()
@@ -793,8 +538,6 @@ class UnitcostConfig(_Model):
     def _a_source_of_each_kind(self) -> "UnitcostConfig":
         """Without a billing, usage or customer source every run would fail: refuse it when the
         definitions load instead (the connectors' registry says what could be set)."""
-        from unitcost_platform.sources import registry  # the connectors import this module
-
         for kind, connectors in (("billing", registry.BILLING), ("usage", registry.USAGE), ("customers", registry.CUSTOMERS)):
             if not any(c.configured(self) for c in connectors):
                 noun = "customer" if kind == "customers" else kind

@@ -2,7 +2,8 @@
 
 import pytest
 
-from unitcost_platform.config import DEFAULT_TAG_KEYS, load_config
+from unitcost_platform.config import load_config
+from unitcost_platform.config_base import DEFAULT_TAG_KEYS
 from unitcost_platform.errors import ConfigError
 from unitcost_platform.settings import PROJECT_ROOT, Settings
 

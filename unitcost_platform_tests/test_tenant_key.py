@@ -8,7 +8,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unitcost_platform.config import TenantConfig, UnitcostConfig
+from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.contracts.focus import first_tag
 from unitcost_platform.contracts.tenant_key import tenant_key, tenant_key_expr, tenant_keys
 from unitcost_platform.sources.billing.files import read_billing_files

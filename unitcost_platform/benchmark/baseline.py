@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from unitcost_platform.config import DEFAULT_TAG_KEYS
+from unitcost_platform.config_base import DEFAULT_TAG_KEYS
 
 SQL = """
 WITH items AS (

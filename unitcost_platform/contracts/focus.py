@@ -12,13 +12,17 @@ import os
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
 
-from unitcost_platform.config import NAMESPACE_TAG_KEYS, BillingConfig, tenant_of_namespace
+from unitcost_platform.config_base import NAMESPACE_TAG_KEYS, tenant_of_namespace
 from unitcost_platform.contracts.tenant_key import tenant_keys
 from unitcost_platform.errors import InputDataError
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import BillingConfig
 
 STRING_COLUMNS = [
     "AvailabilityZone", "BillingAccountId", "BillingAccountName", "BillingCurrency",
@@ -415,7 +419,7 @@ class BillingLimits:
     max_charge_period_days: int = 1096
 
     @classmethod
-    def of(cls, billing: BillingConfig) -> "BillingLimits":
+    def of(cls, billing: "BillingConfig") -> "BillingLimits":
         return cls(billing.max_line_item_cost, billing.max_charge_period_days)
 
 

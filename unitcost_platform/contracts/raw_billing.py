@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 import polars as pl
 
-from unitcost_platform.config import TenantConfig
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.contracts import focus
 from unitcost_platform.contracts.problems import describe_bad_values, row_ref
 from unitcost_platform.errors import InputDataError

@@ -3,7 +3,8 @@
 A connector is one module under `sources/billing/`, `sources/usage/` or `sources/customers/` that
 ends with a `CONNECTOR = Connector(...)` and is listed in `sources/registry.py`. It declares:
 
-- where its config lives (`<kind>.<config_key>` in unitcost.yaml; a list for `many` sources);
+- where its config lives (`<kind>.<config_key>` in unitcost.yaml; a list for `many` sources) and
+  its model (`config_model`, defined in its module; config.py adds one key per registered connector);
 - `read(context, source_config, days)`: the contract of its kind for `days` —
   billing: `BillingRead` (rows of `contracts.focus.RAW_BILLING_SCHEMA`, plus export versions),
   usage: rows of `contracts.usage.USAGE_SCHEMA`, customers: rows of `contracts.customers.VERSION_SCHEMA`;
@@ -70,11 +71,17 @@ class Connector:
     make_resource: Callable[[Any, Secret], "dg.ConfigurableResource"] | None = None
     api_rows: Callable[[ReadContext, Any, list[dt.date]], pl.DataFrame] | None = None
     export_versions: Callable[[Any, Any, list[str]], dict[str, str]] | None = None
+    config_model: type | None = None  # its section of unitcost.yaml (a pydantic model)
+    default: Any = None  # its config when unitcost.yaml does not mention it (None: off)
     many: bool = False  # the config key holds a list of sources
 
     def configured(self, cfg: "UnitcostConfig") -> list[Any]:
         """This connector's source configs in `cfg` (none, one, or several for `many`)."""
-        value = getattr(getattr(cfg, self.kind), self.config_key)
+        return self.in_section(getattr(cfg, self.kind))
+
+    def in_section(self, section: Any) -> list[Any]:
+        """The same, from its kind's section (`cfg.billing`, `cfg.usage`, `cfg.customers`)."""
+        value = getattr(section, self.config_key)
         if value is None:
             return []
         return list(value) if self.many else [value]
@@ -94,6 +101,7 @@ def api_connector(
     *,
     name: str,
     config_key: str,
+    config_model: type,
     api_rows: Callable[[ReadContext, Any, list[dt.date]], pl.DataFrame],
     tag_key: Callable[[Any], str],
     resource_key: str,
@@ -114,5 +122,5 @@ def api_connector(
 
     return Connector(
         name=name, kind="billing", config_key=config_key, read=read, restatement="api_totals",
-        resource_key=resource_key, make_resource=make_resource, api_rows=api_rows,
+        resource_key=resource_key, make_resource=make_resource, api_rows=api_rows, config_model=config_model,
     )  # fmt: skip

@@ -7,7 +7,7 @@ restatement sensor; a day outside it is final.
 
 import datetime as dt
 
-from unitcost_platform.config import RestatementConfig
+from unitcost_platform.config_base import RestatementConfig
 
 
 def repull_window(today: dt.date, cfg: RestatementConfig) -> tuple[dt.date, dt.date]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import requests
 
-from unitcost_platform.config import RetrySettings
+from unitcost_platform.config_base import RetrySettings
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
 

@@ -29,6 +29,7 @@ CUSTOMERS: list[Connector] = [
     customer_files.CONNECTOR,
 ]
 ALL: list[Connector] = [*BILLING, *USAGE, *CUSTOMERS]
+CONNECTORS: dict[str, list[Connector]] = {"billing": BILLING, "usage": USAGE, "customers": CUSTOMERS}
 
 
 def configured_names(connectors: list[Connector], kind: str) -> str:

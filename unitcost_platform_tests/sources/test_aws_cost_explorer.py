@@ -10,10 +10,11 @@ import requests
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from unitcost_platform.config import CostExplorerSource, TenantConfig
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.contracts.raw_billing import to_raw_billing
 from unitcost_platform.sources.billing.cost_explorer import (
     CostExplorerError,
+    CostExplorerSource,
     build_request,
     fetch_cost_explorer,
 )

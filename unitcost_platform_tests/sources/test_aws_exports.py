@@ -13,10 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from unitcost_platform.config import AwsExportSource, PoolConfig, PoolMatch, TenantConfig
+from unitcost_platform.config import PoolConfig, PoolMatch
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.defs.restatement import RESTATEMENT_SENSOR
 from unitcost_platform.errors import InputDataError
-from unitcost_platform.sources.billing.aws_exports import fetch_aws_export, latest_manifest
+from unitcost_platform.sources.billing.aws_exports import (
+    AwsExportSource,
+    fetch_aws_export,
+    latest_manifest,
+)
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import customers, usage
 from unitcost_platform_tests.saas import DAYS, read_table, run_range

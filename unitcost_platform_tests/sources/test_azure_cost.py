@@ -15,10 +15,15 @@ import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from unitcost_platform.config import AzureSource, RestatementConfig
+from unitcost_platform.config_base import RestatementConfig
 from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA
 from unitcost_platform.sources.billing import azure as azure_cost
-from unitcost_platform.sources.billing.azure import AzureCostError, fetch_azure_costs, query_windows
+from unitcost_platform.sources.billing.azure import (
+    AzureCostError,
+    AzureSource,
+    fetch_azure_costs,
+    query_windows,
+)
 from unitcost_platform_tests.helpers import Recorded
 
 SUB = "3f2a9c1e-5b7d-4e08-9a61-0c4d2b7e8f13"

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from unitcost_platform.config import TenantConfig
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.contracts.focus import parse_utc_timestamp
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.billing.files import read_billing_files

@@ -72,7 +72,7 @@ def test_every_connector_module_is_registered():
 
 @CONNECTORS
 def test_its_config_key_is_in_unitcost_yaml(connector):
-    assert connector.config_key in MODELS[connector.kind].model_fields
+    assert connector.config_key in MODELS[connector.kind].model_fields and connector.config_model is not None
     assert (connector.kind, connector.config_key) in EXAMPLES, "add an example config of the new connector to EXAMPLES"
 
 

@@ -13,13 +13,15 @@ import polars as pl
 import pytest
 import requests
 
-from unitcost_platform.config import DatadogMetric, DatadogSource, UnitcostConfig, UsageConfig
+from unitcost_platform.config import UnitcostConfig, UsageConfig
 from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.loaders import load_usage
 from unitcost_platform.sources.usage import datadog
 from unitcost_platform.sources.usage.datadog import (
     DatadogError,
+    DatadogMetric,
+    DatadogSource,
     fetch_datadog,
     query_window,
     tenant_of,

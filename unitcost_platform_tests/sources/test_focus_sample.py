@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from unitcost_platform.config import TenantConfig
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.sources.billing.files import read_billing_files
 
 # A copy of ../shared/fixtures/focus-1.0-sample (CC BY 4.0, see its README), so a clone tests alone.

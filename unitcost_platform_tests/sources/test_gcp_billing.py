@@ -21,10 +21,11 @@ from google.cloud import bigquery
 from polars.testing import assert_frame_equal
 from werkzeug import Request, Response
 
-from unitcost_platform.config import GcpSource, RestatementConfig
+from unitcost_platform.config_base import RestatementConfig
 from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA
 from unitcost_platform.sources.billing.gcp import (
     GcpBillingError,
+    GcpSource,
     build_query,
     fetch_gcp_costs,
     focus_category,

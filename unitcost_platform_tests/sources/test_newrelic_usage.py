@@ -13,10 +13,15 @@ import polars as pl
 import pytest
 import requests
 
-from unitcost_platform.config import NewRelicMetric, NewRelicSource
 from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.sources.usage import newrelic
-from unitcost_platform.sources.usage.newrelic import NewRelicError, facet_attribute, fetch_newrelic
+from unitcost_platform.sources.usage.newrelic import (
+    NewRelicError,
+    NewRelicMetric,
+    NewRelicSource,
+    facet_attribute,
+    fetch_newrelic,
+)
 from unitcost_platform_tests.helpers import Recorded, usage_row, usage_rows
 
 PATH = "/graphql"

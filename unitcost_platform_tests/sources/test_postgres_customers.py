@@ -9,9 +9,9 @@ import polars as pl
 import psycopg
 import pytest
 
-from unitcost_platform.config import PostgresCustomers
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.customers.postgres import (
+    PostgresCustomers,
     ProductDatabaseError,
     read_postgres_customers,
 )

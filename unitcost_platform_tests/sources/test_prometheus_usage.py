@@ -17,11 +17,12 @@ import polars as pl
 import pytest
 import requests
 
-from unitcost_platform.config import PrometheusMetric, PrometheusSource
 from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.sources.usage import prometheus as prometheus_usage
 from unitcost_platform.sources.usage.prometheus import (
     PrometheusError,
+    PrometheusMetric,
+    PrometheusSource,
     build_query,
     fetch_prometheus,
     query_windows,

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from unitcost_platform.config import TenantConfig
+from unitcost_platform.config_base import TenantConfig
 from unitcost_platform.contracts.focus import DEFAULT_LIMITS, BillingLimits
 from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA, to_raw_billing
 from unitcost_platform.errors import InputDataError

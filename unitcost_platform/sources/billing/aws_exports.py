@@ -13,12 +13,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
+from pydantic import Field
 
-from unitcost_platform.config import AwsExportSource, TenantConfig
+from unitcost_platform.config_base import Model, TenantConfig
 from unitcost_platform.contracts import focus
 from unitcost_platform.contracts.problems import describe_bad_values
 from unitcost_platform.contracts.raw_billing import finish_raw_billing, value_problems
@@ -27,6 +29,28 @@ from unitcost_platform.sources.billing.files import read_focus_file
 from unitcost_platform.sources.connector import BillingRead, Connector, ReadContext, Secret
 from unitcost_platform.sources.files import collect_file, missing_columns_problem
 from unitcost_platform.sources.service_categories import service_category
+
+
+class AwsExportSource(Model):
+    """An AWS Data Exports export (CUR 2.0 or FOCUS 1.0/1.2) delivered as Parquet to S3."""
+
+    bucket: str
+    prefix: str = ""
+    export_name: str
+    format: Literal["cur2", "focus"]
+    region: str | None = None
+    final_after_days: int = Field(
+        default=5, ge=0, description="FOCUS exports without InvoiceId: a period is final this many days after its end"
+    )
+
+    def data_prefix(self, period: str) -> str:
+        base = "/".join(p for p in (self.prefix.strip("/"), self.export_name) if p)
+        return f"{base}/data/BILLING_PERIOD={period}/"
+
+    def metadata_prefix(self, period: str) -> str:
+        base = "/".join(p for p in (self.prefix.strip("/"), self.export_name) if p)
+        return f"{base}/metadata/BILLING_PERIOD={period}/"
+
 
 CUR2_REQUIRED = [
     "line_item_line_item_type", "line_item_usage_start_date", "line_item_unblended_cost",
@@ -314,4 +338,5 @@ def export_versions(s3, cfg: AwsExportSource, periods: list[str]) -> dict[str, s
 CONNECTOR = Connector(
     name="aws_exports", kind="billing", config_key="aws_exports", read=read, restatement="export_versions",
     resource_key="s3", make_resource=make_resource, export_versions=export_versions, many=True,
+    config_model=AwsExportSource,
 )  # fmt: skip

@@ -15,13 +15,15 @@ import datetime as dt
 import re
 import time
 from collections.abc import Callable, Mapping
+from typing import Literal
 from urllib.parse import urlsplit
 
 import dagster as dg
 import polars as pl
 import requests
+from pydantic import Field
 
-from unitcost_platform.config import AzureSource, RestatementConfig
+from unitcost_platform.config_base import RestatementConfig, RetrySettings
 from unitcost_platform.contracts.raw_billing import (
     API_ROW_SCHEMA,
     day_start,
@@ -39,6 +41,23 @@ from unitcost_platform.sources.http_json import (
     session_keeping_secrets,
 )
 from unitcost_platform.sources.service_categories import service_category
+
+
+class AzureSource(RetrySettings):
+    """Azure Cost Management Query API, daily, grouped by the tenant tag and ServiceName."""
+
+    scope: str = Field(description="e.g. /subscriptions/<id> or /providers/Microsoft.Billing/billingAccounts/<id>")
+    tag_key: str = "tenant_id"
+    cost_type: Literal["AmortizedCost", "ActualCost"] | None = Field(
+        default=None, description="default: AmortizedCost for EffectiveCost, ActualCost for BilledCost"
+    )
+    endpoint: str = "https://management.azure.com"
+    api_version: str = "2023-11-01"
+    tenant_id_env: str = "AZURE_TENANT_ID"
+    client_id_env: str = "AZURE_CLIENT_ID"
+    client_secret_env: str = "AZURE_CLIENT_SECRET"
+    timeout_seconds: float = Field(default=120.0, gt=0, description="a query over a month of data can take a while")
+
 
 ARM_TOKEN_SCOPE = "https://management.azure.com/.default"
 COST = "Cost"  # the aggregated column: the response names it after the aggregation's `name`
@@ -408,6 +427,7 @@ def api_rows(context: ReadContext, cfg: AzureSource, days: list[dt.date]) -> pl.
 
 
 CONNECTOR = api_connector(
+    config_model=AzureSource,
     name="azure", config_key="azure", api_rows=api_rows, tag_key=lambda cfg: cfg.tag_key,
     resource_key="azure", make_resource=make_resource,
 )  # fmt: skip

@@ -15,8 +15,9 @@ import boto3
 import polars as pl
 from botocore.exceptions import ClientError
 from dagster_aws.utils import ResourceWithBoto3Configuration, construct_boto_client_retry_config
+from pydantic import Field
 
-from unitcost_platform.config import CostExplorerSource
+from unitcost_platform.config_base import RetrySettings
 from unitcost_platform.contracts.raw_billing import (
     API_ROW_SCHEMA,
     day_start,
@@ -27,6 +28,16 @@ from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
 from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
 from unitcost_platform.sources.service_categories import service_category
+
+
+class CostExplorerSource(RetrySettings):
+    """AWS Cost Explorer GetCostAndUsage, daily, grouped by the tenant tag and SERVICE; throttling
+    (LimitExceededException) is retried by the retry policy."""
+
+    tag_key: str = "tenant_id"
+    region: str = "us-east-1"
+    max_wait_seconds: float = Field(default=30.0, ge=0)
+
 
 METRIC_FOR = {"EffectiveCost": "AmortizedCost", "BilledCost": "UnblendedCost"}
 
@@ -181,6 +192,7 @@ def api_rows(context: ReadContext, cfg: CostExplorerSource, days: list[dt.date])
 
 
 CONNECTOR = api_connector(
+    config_model=CostExplorerSource,
     name="aws_cost_explorer", config_key="cost_explorer", api_rows=api_rows, tag_key=lambda cfg: cfg.tag_key,
     resource_key="aws_cost_explorer", make_resource=make_resource,
 )  # fmt: skip

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.config import FileSource, TenantConfig
+from unitcost_platform.config_base import FileSource, TenantConfig
 from unitcost_platform.contracts import focus
 from unitcost_platform.contracts.problems import describe_bad_values
 from unitcost_platform.contracts.raw_billing import NUMBER_FIX, finish_raw_billing, value_problems
@@ -235,4 +235,7 @@ def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> BillingR
     return BillingRead(rows)
 
 
-CONNECTOR = Connector(name="files", kind="billing", config_key="files", read=read, restatement="none")
+CONNECTOR = Connector(
+    name="files", kind="billing", config_key="files", read=read, restatement="none",
+    config_model=FileSource, default=FileSource(path="billing"),
+)  # fmt: skip

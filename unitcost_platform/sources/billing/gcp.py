@@ -17,17 +17,29 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
-from unitcost_platform.config import GcpSource, RestatementConfig
+from unitcost_platform.config_base import Model, RestatementConfig
 from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA, empty_api_rows, tenant_tags
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
 from unitcost_platform.sources.finality import is_final
 from unitcost_platform.sources.service_categories import service_category
+
+
+class GcpSource(Model):
+    """The GCP Cloud Billing export in BigQuery (standard, resource-level, or the FOCUS view)."""
+
+    table: str = Field(description="project.dataset.table (or view)")
+    kind: Literal["standard", "resource", "focus"] = "standard"
+    label_key: str = "tenant_id"
+    project: str | None = Field(default=None, description="project that runs the query jobs (default: the table's)")
+    late_days: int = Field(default=3, ge=0, description="how far past a day its rows may still be exported")
+
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -367,6 +379,7 @@ def api_rows(context: ReadContext, cfg: GcpSource, days: list[dt.date]) -> pl.Da
 
 
 CONNECTOR = api_connector(
+    config_model=GcpSource,
     name=SOURCE, config_key="gcp", api_rows=api_rows, tag_key=lambda cfg: cfg.label_key,
     resource_key="bigquery", make_resource=make_resource,
 )  # fmt: skip

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.config import FileSource
+from unitcost_platform.config_base import FileSource
 from unitcost_platform.contracts.customers import VERSION_SCHEMA
 from unitcost_platform.contracts.focus import null_literals_to_null
 from unitcost_platform.contracts.problems import describe_bad_values, row_ref_expr
@@ -96,4 +96,7 @@ def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> pl.DataF
     return read_customer_files(paths, normalize=context.cfg.tenant.normalize, log=context.log)
 
 
-CONNECTOR = Connector(name="files", kind="customers", config_key="files", read=read, restatement="none")
+CONNECTOR = Connector(
+    name="files", kind="customers", config_key="files", read=read, restatement="none",
+    config_model=FileSource, default=FileSource(path="customers.csv"),
+)  # fmt: skip

@@ -15,14 +15,25 @@ from decimal import Decimal
 import dagster as dg
 import polars as pl
 import psycopg
+from pydantic import Field
 
-from unitcost_platform.config import PostgresCustomers
+from unitcost_platform.config_base import Model
 from unitcost_platform.contracts.customers import VERSION_SCHEMA
 from unitcost_platform.contracts.tenant_key import tenant_key_expr
 from unitcost_platform.errors import InputDataError, UnitcostError
 from unitcost_platform.sources.connector import Connector, ReadContext, Secret
 from unitcost_platform.sources.customers.files import OPTIONAL, REQUIRED
 from unitcost_platform.sources.usage.files import parse_date
+
+
+class PostgresCustomers(Model):
+    """The product database: a read-only query returning the customer columns (see the README)."""
+
+    dsn_env: str = Field(default="UNITCOST_PRODUCT_DB_DSN", description="env var holding the connection string (a secret)")
+    query: str = Field(description="SQL returning customer_id, tenant_id, tier, mrr, status (+ optional columns); "
+                       "may use %(first_day)s and %(last_day)s")
+    statement_timeout_ms: int = Field(default=30_000, ge=100)
+
 
 TEXT_COLUMNS = ["customer_id", "tenant_id", "customer_name", "tier", "status", "segment"]
 
@@ -167,5 +178,5 @@ def read(context: ReadContext, cfg: PostgresCustomers, days: list[dt.date]) -> p
 
 CONNECTOR = Connector(
     name="postgres", kind="customers", config_key="postgres", read=read, restatement="none",
-    resource_key="product_db", make_resource=make_resource,
+    config_model=PostgresCustomers, resource_key="product_db", make_resource=make_resource,
 )  # fmt: skip

@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping
 import dagster as dg
 import polars as pl
 import requests
+from pydantic import Field
 
-from unitcost_platform.config import DatadogMetric, DatadogSource
+from unitcost_platform.config_base import Model, RetrySettings
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
@@ -33,6 +34,26 @@ from unitcost_platform.sources.http_json import (
     request_json,
     session_keeping_secrets,
 )
+
+
+class DatadogMetric(Model):
+    metric: str
+    query: str = Field(description="a metrics query grouped by the tenant tag, e.g. sum:app.requests{*} by {tenant_id}.rollup(sum, 86400)")
+    service_name: str | None = None
+
+
+class DatadogSource(RetrySettings):
+    site: str = Field(default="datadoghq.com", description="datadoghq.com, datadoghq.eu, us3.datadoghq.com, ...")
+    url: str | None = Field(default=None, description="API base URL; default https://api.<site>")
+    api_key_env: str = "DD_API_KEY"
+    app_key_env: str = "DD_APP_KEY"
+    tenant_tag: str = "tenant_id"
+    metrics: list[DatadogMetric] = Field(min_length=1)
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"https://api.{self.site}").rstrip("/")
+
 
 SOURCE = "datadog"
 QUERY_PATH = "/api/v1/query"
@@ -280,5 +301,5 @@ def read(context: ReadContext, cfg: DatadogSource, days: list[dt.date]) -> pl.Da
 
 CONNECTOR = Connector(
     name=SOURCE, kind="usage", config_key="datadog", read=read, restatement="none",
-    resource_key="datadog", make_resource=make_resource,
+    config_model=DatadogSource, resource_key="datadog", make_resource=make_resource,
 )  # fmt: skip

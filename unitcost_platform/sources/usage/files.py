@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.config import FileSource
+from unitcost_platform.config_base import FileSource
 from unitcost_platform.contracts.focus import (
     NULL_LITERALS,
     null_literals_to_null,
@@ -133,4 +133,7 @@ def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> pl.DataF
     return read_usage_files(paths, days, normalize=context.cfg.tenant.normalize, log=context.log)
 
 
-CONNECTOR = Connector(name="files", kind="usage", config_key="files", read=read, restatement="none")
+CONNECTOR = Connector(
+    name="files", kind="usage", config_key="files", read=read, restatement="none",
+    config_model=FileSource, default=FileSource(path="usage"),
+)  # fmt: skip

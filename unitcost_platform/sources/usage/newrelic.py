@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 import dagster as dg
 import polars as pl
 import requests
+from pydantic import Field
 
-from unitcost_platform.config import NewRelicMetric, NewRelicSource
+from unitcost_platform.config_base import Model, RetrySettings
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
@@ -34,6 +35,21 @@ from unitcost_platform.sources.http_json import (
     request_json,
     session_keeping_secrets,
 )
+
+
+class NewRelicMetric(Model):
+    metric: str
+    nrql: str = Field(description="SELECT ... FROM ... [WHERE ...]; FACET, SINCE, UNTIL and LIMIT are added")
+    service_name: str | None = None
+
+
+class NewRelicSource(RetrySettings):
+    account_id: int
+    url: str = Field(default="https://api.newrelic.com/graphql", description="NerdGraph; EU: https://api.eu.newrelic.com/graphql")
+    api_key_env: str = "NEW_RELIC_API_KEY"
+    tenant_attribute: str = "tenant_id"
+    metrics: list[NewRelicMetric] = Field(min_length=1)
+
 
 SOURCE = "newrelic"
 GRAPHQL_QUERY = (
@@ -293,5 +309,5 @@ def read(context: ReadContext, cfg: NewRelicSource, days: list[dt.date]) -> pl.D
 
 CONNECTOR = Connector(
     name=SOURCE, kind="usage", config_key="newrelic", read=read, restatement="none",
-    resource_key="newrelic", make_resource=make_resource,
+    config_model=NewRelicSource, resource_key="newrelic", make_resource=make_resource,
 )  # fmt: skip

@@ -14,16 +14,49 @@ list-price shares: OpenCost decides the shares, the bill decides the dollars.
 import datetime as dt
 import time
 from collections.abc import Callable
+from typing import Literal
 
 import polars as pl
 import requests
+from pydantic import Field, field_validator
 
-from unitcost_platform.config import OpenCostMetric, OpenCostSource
+from unitcost_platform.config_base import (
+    Model,
+    RetrySettings,
+    check_namespace_map,
+    tenant_of_namespace,
+)
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import Connector, ReadContext
 from unitcost_platform.sources.http_json import JsonService, request_json, session_keeping_secrets
+
+
+class OpenCostMetric(Model):
+    metric: str = Field(description="the usage metric each namespace's totalCost becomes, e.g. k8s_cost_share")
+    aggregate: Literal["namespace"] = "namespace"
+    service_name: str | None = None
+
+
+class OpenCostSource(RetrySettings):
+    """OpenCost's allocation API, per UTC day: each namespace's list-price cost becomes usage of its tenant."""
+
+    url: str = Field(description="the OpenCost API, e.g. http://opencost.opencost:9003")
+    metrics: list[OpenCostMetric] = Field(min_length=1)
+    namespace_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="namespace -> tenant; a key starting with ^ is a regex whose value may use {1}, its first group",
+    )
+
+    @field_validator("namespace_map")
+    @classmethod
+    def _patterns_compile(cls, mapping: dict[str, str]) -> dict[str, str]:
+        return check_namespace_map(mapping)
+
+    def tenant_of(self, namespace: str) -> str | None:
+        return tenant_of_namespace(self.namespace_map, namespace)
+
 
 SOURCE = "opencost"
 PATH = "/allocation"
@@ -144,4 +177,6 @@ def read(context: ReadContext, cfg: OpenCostSource, days: list[dt.date]) -> pl.D
     return fetch_opencost(cfg, days, log=context.log)
 
 
-CONNECTOR = Connector(name=SOURCE, kind="usage", config_key="opencost", read=read, restatement="none")
+CONNECTOR = Connector(
+    name=SOURCE, kind="usage", config_key="opencost", read=read, restatement="none", config_model=OpenCostSource
+)

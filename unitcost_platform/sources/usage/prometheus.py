@@ -16,21 +16,64 @@ appears in no error or log line.
 
 import datetime as dt
 import math
+import re
 import time
 from collections.abc import Callable
+from typing import Literal
 from urllib.parse import urlsplit
 
 import dagster as dg
 import polars as pl
 import requests
+from pydantic import Field, model_validator
 
-from unitcost_platform.config import PrometheusMetric, PrometheusSource
+from unitcost_platform.config_base import LABEL_NAME, Model, RetrySettings
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
 from unitcost_platform.retry_after import retry_after_seconds
 from unitcost_platform.sources.connector import Connector, ReadContext, Secret
 from unitcost_platform.sources.http_json import redacting, session_keeping_secrets
+
+
+class PrometheusMetric(Model):
+    """One usage metric from Prometheus: a full PromQL `query`, or a `series` and its `kind`.
+
+    The query is evaluated at the end of each UTC day and must aggregate `by (<tenant_label>)`;
+    from a series: a counter is `sum by (tenant) (increase(series[1d]))`, a gauge
+    `sum by (tenant) (avg_over_time(series[1d]))`.
+    """
+
+    metric: str = Field(description="the usage metric it feeds: requests, storage_bytes, active_sessions, ...")
+    query: str | None = None
+    series: str | None = None
+    kind: Literal["counter", "gauge"] | None = None
+    matchers: dict[str, str] = Field(default_factory=dict, description="label matchers added to the series")
+    service_name: str | None = None
+
+    @model_validator(mode="after")
+    def _query_or_series(self) -> "PrometheusMetric":
+        if (self.query is None) == (self.series is None):
+            raise ValueError(f"usage metric {self.metric!r}: give either query or series (with kind)")
+        if self.series is not None:
+            if self.kind is None:
+                raise ValueError(f"usage metric {self.metric!r}: series needs kind: counter or gauge")
+            if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", self.series):
+                raise ValueError(f"usage metric {self.metric!r}: {self.series!r} is not a Prometheus metric name")
+        for label in self.matchers:
+            if not re.fullmatch(LABEL_NAME, label):
+                raise ValueError(f"usage metric {self.metric!r}: {label!r} is not a label name")
+        return self
+
+
+class PrometheusSource(RetrySettings):
+    url: str = Field(description="base URL of the Prometheus HTTP API, e.g. http://prometheus:9090")
+    tenant_label: str = Field(default="tenant_id", pattern=LABEL_NAME)
+    metrics: list[PrometheusMetric] = Field(min_length=1)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    max_wait_seconds: float = Field(default=60.0, ge=0)
+    bearer_token_env: str | None = Field(default=None, description="env var holding a bearer token, if any")
+
 
 SOURCE = "prometheus"
 QUERY_RANGE_PATH = "/api/v1/query_range"
@@ -366,5 +409,5 @@ def read(context: ReadContext, cfg: PrometheusSource, days: list[dt.date]) -> pl
 
 CONNECTOR = Connector(
     name=SOURCE, kind="usage", config_key="prometheus", read=read, restatement="none",
-    resource_key="prometheus", make_resource=make_resource,
+    config_model=PrometheusSource, resource_key="prometheus", make_resource=make_resource,
 )  # fmt: skip
