@@ -227,3 +227,37 @@ def test_a_hash_collision_falls_back_to_parsing_every_row(monkeypatch):
     expected = [f"t{i % 7}" if i % 5 else None for i in range(n)]
     monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series([0] * self.len(), dtype=pl.UInt64))
     assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected
+
+
+def test_focus_1_3_allocated_charges_in_a_billing_file(tmp_path):
+    # A $24 node day split by the data generator (FOCUS 1.3): two pods and the unallocated part.
+    # Same result whether every column is read or only a projection (what the engineers' views read).
+    base = {"BilledCost": "", "EffectiveCost": "", "BillingCurrency": "USD", "ChargePeriodStart": "2026-03-10T00:00:00Z",
+            "ChargePeriodEnd": "2026-03-11T00:00:00Z", "ChargeCategory": "Usage", "ProviderName": "AWS",
+            "ServiceName": "Amazon EC2", "ServiceCategory": "Compute", "ResourceId": "i-node",
+            "Tags": '{"team": "platform"}', "AllocatedMethodId": "split-by-requests", "AllocatedResourceId": "",
+            "AllocatedTags": ""}  # fmt: skip
+    rows = [
+        {**base, "BilledCost": "16.5", "EffectiveCost": "16.5", "AllocatedResourceId": "pod-a", "AllocatedTags": '{"k8s:namespace": "tenant-a"}'},
+        {**base, "BilledCost": "4.5", "EffectiveCost": "4.5", "AllocatedResourceId": "pod-b", "AllocatedTags": '{"tenant_id": "b"}'},
+        {**base, "BilledCost": "3", "EffectiveCost": "3", "AllocatedTags": "NULL"},
+        {**base, "BilledCost": "1", "EffectiveCost": "1", "ResourceId": "i-other", "AllocatedMethodId": "NULL", "Tags": "NULL"},
+    ]  # fmt: skip
+    path = tmp_path / "focus13.csv"
+    pl.DataFrame(rows).write_csv(path)
+    cfg = TenantConfig(namespace_map={"^tenant-(.+)$": "{1}"})
+    for columns in (None, ["ResourceId", "ServiceName", "EffectiveCost"]):
+        out = read_billing_files([path], [D], cost_column="EffectiveCost", tenant=cfg, spread=True, columns=columns)
+        got = {(r["ResourceId"], r["x_TenantId"]): r["EffectiveCost"] for r in out.iter_rows(named=True)}
+        assert got == {("pod-a", "a"): 16.5, ("pod-b", "b"): 4.5, ("i-node", None): 3.0, ("i-other", None): 1.0}
+        assert "AllocatedTags" not in out.columns and round(out["EffectiveCost"].sum(), 2) == 25.00
+    out = _read([path]).sort("x_SourceRow")
+    assert [json.loads(t) if t else None for t in out["Tags"]] == [
+        {"team": "platform", "k8s:namespace": "tenant-a", "unitcost:parent": "i-node"},
+        {"team": "platform", "tenant_id": "b", "unitcost:parent": "i-node"},
+        {"team": "platform", "unitcost:idle": "true", "unitcost:parent": "i-node"},
+        None,
+    ]
+    pl.DataFrame([{**rows[0], "AllocatedTags": "[1, 2]"}]).write_csv(path)
+    with pytest.raises(InputDataError, match="AllocatedTags value.*not JSON objects"):
+        _read([path])
