@@ -1,4 +1,9 @@
-"""FOCUS billing from CSV and Parquet files (any number, under `$UNITCOST_DATA_DIR/billing/`)."""
+"""FOCUS billing from CSV and Parquet files (any number, under `$UNITCOST_DATA_DIR/billing/`).
+
+A file with CUR 2.0 columns instead (`line_item_unblended_cost`, no `BilledCost`) is read as the S3
+data-exports connector reads CUR 2.0, split cost allocation data included; a FOCUS 1.3 file's
+allocated charges become line items of their own (`allocated_charges`).
+"""
 
 import datetime as dt
 import json
@@ -48,7 +53,10 @@ def read_billing_files(
     read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
 
     def one(path: Path) -> tuple[pl.DataFrame | None, list[str]]:
-        frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns, limits=limits)
+        if is_cur2_file(path):
+            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits)
+        else:
+            frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns, limits=limits)
         if frame is not None and read is not None:
             # Drop what only validation and the tenant needed (Tags) before the files are combined.
             frame = frame.select([c for c in frame.columns if c in read or c.startswith("x_")])
@@ -86,6 +94,45 @@ DUPLICATE_PREFILTER = ["ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "Ef
 
 
 
+
+
+def is_cur2_file(path: Path) -> bool:
+    """A CUR 2.0 export (line_item_* columns, no FOCUS cost columns) rather than a FOCUS one."""
+    names = scan_file(path).collect_schema().names()
+    return "line_item_unblended_cost" in names and "BilledCost" not in names
+
+
+def read_cur2_file(
+    path: Path,
+    window: tuple[dt.datetime, dt.datetime],
+    label: str | None = None,
+    *,
+    tenant: TenantConfig | None = None,
+    limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
+) -> tuple[pl.DataFrame | None, list[str]]:
+    """A CUR 2.0 file (Parquet as Data Exports write it, or CSV) as typed FOCUS rows overlapping `window`.
+
+    The same code as the S3 data-exports connector: amortized EffectiveCost per line item type, and
+    split cost allocation data (`split_line_item_*`: pods as line items, unused capacity as idle line
+    items, the node not counted twice) where the columns are present.
+    """
+    # Imported here: aws_exports reads its FOCUS files through this module.
+    from unitcost_platform.sources.billing.aws_exports import cur2_rows
+
+    where = label or str(path)
+    raw, problems = collect_file(scan_file(path, where), where)
+    if raw is None:
+        return None, problems
+    rows, problems = cur2_rows(raw, where, limits)
+    if rows is None:
+        return None, problems
+    lo, hi = window
+    end = pl.col("ChargePeriodEnd")
+    rows = rows.filter((pl.col("ChargePeriodStart") < hi) & ((end > lo).fill_null(False) | (pl.col("ChargePeriodStart") >= lo)))
+    rows, tag_problems = _with_tenant(where, rows, tenant)
+    if tag_problems:
+        return None, tag_problems
+    return focus.normalize_enumerations(rows), []
 
 
 def read_focus_file(
