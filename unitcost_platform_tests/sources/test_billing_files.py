@@ -261,3 +261,32 @@ def test_focus_1_3_allocated_charges_in_a_billing_file(tmp_path):
     pl.DataFrame([{**rows[0], "AllocatedTags": "[1, 2]"}]).write_csv(path)
     with pytest.raises(InputDataError, match="AllocatedTags value.*not JSON objects"):
         _read([path])
+
+
+def test_a_cur2_file_with_split_cost_allocation_data(tmp_path):
+    # The $24 node day as a CUR 2.0 file among the billing files: pods a $9 + $5 unused, b $4.50 +
+    # $2.50, ingress $3; read by the S3 connector's code: the node keeps $0, the unused $7.50 is idle.
+    def item(resource, unblended, tags, parent=None, split=None, unused=None):
+        return {"line_item_line_item_type": "Usage", "line_item_usage_start_date": "2026-03-10T00:00:00Z",
+                "line_item_usage_end_date": "2026-03-11T00:00:00Z", "line_item_unblended_cost": unblended,
+                "line_item_currency_code": "USD", "line_item_product_code": "AmazonEC2", "bill_invoice_id": "INV-1",
+                "line_item_resource_id": resource, "resource_tags": json.dumps(tags),
+                "split_line_item_parent_resource_id": parent, "split_line_item_split_cost": split,
+                "split_line_item_unused_cost": unused}  # fmt: skip
+
+    def pod(ns, split, unused):
+        return item(f"pod/{ns}", 0.0, {"aws_eks_namespace": ns}, "i-node", split, unused)
+
+    rows = [item("i-node", 24.0, {"aws_eks_cluster_name": "prod"}), pod("tenant-a", 9.0, 5.0), pod("tenant-b", 4.5, 2.5), pod("ingress", 3.0, 0.0)]
+    path = tmp_path / "cur2.csv"
+    pl.DataFrame(rows).write_csv(path)
+    cfg = TenantConfig(namespace_map={"^tenant-(.+)$": "{1}"})
+    out = read_billing_files([path], [D], cost_column="EffectiveCost", tenant=cfg, spread=True)
+    got = {}
+    for r in out.iter_rows(named=True):
+        key = (r["ResourceId"], r["x_TenantId"], "unitcost:idle" in (r["Tags"] or ""))
+        got[key] = round(got.get(key, 0.0) + r["EffectiveCost"], 2)
+    assert got == {("i-node", None, False): 0.0, ("pod/tenant-a", "a", False): 9.0, ("pod/tenant-b", "b", False): 4.5,
+                   ("pod/ingress", None, False): 3.0, ("i-node", None, True): 7.5}  # fmt: skip
+    assert round(out["EffectiveCost"].sum(), 2) == 24.00 and round(out["BilledCost"].sum(), 2) == 24.00
+    assert set(out["ServiceName"]) == {"AmazonEC2"} and out["x_IsFinal"].all()
