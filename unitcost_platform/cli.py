@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from unitcost_platform.config import load_config
+from unitcost_platform.config import NAMESPACE_TAG_KEYS, load_config
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, WAREHOUSE_SCHEMA, Settings
@@ -42,6 +42,40 @@ def _demo_range(args: argparse.Namespace) -> int:
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+def _json_path(key: str) -> str:
+    return "$." + json.dumps(key)
+
+
+def _kubernetes_lines(con: duckdb.DuckDBPyConnection, s: str, cfg) -> list[str]:
+    """Shared clusters: namespaces billed to tenants (split cost allocation data), clusters split by
+    OpenCost, and idle capacity kept apart; nothing when the bill has none of them."""
+    lines = []
+    values = [f"json_extract_string(Tags, '{_json_path(k)}')" for k in NAMESPACE_TAG_KEYS]
+    namespace = " or ".join(f"{v} is not null" for v in values)
+    pods = _query(con, f"""
+        select count(distinct x_TenantId) tenants, count(distinct coalesce({", ".join(values)})) namespaces,
+            sum({cfg.cost_column}) cost
+        from {s}.raw_billing where x_TenantId is not null and ({namespace})""").row(0, named=True)
+    if pods["tenants"]:
+        lines.append(f"Kubernetes namespaces as tenants: {pods['namespaces']} namespaces of {pods['tenants']} tenants, "
+                     f"${pods['cost'] or 0:,.2f} of pod cost billed to them directly")  # fmt: skip
+    metrics = [m.metric for m in cfg.usage.opencost.metrics] if cfg.usage.opencost else []
+    if metrics:
+        listed = ", ".join(f"'{m}'" for m in metrics)
+        split = _query(con, f"""
+            select pool, count(distinct customer_id) customers, sum(allocated_cost) cost from {s}.allocated_cost
+            where driver in ({listed}) and customer_id is not null group by 1 order by 1""")
+        if split.height:
+            lines.append("Clusters split by OpenCost: " + "; ".join(
+                f"{p} ${c:,.2f} over {n} customers" for p, n, c in split.iter_rows()))  # fmt: skip
+    idle = _query(con, f"""
+        select pool, sum(allocated_cost) cost from {s}.allocated_cost where unallocated_reason = 'idle'
+        group by 1 order by 1""")
+    if idle.height:
+        lines.append("Idle capacity kept apart (unallocated, reason idle): " + "; ".join(f"{p} ${c:,.2f}" for p, c in idle.iter_rows()))
+    return lines
 
 
 def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None = None) -> str:
@@ -86,6 +120,7 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
             select customer_name, family, opened_day, resolved_day, days_open from {s}.alert_incidents
             where status = 'resolved' and family = 'COST_TO_MRR' order by resolved_day desc limit 3""") if incidents else None
         model_lines = _anomaly_forecast_lines(con, s)
+        k8s_lines = _kubernetes_lines(con, s, cfg)
     lo, hi, n = days
     total = cov["total"] or 0.0
     lines = [
@@ -102,6 +137,7 @@ def summarize(duckdb_path: Path, config_path: Path, dashboard_dir: Path | None =
         f"{cfg.alerts.p1_cost_to_mrr:.0%} (P2)",
         "Alerts by type: " + (", ".join(f"{t} {k}" for t, k in alerts.iter_rows()) or "none"),
         f"Team spend on {hi}: " + (", ".join(f"{t} ${c:,.2f}" for t, c in teams.iter_rows()) or "none"),
+        *k8s_lines,
         *economics_lines(duckdb_path, hi),
         *model_lines,
     ]

@@ -49,6 +49,8 @@ class DashboardInputs:
     # volume_effect, cross_effect) and the day's margin_forecast rows; None: those plots are left out.
     anomalies: pl.DataFrame | None = None
     forecast: pl.DataFrame | None = None
+    # tag_coverage rows of scope_type `idle` (day, scope = the idle pool, total_cost): idle capacity.
+    idle: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -173,20 +175,36 @@ def growth_ratio(growth: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = 
     return _over_time(fig, title, xrange, yaxis={"title": "ratio"})
 
 
-def coverage_over_time(coverage: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+def coverage_over_time(
+    coverage: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None, idle: pl.DataFrame | None = None
+) -> go.Figure:
     rows = coverage.sort("day")
+    has_idle = idle is not None and not idle.is_empty()
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=_dates(rows), y=rows["coverage"].to_list(), mode="lines",
-                             name="attributable (tagged + shared by design)"))  # fmt: skip
+                             name="attributable (tagged + shared by design" + (" + idle)" if has_idle else ")")))  # fmt: skip
     fig.add_trace(go.Scatter(x=_dates(rows), y=rows["tagged_share"].to_list(), mode="lines", name="tenant-tagged"))
+    if has_idle:
+        per_day = idle.group_by("day").agg(pl.col("total_cost").sum().alias("idle"))
+        share = rows.join(per_day, on="day", how="left").select(
+            "day", pl.when(pl.col("total_cost") > 0).then(pl.col("idle").fill_null(0.0) / pl.col("total_cost")).alias("share")
+        )
+        fig.add_trace(go.Scatter(x=_dates(share), y=share["share"].to_list(), mode="lines", name=IDLE_LABEL,
+                                 line={"color": IDLE_COLOR, "dash": "dot"}))  # fmt: skip
     return _over_time(fig, "Tag coverage (share of cost)", xrange, yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+
+
+# Idle capacity (an `idle: separate` pool's cost, unallocated with reason `idle`) has its own bar and colour.
+IDLE_LABEL = "idle capacity (kept apart)"
+IDLE_COLOR = "#9e9e9e"
 
 
 def unallocated_over_time(unallocated: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
     fig = go.Figure()
     for (reason,), part in sorted(unallocated.group_by(["unallocated_reason"]), key=lambda kv: kv[0][0]):
         part = part.sort("day")
-        fig.add_trace(go.Bar(x=_dates(part), y=part["allocated_cost"].to_list(), name=reason))
+        style = {"name": IDLE_LABEL, "marker": {"color": IDLE_COLOR}} if reason == "idle" else {"name": reason}
+        fig.add_trace(go.Bar(x=_dates(part), y=part["allocated_cost"].to_list(), **style))
     title = "Unallocated cost by reason"
     if unallocated.is_empty():
         title += ": none (every dollar lands on a customer)"
@@ -412,6 +430,9 @@ def headline(inputs: DashboardInputs) -> dict:
     def rounded(value: float | None, digits: int) -> float | None:
         return None if value is None else round(float(value), digits)
 
+    idle = {}
+    if inputs.idle is not None and not inputs.idle.is_empty():
+        idle = {"idle_cost": round(float(inputs.idle.filter(pl.col("day") == inputs.day)["total_cost"].sum()), 2)}
     return {
         "day": inputs.day.isoformat(),
         "scope": inputs.scope,
@@ -426,6 +447,7 @@ def headline(inputs: DashboardInputs) -> dict:
         "growth_ratio_90d": rounded(first(growth, "ratio"), 3),
         "teams": teams.height,
         "largest_team": None if not teams.height else teams.sort("cost", descending=True)["team"][0],
+        **idle,
     }
 
 
@@ -433,7 +455,7 @@ def _headline_html(numbers: dict) -> str:
     def fmt(key: str, value) -> str:
         if value is None:
             return "n/a"
-        if key in ("customer_cost", "median_cost_per_customer", "bill_total"):
+        if key in ("customer_cost", "median_cost_per_customer", "bill_total", "idle_cost"):
             return f"${value:,.2f}"
         if key == "coverage":
             return f"{value:.1%}"
@@ -447,6 +469,7 @@ def _headline_html(numbers: dict) -> str:
         "max_to_median": "costliest / median", "customers_over_p1": "over P1 cost-to-MRR",
         "customers_over_p2": "over P2 cost-to-MRR", "coverage": "tag coverage",
         "growth_ratio_90d": "90-day cost / customer growth", "largest_team": "largest team",
+        **({"idle_cost": "idle capacity of the day"} if "idle_cost" in numbers else {}),
     }  # fmt: skip
     cells = "".join(
         f'<div class="kpi"><div class="v">{html.escape(fmt(k, numbers.get(k)))}</div>'
@@ -491,7 +514,7 @@ def render_dashboard(inputs: DashboardInputs) -> Dashboard:
         "top_cost_to_mrr": top_cost_to_mrr(today, inputs.p1_cost_to_mrr, inputs.p2_cost_to_mrr),
         "paying_vs_non_paying": paying_vs_non_paying(inputs.unit_cost, xrange),
         "growth_ratio": growth_ratio(inputs.growth, xrange),
-        "tag_coverage": coverage_over_time(inputs.coverage, xrange),
+        "tag_coverage": coverage_over_time(inputs.coverage, xrange, inputs.idle),
         "unallocated_by_reason": unallocated_over_time(inputs.unallocated, xrange),
         "team_spend": team_spend_over_time(inputs.team_spend, xrange),
         "unit_cost": unit_cost_over_time(inputs.unit_cost, xrange),

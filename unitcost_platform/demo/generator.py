@@ -13,13 +13,21 @@ ElastiCache clusters carry a `product: search` tag, and their `searches` fall 30
 end (a client-side cache ships) while the clusters are not resized: a product whose cost outgrows
 its usage.
 
+Kubernetes: a shared EKS cluster billed in CUR 2.0 form with split cost allocation data (tenant
+namespaces, shared ingress-nginx and kube-system pods, the nodes' unused capacity apart) and a batch
+cluster whose node cost OpenCost's per-namespace estimates split.
+
 Files: `billing/aws-focus-YYYY-MM.parquet` (FOCUS 1.0, Tags as a Parquet map), `billing/
 aws-network-hourly-YYYY-MM.csv` (hourly NAT gateway and load balancer rows, Tags as JSON strings,
-the literal NULL), `usage/usage-YYYY-MM.parquet` (long format) and `customers.csv` (with
-valid_from/valid_to history: onboarding, trial conversions, churn).
+the literal NULL), `billing/aws-cur2-eks-YYYY-MM.parquet` (CUR 2.0 with `split_line_item_*`
+columns: both clusters' nodes and the EKS pods), `opencost/allocation-YYYY-MM.json` (recorded
+OpenCost `/allocation?aggregate=namespace&step=1d` responses of the batch cluster),
+`usage/usage-YYYY-MM.parquet` (long format) and `customers.csv` (with valid_from/valid_to history:
+onboarding, trial conversions, churn).
 """
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -515,11 +523,133 @@ def _write_network_csv(frame: pl.DataFrame, path: Path, month_index: int) -> Non
     out.write_csv(path, null_value="NULL", float_precision=10)
 
 
+# Kubernetes. A shared EKS cluster whose CUR 2.0 export carries split cost allocation data (pods of
+# eight enterprise tenants' namespaces, ingress-nginx and kube-system on four nodes, the nodes' unused
+# capacity apart), and a batch cluster whose nodes the bill shows and whose OpenCost says how much of
+# it each namespace used (recorded `/allocation` responses). Small next to the tenants' own cost, so
+# the alert story above is unchanged; deterministic without drawing from the demo's random stream.
+EKS_CLUSTER, BATCH_CLUSTER = "shared-eks", "batch"
+EKS_NODES = [("i-0e1a2b3c4d5e60001", "m6i.xlarge", 0.192), ("i-0e1a2b3c4d5e60002", "m6i.xlarge", 0.192),
+             ("i-0e1a2b3c4d5e60003", "m6i.xlarge", 0.192), ("i-0e1a2b3c4d5e60004", "m6i.xlarge", 0.192)]  # fmt: skip
+BATCH_NODES = [("i-0b7a6c5d4e3f20001", "c6i.2xlarge", 0.34), ("i-0b7a6c5d4e3f20002", "c6i.2xlarge", 0.34)]
+EKS_TENANTS, BATCH_TENANTS = 8, 10
+SHARED_NAMESPACES = {"ingress-nginx": 0.9, "kube-system": 0.5}  # relative requests of the cluster's own pods
+EC2 = "Amazon Elastic Compute Cloud"
+
+
+def _k8s_tenants(tenants: pl.DataFrame, tier: str, n: int) -> list[str]:
+    """The n highest-MRR tenants of a tier live for the whole period and cast in no alert role."""
+    stable = tenants.filter((pl.col("tier") == tier) & pl.col("role").is_null() & (pl.col("onboard") == 0) & (pl.col("churn") < 0))
+    return stable.sort(["mrr", "tenant_id"], descending=[True, False])["tenant_id"].head(n).to_list()
+
+
+def _cur2_row(day: dt.date, resource: str, usage_type: str, unblended: float, tags: dict[str, str], **split) -> dict:
+    start = dt.datetime.combine(day, dt.time())
+    month = day.replace(day=1)
+    return {
+        "bill_invoice_id": f"EUINUS26-{month:%Y%m}", "bill_payer_account_id": ACCOUNT[0],
+        "bill_billing_period_start_date": dt.datetime.combine(month, dt.time()),
+        "bill_billing_period_end_date": dt.datetime.combine((month + dt.timedelta(days=32)).replace(day=1), dt.time()),
+        "line_item_usage_account_id": SUB_ACCOUNTS[0][0], "line_item_line_item_type": "Usage",
+        "line_item_usage_start_date": start, "line_item_usage_end_date": start + dt.timedelta(days=1),
+        "line_item_product_code": "AmazonEC2", "line_item_usage_type": usage_type, "line_item_resource_id": resource,
+        "line_item_unblended_cost": unblended, "line_item_currency_code": "USD",
+        "line_item_line_item_description": usage_type, "product": {"product_name": EC2, "region": "us-east-1"},
+        "product_region_code": "us-east-1", "resource_tags": tags,
+        "split_line_item_parent_resource_id": split.get("parent"), "split_line_item_split_usage_ratio": split.get("ratio"),
+        "split_line_item_split_cost": split.get("split"), "split_line_item_unused_cost": split.get("unused"),
+        "split_line_item_public_on_demand_split_cost": split.get("split"),
+        "split_line_item_public_on_demand_unused_cost": split.get("unused"),
+    }  # fmt: skip
+
+
+def _kubernetes(spec: DemoSpec, tenants: pl.DataFrame) -> tuple[list[dict], dict[str, dict], dict[str, float]]:
+    """(CUR 2.0 rows of both clusters' nodes and the EKS pods, recorded OpenCost responses per month,
+    figures for the summary)."""
+    eks_tenants, batch_tenants = _k8s_tenants(tenants, "enterprise", EKS_TENANTS), _k8s_tenants(tenants, "mid-market", BATCH_TENANTS)
+    eks_ns = {f"tenant-{t}": 1.0 + 0.35 * (i % 4) for i, t in enumerate(eks_tenants)} | SHARED_NAMESPACES
+    rows: list[dict] = []
+    responses: dict[str, dict] = {}
+    idle_total = 0.0
+    for d in range(spec.days):
+        day = spec.start + dt.timedelta(days=d)
+        weekend = (spec.start.weekday() + d) % 7 >= 5
+        for k, (node, kind, hourly) in enumerate(EKS_NODES):
+            cost = round(hourly * 24, 6)
+            rows.append(_cur2_row(day, node, f"USE1-BoxUsage:{kind}", cost, {"aws_eks_cluster_name": EKS_CLUSTER}))
+            # Requests fill 62-80% of a node (less on weekends, when batch-like tenants scale in).
+            used = (0.62 if weekend else 0.74) + 0.06 * np.sin(0.45 * d + k)
+            weights = {ns: w * (1.0 + 0.25 * np.sin(0.3 * d + 1.7 * j + k)) for j, (ns, w) in enumerate(eks_ns.items())}
+            total_w = sum(weights.values())
+            for ns, w in weights.items():
+                ratio = used * w / total_w
+                split, unused = cost * ratio, cost * (1.0 - used) * w / total_w
+                idle_total += unused
+                pod = f"arn:aws:eks:us-east-1:{SUB_ACCOUNTS[0][0]}:pod/{EKS_CLUSTER}/{ns}/{ns.removeprefix('tenant-')[:20]}-{k}"
+                tags = {"aws_eks_cluster_name": EKS_CLUSTER, "aws_eks_namespace": ns}
+                rows.append(_cur2_row(day, pod, "USE1-EKS-EC2-vCPU-Hours", 0.0, tags, parent=node, ratio=ratio, split=split, unused=unused))
+        for node, kind, hourly in BATCH_NODES:
+            rows.append(_cur2_row(day, node, f"USE1-BoxUsage:{kind}", round(hourly * 24, 6), {"aws_eks_cluster_name": BATCH_CLUSTER}))
+        # OpenCost on the batch cluster: list-price cost per namespace (its own estimate, not the bill).
+        costs = {f"tenant-{t}": round(2.2 * (1.0 + 0.6 * ((i * 7) % 5) / 4) * (1.0 + 0.2 * np.sin(0.2 * d + i)), 5)
+                 for i, t in enumerate(batch_tenants)}  # fmt: skip
+        costs |= {"airflow": 3.1, "__idle__": round(6.0 + 2.0 * np.sin(0.5 * d), 5), "__unallocated__": 0.42}
+        responses.setdefault(f"{day:%Y-%m}", {"code": 200, "data": []})["data"].append(
+            {name: _opencost_allocation(name, day, total) for name, total in costs.items()}
+        )
+    figures = {"eks_idle": idle_total, "eks_tenants": len(eks_tenants), "batch_tenants": len(batch_tenants)}
+    return rows, responses, figures
+
+
+def _opencost_allocation(name: str, day: dt.date, total: float) -> dict:
+    """One allocation as OpenCost's `/allocation` marshals it (AllocationJSON), a namespace over one UTC day."""
+    start, end = f"{day.isoformat()}T00:00:00Z", f"{(day + dt.timedelta(days=1)).isoformat()}T00:00:00Z"
+    cpu, ram = round(total * 0.62, 5), round(total * 0.31, 5)
+    properties = {"cluster": BATCH_CLUSTER} | ({} if name.startswith("__") else {"namespace": name})
+    return {
+        "name": name, "properties": properties, "window": {"start": start, "end": end}, "start": start, "end": end,
+        "minutes": 1440.0, "cpuCores": round(cpu / 0.76, 4), "cpuCoreRequestAverage": round(cpu / 0.76, 4),
+        "cpuCoreUsageAverage": round(cpu / 1.1, 4), "cpuCoreHours": round(cpu / 0.76 * 24, 4), "cpuCost": cpu,
+        "cpuCostAdjustment": 0.0, "cpuCostIdle": 0.0, "cpuEfficiency": 0.69, "gpuCount": 0.0, "gpuHours": 0.0,
+        "gpuCost": 0.0, "gpuCostAdjustment": 0.0, "gpuCostIdle": 0.0, "gpuEfficiency": 0.0,
+        "networkTransferBytes": 0.0, "networkReceiveBytes": 0.0, "networkCost": 0.0, "networkCrossZoneCost": 0.0,
+        "networkCrossRegionCost": 0.0, "networkInternetCost": 0.0, "networkCostAdjustment": 0.0,
+        "loadBalancerCost": 0.0, "loadBalancerCostAdjustment": 0.0, "pvBytes": 0.0, "pvByteHours": 0.0,
+        "pvCost": round(total - cpu - ram, 5), "pvs": None, "pvCostAdjustment": 0.0,
+        "ramBytes": round(ram / 0.1 * 2**30), "ramByteRequestAverage": round(ram / 0.1 * 2**30),
+        "ramByteUsageAverage": round(ram / 0.14 * 2**30), "ramByteHours": round(ram / 0.1 * 2**30 * 24),
+        "ramCost": ram, "ramCostAdjustment": 0.0, "ramCostIdle": 0.0, "ramEfficiency": 0.71,
+        "externalCost": 0.0, "sharedCost": 0.0, "totalCost": total, "totalEfficiency": 0.7,
+        "lbAllocations": None, "gpuAllocation": None,
+    }  # fmt: skip
+
+
+CUR2_SCHEMA = pa.schema([
+    ("bill_invoice_id", pa.string()), ("bill_payer_account_id", pa.string()),
+    ("bill_billing_period_start_date", pa.timestamp("ms")), ("bill_billing_period_end_date", pa.timestamp("ms")),
+    ("line_item_usage_account_id", pa.string()), ("line_item_line_item_type", pa.string()),
+    ("line_item_usage_start_date", pa.timestamp("ms")), ("line_item_usage_end_date", pa.timestamp("ms")),
+    ("line_item_product_code", pa.string()), ("line_item_usage_type", pa.string()), ("line_item_resource_id", pa.string()),
+    ("line_item_unblended_cost", pa.float64()), ("line_item_currency_code", pa.string()),
+    ("line_item_line_item_description", pa.string()), ("product", pa.map_(pa.string(), pa.string())),
+    ("product_region_code", pa.string()), ("resource_tags", pa.map_(pa.string(), pa.string())),
+    ("split_line_item_parent_resource_id", pa.string()), ("split_line_item_split_usage_ratio", pa.float64()),
+    ("split_line_item_split_cost", pa.float64()), ("split_line_item_unused_cost", pa.float64()),
+    ("split_line_item_public_on_demand_split_cost", pa.float64()), ("split_line_item_public_on_demand_unused_cost", pa.float64()),
+])  # fmt: skip
+
+
+def _write_cur2_parquet(rows: list[dict], path: Path) -> None:
+    """CUR 2.0 as Data Exports write it: snake_case columns, `product` and `resource_tags` as maps."""
+    records = [{**r, "product": list(r["product"].items()), "resource_tags": list(r["resource_tags"].items())} for r in rows]
+    pq.write_table(pa.Table.from_pylist(records, schema=CUR2_SCHEMA), path, compression="zstd")
+
+
 def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), log: Callable[[str], None] = print) -> DemoSummary:
     """Write the demo SaaS into `out_dir` (billing/, usage/, customers.csv); replaces earlier output."""
     rng = np.random.default_rng(spec.seed)
     out_dir = Path(out_dir)
-    for sub in ("billing", "usage"):
+    for sub in ("billing", "usage", "opencost"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
         for old in (out_dir / sub).glob("*"):
             old.unlink()
@@ -556,6 +686,18 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), log: Callable[[str
         _write_network_csv(part.sort("ChargePeriodStart", "ResourceId"), path, i)
         files.append(path)
         log(f"wrote {path} ({part.height:,} line items)")
+    k8s_rows, opencost, k8s = _kubernetes(spec, pop.tenants)
+    for month in sorted({r["line_item_usage_start_date"].strftime("%Y-%m") for r in k8s_rows}):
+        part = [r for r in k8s_rows if r["line_item_usage_start_date"].strftime("%Y-%m") == month]
+        path = out_dir / "billing" / f"aws-cur2-eks-{month}.parquet"
+        _write_cur2_parquet(part, path)
+        files.append(path)
+        log(f"wrote {path} ({len(part):,} CUR 2.0 line items, split cost allocation data of {EKS_CLUSTER})")
+    for month, response in sorted(opencost.items()):
+        path = out_dir / "opencost" / f"allocation-{month}.json"
+        path.write_text(json.dumps(response, indent=1))
+        files.append(path)
+    log(f"wrote {len(opencost)} recorded OpenCost /allocation responses of the {BATCH_CLUSTER} cluster under {out_dir / 'opencost'}")
     usage = _usage_long(spec, td)
     for month, part in by_month(usage, "usage_date"):
         path = out_dir / "usage" / f"usage-{month}.parquet"
@@ -568,10 +710,14 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec(), log: Callable[[str
 
     roles = pop.tenants.filter(pl.col("role").is_not_null()).select("role", "customer_id", "tenant_id")
     highlights = {r: f"{c} ({t})" for r, c, t in roles.iter_rows()}
+    highlights["kubernetes"] = (
+        f"{EKS_CLUSTER}: {k8s['eks_tenants']} tenant namespaces, ${k8s['eks_idle']:,.2f} idle over the period; "
+        f"{BATCH_CLUSTER}: {k8s['batch_tenants']} tenant namespaces split by OpenCost"
+    )
     return DemoSummary(
         out_dir=out_dir, start=spec.start, end=spec.start + dt.timedelta(days=spec.days - 1),
         customers=pop.customers["customer_id"].n_unique(), tenants=pop.tenants.height,
-        billing_rows=focus_rows.height + network.height, usage_rows=usage.height,
+        billing_rows=focus_rows.height + network.height + len(k8s_rows), usage_rows=usage.height,
         files=sorted(files), highlights=highlights,
     )
 

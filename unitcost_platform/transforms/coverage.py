@@ -7,6 +7,12 @@ In: raw_billing rows of some days, the pools, the cost column. Out: `tag_coverag
 purpose and split by a pool marked `shared_by_design` (NAT gateways, load balancers); the rest is
 `untagged_cost`, the tag-hygiene gap. `coverage` = (tagged + shared by design) / total;
 `tagged_share` = tagged / total.
+
+Idle capacity (the line items an `idle:` pool takes: a cluster's unused nodes) is no tagging gap:
+it counts as shared by design, and each idle pool gets rows of its own, `scope_type` `idle` and
+`scope` the pool's name, whose `total_cost` is the idle cost of the day (whatever the pool's policy;
+with `idle: separate` that is what stays unallocated with reason `idle`). Without idle pools the
+table is exactly what it was.
 """
 
 import datetime as dt
@@ -42,15 +48,19 @@ def classify(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -
     only untagged ones are matched and kept per resource (for the top untagged resources). `n` is the
     number of line items behind each row.
     """
-    by_design = [p.name for p in pools if p.shared_by_design]
+    idle_pools = [p.name for p in pools if p.idle is not None]
+    by_design = [p.name for p in pools if p.shared_by_design] + idle_pools
     items = billing.lazy()
     grain = [pl.col("x_ChargeDate").alias("day"), *SCOPES.values()]
     sums = [pl.col(cost_column).sum().alias("cost"), pl.len().cast(pl.Int64).alias("n")]
+    pool = pool_expr(pools)
+    idle_pool = pl.when(pool.is_in(idle_pools)).then(pool).otherwise(pl.lit(None, dtype=pl.String)).alias("idle_pool")
     tagged, untagged = pl.collect_all([
         items.filter(pl.col("x_TenantId").is_not_null()).group_by(grain).agg(sums)
-        .with_columns(tagged=pl.lit(True), by_design=pl.lit(False), ResourceId=pl.lit(None, dtype=pl.String)),
+        .with_columns(tagged=pl.lit(True), by_design=pl.lit(False), ResourceId=pl.lit(None, dtype=pl.String),
+                      idle_pool=pl.lit(None, dtype=pl.String)),
         items.filter(pl.col("x_TenantId").is_null())
-        .group_by(*grain, "ResourceId", pool_expr(pools).is_in(by_design).fill_null(False).alias("by_design"))
+        .group_by(*grain, "ResourceId", pool.is_in(by_design).fill_null(False).alias("by_design"), idle_pool)
         .agg(sums)
         .with_columns(tagged=pl.lit(False)),
     ])  # fmt: skip
@@ -116,6 +126,9 @@ def tag_coverage(
         scope_type=pl.lit("overall"), scope=pl.lit("all")
     )
     parts = [overall] + [_scope(items, scope_type, column) for scope_type, column in SCOPES.items()]
+    idle = items.filter(pl.col("idle_pool").is_not_null())
+    if not idle.is_empty():
+        parts.append(_scope(idle, "idle", "idle_pool"))
     counts = ["total_cost", "tagged_cost", "shared_by_design_cost", "untagged_cost", "line_items", "untagged_line_items"]
     frame = (
         pl.concat([p.select([c for c in TAG_COVERAGE_SCHEMA if c in p.columns]) for p in parts], how="diagonal_relaxed")
@@ -129,7 +142,7 @@ def tag_coverage(
         )
     )
     order = pl.col("scope_type").replace_strict(
-        {"overall": 0, "service": 1, "sub_account": 2, "provider": 3}, return_dtype=pl.Int8
+        {"overall": 0, "service": 1, "sub_account": 2, "provider": 3, "idle": 4}, return_dtype=pl.Int8
     )
     return (
         frame.select(list(TAG_COVERAGE_SCHEMA))

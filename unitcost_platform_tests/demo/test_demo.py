@@ -25,7 +25,7 @@ SHARED_BY_DESIGN = ["Amazon Virtual Private Cloud", "Elastic Load Balancing", "A
 
 @pytest.fixture(scope="session")
 def billing(demo_dir) -> pl.DataFrame:
-    parquet = pl.read_parquet(demo_dir / "billing" / "*.parquet").with_columns(
+    parquet = pl.read_parquet(demo_dir / "billing" / "aws-focus-*.parquet").with_columns(
         pl.col("Tags").cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String}))).list.eval(
             pl.element().filter(pl.element().struct.field("key") == "tenant_id").struct.field("value")
         ).list.first().alias("tenant")

@@ -196,6 +196,65 @@ def test_focus_export_with_invoice_ids_and_without(s3):
     assert _fetch(s3, FOCUS, today=dt.date(2026, 4, 6)).rows["x_IsFinal"].all()  # period end + 5 days
 
 
+FOCUS13_SCHEMA = pa.schema([*FOCUS_SCHEMA, ("SkuId", pa.string()), ("AllocatedMethodId", pa.string()),
+                            ("AllocatedResourceId", pa.string()), ("AllocatedResourceName", pa.string()),
+                            ("AllocatedTags", TAGS)])  # fmt: skip
+
+
+def allocated(cost: str, namespace: str | None, *, resource: str | None = None, labels=None) -> dict:
+    """A FOCUS 1.3 allocated charge of the $24 node hour on i-1: a pod (namespace) or the unallocated part."""
+    pod = resource or (f"pod/prod/{namespace}/app-{namespace}" if namespace else None)
+    tags = ([("k8s:namespace", namespace)] if namespace else []) + list((labels or {}).items())
+    return {**focus_item(cost, None, "INV-1"), "Tags": [("eks:cluster-name", "prod")], "SkuId": "BoxUsage:m6i.2xlarge",
+            "AllocatedMethodId": "aws-eks-split-cost-allocation", "AllocatedResourceId": pod,
+            "AllocatedResourceName": pod, "AllocatedTags": tags or None}  # fmt: skip
+
+
+def test_focus_1_3_allocated_charges_are_read_like_split_cost_allocation_data(s3):
+    # The $24 node hour as FOCUS 1.3 allocated charges: tenant a $9 (namespace), tenant b $4.50 (a
+    # tenant label in AllocatedTags), ingress $3, and the unallocated $7.50 (no AllocatedResourceId)
+    # as idle; plus the origin charge repeated by the export, which must not count twice, and a
+    # $2 EBS volume of another tenant that has nothing to do with the split.
+    origin = {**focus_item("24", None, "INV-1"), "Tags": [("eks:cluster-name", "prod")], "SkuId": "BoxUsage:m6i.2xlarge",
+              "AllocatedMethodId": None, "AllocatedResourceId": None, "AllocatedResourceName": None, "AllocatedTags": None}  # fmt: skip
+    other = {**origin, **focus_item("2", "c", "INV-1"), "ResourceId": "vol-1", "SkuId": "EBS:VolumeUsage.gp3"}
+    rows = [origin, allocated("9", "tenant-a"), allocated("4.5", None, resource="pod/prod/shop/web", labels={"tenant_id": "B"}),
+            allocated("3", "ingress"), allocated("7.5", None), other]  # fmt: skip
+    uri = put_parquet(s3, FOCUS.data_prefix("2026-03") + "focus13-00001.snappy.parquet", rows, FOCUS13_SCHEMA)
+    put_manifest(s3, FOCUS, "2026-03", "f13-1", [uri])
+    tenant = TenantConfig(tag_keys=["tenant_id", "user:tenant_id"], namespace_map={"^tenant-(.+)$": "{1}"})
+    billing = fetch_aws_export(FOCUS, [D], cost_column="EffectiveCost", tenant=tenant, spread=True,
+                               today=dt.date(2026, 3, 20), s3=s3).rows  # fmt: skip
+    assert round(billing["EffectiveCost"].sum(), 2) == 26.00 and round(billing["BilledCost"].sum(), 2) == 26.00
+    by = {(r["ResourceId"], r["x_TenantId"]): r["EffectiveCost"] for r in billing.iter_rows(named=True)}
+    assert by == {
+        ("pod/prod/tenant-a/app-tenant-a", "a"): 9.0, ("pod/prod/shop/web", "b"): 4.5,
+        ("pod/prod/ingress/app-ingress", None): 3.0, ("i-1", None): 7.5, ("vol-1", "c"): 2.0,
+    }
+    idle = billing.filter(pl.col("ResourceId") == "i-1")
+    assert json.loads(idle["Tags"][0]) == {"eks:cluster-name": "prod", "unitcost:idle": "true", "unitcost:parent": "i-1"}
+    pod_a = billing.filter(pl.col("x_TenantId") == "a")
+    assert json.loads(pod_a["Tags"][0]) == {"eks:cluster-name": "prod", "k8s:namespace": "tenant-a", "unitcost:parent": "i-1"}
+
+    # The same pools as the CUR 2.0 case: a $16, b $8; with idle kept apart, $7.50 unallocated (idle).
+    pools = [
+        PoolConfig(name="cluster_idle", match=PoolMatch(tags={"unitcost:idle": "true"}), idle="by_direct_cost",
+                   direct_cost_scope=PoolMatch(resource_id_pattern="^pod/")),
+        PoolConfig(name="ingress", match=PoolMatch(tags={"k8s:namespace": "ingress"}), driver="requests"),
+    ]  # fmt: skip
+    dims = customers([{"customer_id": "A", "tenant_id": "a"}, {"customer_id": "B", "tenant_id": "b"},
+                      {"customer_id": "C", "tenant_id": "c"}])  # fmt: skip
+    demand = usage([("a", "requests", 200), ("b", "requests", 100)])
+    out = allocate(billing, demand, dims, [D], pools, "EffectiveCost")
+    per = dict(out.group_by("customer_id").agg(pl.col("allocated_cost").sum()).iter_rows())
+    assert {k: round(v, 2) for k, v in per.items()} == {"A": 16.00, "B": 8.00, "C": 2.00}
+    pools[0] = PoolConfig(name="cluster_idle", match=PoolMatch(tags={"unitcost:idle": "true"}), idle="separate")
+    out = allocate(billing, demand, dims, [D], pools, "EffectiveCost")
+    kept = out.filter(pl.col("customer_id").is_null())
+    assert kept["unallocated_reason"].to_list() == ["idle"] and round(kept["allocated_cost"].sum(), 2) == 7.50
+    assert round(out["allocated_cost"].sum(), 2) == 26.00
+
+
 def test_no_manifest_yet_and_missing_files(s3):
     assert _fetch(s3).rows.is_empty()
     put_manifest(s3, CUR, "2026-03", "exec-9", [f"s3://{BUCKET}/exports/cur2/data/BILLING_PERIOD=2026-03/gone.parquet"])

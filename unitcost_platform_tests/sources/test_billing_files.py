@@ -227,3 +227,66 @@ def test_a_hash_collision_falls_back_to_parsing_every_row(monkeypatch):
     expected = [f"t{i % 7}" if i % 5 else None for i in range(n)]
     monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series([0] * self.len(), dtype=pl.UInt64))
     assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected
+
+
+def test_focus_1_3_allocated_charges_in_a_billing_file(tmp_path):
+    # A $24 node day split by the data generator (FOCUS 1.3): two pods and the unallocated part.
+    # Same result whether every column is read or only a projection (what the engineers' views read).
+    base = {"BilledCost": "", "EffectiveCost": "", "BillingCurrency": "USD", "ChargePeriodStart": "2026-03-10T00:00:00Z",
+            "ChargePeriodEnd": "2026-03-11T00:00:00Z", "ChargeCategory": "Usage", "ProviderName": "AWS",
+            "ServiceName": "Amazon EC2", "ServiceCategory": "Compute", "ResourceId": "i-node",
+            "Tags": '{"team": "platform"}', "AllocatedMethodId": "split-by-requests", "AllocatedResourceId": "",
+            "AllocatedTags": ""}  # fmt: skip
+    rows = [
+        {**base, "BilledCost": "16.5", "EffectiveCost": "16.5", "AllocatedResourceId": "pod-a", "AllocatedTags": '{"k8s:namespace": "tenant-a"}'},
+        {**base, "BilledCost": "4.5", "EffectiveCost": "4.5", "AllocatedResourceId": "pod-b", "AllocatedTags": '{"tenant_id": "b"}'},
+        {**base, "BilledCost": "3", "EffectiveCost": "3", "AllocatedTags": "NULL"},
+        {**base, "BilledCost": "1", "EffectiveCost": "1", "ResourceId": "i-other", "AllocatedMethodId": "NULL", "Tags": "NULL"},
+    ]  # fmt: skip
+    path = tmp_path / "focus13.csv"
+    pl.DataFrame(rows).write_csv(path)
+    cfg = TenantConfig(namespace_map={"^tenant-(.+)$": "{1}"})
+    for columns in (None, ["ResourceId", "ServiceName", "EffectiveCost"]):
+        out = read_billing_files([path], [D], cost_column="EffectiveCost", tenant=cfg, spread=True, columns=columns)
+        got = {(r["ResourceId"], r["x_TenantId"]): r["EffectiveCost"] for r in out.iter_rows(named=True)}
+        assert got == {("pod-a", "a"): 16.5, ("pod-b", "b"): 4.5, ("i-node", None): 3.0, ("i-other", None): 1.0}
+        assert "AllocatedTags" not in out.columns and round(out["EffectiveCost"].sum(), 2) == 25.00
+    out = _read([path]).sort("x_SourceRow")
+    assert [json.loads(t) if t else None for t in out["Tags"]] == [
+        {"team": "platform", "k8s:namespace": "tenant-a", "unitcost:parent": "i-node"},
+        {"team": "platform", "tenant_id": "b", "unitcost:parent": "i-node"},
+        {"team": "platform", "unitcost:idle": "true", "unitcost:parent": "i-node"},
+        None,
+    ]
+    pl.DataFrame([{**rows[0], "AllocatedTags": "[1, 2]"}]).write_csv(path)
+    with pytest.raises(InputDataError, match="AllocatedTags value.*not JSON objects"):
+        _read([path])
+
+
+def test_a_cur2_file_with_split_cost_allocation_data(tmp_path):
+    # The $24 node day as a CUR 2.0 file among the billing files: pods a $9 + $5 unused, b $4.50 +
+    # $2.50, ingress $3; read by the S3 connector's code: the node keeps $0, the unused $7.50 is idle.
+    def item(resource, unblended, tags, parent=None, split=None, unused=None):
+        return {"line_item_line_item_type": "Usage", "line_item_usage_start_date": "2026-03-10T00:00:00Z",
+                "line_item_usage_end_date": "2026-03-11T00:00:00Z", "line_item_unblended_cost": unblended,
+                "line_item_currency_code": "USD", "line_item_product_code": "AmazonEC2", "bill_invoice_id": "INV-1",
+                "line_item_resource_id": resource, "resource_tags": json.dumps(tags),
+                "split_line_item_parent_resource_id": parent, "split_line_item_split_cost": split,
+                "split_line_item_unused_cost": unused}  # fmt: skip
+
+    def pod(ns, split, unused):
+        return item(f"pod/{ns}", 0.0, {"aws_eks_namespace": ns}, "i-node", split, unused)
+
+    rows = [item("i-node", 24.0, {"aws_eks_cluster_name": "prod"}), pod("tenant-a", 9.0, 5.0), pod("tenant-b", 4.5, 2.5), pod("ingress", 3.0, 0.0)]
+    path = tmp_path / "cur2.csv"
+    pl.DataFrame(rows).write_csv(path)
+    cfg = TenantConfig(namespace_map={"^tenant-(.+)$": "{1}"})
+    out = read_billing_files([path], [D], cost_column="EffectiveCost", tenant=cfg, spread=True)
+    got = {}
+    for r in out.iter_rows(named=True):
+        key = (r["ResourceId"], r["x_TenantId"], "unitcost:idle" in (r["Tags"] or ""))
+        got[key] = round(got.get(key, 0.0) + r["EffectiveCost"], 2)
+    assert got == {("i-node", None, False): 0.0, ("pod/tenant-a", "a", False): 9.0, ("pod/tenant-b", "b", False): 4.5,
+                   ("pod/ingress", None, False): 3.0, ("i-node", None, True): 7.5}  # fmt: skip
+    assert round(out["EffectiveCost"].sum(), 2) == 24.00 and round(out["BilledCost"].sum(), 2) == 24.00
+    assert set(out["ServiceName"]) == {"AmazonEC2"} and out["x_IsFinal"].all()

@@ -119,3 +119,28 @@ def test_an_unreadable_answer_is_an_error(httpserver, body, message):
 def test_a_pattern_without_a_group_for_its_template_is_a_config_error():
     with pytest.raises(ValueError, match="has no capture group"):
         OpenCostSource(url="http://x", metrics=[{"metric": "m"}], namespace_map={"^tenant-.+$": "{1}"})
+
+
+def test_recorded_responses_are_read_by_the_same_code(tmp_path):
+    # url: file://<dir> replays /allocation responses saved as files (one per month here), relative
+    # to the data dir: the same values as the live API, only the days asked for.
+    from unitcost_platform.sources.connector import ReadContext
+    from unitcost_platform.sources.usage.opencost import read
+
+    recorded = tmp_path / "opencost"
+    recorded.mkdir()
+    (recorded / "allocation-2026-03a.json").write_text(json.dumps({"code": 200, "data": BODY["data"][:1]}))
+    (recorded / "allocation-2026-03b.json").write_text(json.dumps({"code": 200, "data": BODY["data"][1:]}))
+    cfg = OpenCostSource(url="file://opencost", metrics=[{"metric": "k8s_cost_share"}],
+                         namespace_map={"^tenant-(.+)$": "{1}", "shop-gamma": "gamma"})  # fmt: skip
+    lines: list[str] = []
+    context = ReadContext(cfg=None, data_dir=tmp_path, log=lines.append, today=D2)
+    usage = read(context, cfg, [D2])
+    assert {(r["usage_date"], r["tenant_id"]): r["value"] for r in usage.iter_rows(named=True)} == {(D2, "acme"): 3.0, (D2, "beta"): 3.0}
+    assert "__idle__ $2.50 (not a tenant, not counted)" in "\n".join(lines)
+    (recorded / "broken.json").write_text('{"code": 500, "message": "boom"}')
+    with pytest.raises(OpenCostError, match="code 500"):
+        read(context, cfg, [D2])
+    empty = OpenCostSource(url=f"file://{tmp_path / 'nothing'}", metrics=[{"metric": "k8s_cost_share"}])
+    with pytest.raises(OpenCostError, match="no recorded allocation responses"):
+        read(context, empty, [D2])

@@ -45,6 +45,7 @@ def build_allocation_assets(
                 .head(5)
                 .select("scope", "total_cost", "untagged_cost", "coverage")
             )
+            idle = day.filter(pl.col("scope_type") == "idle")
             return {
                 "total_cost": money(overall["total_cost"]),
                 "coverage": overall["coverage"],
@@ -53,6 +54,7 @@ def build_allocation_assets(
                 "services_with_untagged_cost": dg.MetadataValue.md(
                     markdown_table(worst, {"total_cost": usd, "untagged_cost": usd, "coverage": pct})
                 ),
+                **({"idle_cost": money(idle["total_cost"].sum())} if idle.height else {}),
             }
 
         per_day_metadata(context, days, frame, "day", describe)

@@ -172,6 +172,7 @@ def build_dashboard_assets(
                 unit_cost=window_of(unit_cost),
                 growth=window_of(growth_efficiency),
                 coverage=window_of(tag_coverage.filter(pl.col("scope_type") == "overall")),
+                idle=window_of(tag_coverage.filter(pl.col("scope_type") == "idle")),
                 unallocated=window_of(allocated_cost),
                 team_spend=window_of(team_spend),
                 service_unit_cost=window_of(service_unit_cost),

@@ -1,6 +1,12 @@
-"""FOCUS billing from CSV and Parquet files (any number, under `$UNITCOST_DATA_DIR/billing/`)."""
+"""FOCUS billing from CSV and Parquet files (any number, under `$UNITCOST_DATA_DIR/billing/`).
+
+A file with CUR 2.0 columns instead (`line_item_unblended_cost`, no `BilledCost`) is read as the S3
+data-exports connector reads CUR 2.0, split cost allocation data included; a FOCUS 1.3 file's
+allocated charges become line items of their own (`allocated_charges`).
+"""
 
 import datetime as dt
+import json
 from collections.abc import Collection
 from pathlib import Path
 
@@ -47,7 +53,10 @@ def read_billing_files(
     read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
 
     def one(path: Path) -> tuple[pl.DataFrame | None, list[str]]:
-        frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns, limits=limits)
+        if is_cur2_file(path):
+            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits)
+        else:
+            frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns, limits=limits)
         if frame is not None and read is not None:
             # Drop what only validation and the tenant needed (Tags) before the files are combined.
             frame = frame.select([c for c in frame.columns if c in read or c.startswith("x_")])
@@ -87,6 +96,45 @@ DUPLICATE_PREFILTER = ["ChargePeriodStart", "ChargePeriodEnd", "BilledCost", "Ef
 
 
 
+def is_cur2_file(path: Path) -> bool:
+    """A CUR 2.0 export (line_item_* columns, no FOCUS cost columns) rather than a FOCUS one."""
+    names = scan_file(path).collect_schema().names()
+    return "line_item_unblended_cost" in names and "BilledCost" not in names
+
+
+def read_cur2_file(
+    path: Path,
+    window: tuple[dt.datetime, dt.datetime],
+    label: str | None = None,
+    *,
+    tenant: TenantConfig | None = None,
+    limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
+) -> tuple[pl.DataFrame | None, list[str]]:
+    """A CUR 2.0 file (Parquet as Data Exports write it, or CSV) as typed FOCUS rows overlapping `window`.
+
+    The same code as the S3 data-exports connector: amortized EffectiveCost per line item type, and
+    split cost allocation data (`split_line_item_*`: pods as line items, unused capacity as idle line
+    items, the node not counted twice) where the columns are present.
+    """
+    # Imported here: aws_exports reads its FOCUS files through this module.
+    from unitcost_platform.sources.billing.aws_exports import cur2_rows
+
+    where = label or str(path)
+    raw, problems = collect_file(scan_file(path, where), where)
+    if raw is None:
+        return None, problems
+    rows, problems = cur2_rows(raw, where, limits)
+    if rows is None:
+        return None, problems
+    lo, hi = window
+    end = pl.col("ChargePeriodEnd")
+    rows = rows.filter((pl.col("ChargePeriodStart") < hi) & ((end > lo).fill_null(False) | (pl.col("ChargePeriodStart") >= lo)))
+    rows, tag_problems = _with_tenant(where, rows, tenant)
+    if tag_problems:
+        return None, tag_problems
+    return focus.normalize_enumerations(rows), []
+
+
 def read_focus_file(
     path: Path,
     window: tuple[dt.datetime, dt.datetime],
@@ -115,12 +163,15 @@ def read_focus_file(
         wanted = set(columns) | {"ChargePeriodStart", "ChargePeriodEnd", cost_column, "BillingCurrency", "x_IsFinal"}
         if tenant is not None:
             wanted |= {"Tags"} | ({"SubAccountId"} if tenant.sub_accounts else set())
+    if wanted is not None and "AllocatedMethodId" in schema.names():
+        wanted |= {"ResourceId", "Tags", "ChargeCategory", "SkuId", *focus.COST_COLUMNS}
     keep = [
         c for c in schema.names()
         if (c in focus.FOCUS_COLUMNS or c == "x_IsFinal") and (wanted is None or c in wanted)
+        or c in ALLOCATED_COLUMNS
     ]  # fmt: skip
     lazy = lazy.select(keep).with_row_index("x_SourceRow", offset=1)
-    strings = [c for c in keep if schema[c] == pl.String and c != "Tags"]
+    strings = [c for c in keep if schema[c] == pl.String and c not in ("Tags", "AllocatedTags")]
     lazy = lazy.with_columns(focus.null_literals_to_null(strings))
     lo, hi = window
     if isinstance(schema["ChargePeriodStart"], pl.Datetime):
@@ -175,6 +226,10 @@ def read_focus_file(
             frame = frame.with_columns(focus.tags_to_json(frame["Tags"]))
         except TypeError as exc:
             problems.append(f"{where}: column Tags: {exc}")
+    if "AllocatedMethodId" in frame.columns and not problems:
+        frame, allocation_problems = allocated_charges(where, frame)
+        problems += allocation_problems
+    frame = frame.drop([c for c in ALLOCATED_COLUMNS if c in frame.columns])
     if "x_IsFinal" in frame.columns:
         frame, bool_problems = cast_boolean(where, frame, "x_IsFinal", "Write x_IsFinal as true or false.")
         problems += bool_problems
@@ -184,6 +239,100 @@ def read_focus_file(
     if tag_problems:
         return None, tag_problems
     return focus.normalize_enumerations(frame), []
+
+
+# FOCUS 1.3 data generator-calculated split cost allocation (e.g. a node's cost split over its pods).
+ALLOCATED_COLUMNS = ["AllocatedMethodId", "AllocatedMethodDetails", "AllocatedResourceId", "AllocatedResourceName", "AllocatedTags"]
+IDLE_TAG = "unitcost:idle"
+PARENT_TAG = "unitcost:parent"
+
+
+def allocated_charges(where: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """FOCUS 1.3 allocated charges read as line items of their own, as CUR 2.0 split cost data is.
+
+    The spec splits an origin charge (a node's hour) into allocated charges (`AllocatedMethodId` set)
+    whose costs sum to the origin's. An allocated charge with an `AllocatedResourceId` (a pod) becomes
+    a line item of that resource: `ResourceId` is the allocated resource, `Tags` are the origin's
+    merged with `AllocatedTags` (where its namespace or tenant label lives) plus `unitcost:parent`,
+    so its tenant comes from a tenant tag key or `tenant.namespace_map`. One without (the unallocated,
+    i.e. unused, portion) stays on the origin resource, tagged `unitcost:idle: "true"` for an `idle:`
+    pool. An export that also repeats the origin charge (not allowed by the spec, but seen) would count
+    it twice: a non-allocated row with the origin's resource, charge period, category and SKU whose
+    costs equal its allocated charges' sums to the cent is dropped.
+    """
+    method = pl.col("AllocatedMethodId").cast(pl.String).str.strip_chars()
+    allocated = method.is_not_null() & (method != "")
+    if not frame.select(allocated.any()).item():
+        return frame, []
+    problems: list[str] = []
+    for column in ("AllocatedTags", "Tags"):
+        if column in frame.columns and frame.schema[column] != pl.String:
+            try:
+                frame = frame.with_columns(focus.tags_to_json(frame[column]))
+            except TypeError as exc:
+                problems.append(f"{where}: column {column}: {exc}")
+    if problems:
+        return frame, problems
+    frame = frame.with_columns(allocated.alias("_allocated"))
+    frame = _drop_repeated_origins(frame)
+    text = lambda c: (pl.col(c) if c in frame.columns else pl.lit(None)).cast(pl.String)  # noqa: E731
+    resource = text("AllocatedResourceId").str.strip_chars()
+    resource = pl.when(resource != "").then(resource)
+    pairs = frame.filter(pl.col("_allocated")).select(
+        text("Tags").alias("t"), text("AllocatedTags").alias("a"), text("ResourceId").alias("p"),
+        resource.is_null().alias("idle"),
+    ).unique()
+    merged, bad = {}, []
+    for t, a, parent, idle in pairs.iter_rows():
+        try:
+            tags = _json_object(t) | _json_object(a)
+        except ValueError as exc:
+            bad.append(str(exc))
+            continue
+        extra = {IDLE_TAG: "true"} if idle else {}
+        if parent is not None:
+            extra[PARENT_TAG] = parent
+        merged[(t, a, parent, idle)] = json.dumps(tags | extra, separators=(", ", ": "))
+    if bad:
+        return frame, [f"{where}: {len(bad)} Tags/AllocatedTags value(s) of allocated charges that are not "
+                       f"JSON objects (first: {bad[0]}); FOCUS tags are JSON objects"]  # fmt: skip
+    lookup = pl.DataFrame(
+        [(*k, v) for k, v in merged.items()],
+        schema={"_t": pl.String, "_a": pl.String, "_p": pl.String, "_idle": pl.Boolean, "_merged": pl.String},
+        orient="row",
+    )
+    frame = frame.with_columns(
+        text("Tags").alias("_t"), text("AllocatedTags").alias("_a"), text("ResourceId").alias("_p"),
+        resource.is_null().alias("_idle"),
+    ).join(lookup, on=["_t", "_a", "_p", "_idle"], how="left", maintain_order="left", nulls_equal=True)
+    updates = [pl.when(pl.col("_allocated")).then(pl.col("_merged")).otherwise(text("Tags")).alias("Tags")]
+    if "ResourceId" in frame.columns:
+        updates.append(pl.when(pl.col("_allocated")).then(pl.coalesce(resource, pl.col("ResourceId"))).otherwise(pl.col("ResourceId")).alias("ResourceId"))
+    return frame.with_columns(updates).drop("_t", "_a", "_p", "_idle", "_merged", "_allocated"), []
+
+
+def _json_object(value: str | None) -> dict:
+    if value is None or value.strip() in focus.NULL_LITERALS:
+        return {}
+    parsed = json.loads(value)
+    if not isinstance(parsed, dict):
+        raise ValueError(repr(value[:80]))
+    return parsed
+
+
+def _drop_repeated_origins(frame: pl.DataFrame) -> pl.DataFrame:
+    """Without the rows that repeat an origin charge its allocated charges already carry (see above)."""
+    if "ResourceId" not in frame.columns:
+        return frame
+    key = [c for c in ("ResourceId", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "SkuId") if c in frame.columns]
+    costs = [c for c in focus.COST_COLUMNS if c in frame.columns]
+    sums = frame.filter(pl.col("_allocated")).group_by(key).agg([pl.col(c).sum().alias(f"_sum_{c}") for c in costs])
+    candidates = frame.with_row_index("_i").filter(~pl.col("_allocated")).join(sums, on=key, how="inner")
+    same = pl.all_horizontal([(pl.col(c).fill_null(0.0) - pl.col(f"_sum_{c}").fill_null(0.0)).abs() < 0.005 for c in costs])
+    repeated = candidates.filter(same)["_i"]
+    if repeated.is_empty():
+        return frame
+    return frame.with_row_index("_i").filter(~pl.col("_i").is_in(repeated.implode())).drop("_i")
 
 
 def _with_tenant(path: str, frame: pl.DataFrame, tenant: TenantConfig | None) -> tuple[pl.DataFrame, list[str]]:

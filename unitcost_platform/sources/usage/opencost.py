@@ -12,8 +12,10 @@ list-price shares: OpenCost decides the shares, the bill decides the dollars.
 """
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import polars as pl
@@ -173,7 +175,53 @@ def fetch_opencost(
     return usage_from_records(records, SOURCE)
 
 
+FILE_SCHEME = "file://"
+
+
+def replay_opencost(cfg: OpenCostSource, days: list[dt.date], directory: Path, log: Log | None = None) -> pl.DataFrame:
+    """The same usage from recorded `/allocation` responses (`url: file://<dir>`, relative to the data
+    dir): every `*.json` file under the directory is one response in OpenCost's exact shape (`code`,
+    `data`: one set per day), read by the same code as a live answer; the days asked for are kept. For
+    clusters whose OpenCost is not reachable from the pipeline (its responses shipped as files), and
+    the demo."""
+    if not days:
+        return empty_usage()
+    say: Log = log or (lambda _line: None)
+    files = sorted(directory.rglob("*.json")) if directory.is_dir() else []
+    if not files:
+        raise OpenCostError(f"usage.opencost.url {cfg.url}: no recorded allocation responses (*.json) under {directory}")
+    wanted, records = set(days), []
+    for metric in cfg.metrics:
+        costs: dict[tuple[dt.date, str], float] = {}
+        apart: dict[str, float] = {}
+        unmapped: set[str] = set()
+        for path in files:
+            what = f"usage metric {metric.metric!r} ({path.name})"
+            try:
+                payload = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise OpenCostError(f"{path}: not a recorded OpenCost response ({type(exc).__name__}: {exc})") from None
+            if not isinstance(payload, dict):
+                raise OpenCostError(f"{path}: not a recorded OpenCost response (not a JSON object)")
+            found, skipped, missing = daily_costs(payload, cfg, wanted, what)
+            for key, value in found.items():
+                costs[key] = costs.get(key, 0.0) + value
+            for name, value in skipped.items():
+                apart[name] = apart.get(name, 0.0) + value
+            unmapped |= missing
+        records += [(day, tenant, metric.service_name, metric.metric, value) for (day, tenant), value in costs.items()]
+        say(f"opencost {metric.metric} (recorded, {len(files)} file(s)): {len(costs)} day-tenant value(s)"
+            + "".join(f"; {name} ${total:,.2f} (not a tenant, not counted)" for name, total in sorted(apart.items())))  # fmt: skip
+        if unmapped:
+            say(f"opencost {metric.metric}: namespaces without a tenant in usage.opencost.namespace_map "
+                f"(not counted): {', '.join(sorted(unmapped)[:20])}")  # fmt: skip
+    return usage_from_records(records, SOURCE)
+
+
 def read(context: ReadContext, cfg: OpenCostSource, days: list[dt.date]) -> pl.DataFrame:
+    if cfg.url.startswith(FILE_SCHEME):
+        directory = Path(cfg.url.removeprefix(FILE_SCHEME)).expanduser()
+        return replay_opencost(cfg, days, directory if directory.is_absolute() else context.data_dir / directory, context.log)
     return fetch_opencost(cfg, days, log=context.log)
 
 
