@@ -11,7 +11,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from unitcost_platform.config import NAMESPACE_TAG_KEYS, load_config
+from unitcost_platform.config import load_config
+from unitcost_platform.config_base import NAMESPACE_TAG_KEYS
 from unitcost_platform.demo.generator import DemoSpec, generate_demo
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import DEMO_DAYS, DEMO_START_DATE, WAREHOUSE_SCHEMA, Settings

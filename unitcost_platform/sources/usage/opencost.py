@@ -166,13 +166,18 @@ def fetch_opencost(
             send = lambda url=url, params=params: http.get(url, params=params, timeout=cfg.timeout_seconds)  # noqa: E731
             payload = request_json(_service(cfg, what), send, what, sleep, say)
             costs, apart, unmapped = daily_costs(payload, cfg, wanted, what)
-            records += [(day, tenant, metric.service_name, metric.metric, value) for (day, tenant), value in costs.items()]
-            say(f"opencost {metric.metric}: {len(costs)} day-tenant value(s)"
-                + "".join(f"; {name} ${total:,.2f} (not a tenant, not counted)" for name, total in sorted(apart.items())))  # fmt: skip
-            if unmapped:
-                say(f"opencost {metric.metric}: namespaces without a tenant in usage.opencost.namespace_map "
-                    f"(not counted): {', '.join(sorted(unmapped)[:20])}")  # fmt: skip
+            records += _records(metric, costs, apart, unmapped, say, "")
     return usage_from_records(records, SOURCE)
+
+
+def _records(metric: OpenCostMetric, costs: dict, apart: dict, unmapped: set, say: Log, how: str) -> list[tuple]:
+    """The usage rows of one metric, and what was left out said in the log."""
+    say(f"opencost {metric.metric}{how}: {len(costs)} day-tenant value(s)"
+        + "".join(f"; {name} ${total:,.2f} (not a tenant, not counted)" for name, total in sorted(apart.items())))  # fmt: skip
+    if unmapped:
+        say(f"opencost {metric.metric}: namespaces without a tenant in usage.opencost.namespace_map "
+            f"(not counted): {', '.join(sorted(unmapped)[:20])}")  # fmt: skip
+    return [(day, tenant, metric.service_name, metric.metric, value) for (day, tenant), value in costs.items()]
 
 
 FILE_SCHEME = "file://"
@@ -209,12 +214,7 @@ def replay_opencost(cfg: OpenCostSource, days: list[dt.date], directory: Path, l
             for name, value in skipped.items():
                 apart[name] = apart.get(name, 0.0) + value
             unmapped |= missing
-        records += [(day, tenant, metric.service_name, metric.metric, value) for (day, tenant), value in costs.items()]
-        say(f"opencost {metric.metric} (recorded, {len(files)} file(s)): {len(costs)} day-tenant value(s)"
-            + "".join(f"; {name} ${total:,.2f} (not a tenant, not counted)" for name, total in sorted(apart.items())))  # fmt: skip
-        if unmapped:
-            say(f"opencost {metric.metric}: namespaces without a tenant in usage.opencost.namespace_map "
-                f"(not counted): {', '.join(sorted(unmapped)[:20])}")  # fmt: skip
+        records += _records(metric, costs, apart, unmapped, say, f" (recorded, {len(files)} file(s))")
     return usage_from_records(records, SOURCE)
 
 
