@@ -133,18 +133,27 @@ def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.nd
     }
 
 
-def _matrix(frame: pl.DataFrame, column: str, ids: pl.DataFrame, first: dt.date, n_days: int) -> np.ndarray:
-    """(customers of `ids` x calendar days from `first`) of `column`, NaN where no row: one join of
-    the calendar's rows and of the columns needed only (gathering strings is what costs)."""
-    out = np.full((ids.height, n_days), np.nan)
+def calendar_matrices(
+    frame: pl.DataFrame, ids: pl.DataFrame, first: dt.date, n_days: int, columns: dict[str, float | None]
+) -> dict[str, np.ndarray]:
+    """(customers of `ids` x calendar days from `first`) matrices of `frame`'s columns, NaN where a
+    customer has no row. `columns`: name -> the value of a null (None: NaN). One join, of the
+    calendar's rows and the columns needed only (gathering strings is what costs), to a flat index
+    into the matrices. `ids`: (_c, customer_id), _c numbering the rows."""
     located = (
         frame.lazy()
         .filter(pl.col("day").is_between(first, first + dt.timedelta(days=n_days - 1)))
         .join(ids.lazy(), on="customer_id")
-        .select("_c", (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"), column)
+        .select((pl.col("_c").cast(pl.Int64) * n_days + (pl.col("day") - pl.lit(first)).dt.total_days()).alias("_i"),
+                *[pl.col(c) if fill is None else pl.col(c).fill_null(fill) for c, fill in columns.items()])
         .collect()
-    )
-    out[located["_c"].to_numpy(), located["_d"].to_numpy()] = located[column].to_numpy()
+    )  # fmt: skip
+    index = located["_i"].to_numpy()
+    out = {}
+    for name in columns:
+        flat = np.full(ids.height * n_days, np.nan)
+        flat[index] = located[name].to_numpy()
+        out[name] = flat.reshape(ids.height, n_days)
     return out
 
 
@@ -161,8 +170,8 @@ def _score_days(
     and only for the customers beyond the threshold on one of the days."""
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     n_days = (max(days) - first).days + 1
-    costs = _matrix(cost, "total_cost", ids, first, n_days)
-    unit_values = _matrix(units, "units", ids, first, n_days)
+    costs = calendar_matrices(cost, ids, first, n_days, {"total_cost": None})["total_cost"]
+    unit_values = calendar_matrices(units, ids, first, n_days, {"units": None})["units"]
     with np.errstate(all="ignore"):
         log_units = np.where(unit_values > 0, np.log(unit_values), np.nan)
         log_price = np.where((costs > 0) & (unit_values > 0), np.log(costs / unit_values), np.nan)
@@ -170,8 +179,9 @@ def _score_days(
     weekend = np.array([d.weekday() >= 5 for d in calendar])
     n_c, n_t = ids.height, n_days - BASELINE_DAYS
 
-    def score(rows: np.ndarray, j: int) -> dict[str, np.ndarray]:
-        """The figures of `rows` on target column j (calendar column BASELINE_DAYS + j)."""
+    def score(rows: np.ndarray | slice, j: int) -> dict[str, np.ndarray]:
+        """The figures of `rows` (indices, or a slice: a view, no copy) on target column j (calendar
+        column BASELINE_DAYS + j)."""
         t = BASELINE_DAYS + j
         base = robust_baseline(log_price[rows], log_units[rows], weekend, t)
         p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
@@ -205,7 +215,7 @@ def _score_days(
 
     # Every customer is scored on the days; only those beyond on one of them on the lookback too
     # (the quiet period and first_day need it), so the lookback costs little.
-    everyone = np.arange(n_c)
+    everyone = slice(None)
     wanted = sorted({(d - first).days - BASELINE_DAYS for d in days})
     on_days = {j: score(everyone, j) for j in wanted}
     sign_on_days = np.stack([beyond_sign(on_days[j]) for j in wanted], axis=1)

@@ -29,7 +29,7 @@ import polars as pl
 from scipy import stats
 
 from unitcost_platform.config import AlertsConfig, ForecastConfig
-from unitcost_platform.transforms.anomalies import nanmedian
+from unitcost_platform.transforms.anomalies import calendar_matrices, nanmedian
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
 from unitcost_platform.transforms.windows import cumulative
 
@@ -133,25 +133,23 @@ def project_cost_to_mrr(
     slope: np.ndarray,
     mrr: np.ndarray,
     days_ahead: int = MAX_DAYS_AHEAD,
+    at: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """Cost-to-MRR at D+1..D+days_ahead (rows x days ahead).
+    """Cost-to-MRR at D+1..D+days_ahead (rows x days ahead), or only at the days ahead in `at`.
 
     `recent`: sums of actual cost over the last m days, m = 0..30 (rows x 31), `recent_days` the
     days with a row among them; the run rate at D+h is 30 × (actual cost of the 30 − h last days +
     projected cost of the h days ahead) / (days counted).
     """
     tau = np.arange(1, days_ahead + 1)
+    cum = np.zeros((len(slope), days_ahead + 1))
     with np.errstate(all="ignore"):
-        projected = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])
-    cum = np.concatenate([np.zeros((len(slope), 1)), np.cumsum(projected, axis=1)], axis=1)
-    mixed = tau[tau < RUN_RATE_DAYS]
-    ahead = tau[tau >= RUN_RATE_DAYS]
-    total = np.concatenate(
-        [recent[:, RUN_RATE_DAYS - mixed] + cum[:, mixed], cum[:, ahead] - cum[:, ahead - RUN_RATE_DAYS]], axis=1
-    )
-    counted = np.concatenate(
-        [recent_days[:, RUN_RATE_DAYS - mixed] + mixed[None, :], np.full((len(slope), ahead.size), RUN_RATE_DAYS)], axis=1
-    )
+        np.cumsum(np.exp(intercept[:, None] + slope[:, None] * tau[None, :]), axis=1, out=cum[:, 1:])
+    h = tau if at is None else np.asarray(at)
+    projected_days = np.minimum(h, RUN_RATE_DAYS)  # of the run rate's 30 days, those ahead
+    actual_days = RUN_RATE_DAYS - projected_days  # and those of actual cost (none from D+30 on)
+    total = recent[:, actual_days] + cum[:, h] - cum[:, h - projected_days]
+    counted = recent_days[:, actual_days] + projected_days[None, :]
     with np.errstate(all="ignore"):
         rate = RUN_RATE_DAYS * total / counted
         return np.where(mrr[:, None] > 0, rate / mrr[:, None], np.nan)
@@ -196,28 +194,6 @@ def _days_to_all(
     return out
 
 
-def _calendar(
-    unit: pl.DataFrame, ids: pl.DataFrame, first: dt.date, n_days: int, columns: dict[str, float]
-) -> dict[str, np.ndarray]:
-    """(customers of `ids` x calendar days from `first`) matrices of `columns`, NaN where a customer
-    has no row, a null value filled with the column's value in `columns`. One join, of the
-    calendar's rows only and of the columns needed (gathering the strings is what costs)."""
-    located = (
-        unit.lazy()
-        .filter(pl.col("day").is_between(first, first + dt.timedelta(days=n_days - 1)))
-        .join(ids.lazy(), on="customer_id")
-        .select("_c", (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"),
-                *[pl.col(c).fill_null(fill) for c, fill in columns.items()])
-        .collect()
-    )  # fmt: skip
-    rows, cols = located["_c"].to_numpy(), located["_d"].to_numpy()
-    out = {}
-    for column in columns:
-        out[column] = np.full((ids.height, n_days), np.nan)
-        out[column][rows, cols] = located[column].to_numpy()
-    return out
-
-
 def _trend(costs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
     """The trend of every row of `costs` (customers x calendar) at every calendar column of `t`
     (flattened: row-major over customers, then targets), and its days with cost in the window.
@@ -237,20 +213,25 @@ def _trend_table(unit: pl.DataFrame, targets: list[dt.date], until: dt.date | No
     first = min(targets) - dt.timedelta(days=TREND_DAYS - 1)
     n_days = (max(until or max(targets), max(targets)) - first).days + 1
     ids = unit.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    costs = _calendar(unit, ids, first, n_days, {"total_cost": 0.0})["total_cost"]
+    costs = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})["total_cost"]
     t = np.array([(d - first).days for d in targets])
     return ids, {"fit": _trend(costs, t), "costs": costs, "t": t, "first": first}
 
 
 def _evaluate(
-    m: dict[str, np.ndarray], rows: np.ndarray, t: np.ndarray, wanted: np.ndarray, alerts: AlertsConfig, cfg: ForecastConfig
+    m: dict[str, np.ndarray],
+    rows: np.ndarray | slice,
+    t: np.ndarray,
+    wanted: np.ndarray,
+    alerts: AlertsConfig,
+    cfg: ForecastConfig,
 ) -> tuple[np.ndarray, list[dict]]:
     """The trend of the `rows` of the calendar matrices `m` (total_cost, mrr, cost_to_mrr) at the
     calendar columns `t`: whether it forecast a crossing (within the horizon, not at P2 yet) and,
-    for the targets where `wanted`, every output column."""
+    for the targets where `wanted`, every output column. `rows`: indices, or a slice (a view, no copy)."""
     costs = m["total_cost"][rows]
     fit = _trend(costs, t)
-    n_c, n_t = len(rows), len(t)
+    n_c, n_t = costs.shape[0], len(t)
     # Running totals for the run rate: from 30 days before the first target only.
     lo = max(int(t.min()) - RUN_RATE_DAYS, 0)
     window = costs[:, lo : int(t.max()) + 1]
@@ -273,7 +254,7 @@ def _evaluate(
             p2 = np.where(usable, _days_to(now[:, k], soon, slope, alerts.p2_cost_to_mrr), -1)
             crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1)
             continue
-        central = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], max(AHEAD))
+        central = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], max(AHEAD), AHEAD)
         with np.errstate(all="ignore"):
             last30 = costs[:, max(t[k] + 1 - RUN_RATE_DAYS, 0) : t[k] + 1]
             latest_max = np.where(np.isnan(last30), -np.inf, last30).max(axis=1)
@@ -285,12 +266,14 @@ def _evaluate(
         for name in ("low", "high"):
             s = fit[name][at]
             icpt = fit["median_y"][at] - s * fit["median_x"][at]
-            bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k], max(AHEAD))
+            bands[name] = project_cost_to_mrr(
+                recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k], max(AHEAD), AHEAD
+            )
         frames.append({
             "trend_weeks": points.astype(np.int64),
             **{name: np.where(usable, np.expm1(s), np.nan) for name, s in
                (("daily_growth", slope), ("daily_growth_low", fit["low"][at]), ("daily_growth_high", fit["high"][at]))},
-            **{f"cost_to_mrr_{h}d{suffix}": values[:, h - 1] for h in AHEAD
+            **{f"cost_to_mrr_{h}d{suffix}": values[:, i] for i, h in enumerate(AHEAD)
                for suffix, values in (("", central), ("_low", bands["low"]), ("_high", bands["high"]))},
             "days_to_p2": pl.Series(p2).cast(pl.Int64).replace(-1, None),
             "days_to_p1": pl.Series(p1).cast(pl.Int64).replace(-1, None),
@@ -315,13 +298,14 @@ def margin_forecast(
     # The calendar: the trend window of the first day of the one-alert lookback to the last day.
     first = min(days) - dt.timedelta(days=cfg.horizon_days + TREND_DAYS - 1)
     n_days = (max(days) - first).days + 1
-    m = _calendar(unit, ids, first, n_days, {"total_cost": 0.0})
-    # MRR and cost-to-MRR on the targets' days only: the days and the lookback's.
+    # Daily cost over the calendar; MRR and cost-to-MRR on the targets' days only (the days and the
+    # lookback's), from calendar column t0 on.
     t0 = TREND_DAYS - 1
-    m |= _calendar(unit, ids, first + dt.timedelta(days=t0), n_days - t0, {"mrr": np.nan, "cost_to_mrr": np.nan})
+    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
+    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, {"mrr": np.nan, "cost_to_mrr": np.nan})
     m["t0"] = t0
     t_days = np.array([(d - first).days for d in days])
-    everyone = np.arange(ids.height)
+    everyone = slice(None)
     crossing_on_days, computed = _evaluate(m, everyone, t_days, np.ones(len(days), dtype=bool), alerts, cfg)
     frames = [
         pl.DataFrame({"day": pl.repeat(d, ids.height, eager=True), "customer_id": ids["customer_id"], **columns},
