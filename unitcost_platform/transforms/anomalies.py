@@ -134,26 +134,33 @@ def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.nd
 
 
 def calendar_matrices(
-    frame: pl.DataFrame, ids: pl.DataFrame, first: dt.date, n_days: int, columns: dict[str, float | None]
+    frame: pl.DataFrame,
+    ids: pl.DataFrame,
+    first: dt.date,
+    n_days: int,
+    columns: dict[str, float | None],
+    read: tuple[int, int] | None = None,
+    out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """(customers of `ids` x calendar days from `first`) matrices of `frame`'s columns, NaN where a
-    customer has no row. `columns`: name -> the value of a null (None: NaN). One join, of the
-    calendar's rows and the columns needed only (gathering strings is what costs), to a flat index
-    into the matrices. `ids`: (_c, customer_id), _c numbering the rows."""
+    """(customers x calendar days from `first`) matrices of `frame`'s columns, NaN where a customer
+    has no row. `columns`: name -> the value of a null (None: NaN). `ids`: (_c, customer_id), _c
+    numbering the matrices' rows; `read`: the calendar columns [start, end) to read (default all);
+    `out`: matrices to fill instead of new ones (e.g. the earlier days of a few customers). One
+    join, of those days' rows and the columns needed only (gathering strings is what costs), to a
+    flat index into the matrices."""
+    start, end = read or (0, n_days)
     located = (
         frame.lazy()
-        .filter(pl.col("day").is_between(first, first + dt.timedelta(days=n_days - 1)))
+        .filter(pl.col("day").is_between(first + dt.timedelta(days=start), first + dt.timedelta(days=end - 1)))
         .join(ids.lazy(), on="customer_id")
         .select((pl.col("_c").cast(pl.Int64) * n_days + (pl.col("day") - pl.lit(first)).dt.total_days()).alias("_i"),
                 *[pl.col(c) if fill is None else pl.col(c).fill_null(fill) for c, fill in columns.items()])
         .collect()
     )  # fmt: skip
     index = located["_i"].to_numpy()
-    out = {}
+    out = {name: np.full((ids.height, n_days), np.nan) for name in columns} if out is None else out
     for name in columns:
-        flat = np.full(ids.height * n_days, np.nan)
-        flat[index] = located[name].to_numpy()
-        out[name] = flat.reshape(ids.height, n_days)
+        out[name].reshape(-1)[index] = located[name].to_numpy()  # a view: the matrices are contiguous
     return out
 
 
@@ -170,11 +177,21 @@ def _score_days(
     and only for the customers beyond the threshold on one of the days."""
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     n_days = (max(days) - first).days + 1
-    costs = calendar_matrices(cost, ids, first, n_days, {"total_cost": None})["total_cost"]
-    unit_values = calendar_matrices(units, ids, first, n_days, {"units": None})["units"]
-    with np.errstate(all="ignore"):
-        log_units = np.where(unit_values > 0, np.log(unit_values), np.nan)
-        log_price = np.where((costs > 0) & (unit_values > 0), np.log(costs / unit_values), np.nan)
+    # Every customer's figures on the days need the days and the BASELINE_DAYS before; the earlier
+    # days (the shift lookback's baselines) are read for the candidates only, once known.
+    since = (min(days) - first).days - BASELINE_DAYS
+    m = calendar_matrices(cost, ids, first, n_days, {"total_cost": None}, (since, n_days))
+    m |= calendar_matrices(units, ids, first, n_days, {"units": None}, (since, n_days))
+    costs, unit_values = m["total_cost"], m["units"]
+
+    def logs(rows: np.ndarray | slice, cols: slice) -> None:
+        c, u = costs[rows, cols], unit_values[rows, cols]
+        with np.errstate(all="ignore"):
+            log_units[rows, cols] = np.where(u > 0, np.log(u), np.nan)
+            log_price[rows, cols] = np.where((c > 0) & (u > 0), np.log(c / u), np.nan)
+
+    log_units, log_price = np.full_like(costs, np.nan), np.full_like(costs, np.nan)
+    logs(slice(None), slice(since, None))
     calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
     weekend = np.array([d.weekday() >= 5 for d in calendar])
     n_c, n_t = ids.height, n_days - BASELINE_DAYS
@@ -220,6 +237,11 @@ def _score_days(
     on_days = {j: score(everyone, j) for j in wanted}
     sign_on_days = np.stack([beyond_sign(on_days[j]) for j in wanted], axis=1)
     candidates = np.flatnonzero((sign_on_days != 0).any(axis=1))
+    if candidates.size and since > 0:
+        few = ids[candidates]
+        calendar_matrices(cost, few, first, n_days, {"total_cost": None}, (0, since), m)
+        calendar_matrices(units, few, first, n_days, {"units": None}, (0, since), m)
+        logs(candidates, slice(None))
     # Beyond days (+1 up, -1 down, 0 not) of the candidates, the anomaly (no beyond day in the same
     # direction in the QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in
     # the same direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day

@@ -299,10 +299,12 @@ def margin_forecast(
     first = min(days) - dt.timedelta(days=cfg.horizon_days + TREND_DAYS - 1)
     n_days = (max(days) - first).days + 1
     # Daily cost over the calendar; MRR and cost-to-MRR on the targets' days only (the days and the
-    # lookback's), from calendar column t0 on.
-    t0 = TREND_DAYS - 1
-    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
-    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, {"mrr": np.nan, "cost_to_mrr": np.nan})
+    # lookback's), from calendar column t0 on. Every customer's figures on the days need the trend
+    # windows of the days only; the lookback's earlier days are read for the candidates, once known.
+    t0, h = TREND_DAYS - 1, cfg.horizon_days
+    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0}, (h, n_days))
+    state = {"mrr": np.nan, "cost_to_mrr": np.nan}
+    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, state, (h, n_days - t0))
     m["t0"] = t0
     t_days = np.array([(d - first).days for d in days])
     everyone = slice(None)
@@ -318,6 +320,9 @@ def margin_forecast(
         first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
         targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
         t = np.array([(d - first).days for d in targets])
+        few = ids[candidates]
+        calendar_matrices(unit, few, first, n_days, {"total_cost": 0.0}, (0, h), m)
+        calendar_matrices(unit, few, first + dt.timedelta(days=t0), n_days - t0, state, (0, h), m)
         crossing, _ = _evaluate(m, candidates, t, np.zeros(len(targets), dtype=bool), alerts, cfg)
         cids = ids["customer_id"].gather(candidates)
         rows = []
