@@ -169,45 +169,52 @@ SCORE_COLUMNS = ("baseline_days", "expected_units", "actual_units", "expected_co
                  "volume_effect", "cross_effect", "score")  # fmt: skip
 
 
+def _price_and_units(
+    cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, first: dt.date, n_days: int
+) -> dict[str, np.ndarray]:
+    """The customers' (ids x calendar) matrices of cost, units, log cost per unit and log units."""
+    m = calendar_matrices(cost, ids, first, n_days, {"total_cost": None})
+    m |= calendar_matrices(units, ids, first, n_days, {"units": None})
+    return _with_logs(m)
+
+
+def _with_logs(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    c, u = m["total_cost"], m["units"]
+    with np.errstate(all="ignore"):
+        m["log_units"] = np.where(u > 0, np.log(u), np.nan)
+        m["log_price"] = np.where((c > 0) & (u > 0), np.log(c / u), np.nan)
+    return m
+
+
 def _score_days(
     cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
-) -> tuple[pl.DataFrame, np.ndarray, dt.date]:
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dt.date]:
     """Every figure of every customer for the days, from matrices over the calendar; the days of the
     shift lookback before them are scored too (for the quiet period and first_day), not returned,
-    and only for the customers beyond the threshold on one of the days."""
+    and only for the customers beyond the threshold on one of the days. Returns also the units
+    matrix of those customers (the candidates, with their ids) over the calendar from `first`."""
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     n_days = (max(days) - first).days + 1
-    # Every customer's figures on the days need the days and the BASELINE_DAYS before; the earlier
-    # days (the shift lookback's baselines) are read for the candidates only, once known.
-    since = (min(days) - first).days - BASELINE_DAYS
-    m = calendar_matrices(cost, ids, first, n_days, {"total_cost": None}, (since, n_days))
-    m |= calendar_matrices(units, ids, first, n_days, {"units": None}, (since, n_days))
-    costs, unit_values = m["total_cost"], m["units"]
-
-    def logs(rows: np.ndarray | slice, cols: slice) -> None:
-        c, u = costs[rows, cols], unit_values[rows, cols]
-        with np.errstate(all="ignore"):
-            log_units[rows, cols] = np.where(u > 0, np.log(u), np.nan)
-            log_price[rows, cols] = np.where((c > 0) & (u > 0), np.log(c / u), np.nan)
-
-    log_units, log_price = np.full_like(costs, np.nan), np.full_like(costs, np.nan)
-    logs(slice(None), slice(since, None))
     calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
     weekend = np.array([d.weekday() >= 5 for d in calendar])
     n_c, n_t = ids.height, n_days - BASELINE_DAYS
+    # Every customer's figures on the days need the days and the BASELINE_DAYS before only: their
+    # matrices start at calendar column `since`; the candidates' cover the whole calendar.
+    since = (min(days) - first).days - BASELINE_DAYS
+    everyone = _price_and_units(cost, units, ids, first + dt.timedelta(days=since), n_days - since)
 
-    def score(rows: np.ndarray | slice, j: int) -> dict[str, np.ndarray]:
-        """The figures of `rows` (indices, or a slice: a view, no copy) on target column j (calendar
-        column BASELINE_DAYS + j)."""
-        t = BASELINE_DAYS + j
-        base = robust_baseline(log_price[rows], log_units[rows], weekend, t)
+    def score(m: dict[str, np.ndarray], offset: int, j: int) -> dict[str, np.ndarray]:
+        """The figures of the rows of `m` (matrices from calendar column `offset`) on target j
+        (calendar column BASELINE_DAYS + j)."""
+        t = BASELINE_DAYS + j - offset
+        base = robust_baseline(m["log_price"], m["log_units"], weekend[offset:], t)
         p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
-        actual_cost = np.nan_to_num(costs[rows, t])
-        actual_units = np.nan_to_num(unit_values[rows, t])
+        actual_cost = np.nan_to_num(m["total_cost"][:, t])
+        actual_units = np.nan_to_num(m["units"][:, t])
         usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
         with np.errstate(all="ignore"):
             price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
-            z = (log_price[rows, t] - base["log_price"]) / base["noise"]
+            z = (m["log_price"][:, t] - base["log_price"]) / base["noise"]
             expected_cost = np.where(usable, p_hat * u_hat, np.nan)
             return {
                 "baseline_days": base["days"].astype(np.float64),
@@ -232,27 +239,29 @@ def _score_days(
 
     # Every customer is scored on the days; only those beyond on one of them on the lookback too
     # (the quiet period and first_day need it), so the lookback costs little.
-    everyone = slice(None)
     wanted = sorted({(d - first).days - BASELINE_DAYS for d in days})
-    on_days = {j: score(everyone, j) for j in wanted}
+    on_days = {j: score(everyone, since, j) for j in wanted}
     sign_on_days = np.stack([beyond_sign(on_days[j]) for j in wanted], axis=1)
     candidates = np.flatnonzero((sign_on_days != 0).any(axis=1))
-    if candidates.size and since > 0:
-        few = ids[candidates]
-        calendar_matrices(cost, few, first, n_days, {"total_cost": None}, (0, since), m)
-        calendar_matrices(units, few, first, n_days, {"units": None}, (0, since), m)
-        logs(candidates, slice(None))
+    n_k = candidates.size
+    few = ids[candidates].select("customer_id").with_row_index("_c")  # numbered as their matrices' rows
+    lookback = {name: np.full((n_k, n_days), np.nan) for name in ("total_cost", "units")}
+    if n_k:  # the days read for everyone, then the earlier ones of the candidates
+        for name, matrix in lookback.items():
+            matrix[:, since:] = everyone[name][candidates]
+        calendar_matrices(cost, few, first, n_days, {"total_cost": None}, (0, since), lookback)
+        calendar_matrices(units, few, first, n_days, {"units": None}, (0, since), lookback)
+        _with_logs(lookback)
     # Beyond days (+1 up, -1 down, 0 not) of the candidates, the anomaly (no beyond day in the same
     # direction in the QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in
     # the same direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day
     # agree); an older shift reports that bound. The other customers are beyond on none of the days.
-    n_k = candidates.size
     sign = np.zeros((n_k, n_t), dtype=np.int64)
     for j in range(n_t):
         if j in on_days:
             sign[:, j] = sign_on_days[candidates, wanted.index(j)]
         elif n_k:
-            sign[:, j] = beyond_sign(score(candidates, j))
+            sign[:, j] = beyond_sign(score(lookback, 0, j))
     anomaly = np.zeros((n_k, n_t), dtype=bool)
     first_day = np.full((n_k, n_t), -1)
     last = {1: np.full(n_k, -1), -1: np.full(n_k, -1)}
@@ -262,8 +271,8 @@ def _score_days(
         anomaly[:, j] = (sign[:, j] != 0) & ~quiet
         for direction in (1, -1):
             last[direction] = np.where(anomaly[:, j] & (sign[:, j] == direction), j, last[direction])
-        since = np.where(sign[:, j] == 1, last[1], last[-1])
-        first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(since, j - SHIFT_LOOKBACK_DAYS), -1)
+        alerted = np.where(sign[:, j] == 1, last[1], last[-1])
+        first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(alerted, j - SHIFT_LOOKBACK_DAYS), -1)
     frames = []
     epoch_days = (calendar[BASELINE_DAYS] - dt.date(1970, 1, 1)).days  # first_day as a polars Date
     for j in wanted:
@@ -281,7 +290,7 @@ def _score_days(
             "is_anomaly": is_anomaly,
             "first_day": pl.Series(shift + epoch_days, dtype=pl.Int32).cast(pl.Date).scatter(np.flatnonzero(shift < 0), None),
         }, nan_to_null=True).with_columns(pl.col("baseline_days").cast(pl.Int64), pl.col("direction").cast(pl.String)))  # fmt: skip
-    return pl.concat(frames), unit_values, first
+    return pl.concat(frames), lookback["units"], few, first
 
 
 def _anomaly_drivers(
@@ -379,10 +388,10 @@ def cost_anomalies(
     if not days or active.is_empty():
         return pl.DataFrame(schema=COST_ANOMALIES_SCHEMA)
     ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    scored, unit_values, first = _score_days(cost, units, ids, days, cfg)
+    scored, unit_values, candidates, first = _score_days(cost, units, ids, days, cfg)
     frame = active.join(scored, on=["day", "customer_id"], how="left")
     drivers = _anomaly_drivers(
-        frame.filter(pl.col("is_anomaly")), service_costs, unit_values, ids, first, owners, max_drivers
+        frame.filter(pl.col("is_anomaly")), service_costs, unit_values, candidates, first, owners, max_drivers
     )
     return (
         frame.join(drivers, on=["day", "customer_id"], how="left")
