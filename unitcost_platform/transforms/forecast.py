@@ -31,7 +31,7 @@ from scipy import stats
 from unitcost_platform.config import AlertsConfig, ForecastConfig
 from unitcost_platform.transforms.anomalies import calendar_matrices, nanmedian
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
-from unitcost_platform.transforms.windows import cumulative
+from unitcost_platform.transforms.windows import cumulative, running_count
 
 WEEKS = 8
 TREND_DAYS = 60
@@ -108,11 +108,10 @@ def weekly_points(costs: np.ndarray, t: np.ndarray, counts: np.ndarray | None = 
 
     `costs`: customers x calendar, NaN where the customer had no row; days with cost ≤ 0 do not count.
     x of week k is the offset of its middle day from the day: −7k − 3. `counts`: the running count
-    of days with cost (`cumulative(costs > 0)`), when the caller has it.
+    of days with cost (`running_count(costs > 0)`), when the caller has it.
     """
-    positive = np.where(costs > 0, costs, 0.0)
-    sums = cumulative(positive)
-    counts = cumulative((costs > 0).astype(np.float64)) if counts is None else counts
+    sums = cumulative(np.where(costs > 0, costs, 0.0))
+    counts = running_count(costs > 0) if counts is None else counts
     y = np.full((costs.shape[0], len(t), WEEKS), np.nan)
     for k in range(WEEKS):
         end = t - 7 * k + 1
@@ -142,13 +141,16 @@ def project_cost_to_mrr(
     projected cost of the h days ahead) / (days counted).
     """
     tau = np.arange(1, days_ahead + 1)
-    cum = np.zeros((len(slope), days_ahead + 1))
     with np.errstate(all="ignore"):
-        np.cumsum(np.exp(intercept[:, None] + slope[:, None] * tau[None, :]), axis=1, out=cum[:, 1:])
+        cum = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])  # day D+1 in column 0
+    np.cumsum(cum, axis=1, out=cum)
     h = tau if at is None else np.asarray(at)
     projected_days = np.minimum(h, RUN_RATE_DAYS)  # of the run rate's 30 days, those ahead
     actual_days = RUN_RATE_DAYS - projected_days  # and those of actual cost (none from D+30 on)
-    total = recent[:, actual_days] + cum[:, h] - cum[:, h - projected_days]
+    before = h - projected_days  # projected days before the window: none until D+30
+    earlier = np.zeros((len(slope), len(h)))
+    earlier[:, before > 0] = cum[:, before[before > 0] - 1]
+    total = recent[:, actual_days] + cum[:, h - 1] - earlier
     counted = recent_days[:, actual_days] + projected_days[None, :]
     with np.errstate(all="ignore"):
         rate = RUN_RATE_DAYS * total / counted
@@ -200,7 +202,7 @@ def _trend(costs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
     Only the calendar's columns the targets' windows cover are read."""
     lo = max(int(t.min()) - (TREND_DAYS - 1), 0)
     costs, t = costs[:, lo : int(t.max()) + 1], t - lo
-    cost_days = cumulative((costs > 0).astype(np.float64))
+    cost_days = running_count(costs > 0)
     y, x = weekly_points(costs, t, cost_days)
     fit = theil_sen(y.reshape(-1, WEEKS), x)
     fit["days"] = (cost_days[:, t + 1] - cost_days[:, np.clip(t + 1 - TREND_DAYS, 0, None)]).reshape(-1)
@@ -235,7 +237,7 @@ def _evaluate(
     # Running totals for the run rate: from 30 days before the first target only.
     lo = max(int(t.min()) - RUN_RATE_DAYS, 0)
     window = costs[:, lo : int(t.max()) + 1]
-    sums, counts = cumulative(np.nan_to_num(window)), cumulative((~np.isnan(window)).astype(np.float64))
+    sums, counts = cumulative(np.nan_to_num(window)), running_count(~np.isnan(window))
     mrr, now = m["mrr"][rows][:, t - m["t0"]], m["cost_to_mrr"][rows][:, t - m["t0"]]
     frames = []
     crossing = np.zeros((n_c, n_t), dtype=bool)
@@ -295,20 +297,17 @@ def margin_forecast(
     if not days or today.is_empty():
         return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
     ids = today.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    # The calendar: the trend window of the first day of the one-alert lookback to the last day.
-    first = min(days) - dt.timedelta(days=cfg.horizon_days + TREND_DAYS - 1)
-    n_days = (max(days) - first).days + 1
-    # Daily cost over the calendar; MRR and cost-to-MRR on the targets' days only (the days and the
-    # lookback's), from calendar column t0 on. Every customer's figures on the days need the trend
-    # windows of the days only; the lookback's earlier days are read for the candidates, once known.
+    # Every customer: daily cost over the trend windows of the days, MRR and cost-to-MRR on the days
+    # (matrices from calendar column t0 on).
     t0, h = TREND_DAYS - 1, cfg.horizon_days
-    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0}, (h, n_days))
+    first = min(days) - dt.timedelta(days=t0)
+    n_days = (max(days) - first).days + 1
+    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
     state = {"mrr": np.nan, "cost_to_mrr": np.nan}
-    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, state, (h, n_days - t0))
+    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, state)
     m["t0"] = t0
     t_days = np.array([(d - first).days for d in days])
-    everyone = slice(None)
-    crossing_on_days, computed = _evaluate(m, everyone, t_days, np.ones(len(days), dtype=bool), alerts, cfg)
+    crossing_on_days, computed = _evaluate(m, slice(None), t_days, np.ones(len(days), dtype=bool), alerts, cfg)
     frames = [
         pl.DataFrame({"day": pl.repeat(d, ids.height, eager=True), "customer_id": ids["customer_id"], **columns},
                      nan_to_null=True)
@@ -317,13 +316,21 @@ def margin_forecast(
     candidates = np.flatnonzero(crossing_on_days.any(axis=1))
     warned = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "is_forecast_alert": pl.Boolean})
     if candidates.size:
-        first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
+        # The candidates over the lookback too: the calendar starts `h` days earlier; the days
+        # read for everyone, then the earlier ones.
+        first_target = min(days) - dt.timedelta(days=h)
         targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
-        t = np.array([(d - first).days for d in targets])
-        few = ids[candidates]
-        calendar_matrices(unit, few, first, n_days, {"total_cost": 0.0}, (0, h), m)
-        calendar_matrices(unit, few, first + dt.timedelta(days=t0), n_days - t0, state, (0, h), m)
-        crossing, _ = _evaluate(m, candidates, t, np.zeros(len(targets), dtype=bool), alerts, cfg)
+        few = ids[candidates].select("customer_id").with_row_index("_c")  # numbered as their matrices' rows
+        lookback: dict = {"t0": t0}
+        for name, matrix in m.items():
+            if name != "t0":
+                lookback[name] = np.full((few.height, h + matrix.shape[1]), np.nan)
+                lookback[name][:, h:] = matrix[candidates]
+        start = first - dt.timedelta(days=h)
+        calendar_matrices(unit, few, start, n_days + h, {"total_cost": 0.0}, (0, h), lookback)
+        calendar_matrices(unit, few, start + dt.timedelta(days=t0), n_days + h - t0, state, (0, h), lookback)
+        t = np.array([(d - start).days for d in targets])
+        crossing, _ = _evaluate(lookback, slice(None), t, np.zeros(len(targets), dtype=bool), alerts, cfg)
         cids = ids["customer_id"].gather(candidates)
         rows = []
         for k, target in enumerate(targets):
