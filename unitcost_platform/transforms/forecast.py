@@ -15,7 +15,9 @@ unit_cost defines it (30 × mean daily cost of the 30 days ending then), mixes t
 in that window with projected ones; cost-to-MRR at D+h divides it by today's MRR (held). The 80%
 interval uses the interval's slopes pivoted at the points' median. `days_to_p2`/`days_to_p1`: the
 first day ahead projected above the threshold (0 when already above); null beyond 90 days or when
-the trend is flat or down.
+the trend is flat or down. Only customers that can get above within 90 days are projected that far
+(`_days_to_all`: the run rate ahead never exceeds 30 × the largest of the actual and projected days
+it averages); the others' answer is the same without the projection.
 
 FORECAST: a customer not at P2 today (cost-to-MRR ≤ p2) projected to cross P2 within
 `forecast.horizon_days`; it alerts on the first such day only: not again while a crossing was
