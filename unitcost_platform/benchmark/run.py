@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
+from unitcost_platform.benchmark.workers import ANOMALY_STAGE, FORECAST_STAGE
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
 
 SIZES: dict[str, ScaleSpec] = {
@@ -32,6 +33,8 @@ SIZES: dict[str, ScaleSpec] = {
 # The issue's targets: (ours allocation + unit cost seconds, peak MiB); ratio limits for every size.
 TARGETS = {"1m": (1.0, 1024.0), "10m": (6.0, 3072.0)}
 MAX_TIME_RATIO, MAX_MEMORY_RATIO, MAX_SCALING = 1.0, 1.5, 10.0
+# Issue 16: unit-cost anomalies and the margin forecast add at most this share of allocation + unit cost.
+MAX_MODEL_SHARE = 0.25
 BACKFILL_TARGET_SECONDS = 120.0
 EQUAL_TOLERANCE = 1e-9  # relative, per key, and on the total
 
@@ -233,6 +236,13 @@ def report(results: list[SizeResult], backfill: dict | None, runs: int) -> tuple
             good = r.ours_unit.median_seconds <= limit_s and r.ours_unit.median_peak <= limit_m
             lines.append(f"  {'':46} target <= {limit_s:g} s and <= {_mib(limit_m)}: {'met' if good else 'MISSED'}")
             ok &= good
+        if ANOMALY_STAGE in r.stages and FORECAST_STAGE in r.stages:
+            added = r.stages[ANOMALY_STAGE].median_seconds + r.stages[FORECAST_STAGE].median_seconds
+            share = added / r.ours_unit.median_seconds
+            good = share <= MAX_MODEL_SHARE
+            verdict = f"target <= {MAX_MODEL_SHARE:.0%}: {'met' if good else 'MISSED'}" if r.name in TARGETS else ""
+            lines.append(f"  {'anomalies + forecast, share of the above':46} {added:9.3f} {share:>9.0%} {'':11}   {verdict}")
+            ok &= good or r.name not in TARGETS
     by_name = {r.name: r for r in results}
     if "1m" in by_name and "10m" in by_name:
         scaling = by_name["10m"].ours_unit.median_seconds / by_name["1m"].ours_unit.median_seconds

@@ -39,6 +39,8 @@ from unitcost_platform.transforms.forecast import history_days as forecast_histo
 from unitcost_platform.transforms.forecast import margin_forecast
 from unitcost_platform.transforms.unit_cost import unit_cost
 
+ANOMALY_STAGE = "unit-cost anomalies (50-day baselines, drivers)"
+FORECAST_STAGE = "margin forecast (74-day Theil-Sen trends)"
 CONFIG = UnitcostConfig()  # the defaults: default pools, default tenant tag keys, EffectiveCost
 NON_PAYING = ["trial", "free"]
 
@@ -110,14 +112,14 @@ def _anomaly_and_forecast_stages(unit: pl.DataFrame, services: pl.DataFrame, day
     today = unit.select(columns)
     past = pl.concat([history.earlier_days(today, day, ANOMALY_HISTORY_DAYS - 1), today])
     gc.collect()
-    with measured("unit-cost anomalies (50-day baselines, drivers)", 0, figures):
+    with measured(ANOMALY_STAGE, 0, figures):
         cost_anomalies(past.select("day", "customer_id", "total_cost"),
                        past.select("day", "customer_id", pl.col("requests").alias("units")),
                        past, services, [day], CONFIG.anomalies, CONFIG.owners)  # fmt: skip
     figures[-1].rows = past.height
     past = pl.concat([history.earlier_days(today, day, forecast_history_days(CONFIG.forecast.horizon_days) - 1), today])
     gc.collect()
-    with measured("margin forecast (74-day Theil-Sen trends)", 0, figures):
+    with measured(FORECAST_STAGE, 0, figures):
         margin_forecast(past, [day], CONFIG.alerts, CONFIG.forecast)
     figures[-1].rows = past.height
 

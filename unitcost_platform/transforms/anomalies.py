@@ -133,106 +133,164 @@ def robust_baseline(log_price: np.ndarray, log_units: np.ndarray, weekend: np.nd
     }
 
 
-def _matrix(frame: pl.DataFrame, column: str, ids: pl.DataFrame, first: dt.date, n_days: int) -> np.ndarray:
-    out = np.full((ids.height, n_days), np.nan)
+def calendar_matrices(
+    frame: pl.DataFrame,
+    ids: pl.DataFrame,
+    first: dt.date,
+    n_days: int,
+    columns: dict[str, float | None],
+    read: tuple[int, int] | None = None,
+    out: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """(customers x calendar days from `first`) matrices of `frame`'s columns, NaN where a customer
+    has no row. `columns`: name -> the value of a null (None: NaN). `ids`: (_c, customer_id), _c
+    numbering the matrices' rows; `read`: the calendar columns [start, end) to read (default all);
+    `out`: matrices to fill instead of new ones (e.g. the earlier days of a few customers). One
+    join, of those days' rows and the columns needed only (gathering strings is what costs), to a
+    flat index into the matrices."""
+    start, end = read or (0, n_days)
     located = (
-        frame.join(ids, on="customer_id")
-        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
-        .filter((pl.col("_d") >= 0) & (pl.col("_d") < n_days))
-    )
-    out[located["_c"].to_numpy(), located["_d"].to_numpy()] = located[column].to_numpy()
+        frame.lazy()
+        .filter(pl.col("day").is_between(first + dt.timedelta(days=start), first + dt.timedelta(days=end - 1)))
+        .join(ids.lazy(), on="customer_id")
+        .select((pl.col("_c").cast(pl.Int64) * n_days + (pl.col("day") - pl.lit(first)).dt.total_days()).alias("_i"),
+                *[pl.col(c) if fill is None else pl.col(c).fill_null(fill) for c, fill in columns.items()])
+        .collect()
+    )  # fmt: skip
+    index = located["_i"].to_numpy()
+    out = {name: np.full((ids.height, n_days), np.nan) for name in columns} if out is None else out
+    for name in columns:
+        out[name].reshape(-1)[index] = located[name].to_numpy()  # a view: the matrices are contiguous
     return out
+
+
+SCORE_COLUMNS = ("baseline_days", "expected_units", "actual_units", "expected_cost_per_1k_units",
+                 "actual_cost_per_1k_units", "expected_cost", "actual_cost", "impact", "price_effect",
+                 "volume_effect", "cross_effect", "score")  # fmt: skip
+
+
+def _price_and_units(
+    cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, first: dt.date, n_days: int
+) -> dict[str, np.ndarray]:
+    """The customers' (ids x calendar) matrices of cost, units, log cost per unit and log units."""
+    m = calendar_matrices(cost, ids, first, n_days, {"total_cost": None})
+    m |= calendar_matrices(units, ids, first, n_days, {"units": None})
+    return _with_logs(m)
+
+
+def _with_logs(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    c, u = m["total_cost"], m["units"]
+    with np.errstate(all="ignore"):
+        m["log_units"] = np.where(u > 0, np.log(u), np.nan)
+        m["log_price"] = np.where((c > 0) & (u > 0), np.log(c / u), np.nan)
+    return m
 
 
 def _score_days(
     cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
-) -> tuple[pl.DataFrame, np.ndarray, dt.date]:
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dt.date]:
     """Every figure of every customer for the days, from matrices over the calendar; the days of the
-    shift lookback before them are scored too (for the quiet period and first_day), not returned."""
+    shift lookback before them are scored too (for the quiet period and first_day), not returned,
+    and only for the customers beyond the threshold on one of the days. Returns also the units
+    matrix of those customers (the candidates, with their ids) over the calendar from `first`."""
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     n_days = (max(days) - first).days + 1
-    costs = _matrix(cost, "total_cost", ids, first, n_days)
-    unit_values = _matrix(units, "units", ids, first, n_days)
-    with np.errstate(all="ignore"):
-        log_units = np.where(unit_values > 0, np.log(unit_values), np.nan)
-        log_price = np.where((costs > 0) & (unit_values > 0), np.log(costs / unit_values), np.nan)
     calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
     weekend = np.array([d.weekday() >= 5 for d in calendar])
-    targets = range(BASELINE_DAYS, n_days)
-    n_c, n_t = ids.height, len(targets)
-    names = ("baseline_days", "expected_units", "actual_units", "expected_cost_per_1k_units", "actual_cost_per_1k_units",
-             "expected_cost", "actual_cost", "impact", "price_effect", "volume_effect", "cross_effect", "score")  # fmt: skip
-    m = {name: np.full((n_c, n_t), np.nan) for name in names}
+    n_c, n_t = ids.height, n_days - BASELINE_DAYS
+    # Every customer's figures on the days need the days and the BASELINE_DAYS before only: their
+    # matrices start at calendar column `since`; the candidates' cover the whole calendar.
+    since = (min(days) - first).days - BASELINE_DAYS
+    everyone = _price_and_units(cost, units, ids, first + dt.timedelta(days=since), n_days - since)
 
-    def score(rows: np.ndarray, j: int) -> None:
-        t = BASELINE_DAYS + j
-        base = robust_baseline(log_price[rows], log_units[rows], weekend, t)
+    def score(m: dict[str, np.ndarray], offset: int, j: int) -> dict[str, np.ndarray]:
+        """The figures of the rows of `m` (matrices from calendar column `offset`) on target j
+        (calendar column BASELINE_DAYS + j)."""
+        t = BASELINE_DAYS + j - offset
+        base = robust_baseline(m["log_price"], m["log_units"], weekend[offset:], t)
         p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
-        actual_cost = np.nan_to_num(costs[rows, t])
-        actual_units = np.nan_to_num(unit_values[rows, t])
+        actual_cost = np.nan_to_num(m["total_cost"][:, t])
+        actual_units = np.nan_to_num(m["units"][:, t])
         usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
         with np.errstate(all="ignore"):
             price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
-            z = (log_price[rows, t] - base["log_price"]) / base["noise"]
+            z = (m["log_price"][:, t] - base["log_price"]) / base["noise"]
             expected_cost = np.where(usable, p_hat * u_hat, np.nan)
-            m["baseline_days"][rows, j] = base["days"]
-            m["expected_units"][rows, j] = np.where(usable, u_hat, np.nan)
-            m["actual_units"][rows, j] = actual_units
-            m["expected_cost_per_1k_units"][rows, j] = np.where(usable, 1000 * p_hat, np.nan)
-            m["actual_cost_per_1k_units"][rows, j] = 1000 * price
-            m["expected_cost"][rows, j] = expected_cost
-            m["actual_cost"][rows, j] = actual_cost
-            m["impact"][rows, j] = actual_cost - expected_cost
-            m["price_effect"][rows, j] = (price - p_hat) * u_hat
-            m["volume_effect"][rows, j] = p_hat * (actual_units - u_hat)
-            m["cross_effect"][rows, j] = (price - p_hat) * (actual_units - u_hat)
-            m["score"][rows, j] = np.where(usable, z, np.nan)
+            return {
+                "baseline_days": base["days"].astype(np.float64),
+                "expected_units": np.where(usable, u_hat, np.nan),
+                "actual_units": actual_units,
+                "expected_cost_per_1k_units": np.where(usable, 1000 * p_hat, np.nan),
+                "actual_cost_per_1k_units": 1000 * price,
+                "expected_cost": expected_cost,
+                "actual_cost": actual_cost,
+                "impact": actual_cost - expected_cost,
+                "price_effect": (price - p_hat) * u_hat,
+                "volume_effect": p_hat * (actual_units - u_hat),
+                "cross_effect": (price - p_hat) * (actual_units - u_hat),
+                "score": np.where(usable, z, np.nan),
+            }
 
-    def beyond_sign(j: np.ndarray | int) -> np.ndarray:
+    def beyond_sign(figures: dict[str, np.ndarray]) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            beyond = (np.abs(m["score"][:, j]) > cfg.min_score) & (np.abs(m["impact"][:, j]) >= cfg.min_impact)
-            return np.where(beyond, np.where(m["score"][:, j] > 0, 1, -1), 0)
+            z, impact = figures["score"], figures["impact"]
+            beyond = (np.abs(z) > cfg.min_score) & (np.abs(impact) >= cfg.min_impact)
+            return np.where(beyond, np.where(z > 0, 1, -1), 0)
 
     # Every customer is scored on the days; only those beyond on one of them on the lookback too
     # (the quiet period and first_day need it), so the lookback costs little.
-    everyone = np.arange(n_c)
     wanted = sorted({(d - first).days - BASELINE_DAYS for d in days})
-    for j in wanted:
-        score(everyone, j)
-    candidates = np.flatnonzero((beyond_sign(np.array(wanted)) != 0).any(axis=1))
-    if candidates.size:
-        for j in range(n_t):
-            if j not in wanted:
-                score(candidates, j)
-    # Beyond days (+1 up, -1 down, 0 not), the anomaly (no beyond day in the same direction in the
-    # QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in the same
-    # direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day agree); an
-    # older shift reports that bound.
-    sign = beyond_sign(np.arange(n_t))
-    anomaly = np.zeros((n_c, n_t), dtype=bool)
-    first_day = np.full((n_c, n_t), -1)
-    last = {1: np.full(n_c, -1), -1: np.full(n_c, -1)}
+    on_days = {j: score(everyone, since, j) for j in wanted}
+    sign_on_days = np.stack([beyond_sign(on_days[j]) for j in wanted], axis=1)
+    candidates = np.flatnonzero((sign_on_days != 0).any(axis=1))
+    n_k = candidates.size
+    few = ids[candidates].select("customer_id").with_row_index("_c")  # numbered as their matrices' rows
+    lookback = {name: np.full((n_k, n_days), np.nan) for name in ("total_cost", "units")}
+    if n_k:  # the days read for everyone, then the earlier ones of the candidates
+        for name, matrix in lookback.items():
+            matrix[:, since:] = everyone[name][candidates]
+        calendar_matrices(cost, few, first, n_days, {"total_cost": None}, (0, since), lookback)
+        calendar_matrices(units, few, first, n_days, {"units": None}, (0, since), lookback)
+        _with_logs(lookback)
+    # Beyond days (+1 up, -1 down, 0 not) of the candidates, the anomaly (no beyond day in the same
+    # direction in the QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in
+    # the same direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day
+    # agree); an older shift reports that bound. The other customers are beyond on none of the days.
+    sign = np.zeros((n_k, n_t), dtype=np.int64)
+    for j in range(n_t):
+        if j in on_days:
+            sign[:, j] = sign_on_days[candidates, wanted.index(j)]
+        elif n_k:
+            sign[:, j] = beyond_sign(score(lookback, 0, j))
+    anomaly = np.zeros((n_k, n_t), dtype=bool)
+    first_day = np.full((n_k, n_t), -1)
+    last = {1: np.full(n_k, -1), -1: np.full(n_k, -1)}
     for j in range(n_t):
         earlier = sign[:, max(j - QUIET_DAYS, 0) : j]
         quiet = (earlier == sign[:, [j]]).any(axis=1)
         anomaly[:, j] = (sign[:, j] != 0) & ~quiet
         for direction in (1, -1):
             last[direction] = np.where(anomaly[:, j] & (sign[:, j] == direction), j, last[direction])
-        since = np.where(sign[:, j] == 1, last[1], last[-1])
-        first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(since, j - SHIFT_LOOKBACK_DAYS), -1)
+        alerted = np.where(sign[:, j] == 1, last[1], last[-1])
+        first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(alerted, j - SHIFT_LOOKBACK_DAYS), -1)
     frames = []
-    for d in sorted(set(days)):
-        j = (d - first).days - BASELINE_DAYS
-        score = m["score"][:, j]
+    epoch_days = (calendar[BASELINE_DAYS] - dt.date(1970, 1, 1)).days  # first_day as a polars Date
+    for j in wanted:
+        figures = on_days[j]
+        z = figures["score"]
+        is_anomaly = np.zeros(n_c, dtype=bool)
+        is_anomaly[candidates] = anomaly[:, j]
+        shift = np.full(n_c, -1)
+        shift[candidates] = first_day[:, j]
         frames.append(pl.DataFrame({
-            "day": pl.repeat(d, n_c, eager=True),
+            "day": pl.repeat(calendar[BASELINE_DAYS + j], n_c, eager=True),
             "customer_id": ids["customer_id"],
-            **{name: m[name][:, j] for name in names},
-            "direction": np.where(np.isnan(score), None, np.where(score >= 0, "up", "down")),
-            "is_anomaly": anomaly[:, j],
-            "first_day": pl.Series([None if k < 0 else calendar[BASELINE_DAYS + k] for k in first_day[:, j]], dtype=pl.Date),
+            **{name: figures[name] for name in SCORE_COLUMNS},
+            "direction": np.where(np.isnan(z), None, np.where(z >= 0, "up", "down")),
+            "is_anomaly": is_anomaly,
+            "first_day": pl.Series(shift + epoch_days, dtype=pl.Int32).cast(pl.Date).scatter(np.flatnonzero(shift < 0), None),
         }, nan_to_null=True).with_columns(pl.col("baseline_days").cast(pl.Int64), pl.col("direction").cast(pl.String)))  # fmt: skip
-    return pl.concat(frames), unit_values, first
+    return pl.concat(frames), lookback["units"], few, first
 
 
 def _anomaly_drivers(
@@ -330,10 +388,10 @@ def cost_anomalies(
     if not days or active.is_empty():
         return pl.DataFrame(schema=COST_ANOMALIES_SCHEMA)
     ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    scored, unit_values, first = _score_days(cost, units, ids, days, cfg)
+    scored, unit_values, candidates, first = _score_days(cost, units, ids, days, cfg)
     frame = active.join(scored, on=["day", "customer_id"], how="left")
     drivers = _anomaly_drivers(
-        frame.filter(pl.col("is_anomaly")), service_costs, unit_values, ids, first, owners, max_drivers
+        frame.filter(pl.col("is_anomaly")), service_costs, unit_values, candidates, first, owners, max_drivers
     )
     return (
         frame.join(drivers, on=["day", "customer_id"], how="left")

@@ -15,7 +15,9 @@ unit_cost defines it (30 × mean daily cost of the 30 days ending then), mixes t
 in that window with projected ones; cost-to-MRR at D+h divides it by today's MRR (held). The 80%
 interval uses the interval's slopes pivoted at the points' median. `days_to_p2`/`days_to_p1`: the
 first day ahead projected above the threshold (0 when already above); null beyond 90 days or when
-the trend is flat or down.
+the trend is flat or down. Only customers that can get above within 90 days are projected that far
+(`_days_to_all`: the run rate ahead never exceeds 30 × the largest of the actual and projected days
+it averages); the others' answer is the same without the projection.
 
 FORECAST: a customer not at P2 today (cost-to-MRR ≤ p2) projected to cross P2 within
 `forecast.horizon_days`; it alerts on the first such day only: not again while a crossing was
@@ -29,9 +31,9 @@ import polars as pl
 from scipy import stats
 
 from unitcost_platform.config import AlertsConfig, ForecastConfig
-from unitcost_platform.transforms.anomalies import nanmedian
+from unitcost_platform.transforms.anomalies import calendar_matrices, nanmedian
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
-from unitcost_platform.transforms.windows import cumulative
+from unitcost_platform.transforms.windows import cumulative, running_count
 
 WEEKS = 8
 TREND_DAYS = 60
@@ -103,15 +105,15 @@ def theil_sen(y: np.ndarray, x: np.ndarray, confidence: float = CONFIDENCE) -> d
     }
 
 
-def weekly_points(costs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def weekly_points(costs: np.ndarray, t: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Log mean daily cost of the `WEEKS` whole weeks ending at each column of `t` (rows x columns x weeks).
 
     `costs`: customers x calendar, NaN where the customer had no row; days with cost ≤ 0 do not count.
-    x of week k is the offset of its middle day from the day: −7k − 3.
+    x of week k is the offset of its middle day from the day: −7k − 3. `counts`: the running count
+    of days with cost (`running_count(costs > 0)`), when the caller has it.
     """
-    positive = np.where(costs > 0, costs, 0.0)
-    counted = (costs > 0).astype(np.float64)
-    sums, counts = cumulative(positive), cumulative(counted)
+    sums = cumulative(np.where(costs > 0, costs, 0.0))
+    counts = running_count(costs > 0) if counts is None else counts
     y = np.full((costs.shape[0], len(t), WEEKS), np.nan)
     for k in range(WEEKS):
         end = t - 7 * k + 1
@@ -132,8 +134,9 @@ def project_cost_to_mrr(
     slope: np.ndarray,
     mrr: np.ndarray,
     days_ahead: int = MAX_DAYS_AHEAD,
+    at: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    """Cost-to-MRR at D+1..D+days_ahead (rows x days ahead).
+    """Cost-to-MRR at D+1..D+days_ahead (rows x days ahead), or only at the days ahead in `at`.
 
     `recent`: sums of actual cost over the last m days, m = 0..30 (rows x 31), `recent_days` the
     days with a row among them; the run rate at D+h is 30 × (actual cost of the 30 − h last days +
@@ -141,16 +144,16 @@ def project_cost_to_mrr(
     """
     tau = np.arange(1, days_ahead + 1)
     with np.errstate(all="ignore"):
-        projected = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])
-    cum = np.concatenate([np.zeros((len(slope), 1)), np.cumsum(projected, axis=1)], axis=1)
-    mixed = tau[tau < RUN_RATE_DAYS]
-    ahead = tau[tau >= RUN_RATE_DAYS]
-    total = np.concatenate(
-        [recent[:, RUN_RATE_DAYS - mixed] + cum[:, mixed], cum[:, ahead] - cum[:, ahead - RUN_RATE_DAYS]], axis=1
-    )
-    counted = np.concatenate(
-        [recent_days[:, RUN_RATE_DAYS - mixed] + mixed[None, :], np.full((len(slope), ahead.size), RUN_RATE_DAYS)], axis=1
-    )
+        cum = np.exp(intercept[:, None] + slope[:, None] * tau[None, :])  # day D+1 in column 0
+    np.cumsum(cum, axis=1, out=cum)
+    h = tau if at is None else np.asarray(at)
+    projected_days = np.minimum(h, RUN_RATE_DAYS)  # of the run rate's 30 days, those ahead
+    actual_days = RUN_RATE_DAYS - projected_days  # and those of actual cost (none from D+30 on)
+    before = h - projected_days  # projected days before the window: none until D+30
+    earlier = np.zeros((len(slope), len(h)))
+    earlier[:, before > 0] = cum[:, before[before > 0] - 1]
+    total = recent[:, actual_days] + cum[:, h - 1] - earlier
+    counted = recent_days[:, actual_days] + projected_days[None, :]
     with np.errstate(all="ignore"):
         rate = RUN_RATE_DAYS * total / counted
         return np.where(mrr[:, None] > 0, rate / mrr[:, None], np.nan)
@@ -164,88 +167,122 @@ def _days_to(ratio_now: np.ndarray, ahead: np.ndarray, slope: np.ndarray, thresh
     return np.where(ratio_now > threshold, 0, first)
 
 
+def _days_to_all(
+    now: np.ndarray,
+    recent: np.ndarray,
+    recent_days: np.ndarray,
+    intercept: np.ndarray,
+    slope: np.ndarray,
+    mrr: np.ndarray,
+    latest_max: np.ndarray,
+    thresholds: tuple[float, ...],
+) -> list[np.ndarray]:
+    """`_days_to` of each threshold over `MAX_DAYS_AHEAD` days, projecting those days only for the
+    rows that can get above one: trending up, not above it yet, with an MRR, and whose bound can
+    reach it. The run rate ahead is 30 x the mean of days that are either actual days of the last
+    30 or projected ones, so it never exceeds 30 x the largest of them: the largest actual daily cost
+    of the last 30 days (`latest_max`) or the projection's last day (the trend rises). A row whose
+    bound is below the threshold (with a 1e-6 margin for rounding) never crosses it within the
+    horizon: its answer (-1, or 0 when already above) needs no projection, the same as projecting."""
+    with np.errstate(all="ignore"):
+        bound = RUN_RATE_DAYS * np.fmax(latest_max, np.exp(intercept + slope * MAX_DAYS_AHEAD)) / mrr
+    out = []
+    for threshold in thresholds:
+        can = (slope > 0) & ~(now > threshold) & (mrr > 0) & ~(bound <= threshold * (1 - 1e-6))
+        days = np.where(now > threshold, 0, -1)
+        rows = np.flatnonzero(can)
+        if rows.size:
+            ahead = project_cost_to_mrr(recent[rows], recent_days[rows], intercept[rows], slope[rows], mrr[rows])
+            days[rows] = _days_to(now[rows], ahead, slope[rows], threshold)
+        out.append(days)
+    return out
+
+
+def _trend(costs: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+    """The trend of every row of `costs` (customers x calendar) at every calendar column of `t`
+    (flattened: row-major over customers, then targets), and its days with cost in the window.
+    Only the calendar's columns the targets' windows cover are read."""
+    lo = max(int(t.min()) - (TREND_DAYS - 1), 0)
+    costs, t = costs[:, lo : int(t.max()) + 1], t - lo
+    cost_days = running_count(costs > 0)
+    y, x = weekly_points(costs, t, cost_days)
+    fit = theil_sen(y.reshape(-1, WEEKS), x)
+    fit["days"] = (cost_days[:, t + 1] - cost_days[:, np.clip(t + 1 - TREND_DAYS, 0, None)]).reshape(-1)
+    return fit
+
+
 def _trend_table(unit: pl.DataFrame, targets: list[dt.date], until: dt.date | None = None) -> tuple[pl.DataFrame, dict]:
     """Matrices over the calendar the targets need (to `until`, default the last target); the trend
     of every customer at every target."""
     first = min(targets) - dt.timedelta(days=TREND_DAYS - 1)
     n_days = (max(until or max(targets), max(targets)) - first).days + 1
     ids = unit.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    costs = np.full((ids.height, n_days), np.nan)
-    located = (
-        unit.join(ids, on="customer_id")
-        .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
-        .filter((pl.col("_d") >= 0) & (pl.col("_d") < n_days))
-    )
-    costs[located["_c"].to_numpy(), located["_d"].to_numpy()] = located["total_cost"].fill_null(0.0).to_numpy()
+    costs = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})["total_cost"]
     t = np.array([(d - first).days for d in targets])
-    y, x = weekly_points(costs, t)
-    fit = theil_sen(y.reshape(-1, WEEKS), x)
-    cost_days = cumulative((costs > 0).astype(np.float64))
-    fit["days"] = (cost_days[:, t + 1] - cost_days[:, np.clip(t + 1 - TREND_DAYS, 0, None)]).reshape(-1)
-    return ids, {"fit": fit, "costs": costs, "t": t, "first": first}
+    return ids, {"fit": _trend(costs, t), "costs": costs, "t": t, "first": first}
 
 
 def _evaluate(
-    unit: pl.DataFrame, targets: list[dt.date], wanted: set[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
-) -> tuple[pl.DataFrame, np.ndarray, list[pl.DataFrame]]:
-    """The trend of every customer at every target: whether it forecast a crossing (within the
-    horizon, not at P2 yet) and, for the `wanted` targets, every output column."""
-    ids, m = _trend_table(unit.select("day", "customer_id", "total_cost"), targets)
-    fit, costs, t = m["fit"], m["costs"], m["t"]
-    n_c, n_t = ids.height, len(targets)
-    present = (~np.isnan(costs)).astype(np.float64)
-    sums, counts = cumulative(np.nan_to_num(costs)), cumulative(present)
-    state = (
-        unit.select("day", "customer_id", "mrr", "cost_to_mrr")
-        .filter(pl.col("day").is_in(targets))
-        .join(ids, on="customer_id")
-    )
-    mrr = np.full((n_c, n_t), np.nan)
-    now = np.full((n_c, n_t), np.nan)
-    index = {d: i for i, d in enumerate(targets)}
-    ci = state["_c"].to_numpy()
-    ti = state["day"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
-    mrr[ci, ti] = state["mrr"].fill_null(np.nan).to_numpy()
-    now[ci, ti] = state["cost_to_mrr"].fill_null(np.nan).to_numpy()
+    m: dict[str, np.ndarray],
+    rows: np.ndarray | slice,
+    t: np.ndarray,
+    wanted: np.ndarray,
+    alerts: AlertsConfig,
+    cfg: ForecastConfig,
+) -> tuple[np.ndarray, list[dict]]:
+    """The trend of the `rows` of the calendar matrices `m` (total_cost, mrr, cost_to_mrr) at the
+    calendar columns `t`: whether it forecast a crossing (within the horizon, not at P2 yet) and,
+    for the targets where `wanted`, every output column. `rows`: indices, or a slice (a view, no copy)."""
+    costs = m["total_cost"][rows]
+    fit = _trend(costs, t)
+    n_c, n_t = costs.shape[0], len(t)
+    # Running totals for the run rate: from 30 days before the first target only.
+    lo = max(int(t.min()) - RUN_RATE_DAYS, 0)
+    window = costs[:, lo : int(t.max()) + 1]
+    sums, counts = cumulative(np.nan_to_num(window)), running_count(~np.isnan(window))
+    mrr, now = m["mrr"][rows][:, t - m["t0"]], m["cost_to_mrr"][rows][:, t - m["t0"]]
     frames = []
     crossing = np.zeros((n_c, n_t), dtype=bool)
-    for k, target in enumerate(targets):
-        rows = np.arange(n_c) * n_t + k
-        slope, intercept = fit["slope"][rows], fit["intercept"][rows]
-        points = fit["points"][rows]
-        usable = (points >= MIN_POINTS) & (fit["days"][rows] >= MIN_HISTORY_DAYS) & np.isfinite(slope)
-        end = t[k] + 1
+    for k in range(n_t):
+        at = np.arange(n_c) * n_t + k
+        slope, intercept = fit["slope"][at], fit["intercept"][at]
+        points = fit["points"][at]
+        usable = (points >= MIN_POINTS) & (fit["days"][at] >= MIN_HISTORY_DAYS) & np.isfinite(slope)
+        end = t[k] + 1 - lo
         starts = np.clip(end - np.arange(RUN_RATE_DAYS + 1), 0, None)
         recent = sums[:, [end]] - sums[:, starts]
         recent_days = counts[:, [end]] - counts[:, starts]
         icpt = np.where(usable, intercept, np.nan)
-        if target not in wanted:  # only whether it forecast a crossing: project to the horizon
+        if not wanted[k]:  # only whether it forecast a crossing: project to the horizon
             soon = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], cfg.horizon_days)
             p2 = np.where(usable, _days_to(now[:, k], soon, slope, alerts.p2_cost_to_mrr), -1)
             crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1)
             continue
-        central = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k])
-        p2 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p2_cost_to_mrr), -1)
+        central = project_cost_to_mrr(recent, recent_days, icpt, slope, mrr[:, k], max(AHEAD), AHEAD)
+        with np.errstate(all="ignore"):
+            last30 = costs[:, max(t[k] + 1 - RUN_RATE_DAYS, 0) : t[k] + 1]
+            latest_max = np.where(np.isnan(last30), -np.inf, last30).max(axis=1)
+        p2, p1 = _days_to_all(now[:, k], recent, recent_days, icpt, slope, mrr[:, k], latest_max,
+                              (alerts.p2_cost_to_mrr, alerts.p1_cost_to_mrr))  # fmt: skip
+        p2, p1 = np.where(usable, p2, -1), np.where(usable, p1, -1)
         crossing[:, k] = usable & (now[:, k] <= alerts.p2_cost_to_mrr) & (p2 >= 1) & (p2 <= cfg.horizon_days)
-        p1 = np.where(usable, _days_to(now[:, k], central, slope, alerts.p1_cost_to_mrr), -1)
         bands = {}
         for name in ("low", "high"):
-            s = fit[name][rows]
-            icpt = fit["median_y"][rows] - s * fit["median_x"][rows]
-            bands[name] = project_cost_to_mrr(recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k], max(AHEAD))
-        columns = {
-            "day": pl.repeat(target, n_c, eager=True),
-            "customer_id": ids["customer_id"],
+            s = fit[name][at]
+            icpt = fit["median_y"][at] - s * fit["median_x"][at]
+            bands[name] = project_cost_to_mrr(
+                recent, recent_days, np.where(usable, icpt, np.nan), s, mrr[:, k], max(AHEAD), AHEAD
+            )
+        frames.append({
             "trend_weeks": points.astype(np.int64),
             **{name: np.where(usable, np.expm1(s), np.nan) for name, s in
-               (("daily_growth", slope), ("daily_growth_low", fit["low"][rows]), ("daily_growth_high", fit["high"][rows]))},
-            **{f"cost_to_mrr_{h}d{suffix}": values[:, h - 1] for h in AHEAD
+               (("daily_growth", slope), ("daily_growth_low", fit["low"][at]), ("daily_growth_high", fit["high"][at]))},
+            **{f"cost_to_mrr_{h}d{suffix}": values[:, i] for i, h in enumerate(AHEAD)
                for suffix, values in (("", central), ("_low", bands["low"]), ("_high", bands["high"]))},
             "days_to_p2": pl.Series(p2).cast(pl.Int64).replace(-1, None),
             "days_to_p1": pl.Series(p1).cast(pl.Int64).replace(-1, None),
-        }  # fmt: skip
-        frames.append(pl.DataFrame(columns, nan_to_null=True))
-    return ids, crossing, frames
+        })  # fmt: skip
+    return crossing, frames
 
 
 def margin_forecast(
@@ -253,27 +290,57 @@ def margin_forecast(
 ) -> pl.DataFrame:
     """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each.
 
-    Every customer is fitted on the days; only those forecast to cross on one of them are fitted
-    on the `horizon_days` before as well (one alert per crossing), so the lookback costs little.
+    Every customer active on a day is fitted on the days; only those forecast to cross on one of
+    them are fitted on the `horizon_days` before as well (one alert per crossing), from the same
+    calendar matrices, so the lookback costs little.
     """
     days = sorted(set(days))
     today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
     if not days or today.is_empty():
         return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
-    ids, crossing_on_days, frames = _evaluate(unit, days, set(days), alerts, cfg)
-    candidates = ids.filter(pl.Series(crossing_on_days.any(axis=1)))["customer_id"]
+    ids = today.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    # Every customer: daily cost over the trend windows of the days, MRR and cost-to-MRR on the days
+    # (matrices from calendar column t0 on).
+    t0, h = TREND_DAYS - 1, cfg.horizon_days
+    first = min(days) - dt.timedelta(days=t0)
+    n_days = (max(days) - first).days + 1
+    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
+    state = {"mrr": np.nan, "cost_to_mrr": np.nan}
+    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, state)
+    m["t0"] = t0
+    t_days = np.array([(d - first).days for d in days])
+    crossing_on_days, computed = _evaluate(m, slice(None), t_days, np.ones(len(days), dtype=bool), alerts, cfg)
+    frames = [
+        pl.DataFrame({"day": pl.repeat(d, ids.height, eager=True), "customer_id": ids["customer_id"], **columns},
+                     nan_to_null=True)
+        for d, columns in zip(days, computed, strict=True)
+    ]  # fmt: skip
+    candidates = np.flatnonzero(crossing_on_days.any(axis=1))
     warned = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "is_forecast_alert": pl.Boolean})
-    if candidates.len():
-        first_target = min(days) - dt.timedelta(days=cfg.horizon_days)
+    if candidates.size:
+        # The candidates over the lookback too: the calendar starts `h` days earlier; the days
+        # read for everyone, then the earlier ones.
+        first_target = min(days) - dt.timedelta(days=h)
         targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
-        cids, crossing, _ = _evaluate(unit.filter(pl.col("customer_id").is_in(candidates.implode())), targets, set(), alerts, cfg)
+        few = ids[candidates].select("customer_id").with_row_index("_c")  # numbered as their matrices' rows
+        lookback: dict = {"t0": t0}
+        for name, matrix in m.items():
+            if name != "t0":
+                lookback[name] = np.full((few.height, h + matrix.shape[1]), np.nan)
+                lookback[name][:, h:] = matrix[candidates]
+        start = first - dt.timedelta(days=h)
+        calendar_matrices(unit, few, start, n_days + h, {"total_cost": 0.0}, (0, h), lookback)
+        calendar_matrices(unit, few, start + dt.timedelta(days=t0), n_days + h - t0, state, (0, h), lookback)
+        t = np.array([(d - start).days for d in targets])
+        crossing, _ = _evaluate(lookback, slice(None), t, np.zeros(len(targets), dtype=bool), alerts, cfg)
+        cids = ids["customer_id"].gather(candidates)
         rows = []
         for k, target in enumerate(targets):
             if target not in days:
                 continue
             # One alert per crossing: its first day, none forecast in the horizon_days before.
             alert = crossing[:, k] & ~crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
-            rows += [(target, c) for c in cids.filter(pl.Series(alert))["customer_id"]]
+            rows += [(target, c) for c in cids.filter(pl.Series(alert))]
         warned = pl.DataFrame(rows, schema=["day", "customer_id"], orient="row").with_columns(
             is_forecast_alert=pl.lit(True)
         ) if rows else warned  # fmt: skip

@@ -27,7 +27,8 @@ def test_smoke_size_prints_every_figure_and_matches_the_baseline(tmp_path):
     out = done.stdout
     for stage in ("read billing (raw_billing, every column)", "tag coverage", "allocation",
                   "unit cost (30-day run rate, 7-day trends)", "alerts (14-day service drivers)",
-                  "end to end", "ratio ours / DuckDB", "ours, allocation + unit cost"):  # fmt: skip
+                  "end to end", "ratio ours / DuckDB", "ours, allocation + unit cost",
+                  "unit-cost anomalies", "margin forecast", "anomalies + forecast, share of the above"):  # fmt: skip
         assert stage in out, out
     assert "same dollars on the same keys" in out
     assert "20,000 line items, 200 tenants" in out

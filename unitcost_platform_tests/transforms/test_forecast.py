@@ -1,6 +1,7 @@
 """margin_forecast on synthetic customers (lognormal noise σ = 0.1 on daily cost)."""
 
 import math
+import warnings
 
 import numpy as np
 import polars as pl
@@ -9,7 +10,14 @@ from polars.testing import assert_frame_equal
 from scipy import stats
 
 from unitcost_platform.config import AlertsConfig, ForecastConfig
-from unitcost_platform.transforms.forecast import backtest, margin_forecast, theil_sen
+from unitcost_platform.transforms.forecast import (
+    _days_to,
+    _days_to_all,
+    backtest,
+    margin_forecast,
+    project_cost_to_mrr,
+    theil_sen,
+)
 from unitcost_platform_tests.transforms.synthetic_customers import SIGMA, day
 
 ALERTS = AlertsConfig()
@@ -98,3 +106,34 @@ def test_backtest_of_a_steady_trend():
     # Origins 59..105 for 20 customers; the 7-day mean's noise alone is about 0.1/sqrt(7) ~ 4%.
     assert result["forecasts"] == 20 * 47 and result["customers"] == 20
     assert 0.005 < result["median_ape"] < 0.06
+
+
+def test_days_to_projects_only_where_a_crossing_is_reachable_and_agrees_with_projecting_everyone():
+    """_days_to_all skips the 90-day projection of customers whose bound (30 x the larger of their
+    last 30 days' largest cost and the projection's last day, over MRR) stays below the threshold:
+    the answer must be the one projecting every customer gives."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    daily = rng.lognormal(3, 1, (n, 30))
+    daily[rng.random((n, 30)) < 0.1] = np.nan
+    daily[rng.random(n) < 0.05] = np.nan  # customers without a cost row in the last 30 days
+    latest_first = daily[:, ::-1]
+    recent = np.concatenate([np.zeros((n, 1)), np.cumsum(np.nan_to_num(latest_first), axis=1)], axis=1)
+    recent_days = np.concatenate([np.zeros((n, 1)), np.cumsum(~np.isnan(latest_first), axis=1)], axis=1)
+    slope = rng.normal(0, 0.02, n)
+    slope[rng.random(n) < 0.05] = 0.0
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(daily, axis=1)
+    intercept = np.log(np.where(np.isnan(mean), 20.0, mean)) + rng.normal(0, 0.3, n)
+    mrr = 30 * np.where(np.isnan(mean), 20.0, mean) / rng.uniform(0.05, 0.4, n)
+    mrr[rng.random(n) < 0.05] = np.nan
+    now = 30 * np.nan_to_num(mean) / mrr
+    latest_max = np.where(np.isnan(daily), -np.inf, daily).max(axis=1)
+    everyone = project_cost_to_mrr(recent, recent_days, intercept, slope, mrr)
+    thresholds = (ALERTS.p2_cost_to_mrr, ALERTS.p1_cost_to_mrr)
+    got = _days_to_all(now, recent, recent_days, intercept, slope, mrr, latest_max, thresholds)
+    for threshold, days in zip(thresholds, got, strict=True):
+        expected = _days_to(now, everyone, slope, threshold)
+        assert (expected > 0).sum() > 1000  # many crossings ahead, at every distance
+        np.testing.assert_array_equal(days, expected)
