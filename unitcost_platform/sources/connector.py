@@ -124,3 +124,22 @@ def api_connector(
         name=name, kind="billing", config_key=config_key, read=read, restatement="api_totals",
         resource_key=resource_key, make_resource=make_resource, api_rows=api_rows, config_model=config_model,
     )  # fmt: skip
+
+
+def lazy_resources(build: Callable[[], dict[str, type]]) -> Callable[[str], type]:
+    """A connector module's `__getattr__` for its Dagster resource classes, built on first use.
+
+    Every transform imports the config models (config.py imports each connector's), so a connector
+    module must import without Dagster; its resource classes, which subclass
+    `dg.ConfigurableResource`, are made by `build()` the first time one is asked for (by the resource
+    wiring, a test, or the module itself through `module.__getattr__(name)`)."""
+    classes: dict[str, type] = {}
+
+    def __getattr__(name: str) -> type:
+        if not classes:
+            classes.update(build())
+        if name not in classes:
+            raise AttributeError(name)
+        return classes[name]
+
+    return __getattr__

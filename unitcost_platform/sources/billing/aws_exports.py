@@ -7,17 +7,17 @@ of the period's latest manifest: ingestion replaces, never appends. The manifest
 is the version of the period, which the restatement sensor compares with what was ingested.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
-from botocore.exceptions import ClientError
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from unitcost_platform.config_base import Model, TenantConfig
@@ -26,9 +26,18 @@ from unitcost_platform.contracts.problems import describe_bad_values
 from unitcost_platform.contracts.raw_billing import finish_raw_billing, value_problems
 from unitcost_platform.errors import InputDataError, UnitcostError
 from unitcost_platform.sources.billing.files import read_focus_file
-from unitcost_platform.sources.connector import BillingRead, Connector, ReadContext, Secret
+from unitcost_platform.sources.connector import (
+    BillingRead,
+    Connector,
+    ReadContext,
+    Secret,
+    lazy_resources,
+)
 from unitcost_platform.sources.files import collect_file, missing_columns_problem
 from unitcost_platform.sources.service_categories import service_category
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class AwsExportSource(Model):
@@ -86,6 +95,10 @@ def _split_uri(uri: str) -> tuple[str, str]:
 
 def latest_manifest(s3, cfg: AwsExportSource, period: str) -> dict | None:
     """The period's current manifest (the named one, else the newest *Manifest.json), or None."""
+    from botocore.exceptions import (
+        ClientError,  # here: every transform imports this module's config model
+    )
+
     prefix = cfg.metadata_prefix(period)
     try:
         listing = s3.list_objects_v2(Bucket=cfg.bucket, Prefix=prefix)
@@ -263,6 +276,8 @@ def fetch_aws_export(
     limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
 ) -> ExportRead:
     """raw_billing rows of `days` from the export's current files, and the manifest versions read."""
+    from botocore.exceptions import ClientError
+
     window = focus.day_bounds(days)
     frames, problems, versions = [], [], {}
     for period in periods_of(days):
@@ -309,9 +324,28 @@ def fetch_aws_export(
     return ExportRead(rows, versions)
 
 
-def make_resource(cfg: AwsExportSource | None, secret: Secret) -> S3Resource:
+def _resources() -> dict[str, type]:
+    import boto3
+    import dagster as dg
+
+    class S3ExportsResource(dg.ConfigurableResource):
+        """A boto3 S3 client for the exports' buckets, credentials from the standard AWS chain."""
+
+        region_name: str | None = None
+        endpoint_url: str | None = None
+
+        def get_client(self):
+            return boto3.session.Session().client("s3", region_name=self.region_name, endpoint_url=self.endpoint_url)
+
+    return {"S3ExportsResource": S3ExportsResource}
+
+
+__getattr__ = lazy_resources(_resources)
+
+
+def make_resource(cfg: AwsExportSource | None, secret: Secret) -> dg.ConfigurableResource:
     """Credentials come from the AWS chain at run time."""
-    return S3Resource()
+    return __getattr__("S3ExportsResource")()
 
 
 def read(context: ReadContext, cfg: AwsExportSource, days: list[dt.date]) -> BillingRead:
@@ -320,19 +354,14 @@ def read(context: ReadContext, cfg: AwsExportSource, days: list[dt.date]) -> Bil
     billing = context.cfg.billing
     export = fetch_aws_export(
         cfg, days, tenant=context.cfg.tenant, spread=billing.spread_multi_day_charges, today=context.today,
-        s3=_client(context.resource), log=context.log, cost_column=context.cfg.cost_column,
+        s3=context.resource.get_client(), log=context.log, cost_column=context.cfg.cost_column,
         limits=focus.BillingLimits.of(billing),
     )  # fmt: skip
     return BillingRead(export.rows, {f"aws_exports:{k}": v for k, v in export.versions.items()})
 
 
-def _client(s3):
-    """The boto3 S3 client: Dagster hands a run or sensor the client itself for an `S3Resource`."""
-    return s3.get_client() if isinstance(s3, S3Resource) else s3
-
-
 def export_versions(s3, cfg: AwsExportSource, periods: list[str]) -> dict[str, str]:
-    return {f"aws_exports:{k}": v for k, v in manifest_versions(_client(s3), cfg, periods).items()}
+    return {f"aws_exports:{k}": v for k, v in manifest_versions(s3.get_client(), cfg, periods).items()}
 
 
 CONNECTOR = Connector(

@@ -10,15 +10,16 @@ The service principal's secret and the bearer token are read or obtained when a 
 at import, and appear in no error, log line or returned value.
 """
 
+from __future__ import annotations
+
 import calendar
 import datetime as dt
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import dagster as dg
 import polars as pl
 import requests
 from pydantic import Field
@@ -32,7 +33,7 @@ from unitcost_platform.contracts.raw_billing import (
 )
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
-from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
+from unitcost_platform.sources.connector import ReadContext, Secret, api_connector, lazy_resources
 from unitcost_platform.sources.finality import is_final
 from unitcost_platform.sources.http_json import (
     JsonService,
@@ -41,6 +42,9 @@ from unitcost_platform.sources.http_json import (
     session_keeping_secrets,
 )
 from unitcost_platform.sources.service_categories import service_category
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class AzureSource(RetrySettings):
@@ -145,30 +149,38 @@ def retry_wait(headers: Mapping[str, str]) -> float | None:
     return max(asked) if asked else None
 
 
-class AzureResource(dg.ConfigurableResource):
-    """The service principal billing.azure signs in with (from its tenant_id_env, client_id_env and
-    client_secret_env, wired in defs/resources.py), and the HTTP session its queries use."""
+def _resources() -> dict[str, type]:
+    import dagster as dg
 
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
+    class AzureResource(dg.ConfigurableResource):
+        """The service principal billing.azure signs in with (from its tenant_id_env, client_id_env and
+        client_secret_env, wired in defs/resources.py), and the HTTP session its queries use."""
 
-    def token_provider(self, cfg: AzureSource) -> Callable[[], str]:
-        return default_token_provider(cfg, self)
+        tenant_id: str | None = None
+        client_id: str | None = None
+        client_secret: str | None = None
 
-    def session(self) -> requests.Session:
-        return requests.Session()
+        def token_provider(self, cfg: AzureSource) -> Callable[[], str]:
+            return default_token_provider(cfg, self)
+
+        def session(self) -> requests.Session:
+            return requests.Session()
+
+    return {"AzureResource": AzureResource}
 
 
-def make_resource(cfg: AzureSource | None, secret: Secret) -> AzureResource:
+__getattr__ = lazy_resources(_resources)
+
+
+def make_resource(cfg: AzureSource | None, secret: Secret) -> dg.ConfigurableResource:
     if cfg is None:
-        return AzureResource()
-    return AzureResource(
+        return __getattr__("AzureResource")()
+    return __getattr__("AzureResource")(
         tenant_id=secret(cfg.tenant_id_env), client_id=secret(cfg.client_id_env), client_secret=secret(cfg.client_secret_env)
     )
 
 
-def default_token_provider(cfg: AzureSource, principal: AzureResource) -> Callable[[], str]:
+def default_token_provider(cfg: AzureSource, principal: dg.ConfigurableResource) -> Callable[[], str]:
     """A bearer-token source from the service principal's tenant id, client id and secret.
 
     Raises `AzureCostError` naming the environment variable of a missing one, or telling how to
@@ -388,7 +400,7 @@ def fetch_azure_costs(
     today: dt.date,
     restatement: RestatementConfig,
     session: requests.Session | None = None,
-    principal: AzureResource | None = None,
+    principal: dg.ConfigurableResource | None = None,
     token_provider: Callable[[], str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] | None = None,
@@ -404,7 +416,7 @@ def fetch_azure_costs(
     if not wanted:
         return empty_api_rows()
     say = log or (lambda _line: None)
-    token = (token_provider or default_token_provider(cfg, principal or AzureResource()))()
+    token = (token_provider or default_token_provider(cfg, principal or make_resource(None, lambda env: None)))()
     if not token:
         raise AzureCostError(f"the Azure token provider returned no token for {cfg.scope}")
     with session_keeping_secrets(session, AzureCostError, [token]) as http:
@@ -419,7 +431,7 @@ def api_rows(context: ReadContext, cfg: AzureSource, days: list[dt.date]) -> pl.
     if not days:
         return empty_api_rows()
     billing = context.cfg.billing
-    principal: AzureResource = context.resource
+    principal: dg.ConfigurableResource = context.resource
     return fetch_azure_costs(
         cfg, days, cost_column=context.cfg.cost_column, today=context.today, restatement=billing.restatement,
         session=principal.session(), principal=principal, token_provider=principal.token_provider(cfg), log=context.log,

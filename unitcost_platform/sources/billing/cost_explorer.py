@@ -6,15 +6,15 @@ for the whole day range: one `TimePeriod` covering every day, the same request r
 number of times; any other error is reported with AWS's code and message.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
-import boto3
 import polars as pl
-from botocore.exceptions import ClientError
-from dagster_aws.utils import ResourceWithBoto3Configuration, construct_boto_client_retry_config
 from pydantic import Field
 
 from unitcost_platform.config_base import RetrySettings
@@ -26,8 +26,11 @@ from unitcost_platform.contracts.raw_billing import (
 )
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
-from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
+from unitcost_platform.sources.connector import ReadContext, Secret, api_connector, lazy_resources
 from unitcost_platform.sources.service_categories import service_category
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class CostExplorerSource(RetrySettings):
@@ -64,6 +67,10 @@ def _failed(error: dict, retries: int) -> CostExplorerError:
 
 def _call(client, request: dict, cfg: CostExplorerSource, sleep: Callable[[float], None], log) -> dict:
     """One GetCostAndUsage page; throttling (LimitExceededException) is retried by the retry policy."""
+    from botocore.exceptions import (
+        ClientError,  # here: every transform imports this module's config model
+    )
+
     tries, last = 0, [{}]  # last: the error of the last throttled try
 
     def attempt() -> dict:
@@ -158,31 +165,37 @@ def fetch_cost_explorer(
     ).select(list(API_ROW_SCHEMA)).cast(API_ROW_SCHEMA)
 
 
-class CostExplorerResource(ResourceWithBoto3Configuration):
-    """A boto3 Cost Explorer client (credentials from the standard AWS chain, or this config).
+def _resources() -> dict[str, type]:
+    import boto3
+    import dagster as dg
+    from botocore.config import Config
 
-    botocore's own retries are off: throttling is retried by the connector, a bounded number of
-    times, so one run never multiplies billed requests unseen.
-    """
+    class CostExplorerResource(dg.ConfigurableResource):
+        """A boto3 Cost Explorer client, credentials from the standard AWS chain (environment,
+        profile, instance or task role).
 
-    def get_client(self):
-        session = boto3.session.Session(profile_name=self.profile_name)
-        return session.client(
-            "ce",
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            use_ssl=self.use_ssl,
-            verify=self.verify,
-            aws_access_key_id=self.aws_access_key_id,
-            aws_secret_access_key=self.aws_secret_access_key,
-            aws_session_token=self.aws_session_token,
-            config=construct_boto_client_retry_config(1),
-        )
+        botocore's own retries are off: throttling is retried by the retry policy, a bounded number
+        of times, so one run never multiplies billed requests unseen.
+        """
+
+        region_name: str = "us-east-1"
+        profile_name: str | None = None
+        endpoint_url: str | None = None
+
+        def get_client(self):
+            session = boto3.session.Session(profile_name=self.profile_name)
+            retries = Config(retries={"max_attempts": 1, "mode": "standard"})
+            return session.client("ce", region_name=self.region_name, endpoint_url=self.endpoint_url, config=retries)
+
+    return {"CostExplorerResource": CostExplorerResource}
 
 
-def make_resource(cfg: CostExplorerSource | None, secret: Secret) -> CostExplorerResource:
+__getattr__ = lazy_resources(_resources)
+
+
+def make_resource(cfg: CostExplorerSource | None, secret: Secret) -> dg.ConfigurableResource:
     """The region is read when the definitions load; credentials come from the AWS chain at run time."""
-    return CostExplorerResource(region_name=cfg.region if cfg else "us-east-1")
+    return __getattr__("CostExplorerResource")(region_name=cfg.region if cfg else "us-east-1")
 
 
 def api_rows(context: ReadContext, cfg: CostExplorerSource, days: list[dt.date]) -> pl.DataFrame:

@@ -13,20 +13,21 @@ day range and BigQuery does the aggregation, so what comes back is one row per U
 google-cloud-bigquery is the optional `gcp` extra, imported only when this connector runs.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from unitcost_platform.config_base import Model, RestatementConfig
 from unitcost_platform.contracts.raw_billing import API_ROW_SCHEMA, empty_api_rows, tenant_tags
 from unitcost_platform.errors import UnitcostError
-from unitcost_platform.sources.connector import ReadContext, Secret, api_connector
+from unitcost_platform.sources.connector import ReadContext, Secret, api_connector, lazy_resources
 from unitcost_platform.sources.finality import is_final
 from unitcost_platform.sources.service_categories import service_category
 
@@ -42,6 +43,7 @@ class GcpSource(Model):
 
 
 if TYPE_CHECKING:
+    import dagster as dg
     from google.cloud import bigquery
 
 PROVIDER = "Google Cloud"
@@ -168,7 +170,7 @@ def checked_table(table: str) -> str:
 
 def build_query(
     cfg: GcpSource, days: list[dt.date]
-) -> tuple[str, list["bigquery.ScalarQueryParameter"]]:
+) -> tuple[str, list[bigquery.ScalarQueryParameter]]:
     """The SQL for `cfg.kind` over [min(days), max(days)] and its named parameters.
 
     The table is the only interpolated identifier (validated, backquoted); every value is a
@@ -259,7 +261,7 @@ def fetch_gcp_costs(
     cost_column: str,
     today: dt.date,
     restatement: RestatementConfig,
-    client: "bigquery.Client | None" = None,
+    client: bigquery.Client | None = None,
     log: Callable[[str], None] | None = None,
 ) -> pl.DataFrame:
     """API rows (API_ROW_SCHEMA) of `days` from the billing export table or FOCUS view in `cfg`."""
@@ -356,16 +358,24 @@ def gcp_api_rows(
     )
 
 
-class BigQueryResource(dg.ConfigurableResource):
-    """The BigQuery client billing.gcp queries with: Application Default Credentials (a service
-    account key file in GOOGLE_APPLICATION_CREDENTIALS, workload identity, or gcloud's login)."""
+def _resources() -> dict[str, type]:
+    import dagster as dg
 
-    def client(self, cfg: GcpSource) -> "bigquery.Client":
-        return _bigquery().Client(project=default_project(cfg))
+    class BigQueryResource(dg.ConfigurableResource):
+        """The BigQuery client billing.gcp queries with: Application Default Credentials (a service
+        account key file in GOOGLE_APPLICATION_CREDENTIALS, workload identity, or gcloud's login)."""
+
+        def client(self, cfg: GcpSource) -> bigquery.Client:
+            return _bigquery().Client(project=default_project(cfg))
+
+    return {"BigQueryResource": BigQueryResource}
 
 
-def make_resource(cfg: GcpSource | None, secret: Secret) -> BigQueryResource:
-    return BigQueryResource()
+__getattr__ = lazy_resources(_resources)
+
+
+def make_resource(cfg: GcpSource | None, secret: Secret) -> dg.ConfigurableResource:
+    return __getattr__("BigQueryResource")()
 
 
 def api_rows(context: ReadContext, cfg: GcpSource, days: list[dt.date]) -> pl.DataFrame:

@@ -8,22 +8,26 @@ the snapshot historical, so a backfilled day sees the tier and MRR it had then. 
 through the same validation as the customer files.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import polars as pl
-import psycopg
 from pydantic import Field
 
 from unitcost_platform.config_base import Model
 from unitcost_platform.contracts.customers import VERSION_SCHEMA
 from unitcost_platform.contracts.tenant_key import tenant_key_expr
 from unitcost_platform.errors import InputDataError, UnitcostError
-from unitcost_platform.sources.connector import Connector, ReadContext, Secret
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret, lazy_resources
 from unitcost_platform.sources.customers.files import OPTIONAL, REQUIRED
 from unitcost_platform.sources.usage.files import parse_date
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class PostgresCustomers(Model):
@@ -42,15 +46,24 @@ class ProductDatabaseError(UnitcostError):
     """The product database could not be reached or the customers query failed."""
 
 
-class ProductDatabaseResource(dg.ConfigurableResource):
-    """The product database's connection string (from customers.postgres's dsn_env, wired in
-    defs/resources.py)."""
+def _resources() -> dict[str, type]:
+    import dagster as dg
 
-    dsn: str | None = None
+    class ProductDatabaseResource(dg.ConfigurableResource):
+        """The product database's connection string (from customers.postgres's dsn_env, wired in
+        defs/resources.py)."""
+
+        dsn: str | None = None
+
+    return {"ProductDatabaseResource": ProductDatabaseResource}
 
 
-def make_resource(cfg: PostgresCustomers | None, secret: Secret) -> ProductDatabaseResource:
-    return ProductDatabaseResource(dsn=secret(cfg.dsn_env)) if cfg else ProductDatabaseResource()
+__getattr__ = lazy_resources(_resources)
+
+
+def make_resource(cfg: PostgresCustomers | None, secret: Secret) -> dg.ConfigurableResource:
+    resource = __getattr__("ProductDatabaseResource")
+    return resource(dsn=secret(cfg.dsn_env)) if cfg else resource()
 
 
 def _dsn(cfg: PostgresCustomers, dsn: str | None) -> str:
@@ -64,6 +77,8 @@ def _dsn(cfg: PostgresCustomers, dsn: str | None) -> str:
 
 def _scrub(text: str, dsn: str) -> str:
     """Error text without the connection string's password (libpq may echo parts of the DSN)."""
+    import psycopg
+
     try:
         password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
     except psycopg.ProgrammingError:
@@ -88,6 +103,8 @@ def query_customers(
     cfg: PostgresCustomers, days: list[dt.date], *, dsn: str | None = None, log: Callable[[str], None] | None = None
 ) -> tuple[list[str], list[tuple]]:
     """Run the configured query read-only: its column names and rows."""
+    import psycopg  # here, not at import: every transform imports this module's config model
+
     dsn = _dsn(cfg, dsn)
     params = {"first_day": min(days), "last_day": max(days)} if "%(" in cfg.query else None
     options = f"-c statement_timeout={cfg.statement_timeout_ms} -c default_transaction_read_only=on"

@@ -13,12 +13,14 @@ The API and application keys are read from the environment variables the config 
 runs, never at import, and appear in no error, log line or returned value.
 """
 
+from __future__ import annotations
+
 import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import polars as pl
 import requests
 from pydantic import Field
@@ -27,13 +29,16 @@ from unitcost_platform.config_base import Model, RetrySettings
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
-from unitcost_platform.sources.connector import Connector, ReadContext, Secret
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret, lazy_resources
 from unitcost_platform.sources.http_json import (
     JsonService,
     redacting,
     request_json,
     session_keeping_secrets,
 )
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class DatadogMetric(Model):
@@ -165,19 +170,28 @@ def daily_points(payload: Mapping, tenant_tag: str, wanted: set[dt.date], what: 
     return sums, skipped
 
 
-class DatadogResource(dg.ConfigurableResource):
-    """The API and application keys of the Datadog organisation (from usage.datadog's api_key_env
-    and app_key_env, wired in defs/resources.py)."""
+def _resources() -> dict[str, type]:
+    import dagster as dg
 
-    api_key: str | None = None
-    app_key: str | None = None
+    class DatadogResource(dg.ConfigurableResource):
+        """The API and application keys of the Datadog organisation (from usage.datadog's api_key_env
+        and app_key_env, wired in defs/resources.py)."""
+
+        api_key: str | None = None
+        app_key: str | None = None
+
+    return {"DatadogResource": DatadogResource}
 
 
-def make_resource(cfg: DatadogSource | None, secret: Secret) -> DatadogResource:
-    return DatadogResource(api_key=secret(cfg.api_key_env), app_key=secret(cfg.app_key_env)) if cfg else DatadogResource()
+__getattr__ = lazy_resources(_resources)
 
 
-def _keys(cfg: DatadogSource, keys: DatadogResource) -> tuple[str, str]:
+def make_resource(cfg: DatadogSource | None, secret: Secret) -> dg.ConfigurableResource:
+    resource = __getattr__("DatadogResource")
+    return resource(api_key=secret(cfg.api_key_env), app_key=secret(cfg.app_key_env)) if cfg else resource()
+
+
+def _keys(cfg: DatadogSource, keys: dg.ConfigurableResource) -> tuple[str, str]:
     """The API and application keys; a missing one is named by its environment variable."""
     values = []
     for value, env, what in ((keys.api_key, cfg.api_key_env, "an API key"), (keys.app_key, cfg.app_key_env, "an application key")):
@@ -276,7 +290,7 @@ def fetch_datadog(
     cfg: DatadogSource,
     days: list[dt.date],
     *,
-    keys: DatadogResource,
+    keys: dg.ConfigurableResource,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Log | None = None,

@@ -14,12 +14,14 @@ The API key is read from the environment variable the config names when a fetch 
 import, and appears in no error, log line or returned value.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import re
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import polars as pl
 import requests
 from pydantic import Field
@@ -28,13 +30,16 @@ from unitcost_platform.config_base import Model, RetrySettings
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
-from unitcost_platform.sources.connector import Connector, ReadContext, Secret
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret, lazy_resources
 from unitcost_platform.sources.http_json import (
     JsonService,
     redacting,
     request_json,
     session_keeping_secrets,
 )
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class NewRelicMetric(Model):
@@ -189,17 +194,26 @@ def tenant_values(results: list, tenant_attribute: str, what: str) -> tuple[dict
     return values, skipped
 
 
-class NewRelicResource(dg.ConfigurableResource):
-    """The New Relic user API key (from usage.newrelic's api_key_env, wired in defs/resources.py)."""
+def _resources() -> dict[str, type]:
+    import dagster as dg
 
-    api_key: str | None = None
+    class NewRelicResource(dg.ConfigurableResource):
+        """The New Relic user API key (from usage.newrelic's api_key_env, wired in defs/resources.py)."""
+
+        api_key: str | None = None
+
+    return {"NewRelicResource": NewRelicResource}
 
 
-def make_resource(cfg: NewRelicSource | None, secret: Secret) -> NewRelicResource:
-    return NewRelicResource(api_key=secret(cfg.api_key_env)) if cfg else NewRelicResource()
+__getattr__ = lazy_resources(_resources)
 
 
-def _api_key(cfg: NewRelicSource, keys: NewRelicResource) -> str:
+def make_resource(cfg: NewRelicSource | None, secret: Secret) -> dg.ConfigurableResource:
+    resource = __getattr__("NewRelicResource")
+    return resource(api_key=secret(cfg.api_key_env)) if cfg else resource()
+
+
+def _api_key(cfg: NewRelicSource, keys: dg.ConfigurableResource) -> str:
     """The API key; missing, it is named by its environment variable."""
     value = keys.api_key
     if not value:
@@ -275,7 +289,7 @@ def fetch_newrelic(
     cfg: NewRelicSource,
     days: list[dt.date],
     *,
-    keys: NewRelicResource,
+    keys: dg.ConfigurableResource,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     log: Log | None = None,

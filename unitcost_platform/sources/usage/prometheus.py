@@ -14,15 +14,16 @@ The bearer token (when `bearer_token_env` is set) is read when a fetch runs, nev
 appears in no error or log line.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import math
 import re
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import dagster as dg
 import polars as pl
 import requests
 from pydantic import Field, model_validator
@@ -32,8 +33,11 @@ from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
 from unitcost_platform.retry_after import retry_after_seconds
-from unitcost_platform.sources.connector import Connector, ReadContext, Secret
+from unitcost_platform.sources.connector import Connector, ReadContext, Secret, lazy_resources
 from unitcost_platform.sources.http_json import redacting, session_keeping_secrets
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 class PrometheusMetric(Model):
@@ -52,7 +56,7 @@ class PrometheusMetric(Model):
     service_name: str | None = None
 
     @model_validator(mode="after")
-    def _query_or_series(self) -> "PrometheusMetric":
+    def _query_or_series(self) -> PrometheusMetric:
         if (self.query is None) == (self.series is None):
             raise ValueError(f"usage metric {self.metric!r}: give either query or series (with kind)")
         if self.series is not None:
@@ -220,20 +224,29 @@ def _shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}".rstrip("/")
 
 
-class PrometheusResource(dg.ConfigurableResource):
-    """The bearer token for the Prometheus API, if it needs one (from usage.prometheus's
-    bearer_token_env, wired in defs/resources.py)."""
+def _resources() -> dict[str, type]:
+    import dagster as dg
 
-    bearer_token: str | None = None
+    class PrometheusResource(dg.ConfigurableResource):
+        """The bearer token for the Prometheus API, if it needs one (from usage.prometheus's
+        bearer_token_env, wired in defs/resources.py)."""
+
+        bearer_token: str | None = None
+
+    return {"PrometheusResource": PrometheusResource}
 
 
-def make_resource(cfg: PrometheusSource | None, secret: Secret) -> PrometheusResource:
+__getattr__ = lazy_resources(_resources)
+
+
+def make_resource(cfg: PrometheusSource | None, secret: Secret) -> dg.ConfigurableResource:
+    resource = __getattr__("PrometheusResource")
     if cfg is None or cfg.bearer_token_env is None:
-        return PrometheusResource()
-    return PrometheusResource(bearer_token=secret(cfg.bearer_token_env))
+        return resource()
+    return resource(bearer_token=secret(cfg.bearer_token_env))
 
 
-def _bearer_token(cfg: PrometheusSource, auth: PrometheusResource) -> str | None:
+def _bearer_token(cfg: PrometheusSource, auth: dg.ConfigurableResource) -> str | None:
     """The bearer token; None when no token is configured, an error when configured but missing."""
     if cfg.bearer_token_env is None:
         return None
@@ -374,7 +387,7 @@ def fetch_prometheus(
     cfg: PrometheusSource,
     days: list[dt.date],
     *,
-    auth: PrometheusResource | None = None,
+    auth: dg.ConfigurableResource | None = None,
     session: requests.Session | None = None,
     log: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -390,7 +403,7 @@ def fetch_prometheus(
     wanted = set(days)
     if not wanted:
         return empty_usage()
-    token = _bearer_token(cfg, auth or PrometheusResource())
+    token = _bearer_token(cfg, auth or make_resource(None, lambda env: None))
     say = redacting(log, [token])
     headers = {"Accept": "application/json"}
     if token:
