@@ -120,3 +120,10 @@ class RestatementConfig(Model):
 
 LABEL_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 
+
+class UsageMetric(Model):
+    """One usage metric a telemetry source feeds: its name in tenant_usage (requests, storage_bytes,
+    ...) and, optionally, the service it is usage of."""
+
+    metric: str = Field(description="the usage metric it feeds: requests, storage_bytes, active_sessions, ...")
+    service_name: str | None = None

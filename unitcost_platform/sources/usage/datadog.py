@@ -25,7 +25,7 @@ import polars as pl
 import requests
 from pydantic import Field
 
-from unitcost_platform.config_base import Model, RetrySettings
+from unitcost_platform.config_base import RetrySettings, UsageMetric
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
@@ -41,10 +41,8 @@ if TYPE_CHECKING:
     import dagster as dg
 
 
-class DatadogMetric(Model):
-    metric: str
+class DatadogMetric(UsageMetric):
     query: str = Field(description="a metrics query grouped by the tenant tag, e.g. sum:app.requests{*} by {tenant_id}.rollup(sum, 86400)")
-    service_name: str | None = None
 
 
 class DatadogSource(RetrySettings):

@@ -26,7 +26,7 @@ import polars as pl
 import requests
 from pydantic import Field
 
-from unitcost_platform.config_base import Model, RetrySettings
+from unitcost_platform.config_base import RetrySettings, UsageMetric
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retry_after import retry_after_seconds
@@ -42,10 +42,8 @@ if TYPE_CHECKING:
     import dagster as dg
 
 
-class NewRelicMetric(Model):
-    metric: str
+class NewRelicMetric(UsageMetric):
     nrql: str = Field(description="SELECT ... FROM ... [WHERE ...]; FACET, SINCE, UNTIL and LIMIT are added")
-    service_name: str | None = None
 
 
 class NewRelicSource(RetrySettings):

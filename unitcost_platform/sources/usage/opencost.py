@@ -23,8 +23,8 @@ import requests
 from pydantic import Field, field_validator
 
 from unitcost_platform.config_base import (
-    Model,
     RetrySettings,
+    UsageMetric,
     check_namespace_map,
     tenant_of_namespace,
 )
@@ -35,10 +35,10 @@ from unitcost_platform.sources.connector import Connector, ReadContext
 from unitcost_platform.sources.http_json import JsonService, request_json, session_keeping_secrets
 
 
-class OpenCostMetric(Model):
-    metric: str = Field(description="the usage metric each namespace's totalCost becomes, e.g. k8s_cost_share")
+class OpenCostMetric(UsageMetric):
+    """Each namespace's totalCost becomes usage of this metric (e.g. k8s_cost_share) for its tenant."""
+
     aggregate: Literal["namespace"] = "namespace"
-    service_name: str | None = None
 
 
 class OpenCostSource(RetrySettings):

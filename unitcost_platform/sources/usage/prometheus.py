@@ -28,7 +28,7 @@ import polars as pl
 import requests
 from pydantic import Field, model_validator
 
-from unitcost_platform.config_base import LABEL_NAME, Model, RetrySettings
+from unitcost_platform.config_base import LABEL_NAME, RetrySettings, UsageMetric
 from unitcost_platform.contracts.usage import empty_usage, usage_from_records
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.retries import RetriesExhausted, Retry, retrying
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import dagster as dg
 
 
-class PrometheusMetric(Model):
+class PrometheusMetric(UsageMetric):
     """One usage metric from Prometheus: a full PromQL `query`, or a `series` and its `kind`.
 
     The query is evaluated at the end of each UTC day and must aggregate `by (<tenant_label>)`;
@@ -48,12 +48,10 @@ class PrometheusMetric(Model):
     `sum by (tenant) (avg_over_time(series[1d]))`.
     """
 
-    metric: str = Field(description="the usage metric it feeds: requests, storage_bytes, active_sessions, ...")
     query: str | None = None
     series: str | None = None
     kind: Literal["counter", "gauge"] | None = None
     matchers: dict[str, str] = Field(default_factory=dict, description="label matchers added to the series")
-    service_name: str | None = None
 
     @model_validator(mode="after")
     def _query_or_series(self) -> PrometheusMetric:
