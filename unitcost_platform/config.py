@@ -538,7 +538,7 @@ class UnitcostConfig(Model):
     def _a_source_of_each_kind(self) -> "UnitcostConfig":
         """Without a billing, usage or customer source every run would fail: refuse it when the
         definitions load instead (the connectors' registry says what could be set)."""
-        for kind, connectors in (("billing", registry.BILLING), ("usage", registry.USAGE), ("customers", registry.CUSTOMERS)):
+        for kind, connectors in registry.CONNECTORS.items():
             if not any(c.configured(self) for c in connectors):
                 noun = "customer" if kind == "customers" else kind
                 raise ValueError(f"no {noun} source is configured: set {registry.configured_names(connectors, kind)}")

@@ -12,10 +12,8 @@ from typing import TypeVar
 
 import tenacity
 
-from unitcost_platform.retry_after import retry_after_seconds
-
 T = TypeVar("T")
-__all__ = ["Retry", "RetriesExhausted", "backoff", "retry_after_seconds", "retrying"]
+__all__ = ["Retry", "RetriesExhausted", "backoff", "retrying"]
 
 
 class Retry(Exception):

@@ -60,5 +60,6 @@ def source_resources(cfg: UnitcostConfig) -> dict[str, dg.ConfigurableResource]:
     return resources
 
 
-SOURCE_RESOURCE_KEYS = {kind: {c.resource_key for c in connectors if c.resource_key} for kind, connectors in (
-    ("billing", registry.BILLING), ("usage", registry.USAGE), ("customers", registry.CUSTOMERS))}  # fmt: skip
+SOURCE_RESOURCE_KEYS = {
+    kind: {c.resource_key for c in connectors if c.resource_key} for kind, connectors in registry.CONNECTORS.items()
+}

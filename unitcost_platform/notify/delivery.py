@@ -24,7 +24,8 @@ import requests
 import urllib3
 
 from unitcost_platform.config import NotificationsConfig
-from unitcost_platform.retries import RetriesExhausted, Retry, retry_after_seconds, retrying
+from unitcost_platform.retries import RetriesExhausted, Retry, retrying
+from unitcost_platform.retry_after import retry_after_seconds
 
 OUT_OF_TIME = "out of time this tick"
 

@@ -41,7 +41,7 @@ def test_the_ingest_assets_and_allocation_alone(defs):
     assert {"conservation", "orphans", "usage_freshness"} <= checks and "attribution_drift" not in checks
 
 
-def test_each_asset_with_its_upstream_on_an_empty_warehouse(small_saas, make_settings, tmp_path):
+def test_each_asset_with_its_upstream_on_an_empty_warehouse(small_saas, make_settings):
     settings = make_settings(small_saas)
     graph = build_definitions(settings).resolve_asset_graph()
     for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):

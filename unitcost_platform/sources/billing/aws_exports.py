@@ -95,9 +95,8 @@ def _split_uri(uri: str) -> tuple[str, str]:
 
 def latest_manifest(s3, cfg: AwsExportSource, period: str) -> dict | None:
     """The period's current manifest (the named one, else the newest *Manifest.json), or None."""
-    from botocore.exceptions import (
-        ClientError,  # here: every transform imports this module's config model
-    )
+    # imported here: every transform imports this module's config model
+    from botocore.exceptions import ClientError
 
     prefix = cfg.metadata_prefix(period)
     try:

@@ -173,9 +173,10 @@ __getattr__ = lazy_resources(_resources)
 
 
 def make_resource(cfg: AzureSource | None, secret: Secret) -> dg.ConfigurableResource:
+    resource = __getattr__("AzureResource")
     if cfg is None:
-        return __getattr__("AzureResource")()
-    return __getattr__("AzureResource")(
+        return resource()
+    return resource(
         tenant_id=secret(cfg.tenant_id_env), client_id=secret(cfg.client_id_env), client_secret=secret(cfg.client_secret_env)
     )
 

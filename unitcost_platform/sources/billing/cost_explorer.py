@@ -67,21 +67,20 @@ def _failed(error: dict, retries: int) -> CostExplorerError:
 
 def _call(client, request: dict, cfg: CostExplorerSource, sleep: Callable[[float], None], log) -> dict:
     """One GetCostAndUsage page; throttling (LimitExceededException) is retried by the retry policy."""
-    from botocore.exceptions import (
-        ClientError,  # here: every transform imports this module's config model
-    )
+    # imported here: every transform imports this module's config model
+    from botocore.exceptions import ClientError
 
-    tries, last = 0, [{}]  # last: the error of the last throttled try
+    tries, throttled = 0, {}  # throttled: the error of the last throttled try
 
     def attempt() -> dict:
-        nonlocal tries
+        nonlocal tries, throttled
         tries += 1
         try:
             return client.get_cost_and_usage(**request)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code", "") == "LimitExceededException":
-                last[0] = error
+                throttled = error
                 raise Retry("throttled (LimitExceededException)") from None
             raise _failed(error, tries - 1) from None
 
@@ -92,7 +91,7 @@ def _call(client, request: dict, cfg: CostExplorerSource, sleep: Callable[[float
     try:
         return retrying(cfg, attempt, sleep=sleep, on_retry=on_retry)
     except RetriesExhausted as exc:
-        raise _failed(last[0], exc.retries) from None
+        raise _failed(throttled, exc.retries) from None
 
 
 def _amount(group: dict, metric: str, where: str) -> tuple[Decimal, str]:
