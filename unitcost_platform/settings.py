@@ -24,6 +24,8 @@ class Settings:
     duckdb_path: Path
     start_date: dt.date
     dashboard_dir: Path
+    # DuckDB's memory for a run (it spills to disk beyond it): UNITCOST_DUCKDB_MEMORY_LIMIT, e.g. 4GB.
+    duckdb_memory_limit: str = "1GB"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -51,7 +53,14 @@ class Settings:
             start_date=start,
             # The dashboard pages go next to the warehouse file unless told otherwise.
             dashboard_dir=_path(environ, "UNITCOST_DASHBOARD_DIR", duckdb_path.parent / "dashboards"),
+            duckdb_memory_limit=environ.get("UNITCOST_DUCKDB_MEMORY_LIMIT", "").strip() or "1GB",
         )
+
+    def duckdb_connection_config(self) -> dict[str, str | bool]:
+        """How the warehouse connection runs: bounded memory (a day of line items is scanned,
+        aggregated and inserted by DuckDB, which spills beyond the limit), row order not kept on
+        insert (tables are read by key; keeping it costs memory on a large insert)."""
+        return {"memory_limit": self.duckdb_memory_limit, "preserve_insertion_order": False}
 
 
 def _path(environ: Mapping[str, str], name: str, default: Path) -> Path:

@@ -114,11 +114,35 @@ def finish_raw_billing(
     return focus.conform(out, columns)
 
 
+def billing_summary(frame: pl.DataFrame) -> pl.DataFrame:
+    """raw_billing rows summed per day, source, provider, currency, finality and tagged-or-not, with
+    the first row of each (in the table's order: source, file, row): what the currency check and
+    raw_billing's metadata read, so a day staged in parts is summarized part by part."""
+    first = pl.struct("x_SourceFile", "x_SourceRow")  # the source is a key
+    return (
+        frame.group_by(
+            "x_ChargeDate", "x_Source", "ProviderName", "BillingCurrency", "x_IsFinal",
+            pl.col("x_TenantId").is_not_null().alias("tagged"),
+        )  # fmt: skip
+        .agg(
+            pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len().cast(pl.Int64).alias("rows"),
+            first.sort_by(first).first().alias("first"),
+        )
+        .unnest("first")
+    )
+
+
 def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
-    """Costs of one day are summed, so a day must be billed in one currency."""
+    """Costs of one day are summed, so a day must be billed in one currency.
+
+    `frame`: raw_billing rows, or `billing_summary` rows (of every part of a staged day)."""
+    order = [c for c in ("x_Source", "x_SourceFile", "x_SourceRow") if c in frame.columns]
+    first = pl.struct(order)
+    rows = pl.col("rows").sum() if "rows" in frame.columns else pl.len().alias("rows")
     per_day = (
         frame.group_by("x_ChargeDate", "BillingCurrency")
-        .agg(pl.len().alias("rows"), pl.col("x_SourceFile").first(), pl.col("x_SourceRow").first())
+        .agg(rows, first.sort_by(first).first().alias("first"))
+        .unnest("first")
         .sort("x_ChargeDate", "rows", descending=[False, True])
     )
     mixed = per_day.filter(pl.col("BillingCurrency").n_unique().over("x_ChargeDate") > 1)

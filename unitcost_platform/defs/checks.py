@@ -16,6 +16,7 @@ from dagster import TimeWindow
 from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
 from unitcost_platform.defs.partitions import trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
+from unitcost_platform.defs.rollup import ROLLUP_KEY
 from unitcost_platform.transforms import checks
 
 CONSERVATION = "conservation"
@@ -103,7 +104,10 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         blocking=True,
         partitions_def=partitions_def,
         additional_ins={
-            "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "BilledCost", "EffectiveCost"]})
+            # The day's bill, summed by the warehouse.
+            "raw_billing": dg.AssetIn(
+                metadata={ROLLUP_KEY: {"by": ["x_ChargeDate"], "sum": ["BilledCost", "EffectiveCost"]}}
+            )
         },
     )
     def conservation(

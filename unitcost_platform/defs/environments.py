@@ -25,7 +25,12 @@ def local_warehouse(settings: Settings) -> Warehouse:
     """DuckDB file; one writer at a time, so a run's steps share one process."""
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     return Warehouse(
-        io_manager=UnitcostDuckDBIOManager(database=str(settings.duckdb_path), schema=WAREHOUSE_SCHEMA),
+        io_manager=UnitcostDuckDBIOManager(
+            database=str(settings.duckdb_path),
+            schema=WAREHOUSE_SCHEMA,
+            config_path=str(settings.config_path),
+            connection_config=settings.duckdb_connection_config(),
+        ),
         kinds={"polars", "duckdb"},
         executor=dg.in_process_executor,
     )
@@ -49,6 +54,7 @@ def prod_warehouse(settings: Settings) -> Warehouse:
             database=dg.EnvVar("SNOWFLAKE_DATABASE"),
             warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
             schema=WAREHOUSE_SCHEMA,
+            config_path=str(settings.config_path),
             **{field: dg.EnvVar(env) for field, env in optional.items() if os.environ.get(env)},
         ),
         kinds={"polars", "snowflake"},

@@ -13,6 +13,7 @@ Four changes to the stock DuckDBPolarsIOManager, each covered by a test:
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -21,7 +22,10 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
-from unitcost_platform.defs.rollup import input_statement
+from unitcost_platform.config import UnitcostConfig, load_config
+from unitcost_platform.defs.rollup import input_statement, log_rows_loaded, query_of
+from unitcost_platform.staging import StagedRows
+from unitcost_platform.warehouse_sql import DUCKDB
 
 # Runs are queued one at a time, so a lock held longer than this is another program's (a `duckdb`
 # shell, a notebook, a second `dagster dev`), not a run about to finish: waiting longer only delays
@@ -91,16 +95,62 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
         )
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
-        if not _table_exists(connection, table_slice):
-            raise dg.Failure(
-                description=(
-                    f"table {table_slice.schema}.{table_slice.table} does not exist in the warehouse: "
-                    f"materialize the asset {table_slice.table} for these days first (or select it "
-                    "together with its downstream assets)."
-                )
+        _missing_table(connection, table_slice)
+        query = input_statement(
+            context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement, DUCKDB, lambda: self.config()
+        )
+        frame = pl.from_arrow(connection.sql(query).to_arrow_table())
+        named = query_of(context)
+        if named is not None:
+            frame = frame.cast({c: t for c, t in named.schema.items() if c in frame.columns})
+        log_rows_loaded(context, frame.height)
+        return frame
+
+    def __init__(self, config_path: str | None = None):
+        self.config_path = config_path
+
+    def config(self) -> UnitcostConfig:
+        if self.config_path is None:
+            raise dg.DagsterInvariantViolationError("a named warehouse query needs the IO manager's config_path")
+        return load_config(Path(self.config_path))
+
+
+class StagedRowsDuckDBTypeHandler(DbTypeHandler[StagedRows]):
+    """Rows staged in Parquet parts (raw_billing's day, never one frame) go in with one INSERT that
+    DuckDB streams from the files; the parts are deleted afterwards, written or not."""
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: StagedRows, connection):
+        try:
+            connection.register("__unitcost_frame", pl.DataFrame(schema=obj.schema).to_arrow())
+            try:
+                _run(connection, f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0")
+                _add_new_columns(connection, table_slice)
+            finally:
+                connection.unregister("__unitcost_frame")
+            if obj.parts:
+                files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in obj.parts)
+                _run(connection, f"insert into {_quoted(table_slice)} by name select * from read_parquet([{files}])")
+        finally:
+            obj.remove()
+        context.add_output_metadata({"staged_parts": len(obj.parts)})
+
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> StagedRows:
+        raise dg.DagsterInvariantViolationError("staged rows are written, not read: read the table as a Polars frame")
+
+    @property
+    def supported_types(self):
+        return [StagedRows]
+
+
+def _missing_table(connection: duckdb.DuckDBPyConnection, table_slice: TableSlice) -> None:
+    if not _table_exists(connection, table_slice):
+        raise dg.Failure(
+            description=(
+                f"table {table_slice.schema}.{table_slice.table} does not exist in the warehouse: "
+                f"materialize the asset {table_slice.table} for these days first (or select it "
+                "together with its downstream assets)."
             )
-        query = input_statement(context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement)
-        return pl.from_arrow(connection.sql(query).to_arrow_table())
+        )
 
 
 def _cannot_write(database: str, message: str) -> dg.Failure:
@@ -169,11 +219,14 @@ class TransactionalDuckDbClient(DuckDbClient):
 
 
 class UnitcostDuckDBIOManager(DuckDBPolarsIOManager):
-    """DuckDB IO manager for the unit-cost tables (schema `unitcost`)."""
+    """DuckDB IO manager for the unit-cost tables (schema `unitcost`).
 
-    @staticmethod
-    def type_handlers() -> Sequence[DbTypeHandler]:
-        return [PolarsDuckDBTypeHandler()]
+    `config_path`: the unitcost.yaml named warehouse queries are built from (defs/rollup.py)."""
+
+    config_path: str | None = None
+
+    def type_handlers(self) -> Sequence[DbTypeHandler]:
+        return [PolarsDuckDBTypeHandler(self.config_path), StagedRowsDuckDBTypeHandler()]
 
     def create_io_manager(self, context) -> DbIOManager:
         return DbIOManager(

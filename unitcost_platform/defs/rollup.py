@@ -7,20 +7,65 @@ Snowflake) then read `select by..., sum(x) as x, sum(case when key = value then 
 as alias, count(*) as alias ... where ... group by by...` over the input's partitions instead of
 every row (a null key matches neither `=` nor `!=`). Trailing windows use it: the 30-day run rate needs one row per
 customer and day, not 30 days of tenant x service x pool rows (millions a day for a large SaaS).
+
+`metadata={ROLLUP_KEY: {"query": name}}` names a `WarehouseQuery` of QUERIES instead: an aggregate
+whose SQL depends on the run's config (the pools, the cost column, the team tag keys), so the IO
+manager loads the config to build it. That is how tag coverage, allocation, team spend and product
+cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._core.storage.db_io_manager import TableSlice
 
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import UnitcostConfig
+
 ROLLUP_KEY = "rollup"
+ROWS_LOADED = "warehouse -> Python"  # logged for every input: how many rows left the warehouse
+
+
+def log_rows_loaded(context: dg.InputContext, rows: int) -> None:
+    """One log line per input loaded (the benchmark sums them): what left the warehouse, and why."""
+    rollup = (context.definition_metadata or {}).get(ROLLUP_KEY)
+    how = f"query {rollup['query']}" if rollup and "query" in rollup else "rollup" if rollup else "rows"
+    days = len(context.asset_partition_keys) if context.has_asset_partitions else 0
+    context.log.info(f"{ROWS_LOADED}: {rows} rows of {context.asset_key.to_user_string()} ({how}, {days} day(s))")
+
+
+@cache
+def queries() -> dict[str, WarehouseQuery]:
+    """The named warehouse aggregates (imported on first use: they live beside their Polars twins)."""
+    from unitcost_platform.transforms.allocation import ALLOCATION_QUERY
+    from unitcost_platform.transforms.coverage import COVERAGE_QUERY
+    from unitcost_platform.transforms.products import PRODUCT_QUERY
+    from unitcost_platform.transforms.team_spend import TEAM_QUERY
+
+    return {
+        "allocation_items": ALLOCATION_QUERY,
+        "coverage_items": COVERAGE_QUERY,
+        "team_items": TEAM_QUERY,
+        "product_items": PRODUCT_QUERY,
+    }
+
+
+def query_of(context: dg.InputContext) -> WarehouseQuery | None:
+    name = ((context.definition_metadata or {}).get(ROLLUP_KEY) or {}).get("query")
+    if name is None:
+        return None
+    if name not in queries():
+        raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} query {name!r} is not one of {', '.join(queries())}")
+    return queries()[name]
 
 
 def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
     rollup = (context.definition_metadata or {}).get(ROLLUP_KEY)
-    if rollup is None:
+    if rollup is None or "query" in rollup:
         return None
     if not rollup.get("by") or not (rollup.get("sum") or rollup.get("sum_where") or rollup.get("count")):
         raise dg.DagsterInvariantViolationError(
@@ -66,12 +111,26 @@ def empty_rollup_statement(table: str, rollup: Mapping[str, Any]) -> str:
 
 
 def input_statement(
-    context: dg.InputContext, table_slice: TableSlice, table: str, select: Callable[[TableSlice], str]
+    context: dg.InputContext,
+    table_slice: TableSlice,
+    table: str,
+    select: Callable[[TableSlice], str],
+    dialect: Dialect | None = None,
+    config: "Callable[[], UnitcostConfig] | None" = None,
 ) -> str:
     """The query an IO manager runs for an input: no partitions (an empty window) reads no rows,
-    a rollup reads sums, anything else the slice's rows. `table` is the quoted table name."""
+    a rollup reads sums, a named query its aggregate, anything else the slice's rows. `table` is the
+    quoted table name; `dialect` and `config` (the run's config) are what a named query needs."""
+    query = query_of(context)
+    empty = bool(table_slice.partition_dimensions) and len(context.asset_partition_keys) == 0
+    if query is not None:
+        if dialect is None or config is None:
+            raise dg.DagsterInvariantViolationError("this IO manager cannot run named warehouse queries")
+        columns = ", ".join(query.columns)
+        rows = f"select {columns} from {table} where 1 = 0" if empty else select(table_slice._replace(columns=list(query.columns)))
+        return query.statement(rows, config(), dialect)
     rollup = rollup_of(context)
-    if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+    if empty:
         return empty_rollup_statement(table, rollup) if rollup else f"select * from {table} limit 0"
     if rollup:
         return rollup_statement(table_slice, rollup, select)

@@ -15,7 +15,8 @@ the tests run is the code production runs.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -24,8 +25,11 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_snowflake import SnowflakeIOManager
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient, _get_cleanup_statement
 
-from unitcost_platform.defs.rollup import input_statement, rollup_of
+from unitcost_platform.config import load_config
+from unitcost_platform.defs.rollup import input_statement, log_rows_loaded, query_of, rollup_of
+from unitcost_platform.staging import StagedRows
 from unitcost_platform.tables import TABLE_SCHEMAS
+from unitcost_platform.warehouse_sql import SNOWFLAKE
 
 SNOWFLAKE_TYPES: dict[type[pl.DataType], str] = {
     pl.String: "VARCHAR",
@@ -70,21 +74,32 @@ def restore(frame: pl.DataFrame, table: str, extra: dict[str, pl.DataType] | Non
     return frame.with_columns(casts) if casts else frame
 
 
-class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
-    """Writes Polars frames through `write_pandas` into a staging table, then swaps the days in."""
-
-    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
-        target = _name(table_slice)
-        with connection.cursor() as cursor:
-            definition = ", ".join(f"{c} {snowflake_type(t)}" for c, t in obj.schema.items())
-            cursor.execute(f"create table if not exists {target} ({definition})")
-            existing = set(_columns(cursor, table_slice))
-            for column, dtype in obj.schema.items():
-                if column.upper() not in existing:
-                    cursor.execute(f"alter table {target} add column {column} {snowflake_type(dtype)}")
-            stage = f"{table_slice.table}__load_{uuid.uuid4().hex[:12]}"
-            if obj.height:
-                cursor.execute(f"create table {_name(table_slice, stage)} ({definition})")
+def _replace_days(
+    context: dg.OutputContext,
+    table_slice: TableSlice,
+    schema: dict[str, pl.DataType],
+    frames: Iterable[pl.DataFrame],
+    connection,
+) -> None:
+    """The frames (one, or a staged day's parts one at a time) into a staging table, then the days
+    swapped in one transaction."""
+    target = _name(table_slice)
+    with connection.cursor() as cursor:
+        definition = ", ".join(f"{c} {snowflake_type(t)}" for c, t in schema.items())
+        cursor.execute(f"create table if not exists {target} ({definition})")
+        existing = set(_columns(cursor, table_slice))
+        for column, dtype in schema.items():
+            if column.upper() not in existing:
+                cursor.execute(f"alter table {target} add column {column} {snowflake_type(dtype)}")
+        stage = f"{table_slice.table}__load_{uuid.uuid4().hex[:12]}"
+        staged = False
+        try:
+            for obj in frames:
+                if not obj.height:
+                    continue
+                if not staged:
+                    cursor.execute(f"create table {_name(table_slice, stage)} ({definition})")
+                    staged = True
                 frame = obj.to_pandas()
                 frame.columns = [c.upper() for c in frame.columns]
                 snowflake.connector.pandas_tools.write_pandas(
@@ -94,23 +109,50 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
             try:
                 cursor.execute("begin")
                 cursor.execute(_get_cleanup_statement(table_slice))
-                if obj.height:
-                    columns = ", ".join(obj.columns)
+                if staged:
+                    columns = ", ".join(schema)
                     cursor.execute(f"insert into {target} ({columns}) select {columns} from {_name(table_slice, stage)}")
                 cursor.execute("commit")
             except BaseException:
                 cursor.execute("rollback")
                 raise
-            finally:
-                if obj.height:
-                    cursor.execute(f"drop table if exists {_name(table_slice, stage)}")
-        context.add_output_metadata(
-            {
-                "dataframe_columns": dg.MetadataValue.table_schema(
-                    dg.TableSchema(columns=[dg.TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()])
-                )
-            }
-        )
+        finally:
+            if staged:
+                cursor.execute(f"drop table if exists {_name(table_slice, stage)}")
+    context.add_output_metadata(
+        {
+            "dataframe_columns": dg.MetadataValue.table_schema(
+                dg.TableSchema(columns=[dg.TableColumn(name=n, type=str(t)) for n, t in schema.items()])
+            )
+        }
+    )
+
+
+class StagedRowsSnowflakeTypeHandler(DbTypeHandler[StagedRows]):
+    """A staged day (raw_billing) loaded part by part into the staging table, swapped in at once."""
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: StagedRows, connection):
+        try:
+            _replace_days(context, table_slice, obj.schema, obj.frames(), connection)
+        finally:
+            obj.remove()
+
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> StagedRows:
+        raise dg.DagsterInvariantViolationError("staged rows are written, not read: read the table as a Polars frame")
+
+    @property
+    def supported_types(self):
+        return [StagedRows]
+
+
+class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
+    """Writes Polars frames through `write_pandas` into a staging table, then swaps the days in."""
+
+    def __init__(self, config_path: str | None = None):
+        self.config_path = config_path
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
+        _replace_days(context, table_slice, dict(obj.schema), [obj], connection)
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
         with connection.cursor() as cursor:
@@ -121,19 +163,30 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
                         f"asset {table_slice.table} for these days first (or select it with its downstream assets)."
                     )
                 )
-            rollup = rollup_of(context)
-            cursor.execute(input_statement(context, table_slice, _name(table_slice), SnowflakeDbClient.get_select_statement))
+            rollup, named = rollup_of(context), query_of(context)
+            statement = input_statement(
+                context, table_slice, _name(table_slice), SnowflakeDbClient.get_select_statement, SNOWFLAKE,
+                lambda: load_config(Path(self.config_path or "")) if self.config_path else _no_config(),
+            )  # fmt: skip
+            cursor.execute(statement)
             frame = cursor.fetch_pandas_all()
         # Conditional sums of a rollup are new columns: money, named as the rollup names them.
         extra = {alias: pl.Float64() for alias in (rollup or {}).get("sum_where", {})}
         if (rollup or {}).get("count"):
             extra[rollup["count"]] = pl.Int64()  # a row count, not money
+        if named is not None:
+            extra = dict(named.schema)
         if frame.empty:
             columns = [c.upper() for c in frame.columns]
             schema = {**TABLE_SCHEMAS.get(table_slice.table, {}), **extra}
             by_upper = {n.upper(): n for n in schema}
-            return pl.DataFrame(schema={by_upper.get(c, c): schema.get(by_upper.get(c, c), pl.String) for c in columns})
-        return restore(pl.from_pandas(frame), table_slice.table, extra)
+            result = pl.DataFrame(schema={by_upper.get(c, c): schema.get(by_upper.get(c, c), pl.String) for c in columns})
+        else:
+            result = restore(pl.from_pandas(frame), table_slice.table, extra)
+        if named is not None:
+            result = result.select(list(named.schema))
+        log_rows_loaded(context, result.height)
+        return result
 
     @property
     def supported_types(self):
@@ -153,12 +206,19 @@ class DeferredDeleteSnowflakeDbClient(SnowflakeDbClient):
             cursor.execute(f"create schema if not exists {table_slice.database}.{table_slice.schema}")
 
 
-class UnitcostSnowflakeIOManager(SnowflakeIOManager):
-    """Snowflake IO manager for the unit-cost tables (schema `unitcost`)."""
+def _no_config():
+    raise dg.DagsterInvariantViolationError("a named warehouse query needs the IO manager's config_path")
 
-    @staticmethod
-    def type_handlers() -> Sequence[DbTypeHandler]:
-        return [PolarsSnowflakeTypeHandler()]
+
+class UnitcostSnowflakeIOManager(SnowflakeIOManager):
+    """Snowflake IO manager for the unit-cost tables (schema `unitcost`).
+
+    `config_path`: the unitcost.yaml named warehouse queries are built from (defs/rollup.py)."""
+
+    config_path: str | None = None
+
+    def type_handlers(self) -> Sequence[DbTypeHandler]:
+        return [PolarsSnowflakeTypeHandler(self.config_path), StagedRowsSnowflakeTypeHandler()]
 
     @staticmethod
     def default_load_type() -> type | None:

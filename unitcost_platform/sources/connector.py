@@ -45,7 +45,7 @@ Secret = Callable[[str], Any]  # env var name -> what the resource field gets (a
 class BillingRead:
     """What a billing connector returns: raw_billing rows and what was read, per export period."""
 
-    rows: pl.DataFrame
+    rows: pl.DataFrame | None  # None when the connector staged its rows (Connector.streams)
     versions: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,6 +74,9 @@ class Connector:
     config_model: type | None = None  # its section of unitcost.yaml (a pydantic model)
     default: Any = None  # its config when unitcost.yaml does not mention it (None: off)
     many: bool = False  # the config key holds a list of sources
+    # A billing connector whose read takes a `stage=` (staging.Stage) and writes its rows there part by
+    # part (returning BillingRead(None)) instead of one frame: large file drops, never a day in memory.
+    streams: bool = False
 
     def configured(self, cfg: "UnitcostConfig") -> list[Any]:
         """This connector's source configs in `cfg` (none, one, or several for `many`)."""

@@ -163,7 +163,31 @@ def duplicates_across_files(
     )  # fmt: skip
     if suspects.is_empty():
         return []
-    candidates = frame.filter(hashed["_h"].is_in(suspects["_h"].implode()))
+    return _copies(frame.filter(hashed["_h"].is_in(suspects["_h"].implode())), key_columns, what)
+
+
+def duplicates_across_parts(
+    parts: list[Path], key_columns: list[str], what: str, prefilter: list[str] | None = None
+) -> list[str]:
+    """`duplicates_across_files` over staged Parquet parts, one file's rows each, never all in memory:
+    the hashes of each part are scanned, and only the candidate rows are read."""
+    hash_on = [c for c in (prefilter or key_columns) if c in key_columns] or key_columns
+    hashed = [pl.scan_parquet(p).select(pl.struct(hash_on).hash(seed=0).alias("_h")) for p in parts]
+    suspects = (
+        pl.concat([h.unique().with_columns(pl.lit(i).alias("_f")) for i, h in enumerate(hashed)])
+        .group_by("_h").agg(pl.len().alias("_files")).filter(pl.col("_files") > 1).select("_h")
+        .collect(engine="streaming")
+    )  # fmt: skip
+    if suspects.is_empty():
+        return []
+    wanted = suspects["_h"].implode()
+    candidates = pl.concat(
+        [pl.scan_parquet(p).filter(pl.struct(hash_on).hash(seed=0).is_in(wanted)) for p in parts]
+    ).collect()
+    return _copies(candidates, key_columns, what)
+
+
+def _copies(candidates: pl.DataFrame, key_columns: list[str], what: str) -> list[str]:
     groups = (
         candidates.group_by(key_columns, maintain_order=True)
         .agg(pl.col("x_SourceFile"), pl.col("x_SourceRow"))

@@ -4,18 +4,21 @@ configured customer source."""
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from unitcost_platform.config import UnitcostConfig
-from unitcost_platform.contracts.raw_billing import mixed_currency_problems
+from unitcost_platform.contracts.focus import RAW_BILLING_SCHEMA
+from unitcost_platform.contracts.raw_billing import billing_summary, mixed_currency_problems
 from unitcost_platform.contracts.tenant_key import tenant_key_expr
 from unitcost_platform.contracts.usage import aggregate_usage
 from unitcost_platform.errors import ConfigError, InputDataError
 from unitcost_platform.sources import registry
 from unitcost_platform.sources.connector import BillingRead, Connector, Log, ReadContext
+from unitcost_platform.staging import Stage, StagedRows
 from unitcost_platform.transforms.customers import customer_dimension
 
 Resources = Mapping[str, Any]  # resource key -> the connector's Dagster resource
@@ -53,6 +56,45 @@ def load_billing(
     if problems:
         raise InputDataError(problems, what="billing (all sources)")
     return BillingRead(merged, versions)
+
+
+@dataclass(frozen=True)
+class StagedBilling:
+    """A day (or range) of raw_billing staged in parts (`staging.StagedRows`), with `billing_summary`
+    rows of every part and what was read per export period."""
+
+    rows: StagedRows
+    summary: pl.DataFrame
+    versions: dict[str, str]
+
+
+def stage_billing(
+    cfg: UnitcostConfig,
+    data_dir: Path,
+    days: list[dt.date],
+    log: Log,
+    resources: Resources | None = None,
+    today: dt.date | None = None,
+) -> StagedBilling:
+    """`load_billing` without ever holding the rows in one frame: each source's rows (each file's, for
+    connectors that stream) become a part as they are read. The same checks and messages; on any
+    problem the parts are removed and the error raised."""
+    versions: dict[str, str] = {}
+    with Stage(RAW_BILLING_SCHEMA, billing_summary, prefix="unitcost-raw-billing-") as stage:
+        for connector in registry.BILLING:
+            for source in connector.configured(cfg):
+                context = _context(cfg, data_dir, log, today, resources or {}, connector)
+                if connector.streams:
+                    read = connector.read(context, source, days, stage=stage)
+                else:
+                    read = connector.read(context, source, days)
+                    stage.add(read.rows.sort("x_ChargeDate", "x_Source", "x_SourceFile", "x_SourceRow"))
+                versions.update(read.versions)
+        summary = stage.summary()
+        problems = mixed_currency_problems(summary)
+        if problems:
+            raise InputDataError(problems, what="billing (all sources)")
+        return StagedBilling(stage.finish(), summary, versions)
 
 
 def load_usage(cfg: UnitcostConfig, data_dir: Path, days: list[dt.date], log: Log, resources: Resources | None = None) -> pl.DataFrame:

@@ -14,8 +14,9 @@ import datetime as dt
 
 import polars as pl
 
-from unitcost_platform.config import DIRECT_POOL, PoolConfig
+from unitcost_platform.config import DIRECT_POOL, PoolConfig, UnitcostConfig
 from unitcost_platform.transforms.pools import match_expr, pool_expr
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, match_sql, pool_sql, text
 
 ALLOCATED_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -190,6 +191,60 @@ def allocation_columns(pools: list[PoolConfig], cost_column: str) -> list[str]:
     return sorted(columns)
 
 
+# What allocation needs of the day's line items, summed: tagged cost per (day, service, tenant),
+# untagged cost per (day, service, pool). `direct_scopes` lists the pools whose direct_cost_scope a
+# tagged line item falls in ("|a||b|"; empty without such pools). The warehouse computes it
+# (ALLOCATION_QUERY); `allocation_items` is its Polars twin for frames of line items.
+ALLOCATION_ITEMS_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "service_name": pl.String(),
+    "tenant_id": pl.String(),
+    "pool": pl.String(),
+    "direct_scopes": pl.String(),
+    "cost": pl.Float64(),
+}
+
+
+def _scoped(pools: list[PoolConfig]) -> list[PoolConfig]:
+    return [p for p in pools if p.direct_cost_scope is not None]
+
+
+def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
+    """Line items summed to what `allocate` reads (ALLOCATION_ITEMS_SCHEMA)."""
+    tagged = pl.col("x_TenantId").is_not_null()
+    scopes = pl.concat_str(
+        [pl.when(tagged & match_expr(p.direct_cost_scope)).then(pl.lit(f"|{p.name}|")).otherwise(pl.lit(""))
+         for p in _scoped(pools)] or [pl.lit("")]
+    )  # fmt: skip
+    return (
+        billing.lazy()
+        .group_by(
+            pl.col("x_ChargeDate").alias("day"), pl.col("ServiceName").alias("service_name"),
+            pl.col("x_TenantId").alias("tenant_id"), pool_expr(pools), scopes.alias("direct_scopes"),
+        )  # fmt: skip
+        .agg(pl.col(cost_column).sum().alias("cost"))
+        .collect()
+        .cast(ALLOCATION_ITEMS_SCHEMA)
+    )
+
+
+def _allocation_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
+    pools = cfg.resolved_pools()
+    scopes = " || ".join(
+        f"(case when x_TenantId is not null and {match_sql(p.direct_cost_scope, dialect)} "
+        f"then {text('|' + p.name + '|')} else '' end)"
+        for p in _scoped(pools)
+    ) or "''"
+    return (
+        f"select x_ChargeDate as day, ServiceName as service_name, x_TenantId as tenant_id, "
+        f"{pool_sql(pools, dialect)} as pool, {scopes} as direct_scopes, sum({cfg.cost_column}) as cost "
+        f"from ({rows}) as unitcost_rows group by 1, 2, 3, 4, 5"
+    )
+
+
+ALLOCATION_QUERY = WarehouseQuery(BILLING_COLUMNS, ALLOCATION_ITEMS_SCHEMA, _allocation_statement)
+
+
 def allocate(
     billing: pl.DataFrame,
     usage: pl.DataFrame,
@@ -200,18 +255,17 @@ def allocate(
 ) -> pl.DataFrame:
     """allocated_cost for `days` (see the module docstring for the contract).
 
-    One lazy plan: tagged line items are summed per (day, service, tenant) without looking at the
-    pools; only untagged ones are matched to pools, and the (small) pool totals are split.
+    `billing`: line items, or the warehouse's sums of them (ALLOCATION_ITEMS_SCHEMA). Tagged cost is
+    summed per (day, service, tenant) without looking at the pools; only untagged cost is matched to
+    pools, and the (small) pool totals are split.
     """
-    items = billing.lazy().filter(pl.col("x_ChargeDate").is_in(days))
-    key = [pl.col("x_ChargeDate").alias("day"), pl.col("ServiceName").alias("service_name")]
+    if "pool" not in billing.columns:
+        billing = allocation_items(billing, pools, cost_column)
+    items = billing.lazy().filter(pl.col("day").is_in(days))
+    key = ["day", "service_name"]
     tagged, pooled = pl.collect_all([
-        items.filter(pl.col("x_TenantId").is_not_null())
-        .group_by(*key, pl.col("x_TenantId").alias("tenant_id"))
-        .agg(pl.col(cost_column).sum().alias("cost")),
-        items.filter(pl.col("x_TenantId").is_null())
-        .group_by(*key, pool_expr(pools))
-        .agg(pl.col(cost_column).sum().alias("cost")),
+        items.filter(pl.col("tenant_id").is_not_null()).group_by(*key, "tenant_id").agg(pl.col("cost").sum()),
+        items.filter(pl.col("tenant_id").is_null()).group_by(*key, "pool").agg(pl.col("cost").sum()),
     ])  # fmt: skip
     tenants = _tenant_to_customer(customers)
     parts = [
@@ -229,18 +283,16 @@ def allocate(
         if pool.name not in present:
             continue
         pool_costs = pooled.lazy().filter(pl.col("pool") == pool.name)
-        parts.append(_split_pool(pool, pool_costs, items, usage, customers, tenants, cost_column))
+        parts.append(_split_pool(pool, pool_costs, items, usage, customers, tenants))
     return pl.concat(parts, how="vertical").collect()
 
 
-def _direct_costs(items: pl.LazyFrame, pool: PoolConfig, cost_column: str) -> pl.LazyFrame:
+def _direct_costs(items: pl.LazyFrame, pool: PoolConfig) -> pl.LazyFrame:
     """(day, tenant_id, direct): tagged cost per tenant, within the pool's direct_cost_scope if any."""
-    tagged = items.filter(pl.col("x_TenantId").is_not_null())
+    tagged = items.filter(pl.col("tenant_id").is_not_null())
     if pool.direct_cost_scope is not None:
-        tagged = tagged.filter(match_expr(pool.direct_cost_scope))
-    return tagged.group_by(pl.col("x_ChargeDate").alias("day"), pl.col("x_TenantId").alias("tenant_id")).agg(
-        pl.col(cost_column).sum().alias("direct")
-    )
+        tagged = tagged.filter(pl.col("direct_scopes").str.contains(f"|{pool.name}|", literal=True))
+    return tagged.group_by("day", "tenant_id").agg(pl.col("cost").sum().alias("direct"))
 
 
 def _split_pool(
@@ -250,7 +302,6 @@ def _split_pool(
     usage: pl.DataFrame,
     customers: pl.DataFrame,
     tenants: pl.LazyFrame,
-    cost_column: str,
 ) -> pl.LazyFrame:
     """One pool's cost of each day and service, split by its driver (or its idle policy)."""
     if pool.idle == "separate":
@@ -260,7 +311,7 @@ def _split_pool(
         )  # fmt: skip
     if pool.idle == "by_direct_cost" or pool.driver == "direct_cost":
         method = "idle_by_direct_cost" if pool.idle else "direct_cost"
-        return _direct_cost_pool(pool_costs, _direct_costs(items, pool, cost_column), tenants, method)
+        return _direct_cost_pool(pool_costs, _direct_costs(items, pool), tenants, method)
     if pool.driver == "exclude":
         return _rows(
             pool_costs, allocation_method="exclude", allocation_ratio=1.0,

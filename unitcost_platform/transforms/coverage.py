@@ -19,8 +19,10 @@ import datetime as dt
 
 import polars as pl
 
-from unitcost_platform.config import PoolConfig
+from unitcost_platform.config import PoolConfig, UnitcostConfig
+from unitcost_platform.transforms.allocation import BILLING_COLUMNS
 from unitcost_platform.transforms.pools import pool_expr
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, in_list, pool_sql
 
 TOP_RESOURCES = 5
 SCOPES = {"service": "ServiceName", "sub_account": "SubAccountId", "provider": "ProviderName"}
@@ -41,30 +43,94 @@ TAG_COVERAGE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def classify(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
-    """The day's cost as tagged, shared by design or untagged, summed per scope (and resource).
+# The day's line items summed to what tag coverage reads: `resource_row` false, one row per (day,
+# service, sub-account, provider, tagged, by_design, idle_pool); true, the untagged (not shared by
+# design) cost per resource, for the largest untagged resources. The warehouse returns only the
+# resources that can be among the largest of some scope (COVERAGE_QUERY); `coverage_items`, its Polars
+# twin for frames of line items, returns them all.
+COVERAGE_ITEMS_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "ServiceName": pl.String(),
+    "SubAccountId": pl.String(),
+    "ProviderName": pl.String(),
+    "ResourceId": pl.String(),
+    "tagged": pl.Boolean(),
+    "by_design": pl.Boolean(),
+    "idle_pool": pl.String(),
+    "resource_row": pl.Boolean(),
+    "cost": pl.Float64(),
+    "n": pl.Int64(),
+}
+_GRAIN = ["day", *SCOPES.values()]
 
-    Tagged line items are summed per (day, service, sub-account, provider) without matching pools;
-    only untagged ones are matched and kept per resource (for the top untagged resources). `n` is the
-    number of line items behind each row.
-    """
+
+def _pool_kinds(pools: list[PoolConfig]) -> tuple[list[str], list[str]]:
+    """The pools counted as shared by design (idle pools included) and the idle pools."""
     idle_pools = [p.name for p in pools if p.idle is not None]
-    by_design = [p.name for p in pools if p.shared_by_design] + idle_pools
-    items = billing.lazy()
-    grain = [pl.col("x_ChargeDate").alias("day"), *SCOPES.values()]
-    sums = [pl.col(cost_column).sum().alias("cost"), pl.len().cast(pl.Int64).alias("n")]
+    return [p.name for p in pools if p.shared_by_design] + idle_pools, idle_pools
+
+
+def coverage_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
+    """Line items summed to COVERAGE_ITEMS_SCHEMA, every untagged resource kept."""
+    by_design, idle_pools = _pool_kinds(pools)
     pool = pool_expr(pools)
-    idle_pool = pl.when(pool.is_in(idle_pools)).then(pool).otherwise(pl.lit(None, dtype=pl.String)).alias("idle_pool")
-    tagged, untagged = pl.collect_all([
-        items.filter(pl.col("x_TenantId").is_not_null()).group_by(grain).agg(sums)
-        .with_columns(tagged=pl.lit(True), by_design=pl.lit(False), ResourceId=pl.lit(None, dtype=pl.String),
-                      idle_pool=pl.lit(None, dtype=pl.String)),
-        items.filter(pl.col("x_TenantId").is_null())
-        .group_by(*grain, "ResourceId", pool.is_in(by_design).fill_null(False).alias("by_design"), idle_pool)
-        .agg(sums)
-        .with_columns(tagged=pl.lit(False)),
+    tagged = pl.col("x_TenantId").is_not_null()
+    classed = billing.lazy().select(
+        pl.col("x_ChargeDate").alias("day"), *SCOPES.values(), "ResourceId",
+        tagged.alias("tagged"),
+        pl.when(tagged).then(False).otherwise(pool.is_in(by_design).fill_null(False)).alias("by_design"),
+        pl.when(~tagged & pool.is_in(idle_pools)).then(pool).otherwise(pl.lit(None, dtype=pl.String)).alias("idle_pool"),
+        pl.col(cost_column).alias("cost"),
+    )  # fmt: skip
+    sums = [pl.col("cost").sum(), pl.len().cast(pl.Int64).alias("n")]
+    summary, resources = pl.collect_all([
+        classed.group_by(*_GRAIN, "tagged", "by_design", "idle_pool").agg(sums)
+        .with_columns(ResourceId=pl.lit(None, dtype=pl.String), resource_row=pl.lit(False)),
+        classed.filter(~pl.col("tagged") & ~pl.col("by_design")).group_by(*_GRAIN, "ResourceId").agg(sums)
+        .with_columns(tagged=pl.lit(False), by_design=pl.lit(False), idle_pool=pl.lit(None, dtype=pl.String),
+                      resource_row=pl.lit(True)),
     ])  # fmt: skip
-    return pl.concat([tagged, untagged.select(tagged.columns)], how="vertical")
+    return pl.concat([summary.select(list(COVERAGE_ITEMS_SCHEMA)), resources.select(list(COVERAGE_ITEMS_SCHEMA))]).cast(
+        COVERAGE_ITEMS_SCHEMA
+    )
+
+
+def _coverage_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
+    pools = cfg.resolved_pools()
+    by_design, idle_pools = _pool_kinds(pools)
+    pool = pool_sql(pools, dialect)
+    design = in_list("pool", by_design) if by_design else "false"
+    idle = in_list("pool", idle_pools) if idle_pools else "false"
+    grain = ", ".join(SCOPES.values())
+    ranked = " union ".join(
+        f"select day, ResourceId, ServiceName from (select day, ResourceId, ServiceName, rank() over "
+        f"(partition by {', '.join(['day', *scope])} order by sum(cost) desc) as r from gaps group by "
+        f"{', '.join(dict.fromkeys(['day', *scope, 'ResourceId', 'ServiceName']))}) as ranked where r <= {TOP_RESOURCES}"
+        for scope in ([], *([c] for c in SCOPES.values()))
+    )  # fmt: skip
+    return f"""with items as (
+  select x_ChargeDate as day, {grain}, ResourceId, x_TenantId is not null as tagged, {pool} as pool,
+         {cfg.cost_column} as cost
+  from ({rows}) as unitcost_rows),
+classed as (
+  select day, {grain}, ResourceId, tagged,
+         case when tagged then false else coalesce({design}, false) end as by_design,
+         case when not tagged and coalesce({idle}, false) then pool end as idle_pool, cost
+  from items),
+gaps as (
+  select day, {grain}, ResourceId, sum(cost) as cost, count(*) as n
+  from classed where not tagged and not by_design group by day, {grain}, ResourceId),
+largest as (select distinct day, ResourceId, ServiceName from ({ranked}) as candidates)
+select day, {grain}, cast(null as varchar) as ResourceId, tagged, by_design, idle_pool, false as resource_row,
+       sum(cost) as cost, count(*) as n
+from classed group by day, {grain}, tagged, by_design, idle_pool
+union all
+select g.day, {", ".join("g." + c for c in SCOPES.values())}, g.ResourceId, false, false, cast(null as varchar), true, g.cost, g.n
+from gaps as g join largest as l on g.day = l.day and g.ResourceId is not distinct from l.ResourceId
+  and g.ServiceName is not distinct from l.ServiceName"""
+
+
+COVERAGE_QUERY = WarehouseQuery(BILLING_COLUMNS, COVERAGE_ITEMS_SCHEMA, _coverage_statement)
 
 
 def _summary() -> list[pl.Expr]:
@@ -107,11 +173,11 @@ def _top_untagged(items: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
 
 
-def _scope(items: pl.DataFrame, scope_type: str, column: str | None) -> pl.DataFrame:
+def _scope(summary: pl.DataFrame, resources: pl.DataFrame, scope_type: str, column: str | None) -> pl.DataFrame:
     keys = ["day"] + ([column] if column else [])
-    summary = items.group_by(keys).agg(_summary())
-    top = _top_untagged(items, keys)
-    frame = summary.join(top, on=keys, how="left", nulls_equal=True)
+    frame = summary.group_by(keys).agg(_summary()).join(
+        _top_untagged(resources, keys), on=keys, how="left", nulls_equal=True
+    )
     scope = pl.col(column).fill_null("(none)") if column else pl.lit("all")
     return frame.with_columns(scope_type=pl.lit(scope_type), scope=scope)
 
@@ -119,16 +185,18 @@ def _scope(items: pl.DataFrame, scope_type: str, column: str | None) -> pl.DataF
 def tag_coverage(
     billing: pl.DataFrame, days: list[dt.date], pools: list[PoolConfig], cost_column: str
 ) -> pl.DataFrame:
-    items = classify(billing, pools, cost_column)
+    """tag_coverage of `days` from line items or the warehouse's sums of them (COVERAGE_ITEMS_SCHEMA)."""
+    items = billing if "resource_row" in billing.columns else coverage_items(billing, pools, cost_column)
+    summary, resources = items.filter(~pl.col("resource_row")), items.filter(pl.col("resource_row"))
     calendar = pl.DataFrame({"day": days}, schema={"day": pl.Date})
     # Every day gets its overall row, an empty day included: downstream reads it as "materialized".
-    overall = calendar.join(_scope(items, "overall", None), on="day", how="left").with_columns(
+    overall = calendar.join(_scope(summary, resources, "overall", None), on="day", how="left").with_columns(
         scope_type=pl.lit("overall"), scope=pl.lit("all")
     )
-    parts = [overall] + [_scope(items, scope_type, column) for scope_type, column in SCOPES.items()]
-    idle = items.filter(pl.col("idle_pool").is_not_null())
+    parts = [overall] + [_scope(summary, resources, scope_type, column) for scope_type, column in SCOPES.items()]
+    idle = summary.filter(pl.col("idle_pool").is_not_null())
     if not idle.is_empty():
-        parts.append(_scope(idle, "idle", "idle_pool"))
+        parts.append(_scope(idle, resources.clear(), "idle", "idle_pool"))
     counts = ["total_cost", "tagged_cost", "shared_by_design_cost", "untagged_cost", "line_items", "untagged_line_items"]
     frame = (
         pl.concat([p.select([c for c in TAG_COVERAGE_SCHEMA if c in p.columns]) for p in parts], how="diagonal_relaxed")

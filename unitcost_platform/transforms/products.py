@@ -7,18 +7,20 @@ its bill. A product given a usage metric (`products.usage`) gets the day's units
 tenant's usage, optionally of one service), a cost per unit, and its 7-day cost growth against its
 7-day usage growth: a product whose cost outgrows its usage is getting less efficient to run.
 
-The asset reads 14 days of billing summed by the warehouse per day, service and `Tags` string
-(`BILLING_ROLLUP`: a resource carries the same tags every hour, so this is far fewer rows than line
-items) and 14 days of usage per day, service and metric (`USAGE_ROLLUP`).
+The asset reads 14 days of billing summed by the warehouse per day, service and product tag
+(`PRODUCT_QUERY`; frames summed per `Tags` string, `BILLING_ROLLUP`, are read too) and 14 days of
+usage per day, service and metric (`USAGE_ROLLUP`).
 """
 
 import datetime as dt
 
 import polars as pl
 
-from unitcost_platform.config import ProductsConfig
+from unitcost_platform.config import ProductsConfig, UnitcostConfig
 from unitcost_platform.contracts.focus import first_tag
+from unitcost_platform.contracts.tenant_key import tenant_keys
 from unitcost_platform.transforms.unit_cost import TREND_DAYS
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, first_tag_sql
 
 UNMAPPED = "unmapped"
 HISTORY_DAYS = 2 * TREND_DAYS
@@ -50,13 +52,35 @@ PRODUCT_COST_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def product_of_line_items(billing: pl.DataFrame, products: ProductsConfig) -> pl.DataFrame:
-    """`billing` with `product` and `product_source` columns: the tag, else the service, else unmapped."""
-    tagged = (
-        first_tag(billing["Tags"], products.tag_keys).alias("_tag")
-        if products.tag_keys and billing.height
-        else pl.Series("_tag", [None] * billing.height, dtype=pl.String)
+def _product_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
+    return (
+        f"select x_ChargeDate, ServiceName, {first_tag_sql(cfg.products.tag_keys, dialect)} as {PRODUCT_TAG}, "
+        "sum(BilledCost) as BilledCost, sum(EffectiveCost) as EffectiveCost, count(*) as line_items "
+        f"from ({rows}) as unitcost_rows group by 1, 2, 3"
     )
+
+
+# BILLING_ROLLUP with the product tag (the first configured key, trimmed) chosen by the warehouse
+# instead of every distinct Tags string: far fewer rows when tags carry a tenant or a resource name.
+PRODUCT_TAG = "x_ProductTag"
+PRODUCT_QUERY = WarehouseQuery(
+    ["x_ChargeDate", "ServiceName", "Tags", "BilledCost", "EffectiveCost"],
+    {"x_ChargeDate": pl.Date(), "ServiceName": pl.String(), PRODUCT_TAG: pl.String(),
+     "BilledCost": pl.Float64(), "EffectiveCost": pl.Float64(), "line_items": pl.Int64()},
+    _product_statement,
+)  # fmt: skip
+
+
+def product_of_line_items(billing: pl.DataFrame, products: ProductsConfig) -> pl.DataFrame:
+    """`billing` with `product` and `product_source` columns: the tag, else the service, else unmapped.
+
+    `billing` has `Tags`, or the product tag the warehouse chose (PRODUCT_QUERY)."""
+    if PRODUCT_TAG in billing.columns:
+        tagged = tenant_keys(billing[PRODUCT_TAG], "none").alias("_tag")
+    elif products.tag_keys and billing.height:
+        tagged = first_tag(billing["Tags"], products.tag_keys).alias("_tag")
+    else:
+        tagged = pl.Series("_tag", [None] * billing.height, dtype=pl.String)
     service = pl.col("ServiceName").replace_strict(products.services, default=None, return_dtype=pl.String)
     return (
         billing.with_columns(tagged, service.alias("_service"))
@@ -113,7 +137,8 @@ def product_cost(
     # Sorted, and grouped in that order: float sums come out the same bits whatever order the
     # warehouse returned the rollup in and whatever the run's range.
     daily = (
-        mapped.sort("x_ChargeDate", "product", "ServiceName", "Tags", cost_column, nulls_last=True)
+        mapped.sort("x_ChargeDate", "product", "ServiceName", PRODUCT_TAG if PRODUCT_TAG in mapped.columns else "Tags",
+                    cost_column, nulls_last=True)
         .group_by(pl.col("x_ChargeDate").alias("day"), "product", maintain_order=True)
         .agg(
             pl.col(cost_column).fill_null(0.0).sum().alias("cost"),

@@ -14,7 +14,8 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.transforms.allocation import BILLING_COLUMNS, allocate
+from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform.transforms.coverage import tag_coverage as compute_tag_coverage
 
 GROUP = "allocation"
@@ -25,9 +26,11 @@ def build_allocation_assets(
     partitions_def: dg.PartitionsDefinition, kinds: set[str], backfill: dg.BackfillPolicy | None = None
 ) -> list[dg.AssetsDefinition]:
 
-    billing_in = {"raw_billing": dg.AssetIn(metadata={"columns": BILLING_COLUMNS})}
+    # The line items stay in the warehouse: each asset reads its sums of them (warehouse_sql.py).
+    coverage_in = {"raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "coverage_items"}})}
+    allocation_in = {"raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "allocation_items"}})}
 
-    @dg.asset(ins=billing_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
+    @dg.asset(ins=coverage_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def tag_coverage(
         context: dg.AssetExecutionContext, unitcost: UnitcostResource, raw_billing: pl.DataFrame
     ) -> pl.DataFrame:
@@ -60,7 +63,7 @@ def build_allocation_assets(
         per_day_metadata(context, days, frame, "day", describe)
         return frame
 
-    @dg.asset(ins=billing_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
+    @dg.asset(ins=allocation_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def allocated_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,

@@ -73,9 +73,8 @@ def build_dashboard_assets(
 
     @dg.asset(
         ins={
-            "raw_billing": dg.AssetIn(
-                metadata={"columns": ["x_ChargeDate", "ServiceName", "Tags", "BilledCost", "EffectiveCost"]}
-            )
+            # Summed by the warehouse per day, service and team tag (team_spend.TEAM_QUERY).
+            "raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "team_items"}})
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )

@@ -39,7 +39,7 @@ def build_economics_assets(
     @dg.asset(
         ins={
             # 14 days of billing summed per day, service and Tags string by the warehouse.
-            "raw_billing": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.BILLING_ROLLUP}),
+            "raw_billing": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: {"query": "product_items"}}),
             "tenant_usage": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.USAGE_ROLLUP}),
             "tag_coverage": materialized_days_in(products_t.HISTORY_DAYS),
         },

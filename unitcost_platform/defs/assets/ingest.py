@@ -1,7 +1,5 @@
 """The three inputs of a day: billing line items, tenant usage, the customer dimension."""
 
-import datetime as dt
-
 import dagster as dg
 import polars as pl
 
@@ -9,7 +7,8 @@ from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import money, per_day_metadata, user_errors_as_failures
 from unitcost_platform.defs.partitions import days_of
 from unitcost_platform.defs.resources import SOURCE_RESOURCE_KEYS, UnitcostResource
-from unitcost_platform.sources.loaders import load_billing, load_customers, load_usage
+from unitcost_platform.sources.loaders import load_customers, load_usage, stage_billing
+from unitcost_platform.staging import StagedRows
 
 GROUP = "ingest"
 
@@ -30,24 +29,27 @@ def build_ingest_assets(
         **daily_asset(partitions_def, kinds, GROUP, "x_ChargeDate", backfill),
         required_resource_keys={"unitcost", *SOURCE_RESOURCE_KEYS["billing"]},
     )
-    def raw_billing(context: dg.AssetExecutionContext) -> pl.DataFrame:
-        """Billing line items of the day from every configured source, normalized to FOCUS columns."""
+    def raw_billing(context: dg.AssetExecutionContext) -> StagedRows:
+        """Billing line items of the day from every configured source, normalized to FOCUS columns.
+
+        Staged file by file and inserted by the warehouse (never one frame of the day's rows)."""
         days = days_of(context)
         unitcost: UnitcostResource = context.resources.unitcost
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-            read = load_billing(cfg, unitcost.data_path(), days, context.log.info, _resources(context, "billing"))
-        frame = read.rows
+            read = stage_billing(cfg, unitcost.data_path(), days, context.log.info, _resources(context, "billing"))
         cost = cfg.cost_column
-
-        def describe(date: dt.date, day: pl.DataFrame) -> dict:
+        per_day = {key[0]: part for key, part in read.summary.group_by(["x_ChargeDate"])}
+        for date in days:
+            day = per_day.get(date, read.summary.clear())
             total = day[cost].sum()
-            tagged = day.filter(pl.col("x_TenantId").is_not_null())[cost].sum()
+            tagged = day.filter(pl.col("tagged"))[cost].sum()
             by_source = day.group_by("x_Source").agg(pl.col(cost).sum()).sort("x_Source")
             # The partition's billing period, not its rows': a day without line items was read from
             # the period's manifest too (and is not restated on every tick for lack of a version).
             period = date.strftime("%Y-%m")
-            return {
+            context.add_asset_metadata({
+                "dagster/row_count": int(day["rows"].sum()),
                 "total_cost": money(total),
                 "cost_column": cost,
                 "tagged_share": round(tagged / total, 4) if total else None,
@@ -56,10 +58,9 @@ def build_ingest_assets(
                 # Read by the restatement sensor: what this day was computed from.
                 SOURCE_TOTALS_KEY: {s: round(v or 0.0, 6) for s, v in by_source.iter_rows()},
                 SOURCE_VERSIONS_KEY: {k: v for k, v in read.versions.items() if k.endswith(period)},
-            }
-
-        per_day_metadata(context, days, frame, "x_ChargeDate", describe_day=describe)
-        return frame
+            }, partition_key=date.isoformat())  # fmt: skip
+        context.log.info(f"{read.rows.rows:,} line items staged in {len(read.rows.parts)} part(s)")
+        return read.rows
 
     @dg.asset(
         **daily_asset(partitions_def, kinds, GROUP, "usage_date", backfill),

@@ -65,7 +65,8 @@ def build_reporting_assets(
             "tag_coverage": materialized_days_in(RUN_RATE_DAYS),
             "customer_dimension": dg.AssetIn(partition_mapping=trailing_days(TREND_DAYS + 1)),
             "tenant_usage": dg.AssetIn(),
-            "raw_billing": dg.AssetIn(metadata={"columns": ["x_ChargeDate", "x_IsFinal"]}),
+            # Which days are still provisional: one row per day and finality, counted by the warehouse.
+            "raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"by": ["x_ChargeDate", "x_IsFinal"], "count": "line_items"}}),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )

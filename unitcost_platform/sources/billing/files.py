@@ -24,11 +24,13 @@ from unitcost_platform.sources.files import (
     cast_numeric,
     collect_file,
     duplicates_across_files,
+    duplicates_across_parts,
     list_data_files,
     missing_columns_problem,
     read_each,
     scan_file,
 )
+from unitcost_platform.staging import Stage
 
 
 def read_billing_files(
@@ -42,15 +44,21 @@ def read_billing_files(
     log: Log | None = None,
     columns: Collection[str] | None = None,
     limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
-) -> pl.DataFrame:
+    stage: Stage | None = None,
+) -> pl.DataFrame | None:
     """raw_billing rows for `days` from every file; raises InputDataError listing every problem.
 
     `columns` returns only those FOCUS columns (the files are read for them and for what validation
     and the tenant need) for callers that want a few columns of a large bill; the default is every
     column, as raw_billing stores them, and only then are files checked for copies of each other.
+    With `stage`, each file's finished rows become a part of it as soon as the file is read (a day
+    is never one frame: the raw_billing asset's path) and None is returned.
     """
     window = focus.day_bounds(days)
     read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
+    if stage is not None:
+        return _stage_billing_files(paths, days, window, stage, cost_column=cost_column, tenant=tenant,
+                                    spread=spread, source=source, log=log, limits=limits)  # fmt: skip
 
     def one(path: Path) -> tuple[pl.DataFrame | None, list[str]]:
         if is_cur2_file(path):
@@ -83,6 +91,50 @@ def read_billing_files(
         combined, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source,
         columns=columns, tenants_extracted=True,
     )
+
+
+def _stage_billing_files(
+    paths: list[Path],
+    days: list[dt.date],
+    window: tuple[dt.datetime, dt.datetime],
+    stage: Stage,
+    *,
+    cost_column: str,
+    tenant: TenantConfig,
+    spread: bool,
+    source: str,
+    log: Log | None,
+    limits: focus.BillingLimits,
+) -> None:
+    """`read_billing_files` one file at a time into `stage`: the same checks and messages; after the
+    first problem the other files are still read for theirs, but nothing more is staged."""
+    problems: list[str] = []
+    first = len(stage.parts)
+
+    def one(path: Path) -> tuple[None, list[str]]:
+        if is_cur2_file(path):
+            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits)
+        else:
+            frame, found = read_focus_file(path, window, cost_column, tenant=tenant, limits=limits)
+        if frame is not None and not found and not problems:
+            stage.add(finish_raw_billing(
+                frame, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source,
+                tenants_extracted=True,
+            ))  # fmt: skip
+        problems.extend(found)
+        return None, []
+
+    read_each(paths, "billing", one, log)
+    if problems:
+        raise InputDataError(problems, what="billing files")
+    parts = stage.parts[first:]
+    if len(parts) > 1:
+        if log:
+            log(f"checking {stage.rows:,} billing rows for copies across files")
+        key = [c for c in focus.RAW_BILLING_SCHEMA if c in focus.FOCUS_COLUMNS]
+        copies = duplicates_across_parts(parts, key, "billing", prefilter=DUPLICATE_PREFILTER)
+        if copies:
+            raise InputDataError(copies, what="billing files")
 
 
 # What the day, the currency check and the spreading of multi-day charges need, whatever is asked.
@@ -370,7 +422,8 @@ def _typed_timestamps(where: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, li
     return frame.with_columns(converted), problems
 
 
-def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> BillingRead:
+def read(context: ReadContext, cfg: FileSource, days: list[dt.date], stage: Stage | None = None) -> BillingRead:
+    """The files' rows of `days`; with `stage`, staged file by file (BillingRead.rows is then None)."""
     if not days:
         return BillingRead(focus.empty_raw_billing())
     location = cfg.resolve(context.data_dir)
@@ -379,12 +432,12 @@ def read(context: ReadContext, cfg: FileSource, days: list[dt.date]) -> BillingR
     billing = context.cfg.billing
     rows = read_billing_files(
         paths, days, tenant=context.cfg.tenant, spread=billing.spread_multi_day_charges, log=context.log,
-        cost_column=context.cfg.cost_column, limits=focus.BillingLimits.of(billing),
+        cost_column=context.cfg.cost_column, limits=focus.BillingLimits.of(billing), stage=stage,
     )  # fmt: skip
     return BillingRead(rows)
 
 
 CONNECTOR = Connector(
-    name="files", kind="billing", config_key="files", read=read, restatement="none",
+    name="files", kind="billing", config_key="files", read=read, restatement="none", streams=True,
     config_model=FileSource, default=FileSource(path="billing"),
 )  # fmt: skip

@@ -1,0 +1,109 @@
+"""The SQL the warehouse runs for us, written once for DuckDB and Snowflake.
+
+The heavy reads of `raw_billing` (tag coverage, allocation's grouping of line items, team spend,
+product cost) are aggregated where the line items live: each is a `WarehouseQuery` (the raw columns
+it reads, the frame it returns, and its statement built from the run's config), named by an
+input's rollup metadata (`defs/rollup.py`, `{"query": name}`) and run by both IO managers. Its Polars
+twin (the same function over a frame of line items, used by the benchmark and the tests) must give
+the same table; `unitcost_platform_tests/defs/test_warehouse_queries.py` checks both, and that
+Snowflake (fakesnow) returns what DuckDB returns.
+
+The two engines differ in a few functions only, so the statements are plain SQL with these few
+spelled per dialect (`Dialect`): a regular-expression search, a JSON object's text value, a
+character-set trim. Everything else (CASE, window functions, `is not distinct from`) is common SQL.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from unitcost_platform.contracts.focus import UNICODE_WHITESPACE
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
+
+
+def text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+
+    def regex_search(self, column: str, pattern: str) -> str:
+        """True where `pattern` occurs anywhere in the value (Polars' `str.contains`)."""
+        if self.name == "snowflake":
+            # REGEXP_LIKE matches the whole value; REGEXP_INSTR finds it anywhere.
+            return f"(regexp_instr({column}, {text(pattern)}) > 0)"
+        return f"regexp_matches({column}, {text(pattern)})"
+
+    def json_text(self, column: str, key: str) -> str:
+        """The value of a top-level key of a JSON object held as text, as text (null if absent)."""
+        if self.name == "snowflake":
+            return f"json_extract_path_text({column}, {text(json.dumps(key))})"
+        return f"json_extract_string({column}, {text('$.' + json.dumps(key))})"
+
+    def trim_blank(self, expr: str) -> str:
+        """`expr` without leading and trailing Unicode whitespace, null when nothing is left."""
+        return f"nullif(trim({expr}, {text(UNICODE_WHITESPACE)}), '')"
+
+
+DUCKDB = Dialect("duckdb")
+SNOWFLAKE = Dialect("snowflake")
+
+
+def in_list(column: str, values: Sequence[str]) -> str:
+    return f"{column} in ({', '.join(text(v) for v in values)})"
+
+
+def match_sql(match: "PoolMatch", dialect: Dialect) -> str:
+    """The SQL twin of `transforms.pools.match_expr`: true for the line items the rule matches."""
+    conditions: list[str] = []
+    if match.all:
+        conditions.append("true")
+    if match.service_category:
+        conditions.append(in_list("ServiceCategory", match.service_category))
+    if match.service_name:
+        conditions.append(in_list("ServiceName", match.service_name))
+    if match.provider:
+        conditions.append(in_list("ProviderName", match.provider))
+    if match.resource_id_pattern:
+        conditions.append(dialect.regex_search("ResourceId", match.resource_id_pattern))
+    for key, value in (match.tags or {}).items():
+        conditions.append(f"{dialect.json_text('Tags', key)} = {text(value)}")
+    return f"coalesce(({' and '.join(conditions)}), false)"
+
+
+def pool_sql(pools: "list[PoolConfig]", dialect: Dialect) -> str:
+    """The SQL twin of `transforms.pools.pool_expr`: direct, the first matching pool, or null."""
+    from unitcost_platform.config import DIRECT_POOL
+
+    whens = "".join(f" when {match_sql(p.match, dialect)} then {text(p.name)}" for p in pools)
+    return f"case when x_TenantId is not null then {text(DIRECT_POOL)}{whens} else null end"
+
+
+def first_tag_sql(keys: Sequence[str], dialect: Dialect) -> str:
+    """The SQL twin of `contracts.focus.first_tag` before key normalization: the first configured key
+    present and not blank, trimmed."""
+    if not keys:
+        return "cast(null as varchar)"
+    return f"coalesce({', '.join(dialect.trim_blank(dialect.json_text('Tags', k)) for k in keys)})"
+
+
+@dataclass(frozen=True)
+class WarehouseQuery:
+    """An aggregate of a table's rows computed by the warehouse.
+
+    `columns`: the table's columns it reads (the partition's rows are selected with these only);
+    `schema`: the frame it returns; `statement(rows, cfg, dialect)`: the SQL over `rows`, a select of
+    those columns for the input's partitions.
+    """
+
+    columns: Sequence[str]
+    schema: dict[str, pl.DataType]
+    statement: Callable[[str, "UnitcostConfig", Dialect], str]
