@@ -37,6 +37,7 @@ import yaml
 from unitcost_platform.benchmark.run import SIZES, _worker
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
 from unitcost_platform.errors import UnitcostError
+from unitcost_platform.settings import PROJECT_ROOT
 
 SAMPLE_SECONDS = 0.1
 STDERR_TAIL = 4000
@@ -241,13 +242,11 @@ class DagsterRun:
     baseline_peak_mib: float
 
 
-def materialize_day(data: Path, day: dt.date, root: Path, log: Callable[[str], None]) -> tuple[DagsterRun, Path]:
+def materialize_day(data: Path, day: dt.date, root: Path) -> tuple[DagsterRun, Path]:
     """One fresh `dagster asset materialize` of every asset for `day`; raises BenchRunFailed."""
     shutil.rmtree(root, ignore_errors=True)
     home, warehouse = root / "dagster_home", root / "warehouse.duckdb"
     home.mkdir(parents=True)
-    from unitcost_platform.settings import PROJECT_ROOT
-
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     config = write_config(root / "unitcost.yaml", data)
     env = run_environment(home, warehouse, config, data, day)
@@ -309,7 +308,7 @@ def measure_size(name: str, spec: ScaleSpec, work: Path, runs: int, log: Callabl
     result = DagsterSizeResult(name, spec, day)
     for k in range(1, runs + 1):
         log(f"{name}: run {k}/{runs}: every asset of {day} through `dagster asset materialize` (fresh instance and warehouse)")
-        run, root = materialize_day(data, day, work / "dagster" / name, log)
+        run, root = materialize_day(data, day, work / "dagster" / name)
         log(f"{name}: run {k}/{runs}: Dagster run {run.run_id} succeeded: {len(run.steps)} steps, "
             f"{run.seconds:.1f} s, peak RSS {run.peak_bytes / MiB:,.0f} MiB (logs in {root})")  # fmt: skip
         log(f"{name}: run {k}/{runs}: DuckDB SQL baseline")

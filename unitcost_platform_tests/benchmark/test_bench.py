@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from unitcost_platform.benchmark import dagster_run
-from unitcost_platform.benchmark.run import SIZES, compare_allocations
+from unitcost_platform.benchmark.run import SIZES, TARGETS, compare_allocations
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.demo import scale
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
@@ -99,8 +99,6 @@ def test_generating_keeps_one_part_in_memory_at_a_time(tmp_path, monkeypatch):
 
 
 def test_the_100m_size_is_defined_and_not_in_the_in_process_targets():
-    from unitcost_platform.benchmark.run import TARGETS
-
     spec = SIZES["100m"]
     assert (spec.line_items_per_day, spec.tenants, spec.services, spec.metrics) == (100_000_000, 200_000, 40, 5)
     assert spec.rows_per_file < spec.line_items_per_day and "100m" not in TARGETS
@@ -150,7 +148,7 @@ def test_a_failed_dagster_run_fails_the_bench_with_its_stderr(tmp_path):
     data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
     (data / "customers.parquet").write_text("not parquet")
     with pytest.raises(dagster_run.BenchRunFailed) as failed:
-        dagster_run.materialize_day(data, spec.start, tmp_path / "run", log=lambda _: None)
+        dagster_run.materialize_day(data, spec.start, tmp_path / "run")
     message = str(failed.value)
     assert "failed (exit code 1, run " in message and "FAILURE" in message
     assert "customer_dimension" in message and "stderr (last" in message
