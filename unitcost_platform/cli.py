@@ -217,12 +217,24 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCH_BACKFILL_DAYS = 365
+
+
 def _bench(args: argparse.Namespace) -> int:
     from unitcost_platform.benchmark.run import main as bench_main
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    backfill = None if args.no_backfill else args.backfill_days
-    return bench_main(sizes, args.runs, Path(args.work_dir), backfill, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.no_backfill:
+        backfill = None
+    elif args.backfill_days is not None:
+        backfill = args.backfill_days
+    else:  # the default: 365 days with the in-process figures, none with --dagster
+        backfill = None if args.dagster else BENCH_BACKFILL_DAYS
+    return bench_main(sizes, args.runs, Path(args.work_dir), backfill, log=_progress, dagster=args.dagster)
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _receiver(args: argparse.Namespace) -> int:
@@ -286,11 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     summ.set_defaults(func=_summary)
 
     bench = sub.add_parser("bench", help="measure the pipeline at scale against a DuckDB SQL baseline; print the figures")
-    bench.add_argument("--sizes", default="1m,10m", help="comma-separated: smoke, 1m, 10m (default 1m,10m)")
-    bench.add_argument("--runs", type=int, default=3, help="runs per size; figures are medians (default 3)")
+    bench.add_argument("--sizes", default="1m,10m", help="comma-separated: smoke, 1m, 10m, 100m (default 1m,10m)")
+    bench.add_argument("--runs", type=_at_least(1), default=3, help="runs per size; figures are medians (default 3)")
     bench.add_argument("--work-dir", default="data/bench", help="where scale data is generated and kept")
-    bench.add_argument("--backfill-days", type=int, default=365, help="days of the demo backfill through Dagster")
+    bench.add_argument("--backfill-days", type=_at_least(1), default=None,
+                       help=f"days of the demo backfill through Dagster (default {BENCH_BACKFILL_DAYS}; "
+                            "with --dagster, no backfill unless given)")  # fmt: skip
     bench.add_argument("--no-backfill", action="store_true", help="skip the demo backfill")
+    bench.add_argument(
+        "--dagster", action="store_true",
+        help="measure the real path instead of the in-process stages: per size, every asset of one day in one "
+             "`dagster asset materialize` process (fresh DAGSTER_HOME and warehouse): each step's seconds, the "
+             "whole process, the peak RSS of all its processes, the rows loaded into Python, and the ratio to "
+             "the DuckDB SQL baseline's process. The in-process stages, ours/baseline comparison and the demo "
+             "backfill (unless --backfill-days is given) are not run",
+    )  # fmt: skip
     bench.set_defaults(func=_bench)
 
     recv = sub.add_parser("webhook-receiver", help="print messages POSTed to http://127.0.0.1:PORT/<destination>")

@@ -3,7 +3,8 @@
 The demo generator tells a story (tiers, alerts, a tagging break); this one makes volume with the
 same shape of files: FOCUS Parquet billing (Tags as JSON strings, as many exports write them),
 long-format usage, a customer file. Deterministic for a seed, vectorized (numpy), and written in
-parts so the 10M-row size never needs all of it in memory at once.
+parts: billing a file of `rows_per_file` rows at a time, usage a day at a time (row groups of one
+Parquet file), so no size (100M line items a day included) holds more than one part in memory.
 """
 
 import datetime as dt
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 CATEGORIES = ["Compute", "Networking", "Databases", "Storage", "Management and Governance", "Integration",
               "Security", "Analytics"]  # fmt: skip
@@ -88,6 +90,20 @@ def _billing_part(spec: ScaleSpec, day: dt.date, rows: int, rng: np.random.Gener
     )
 
 
+def _usage_day(
+    spec: ScaleSpec, day: dt.date, tenants: pl.Series, per_tenant: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    """One day of long-format usage: every tenant, every metric."""
+    return pl.concat([
+        pl.DataFrame({
+            "usage_date": [day] * spec.tenants, "tenant_id": tenants, "service_name": [None] * spec.tenants,
+            "metric": [metric] * spec.tenants,
+            "value": np.round(per_tenant * 10 ** (3 + m) * np.exp(rng.normal(0, 0.1, spec.tenants)), 0),
+        }, schema_overrides={"service_name": pl.String})
+        for m, metric in enumerate(METRICS[: spec.metrics])
+    ])  # fmt: skip
+
+
 def generate_scale(out: Path, spec: ScaleSpec = ScaleSpec(), log: Callable[[str], None] = print) -> Path:
     """Write billing/, usage/ and customers.parquet for `spec` into `out` (skipped if already there)."""
     out = Path(out)
@@ -100,30 +116,35 @@ def generate_scale(out: Path, spec: ScaleSpec = ScaleSpec(), log: Callable[[str]
         (out / sub).mkdir(parents=True, exist_ok=True)
         for old in (out / sub).glob("*"):
             old.unlink()
-    part = 0
+    part, parts_per_day = 0, -(-spec.line_items_per_day // spec.rows_per_file)
     for d in range(spec.days):
         day = spec.start + dt.timedelta(days=d)
         written = 0
         while written < spec.line_items_per_day:
             rows = min(spec.rows_per_file, spec.line_items_per_day - written)
+            # One part at a time: written, then dropped before the next is made.
             _billing_part(spec, day, rows, rng, written + d * spec.line_items_per_day).write_parquet(
                 out / "billing" / f"focus-{part:04d}.parquet", row_group_size=250_000
             )
             written += rows
             part += 1
+            if parts_per_day > 1:
+                log(f"billing {day}: {written:,} of {spec.line_items_per_day:,} line items "
+                    f"({part - d * parts_per_day}/{parts_per_day} files)")  # fmt: skip
         log(f"billing {day}: {written:,} line items in {part} file(s) so far")
     tenants = tenant_ids(spec.tenants)
     per_tenant = np.exp(rng.normal(0, 1, spec.tenants))
-    usage = []
-    for d in range(spec.days):
-        day = spec.start + dt.timedelta(days=d)
-        for m, metric in enumerate(METRICS[: spec.metrics]):
-            usage.append(pl.DataFrame({
-                "usage_date": [day] * spec.tenants, "tenant_id": tenants, "service_name": [None] * spec.tenants,
-                "metric": [metric] * spec.tenants,
-                "value": np.round(per_tenant * 10 ** (3 + m) * np.exp(rng.normal(0, 0.1, spec.tenants)), 0),
-            }, schema_overrides={"service_name": pl.String}))  # fmt: skip
-    pl.concat(usage).write_parquet(out / "usage" / "usage.parquet")
+    writer = None
+    try:
+        for d in range(spec.days):
+            table = _usage_day(spec, spec.start + dt.timedelta(days=d), tenants, per_tenant, rng).to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(out / "usage" / "usage.parquet", table.schema)
+            writer.write_table(table)
+            del table
+    finally:
+        if writer is not None:
+            writer.close()
     pl.DataFrame({
         "customer_id": pl.Series([f"C{i:06d}" for i in range(spec.tenants)]),
         "tenant_id": tenants,

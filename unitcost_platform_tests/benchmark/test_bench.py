@@ -1,18 +1,29 @@
 """The benchmark: a smoke-size run of the documented command, and its equality check failing when it should.
 
 Timings are not asserted (speed is measured by the benchmark, not by tests); the run must produce
-every figure, find ours and the DuckDB SQL baseline equal, and print the ratio.
+every figure, find ours and the DuckDB SQL baseline equal, and print the ratio. `--dagster` (the real
+path) the same way: every step of the run listed with its time, the peak RSS of its processes, the
+ratio to the baseline; what it reads from a run's event log is tested on a tiny Dagster job.
 """
 
 import datetime as dt
+import re
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
+import psutil
+import pytest
 
-from unitcost_platform.benchmark.run import compare_allocations
+from unitcost_platform.benchmark import dagster_run
+from unitcost_platform.benchmark.run import SIZES, TARGETS, compare_allocations
+from unitcost_platform.definitions import build_definitions
+from unitcost_platform.demo import scale
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
+from unitcost_platform.settings import Settings
 
 UNITCOST = Path(sys.executable).parent / "unitcost"
 D = dt.date(2026, 3, 1)
@@ -61,3 +72,161 @@ def test_scale_data_has_the_asked_shape(tmp_path):
     usage = pl.read_parquet(out / "usage" / "usage.parquet")
     assert usage["metric"].n_unique() == 3 and usage["tenant_id"].n_unique() == 50
     assert pl.read_parquet(out / "customers.parquet").height == 50
+
+
+def test_generating_keeps_one_part_in_memory_at_a_time(tmp_path, monkeypatch):
+    """A billing file (and a day of usage) is dropped before the next is made: 100M line items never
+    need more memory than one part."""
+    live: list[weakref.ref] = []
+    most = 0
+
+    def tracked(make):
+        def part(*args, **kwargs):
+            nonlocal most
+            frame = make(*args, **kwargs)
+            live.append(weakref.ref(frame))
+            most = max(most, sum(ref() is not None for ref in live))
+            return frame
+
+        return part
+
+    monkeypatch.setattr(scale, "_billing_part", tracked(scale._billing_part))
+    monkeypatch.setattr(scale, "_usage_day", tracked(scale._usage_day))
+    spec = ScaleSpec(line_items_per_day=5_000, tenants=40, services=4, metrics=2, days=2, rows_per_file=2_000)
+    generate_scale(tmp_path, spec, log=lambda _: None)
+    assert len(live) == 2 * 3 + 2 and most == 1
+    assert pl.read_parquet(tmp_path / "usage" / "usage.parquet").height == 2 * 40 * 2
+
+
+def test_the_100m_size_is_defined_and_not_in_the_in_process_targets():
+    spec = SIZES["100m"]
+    assert (spec.line_items_per_day, spec.tenants, spec.services, spec.metrics) == (100_000_000, 200_000, 40, 5)
+    assert spec.rows_per_file < spec.line_items_per_day and "100m" not in TARGETS
+    assert dagster_run.TARGETS["100m"].max_peak_gib == 8.0
+
+
+def _step_lines(out: str) -> dict[str, float]:
+    return {m["step"]: float(m["seconds"]) for m in re.finditer(r"^  (?P<step>\w+)(?: \(check\))? +(?P<seconds>\d+\.\d{3})$", out, re.M)}
+
+
+def test_dagster_mode_reports_every_step_the_peak_rss_and_the_baseline_ratio(tmp_path):
+    """`unitcost bench --sizes smoke --dagster`: one real `dagster asset materialize` of every asset."""
+    done = subprocess.run(
+        [str(UNITCOST), "bench", "--sizes", "smoke", "--runs", "1", "--dagster", "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "20,000 line items, 200 tenants" in out and "medians of 1 run(s)" in out
+    assert "Dagster run" in done.stderr and "succeeded" in done.stderr  # the progress lines
+    # Every asset of the definitions the run loaded is a step with its time; so is every check.
+    run_dir = tmp_path / "dagster" / "smoke"
+    settings = Settings.from_env({
+        "UNITCOST_DATA_DIR": str(tmp_path), "UNITCOST_CONFIG": str(run_dir / "unitcost.yaml"),
+        "UNITCOST_DUCKDB_PATH": str(tmp_path / "unused.duckdb"), "UNITCOST_START_DATE": "2026-03-01",
+    })  # fmt: skip
+    graph = build_definitions(settings).resolve_asset_graph()
+    assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    steps = _step_lines(out)
+    assert assets <= steps.keys(), sorted(assets - steps.keys())
+    assert out.count(" (check) ") == len(graph.asset_check_keys) > 0
+    assert f"({len(assets)} assets, {len(graph.asset_check_keys)} checks)" in out
+    for figure in ("sum of the steps", "outside the steps", "whole process (wall)"):
+        assert re.search(rf"^  {re.escape(figure)}.* +\d+\.\d{{3}}", out, re.M), figure
+    peak = re.search(r"peak RSS, every process of the run \(summed\) +([\d,]+) MiB", out)
+    assert peak and int(peak[1].replace(",", "")) > 0, out
+    assert re.search(r"rows loaded from the warehouse into Python +(n/a|[\d,]+)", out), out
+    assert re.search(r"DuckDB SQL baseline \(files -> allocation\), process +\d+\.\d{3} s", out), out
+    assert re.search(r"ratio real path / DuckDB baseline \(whole process\) +\d+\.\d{2}x", out), out
+    # The run succeeded in its own instance (the bench read it from there); its warehouse is gone.
+    run_id, status, _ = dagster_run.read_run(run_dir / "dagster_home")
+    assert status == "SUCCESS" and not list(run_dir.glob("warehouse.duckdb*"))
+
+
+def test_a_failed_dagster_run_fails_the_bench_with_its_stderr(tmp_path):
+    spec = ScaleSpec(line_items_per_day=200, tenants=5, services=2, metrics=2)
+    data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
+    (data / "customers.parquet").write_text("not parquet")
+    with pytest.raises(dagster_run.BenchRunFailed) as failed:
+        dagster_run.materialize_day(data, spec.start, tmp_path / "run")
+    message = str(failed.value)
+    assert "failed (exit code 1, run " in message and "FAILURE" in message
+    assert "customer_dimension" in message and "stderr (last" in message
+
+
+class _Rows(dg.ConfigurableIOManager):
+    """Keeps frames in memory; `counts` says whether it reports rows_loaded as the warehouse's will."""
+
+    counts: bool = True
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        _STORE[context.asset_key.to_user_string()] = obj
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        frame = _STORE[context.asset_key.to_user_string()]
+        if self.counts:
+            context.add_input_metadata({"rows_loaded": frame.height})
+        return frame
+
+
+_STORE: dict[str, pl.DataFrame] = {}
+
+
+@dg.asset
+def bench_a() -> pl.DataFrame:
+    return pl.DataFrame({"x": range(7)})
+
+
+@dg.asset
+def bench_b(bench_a: pl.DataFrame) -> pl.DataFrame:
+    return bench_a.head(3)
+
+
+@dg.asset
+def bench_c(bench_a: pl.DataFrame, bench_b: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat([bench_a, bench_b])
+
+
+@dg.asset_check(asset=bench_c)
+def bench_c_check(bench_c: pl.DataFrame) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=bench_c.height == 10)
+
+
+def _tiny_run(counts: bool) -> list:
+    """The event log of one run of three assets and a check of the last."""
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [bench_a, bench_b, bench_c, bench_c_check], resources={"io_manager": _Rows(counts=counts)},
+            instance=instance,
+        )  # fmt: skip
+        assert result.success
+        return list(instance.all_logs(result.run_id))
+
+
+def test_rows_loaded_sums_the_io_managers_metadata_of_every_loaded_input():
+    rows = dagster_run.rows_loaded(_tiny_run(counts=True))
+    # b loads a (7); c loads a (7) and b (3); the check loads c (10).
+    assert rows == dagster_run.RowsLoaded(rows=7 + 7 + 3 + 10, reporting=4, inputs=4)
+
+
+def test_rows_loaded_is_none_when_no_input_reports_it():
+    assert dagster_run.rows_loaded(_tiny_run(counts=False)) == dagster_run.RowsLoaded(rows=None, reporting=0, inputs=4)
+
+
+def test_step_times_come_from_the_event_log_in_start_order():
+    steps = dagster_run.step_times(_tiny_run(counts=False))
+    assert [(s.key, s.kind) for s in steps] == [
+        ("bench_a", "asset"), ("bench_b", "asset"), ("bench_c", "asset"), ("bench_c_bench_c_check", "check"),
+    ]  # fmt: skip
+    assert all(s.seconds >= 0 for s in steps)
+
+
+def test_the_process_tree_peak_counts_the_descendants(tmp_path):
+    """The sampled sum covers a grandchild: the child here is small, its own child holds 200 MiB."""
+    grandchild = "import time; x = b'1' * (200 * 2**20); time.sleep(2)"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"
+    process = subprocess.Popen([sys.executable, "-c", child])
+    with dagster_run.TreePeak(process.pid, interval=0.05) as peak:
+        process.wait()
+    assert peak.samples > 1 and peak.peak > 200 * 2**20
+    assert dagster_run.tree_rss(psutil.Process()) > 0
