@@ -5,8 +5,8 @@ For each size (its scale data generated once, as for the in-process figures) and
 fresh process, with a fresh DAGSTER_HOME (the repo's dagster.yaml), a fresh DuckDB warehouse and a
 generated unitcost.yaml whose file sources point at the scale data (everything else default). Then,
 from the run's event log in that instance: each step's seconds (STEP_START to STEP_SUCCESS), the
-rows the IO manager moved from the warehouse into Python (the `rows_loaded` metadata of the
-LOADED_INPUT events). Around it: the whole process's wall time and the peak RSS of every process of
+rows the IO manager moved from the warehouse into Python (the line it logs for every input it loads,
+`defs/rollup.log_rows_loaded`). Around it: the whole process's wall time and the peak RSS of every process of
 the run (the child and its descendants, summed, sampled every 0.1 s). Next to it, in the same run,
 the DuckDB SQL allocation baseline's whole process. Figures are medians over the runs; a failed
 Dagster run fails the bench with its stderr (nothing of it is reported).
@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,7 @@ import psutil
 import yaml
 
 from unitcost_platform.benchmark.run import SIZES, _worker
+from unitcost_platform.defs.rollup import ROWS_LOADED
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
 from unitcost_platform.errors import UnitcostError
 from unitcost_platform.settings import PROJECT_ROOT
@@ -179,28 +181,26 @@ def step_times(entries: Iterable) -> list[StepTime]:
 
 @dataclass(frozen=True)
 class RowsLoaded:
-    rows: int | None  # None: no input of the run reported rows_loaded
+    rows: int | None  # None: no input of the run logged its rows
     reporting: int  # inputs that reported it
     inputs: int  # inputs loaded in all
 
 
+_ROWS_LINE = re.compile(re.escape(ROWS_LOADED) + r": (\d+) rows of ")
+
+
 def rows_loaded(entries: Iterable) -> RowsLoaded:
-    """The sum of `rows_loaded` over the run's LOADED_INPUT events (the IO manager adds it to the
-    metadata of every input it loads from the warehouse)."""
+    """The sum of the rows the IO manager says it moved out of the warehouse (one log line per input
+    it loads, `defs/rollup.log_rows_loaded`), against the run's LOADED_INPUT events."""
     total, reporting, inputs = 0, 0, 0
     for entry in entries:
-        if _event_type(entry) != "LOADED_INPUT":
+        if _event_type(entry) == "LOADED_INPUT":
+            inputs += 1
             continue
-        inputs += 1
-        metadata = getattr(entry.dagster_event.event_specific_data, "metadata", None) or {}
-        value = metadata.get("rows_loaded")
-        if value is None:
-            continue
-        value = getattr(value, "value", value)  # an IntMetadataValue, or a plain int
-        if value is None:
-            continue
-        total += int(value)
-        reporting += 1
+        found = _ROWS_LINE.match(getattr(entry, "user_message", "") or "")
+        if found:
+            total += int(found.group(1))
+            reporting += 1
     return RowsLoaded(total if reporting else None, reporting, inputs)
 
 
@@ -369,7 +369,7 @@ def report(results: list[DagsterSizeResult], runs: int) -> tuple[str, bool]:
         rows = r.rows
         verdict = ""
         if rows.rows is None:
-            shown = f"{'n/a':>9}     (no input of the run reports rows_loaded: the IO manager does not count yet)"
+            shown = f"{'n/a':>9}     (no input of the run logged its rows)"
             if target.max_rows_share is not None:
                 verdict = f"   target <= {target.max_rows_share:.0%}: not measured"
         else:

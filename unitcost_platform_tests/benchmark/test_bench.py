@@ -21,6 +21,7 @@ import pytest
 from unitcost_platform.benchmark import dagster_run
 from unitcost_platform.benchmark.run import SIZES, TARGETS, compare_allocations
 from unitcost_platform.definitions import build_definitions
+from unitcost_platform.defs.rollup import log_rows_loaded
 from unitcost_platform.demo import scale
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
 from unitcost_platform.settings import Settings
@@ -155,7 +156,7 @@ def test_a_failed_dagster_run_fails_the_bench_with_its_stderr(tmp_path):
 
 
 class _Rows(dg.ConfigurableIOManager):
-    """Keeps frames in memory; `counts` says whether it reports rows_loaded as the warehouse's will."""
+    """Keeps frames in memory; `counts` says whether it logs its rows as the warehouse IO managers do."""
 
     counts: bool = True
 
@@ -165,7 +166,7 @@ class _Rows(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         frame = _STORE[context.asset_key.to_user_string()]
         if self.counts:
-            context.add_input_metadata({"rows_loaded": frame.height})
+            log_rows_loaded(context, frame.height)
         return frame
 
 
