@@ -14,7 +14,15 @@ from unitcost_platform.defs.assets.economics import build_economics_assets
 from unitcost_platform.defs.assets.engineering import build_engineering_assets
 from unitcost_platform.defs.assets.ingest import build_ingest_assets
 from unitcost_platform.defs.assets.reporting import build_reporting_assets
-from unitcost_platform.defs.checks import COVERAGE_HISTORY, build_checks, coverage_history
+from unitcost_platform.defs.checks import (
+    ALLOCATION_BY_TENANT,
+    ALLOCATION_TOTALS,
+    COVERAGE_HISTORY,
+    allocation_by_tenant,
+    allocation_totals,
+    build_checks,
+    coverage_history,
+)
 from unitcost_platform.defs.environments import WAREHOUSES
 from unitcost_platform.defs.jobs import unit_cost_job
 from unitcost_platform.defs.partitions import daily_partitions
@@ -58,6 +66,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         **source_resources(cfg),
         "io_manager": warehouse.io_manager,
         COVERAGE_HISTORY: coverage_history,
+        ALLOCATION_TOTALS: allocation_totals,
+        ALLOCATION_BY_TENANT: allocation_by_tenant,
     }
     checks = build_checks(partitions)
     digest_job = build_digest_job([key for c in checks for key in c.check_keys])

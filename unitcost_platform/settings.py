@@ -25,7 +25,7 @@ class Settings:
     start_date: dt.date
     dashboard_dir: Path
     # DuckDB's memory for a run (it spills to disk beyond it): UNITCOST_DUCKDB_MEMORY_LIMIT, e.g. 4GB.
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = "2GB"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -53,7 +53,7 @@ class Settings:
             start_date=start,
             # The dashboard pages go next to the warehouse file unless told otherwise.
             dashboard_dir=_path(environ, "UNITCOST_DASHBOARD_DIR", duckdb_path.parent / "dashboards"),
-            duckdb_memory_limit=environ.get("UNITCOST_DUCKDB_MEMORY_LIMIT", "").strip() or "1GB",
+            duckdb_memory_limit=environ.get("UNITCOST_DUCKDB_MEMORY_LIMIT", "").strip() or "2GB",
         )
 
     def duckdb_connection_config(self) -> dict[str, str | bool]:

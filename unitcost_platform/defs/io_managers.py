@@ -33,6 +33,7 @@ from unitcost_platform.warehouse_sql import DUCKDB
 LOCK_WAIT_SECONDS = 5.0
 LOCK_POLL_SECONDS = 0.25
 LOCK_CONFLICT = "Could not set lock on file"
+READ_BATCH_ROWS = 1_000_000
 NOT_WRITABLE = ("Permission denied", "Operation not permitted", "Read-only file system")
 
 
@@ -99,7 +100,8 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
         query = input_statement(
             context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement, DUCKDB, lambda: self.config()
         )
-        frame = pl.from_arrow(connection.sql(query).to_arrow_table())
+        # Streamed out in batches: the result is not held in DuckDB's memory as well as in Python's.
+        frame = pl.from_arrow(connection.sql(query).to_arrow_reader(READ_BATCH_ROWS).read_all())
         named = query_of(context)
         if named is not None:
             frame = frame.cast({c: t for c, t in named.schema.items() if c in frame.columns})

@@ -34,13 +34,24 @@ def _pts(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.1f}%"
 
 
+# What the two checks of allocated_cost read of it, summed by the warehouse: the day's buckets, and
+# each tenant's and customer's cost (unknown tenants, and direct cost per customer).
+CONSERVATION_ROLLUP = {"by": ["day", "unallocated_reason"], "sum": ["allocated_cost"], "count": "rows"}
+ORPHANS_ROLLUP = {
+    "by": ["day", "tenant_id", "customer_id", "unallocated_reason"], "sum": ["allocated_cost"],
+    "sum_where": {"direct_cost": ["allocated_cost", "pool", "=", "direct"]},
+}  # fmt: skip
+
+
 def conservation(
     billed: pl.DataFrame, allocated: pl.DataFrame, days: list[dt.date], tolerance: float
 ) -> list[CheckOutcome]:
     """Allocated plus unallocated equals the day's billed total, within `tolerance` relative.
 
-    `billed`: (day, cost) line items; `allocated`: allocated_cost rows.
+    `billed`: (day, cost) line items or day totals; `allocated`: allocated_cost rows, or their sums
+    per (day, unallocated_reason) with a `rows` count (CONSERVATION_ROLLUP).
     """
+    count = pl.col("rows").sum() if "rows" in allocated.columns else pl.len()
     billed_by_day = dict(billed.group_by("day").agg(pl.col("cost").sum()).iter_rows())
     parts = _by_day(allocated, "day")
     outcomes = []
@@ -53,7 +64,7 @@ def conservation(
         buckets = (
             rows.with_columns(pl.col("unallocated_reason").fill_null("allocated to customers").alias("bucket"))
             .group_by("bucket")
-            .agg(pl.col("allocated_cost").sum().alias("cost"), pl.len().alias("rows"))
+            .agg(pl.col("allocated_cost").sum().alias("cost"), count.alias("rows"))
             .sort("cost", descending=True)
         )
         finite = math.isfinite(total_billed) and math.isfinite(total_allocated)
@@ -234,9 +245,13 @@ def orphans(
     used = usage.select(pl.col("usage_date").alias("day"), "tenant_id").unique().join(
         customers.select(pl.col("snapshot_date").alias("day"), "tenant_id", "customer_id"), on=["day", "tenant_id"]
     ).select("day", "customer_id").unique()
+    direct_cost = (
+        pl.col("direct_cost") if "direct_cost" in allocated.columns
+        else pl.when(pl.col("pool") == "direct").then(pl.col("allocated_cost")).otherwise(0.0)
+    )  # fmt: skip
     direct = (
-        allocated.filter((pl.col("pool") == "direct") & pl.col("unallocated_reason").is_null())
-        .group_by("day", "customer_id").agg(pl.col("allocated_cost").sum().alias("cost"))
+        allocated.filter(pl.col("unallocated_reason").is_null())
+        .group_by("day", "customer_id").agg(direct_cost.sum().alias("cost"))
         .filter(pl.col("cost") > 0)
     )
     audited = customers if scope is None else customers.filter(scope)
