@@ -35,9 +35,14 @@ SIZES: dict[str, ScaleSpec] = {
     # Generated in files of rows_per_file line items, one at a time; no in-process targets (TARGETS).
     "100m": ScaleSpec(line_items_per_day=100_000_000, tenants=200_000, services=40, metrics=5),
 }
+# Sizes whose in-process figures are files -> allocation only (ours, file by file, and the DuckDB
+# baseline): the stage-by-stage worker holds a day of every column, which 100M line items do not fit.
+ALLOCATION_ONLY = {"100m"}
 # The issue's targets: (ours allocation + unit cost seconds, peak MiB); ratio limits for every size.
 TARGETS = {"1m": (1.0, 1024.0), "10m": (6.0, 3072.0)}
 MAX_TIME_RATIO, MAX_MEMORY_RATIO, MAX_SCALING = 1.0, 1.5, 10.0
+# Issue 18: files -> allocation, whole process, ours / DuckDB at most MAX_TIME_RATIO at these sizes.
+PROCESS_RATIO_SIZES = {"1m", "10m", "100m"}
 # Issue 16: unit-cost anomalies and the margin forecast add at most this share of allocation + unit cost.
 MAX_MODEL_SHARE = 0.25
 BACKFILL_TARGET_SECONDS = 120.0
@@ -126,16 +131,18 @@ def run_size(name: str, spec: ScaleSpec, work: Path, runs: int, log: Callable[[s
     ours, ours_unit, duck = Measured(), Measured(), Measured()
     difference = None
     for run in range(1, runs + 1):
-        log(f"{name}: run {run}/{runs}: pipeline stages")
-        result, _ = _worker("pipeline", data, out / "pipeline.parquet")
-        for figure in result["figures"]:
-            stages.setdefault(figure["stage"], Measured()).add(figure)
-            rows[figure["stage"]] = figure["rows"]
+        if name not in ALLOCATION_ONLY:
+            log(f"{name}: run {run}/{runs}: pipeline stages")
+            result, _ = _worker("pipeline", data, out / "pipeline.parquet")
+            for figure in result["figures"]:
+                stages.setdefault(figure["stage"], Measured()).add(figure)
+                rows[figure["stage"]] = figure["rows"]
         log(f"{name}: run {run}/{runs}: ours (allocation), ours (allocation + unit cost), DuckDB SQL")
         result, wall = _worker("ours", data, out / "ours.parquet")
         ours.add(result["figures"][0], wall)
-        result, wall = _worker("ours_unit", data, out / "ours_unit.parquet")
-        ours_unit.add(result["figures"][0], wall)
+        if name not in ALLOCATION_ONLY:
+            result, wall = _worker("ours_unit", data, out / "ours_unit.parquet")
+            ours_unit.add(result["figures"][0], wall)
         result, wall = _worker("duckdb", data, out / "duckdb.parquet")
         if run == 1:
             difference = compare_allocations(pl.read_parquet(out / "ours.parquet"), pl.read_parquet(out / "duckdb.parquet"))
@@ -207,16 +214,17 @@ def report(results: list[SizeResult], backfill: dict | None, runs: int) -> tuple
         s = r.spec
         lines += ["", f"{r.name}: {s.line_items_per_day:,} line items, {s.tenants:,} tenants, {s.services} services, "
                       f"{s.metrics} usage metrics, {s.untagged_share:.0%} untagged (one day)"]  # fmt: skip
-        lines.append(f"  {'stage':46} {'seconds':>8} {'rows':>12} {'rows/s':>10} {'peak RSS':>11}")
-        total = 0.0
-        for stage, m in r.stages.items():
-            total += m.median_seconds
-            rows = r.stage_rows[stage]
-            lines.append(f"  {stage:46} {m.median_seconds:8.3f} {rows:12,} {_rate(rows, m.median_seconds):>10} {_mib(m.median_peak):>11}")
-        peak = max(m.median_peak for m in r.stages.values())
-        lines.append(f"  {'end to end (sum of stages, max peak)':46} {total:8.3f} {s.line_items_per_day:12,} "
-                     f"{_rate(s.line_items_per_day, total):>10} {_mib(peak):>11}")  # fmt: skip
-        lines.append("")
+        if r.stages:
+            lines.append(f"  {'stage':46} {'seconds':>8} {'rows':>12} {'rows/s':>10} {'peak RSS':>11}")
+            total = 0.0
+            for stage, m in r.stages.items():
+                total += m.median_seconds
+                rows = r.stage_rows[stage]
+                lines.append(f"  {stage:46} {m.median_seconds:8.3f} {rows:12,} {_rate(rows, m.median_seconds):>10} {_mib(m.median_peak):>11}")
+            peak = max(m.median_peak for m in r.stages.values())
+            lines.append(f"  {'end to end (sum of stages, max peak)':46} {total:8.3f} {s.line_items_per_day:12,} "
+                         f"{_rate(s.line_items_per_day, total):>10} {_mib(peak):>11}")  # fmt: skip
+            lines.append("")
         lines.append(f"  {'files -> allocation':46} {'compute s':>9} {'process s':>9} {'peak RSS':>11}")
         lines.append(f"  {'ours':46} {r.ours.median_seconds:9.3f} {r.ours.median_process_seconds:9.3f} {_mib(r.ours.median_peak):>11}")
         verdict = "same dollars on the same keys" if r.equal else f"RESULTS DIFFER: {r.difference}"
@@ -231,9 +239,15 @@ def report(results: list[SizeResult], backfill: dict | None, runs: int) -> tuple
                        if r.name in TARGETS else "")  # fmt: skip
             lines.append(f"  {'ratio ours / DuckDB':46} {t_ratio:9.2f} {p_ratio:9.2f} {m_ratio:10.2f}x   {verdict}")
             ok &= good or r.name not in TARGETS
+            if r.name in PROCESS_RATIO_SIZES:
+                good = p_ratio <= MAX_TIME_RATIO
+                lines.append(f"  {'':46} whole process: target <= {MAX_TIME_RATIO}: {'met' if good else 'MISSED'}")
+                ok &= good
         else:
             lines.append(f"  DuckDB SQL baseline: {verdict} (its time is not reported)")
             ok = False
+        if not r.ours_unit.seconds:
+            continue  # an allocation-only size
         lines.append(f"  {'ours, allocation + unit cost (30-day windows)':46} {r.ours_unit.median_seconds:9.3f} "
                      f"{r.ours_unit.median_process_seconds:9.3f} {_mib(r.ours_unit.median_peak):>11}")  # fmt: skip
         if r.name in TARGETS:

@@ -33,7 +33,7 @@ from unitcost_platform.warehouse_sql import DUCKDB
 LOCK_WAIT_SECONDS = 5.0
 LOCK_POLL_SECONDS = 0.25
 LOCK_CONFLICT = "Could not set lock on file"
-READ_BATCH_ROWS = 1_000_000
+READ_BATCH_ROWS = WRITE_BATCH_ROWS = 1_000_000
 NOT_WRITABLE = ("Permission denied", "Operation not permitted", "Read-only file system")
 
 
@@ -74,17 +74,21 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
     def handle_output(
         self, context: dg.OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection
     ):
-        arrow = obj.to_arrow()
-        connection.register("__unitcost_frame", arrow)
-        try:
-            _run(
-                connection,
-                f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0",
-            )
-            _add_new_columns(connection, table_slice)
-            _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
-        finally:
-            connection.unregister("__unitcost_frame")
+        # In slices of WRITE_BATCH_ROWS: a frame's Arrow copy (strings are copied) is one slice's at a
+        # time, not the whole table's next to it. Newest Arrow types: string views need no conversion.
+        for i, chunk in enumerate([obj.clear()] + list(obj.iter_slices(WRITE_BATCH_ROWS))):
+            connection.register("__unitcost_frame", chunk.to_arrow(compat_level=pl.CompatLevel.newest()))
+            try:
+                if i == 0:
+                    _run(
+                        connection,
+                        f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0",
+                    )
+                    _add_new_columns(connection, table_slice)
+                else:
+                    _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
+            finally:
+                connection.unregister("__unitcost_frame")
         context.add_output_metadata(
             {
                 "dataframe_columns": dg.MetadataValue.table_schema(

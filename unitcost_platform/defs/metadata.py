@@ -22,7 +22,8 @@ def per_day_metadata(
     """Metadata of each day of the run on its own partition (a range run would copy output metadata).
 
     `describe` sees the day's rows; `describe_day` also the day itself (an empty day has no row to read it from)."""
-    parts = {key[0]: part for key, part in frame.group_by([day_column])}
+    # One day (a daily run): the frame is that day's, not copied into groups (millions of rows at scale).
+    parts = {days[0]: frame} if len(days) == 1 else {key[0]: part for key, part in frame.group_by([day_column])}
     for day in days:
         part = parts.get(day, frame.clear())
         described = describe_day(day, part) if describe_day is not None else describe(part) if describe else {}

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from unitcost_platform.contracts.problems import MAX_EXAMPLES, Where, describe_bad_values, row_ref
@@ -169,22 +170,38 @@ def duplicates_across_files(
 def duplicates_across_parts(
     parts: list[Path], key_columns: list[str], what: str, prefilter: list[str] | None = None
 ) -> list[str]:
-    """`duplicates_across_files` over staged Parquet parts, one file's rows each, never all in memory:
-    the hashes of each part are scanned, and only the candidate rows are read."""
+    """`duplicates_across_files` over staged Parquet parts (one file's rows each), by DuckDB: the
+    hashes of every part are compared out of core (within UNITCOST_DUCKDB_MEMORY_LIMIT, spilling
+    next to the parts), and only the candidate rows are read into memory."""
     hash_on = [c for c in (prefilter or key_columns) if c in key_columns] or key_columns
-    hashed = [pl.scan_parquet(p).select(pl.struct(hash_on).hash(seed=0).alias("_h")) for p in parts]
-    suspects = (
-        pl.concat([h.unique().with_columns(pl.lit(i).alias("_f")) for i, h in enumerate(hashed)])
-        .group_by("_h").agg(pl.len().alias("_files")).filter(pl.col("_files") > 1).select("_h")
-        .collect(engine="streaming")
-    )  # fmt: skip
-    if suspects.is_empty():
-        return []
-    wanted = suspects["_h"].implode()
-    candidates = pl.concat(
-        [pl.scan_parquet(p).filter(pl.struct(hash_on).hash(seed=0).is_in(wanted)) for p in parts]
-    ).collect()
+    row_hash = f"hash({', '.join(_quoted(c) for c in hash_on)})"
+    files = "[" + ", ".join(_sql_text(str(p)) for p in parts) + "]"
+    config = {
+        "memory_limit": os.environ.get("UNITCOST_DUCKDB_MEMORY_LIMIT", "").strip() or "2GB",
+        "temp_directory": str(parts[0].parent / "duckdb-spill"),
+        "preserve_insertion_order": False,
+    }
+    with duckdb.connect(config=config) as con:
+        con.execute(
+            f"create temp table suspects as select h from (select distinct {row_hash} as h, filename "
+            f"from read_parquet({files}, filename = true)) as hashes group by h having count(*) > 1"
+        ).fetchall()
+        if not con.execute("select count(*) from suspects").fetchall()[0][0]:
+            return []
+        # In the parts' order (the files' reading order), as the in-memory check sees them.
+        candidates = pl.from_arrow(con.sql(
+            f"select * exclude (filename) from read_parquet({files}, filename = true) "
+            f"where {row_hash} in (select h from suspects) order by list_position({files}, filename), x_SourceRow"
+        ).to_arrow_table())  # fmt: skip
     return _copies(candidates, key_columns, what)
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _copies(candidates: pl.DataFrame, key_columns: list[str], what: str) -> list[str]:

@@ -32,6 +32,9 @@ SERVICE_CUSTOMER_ROLLUP = {
     "by": ["day", "service_name", "customer_id", "unallocated_reason"], "sum": ["allocated_cost"],
 }  # fmt: skip
 TOP_CUSTOMERS = 3
+# Up to this many evaluated days, each 30-day window is summed directly; beyond (a range run), with
+# running totals and an as-of join.
+DIRECT_WINDOWS = 4
 
 SERVICE_UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -69,6 +72,15 @@ def _window_sums(placed: pl.DataFrame, eval_days: list[dt.date]) -> pl.DataFrame
     """(service_name, customer_id, day=eval day, window_cost): the sum over the 30 days ending at each eval day."""
     if placed.is_empty():
         return pl.DataFrame(schema={"service_name": pl.String, "customer_id": pl.String, "day": pl.Date, "window_cost": pl.Float64})
+    if len(eval_days) <= DIRECT_WINDOWS:
+        # A daily run (the day and D-7): each window summed directly, no sort of every row. Pairs
+        # without cost in a window are left out; callers treat a missing pair as 0.
+        return pl.concat([
+            placed.filter((pl.col("day") <= day) & (pl.col("day") > day - dt.timedelta(days=RUN_RATE_DAYS)))
+            .group_by("service_name", "customer_id").agg(pl.col("cost").sum().alias("window_cost"))
+            .select("service_name", "customer_id", pl.lit(day, dtype=pl.Date).alias("day"), "window_cost")
+            for day in eval_days
+        ])  # fmt: skip
     running = placed.sort("service_name", "customer_id", "day").with_columns(
         pl.col("cost").cum_sum().over("service_name", "customer_id").alias("_running")
     )
@@ -120,11 +132,15 @@ def _percentiles(monthly: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
 
 def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
     """The customers a service costs most per month, in words: "Bluefin Labs $1.20/month; ..."."""
+    fields = ["customer_id", "customer_name", "_month"]
     ranked = (
         monthly.filter(pl.col("_month") > 0)
+        # The largest per service without sorting every customer: top-k within each group, then
+        # order those few (largest first, ties by customer id).
+        .group_by("day", "service_name")
+        .agg(pl.col(fields).top_k_by(["_month", "customer_id"], k=TOP_CUSTOMERS, reverse=[False, True]))
+        .explode(fields)
         .sort(["day", "service_name", "_month", "customer_id"], descending=[False, False, True, False])
-        .group_by("day", "service_name", maintain_order=True)
-        .head(TOP_CUSTOMERS)
     )
     return ranked.group_by("day", "service_name").agg(
         pl.format(

@@ -10,9 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from unitcost_platform.config_base import TenantConfig
-from unitcost_platform.contracts.focus import parse_utc_timestamp
+from unitcost_platform.contracts.focus import RAW_BILLING_SCHEMA, parse_utc_timestamp
+from unitcost_platform.contracts.raw_billing import billing_summary, mixed_currency_problems
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.billing.files import read_billing_files
+from unitcost_platform.staging import Stage
 from unitcost_platform_tests.helpers import D, focus_csv
 
 TENANT = TenantConfig()
@@ -156,6 +158,51 @@ def test_row_duplicated_across_two_files(tmp_path):
     msg = str(err.value)
     assert f"{a} row 2 (line 3) and {b} row 1 (line 2)" in msg
     assert "Remove the duplicate file" in msg
+
+
+def _stage(paths, days=(D,)):
+    stage = Stage(RAW_BILLING_SCHEMA, billing_summary)
+    try:
+        read_billing_files(list(paths), list(days), cost_column="EffectiveCost", tenant=TENANT, spread=True, stage=stage)
+    except BaseException:
+        stage.remove()
+        raise
+    return stage
+
+
+def test_staged_reading_finds_the_same_problems_and_rows(tmp_path):
+    """raw_billing's path: each file becomes a part; copies across files and currencies mixed across
+    files are found over the parts, with the messages of the in-memory reader; the parts hold the
+    same rows the in-memory reader returns."""
+    rows = [{"day": D, "cost": 1, "tenant": "a"}, {"day": D, "cost": 2, "tenant": "b"}]
+    a = focus_csv(tmp_path / "march.csv", rows)
+    copy = focus_csv(tmp_path / "march-copy.csv", [rows[1]])
+    with pytest.raises(InputDataError) as err:
+        _stage([a, copy])
+    assert f"{a} row 2 (line 3) and {copy} row 1 (line 2)" in "\n".join(err.value.problems)
+    assert not list(tmp_path.glob("unitcost-stage-*"))
+
+    other = focus_csv(tmp_path / "april.csv", [{"day": D, "cost": 5, "tenant": "c"}])
+    stage = _stage([a, other])
+    try:
+        assert len(stage.parts) == 2
+        staged = stage.finish().collect().sort("x_SourceFile", "x_SourceRow")
+        expected = _read([a, other]).sort("x_SourceFile", "x_SourceRow")
+        assert staged.equals(expected)
+        assert stage.summary()["EffectiveCost"].sum() == 8.0 and stage.summary()["rows"].sum() == 3
+        assert mixed_currency_problems(stage.summary()) == []
+    finally:
+        stage.remove()
+    assert not stage.parts[0].exists()
+
+    euro = focus_csv(tmp_path / "eur.csv", [{"day": D, "cost": 1, "BillingCurrency": "EUR"}])
+    stage = _stage([a, euro])
+    try:
+        problems = mixed_currency_problems(stage.summary())
+    finally:
+        stage.remove()
+    assert len(problems) == 1 and f"billing for {D} mixes currencies" in problems[0]
+    assert "EUR (1 rows, e.g. " in problems[0] and str(euro) in problems[0] and str(a) in problems[0]
 
 
 def test_identical_rows_within_one_file_are_kept(tmp_path):

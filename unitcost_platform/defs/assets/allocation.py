@@ -89,7 +89,7 @@ def build_allocation_assets(
             return {
                 "total_cost": money(day["allocated_cost"].sum()),
                 "allocated_to_customers": money(
-                    day.filter(pl.col("unallocated_reason").is_null())["allocated_cost"].sum()
+                    day.select(pl.col("allocated_cost").filter(pl.col("unallocated_reason").is_null()).sum()).item()
                 ),
                 "unallocated_by_reason": {r: money(v) for r, v in unallocated.iter_rows()},
                 "customers": day["customer_id"].drop_nulls().n_unique(),
