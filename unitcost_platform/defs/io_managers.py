@@ -134,6 +134,7 @@ class StagedRowsDuckDBTypeHandler(DbTypeHandler[StagedRows]):
             finally:
                 connection.unregister("__unitcost_frame")
             if obj.parts:
+                context.log.info(f"inserting {obj.rows:,} rows of {table_slice.table} from {len(obj.parts)} staged part(s)")
                 files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in obj.parts)
                 _run(connection, f"insert into {_quoted(table_slice)} by name select * from read_parquet([{files}])")
         finally:

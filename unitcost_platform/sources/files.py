@@ -1,11 +1,12 @@
 """Reading CSV and Parquet files from the data dir, with errors that name the file, row and fix."""
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import numpy as np
 import polars as pl
 
 from unitcost_platform.contracts.problems import MAX_EXAMPLES, Where, describe_bad_values, row_ref
@@ -170,38 +171,40 @@ def duplicates_across_files(
 def duplicates_across_parts(
     parts: list[Path], key_columns: list[str], what: str, prefilter: list[str] | None = None
 ) -> list[str]:
-    """`duplicates_across_files` over staged Parquet parts (one file's rows each), by DuckDB: the
-    hashes of every part are compared out of core (within UNITCOST_DUCKDB_MEMORY_LIMIT, spilling
-    next to the parts), and only the candidate rows are read into memory."""
+    """`duplicates_across_files` over staged Parquet parts (one file's rows each), never a day in memory.
+
+    Each part's distinct row hashes are split by their top bits into HASH_BUCKETS arrays spilled next
+    to the parts; each bucket is then sorted alone, and a hash found twice is in two parts (a part's
+    hashes are distinct). Only the rows with such a hash are read back and compared on every column.
+    """
     hash_on = [c for c in (prefilter or key_columns) if c in key_columns] or key_columns
-    row_hash = f"hash({', '.join(_quoted(c) for c in hash_on)})"
-    files = "[" + ", ".join(_sql_text(str(p)) for p in parts) + "]"
-    config = {
-        "memory_limit": os.environ.get("UNITCOST_DUCKDB_MEMORY_LIMIT", "").strip() or "2GB",
-        "temp_directory": str(parts[0].parent / "duckdb-spill"),
-        "preserve_insertion_order": False,
-    }
-    with duckdb.connect(config=config) as con:
-        con.execute(
-            f"create temp table suspects as select h from (select distinct {row_hash} as h, filename "
-            f"from read_parquet({files}, filename = true)) as hashes group by h having count(*) > 1"
-        ).fetchall()
-        if not con.execute("select count(*) from suspects").fetchall()[0][0]:
-            return []
-        # In the parts' order (the files' reading order), as the in-memory check sees them.
-        candidates = pl.from_arrow(con.sql(
-            f"select * exclude (filename) from read_parquet({files}, filename = true) "
-            f"where {row_hash} in (select h from suspects) order by list_position({files}, filename), x_SourceRow"
-        ).to_arrow_table())  # fmt: skip
+    row_hash = pl.struct(hash_on).hash(seed=0)
+    spill = parts[0].parent / "hashes"
+    spill.mkdir(exist_ok=True)
+    shift = np.uint64(64 - HASH_BUCKET_BITS)
+    for i, part in enumerate(parts):
+        hashes = pl.scan_parquet(part).select(row_hash.alias("h")).unique().collect()["h"].to_numpy()
+        bucket = hashes >> shift
+        for b in range(2**HASH_BUCKET_BITS):
+            np.save(spill / f"{b:03d}-{i:05d}.npy", hashes[bucket == b])
+        del hashes, bucket
+    found = []
+    for b in range(2**HASH_BUCKET_BITS):
+        hashes = np.concatenate([np.load(f) for f in sorted(spill.glob(f"{b:03d}-*.npy"))])
+        hashes.sort()
+        found.append(np.unique(hashes[1:][hashes[1:] == hashes[:-1]]))
+        del hashes
+    shutil.rmtree(spill, ignore_errors=True)
+    suspects = pl.Series("h", np.concatenate(found), dtype=pl.UInt64)
+    if suspects.is_empty():
+        return []
+    wanted = suspects.implode()
+    # In the parts' order (the files' reading order), as the in-memory check sees them.
+    candidates = pl.concat([pl.scan_parquet(p).filter(row_hash.is_in(wanted)) for p in parts]).collect()
     return _copies(candidates, key_columns, what)
 
 
-def _quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+HASH_BUCKET_BITS = 4  # 16 buckets: at 100M line items a day, about 6M hashes (50 MB) sorted at a time
 
 
 def _copies(candidates: pl.DataFrame, key_columns: list[str], what: str) -> list[str]:
