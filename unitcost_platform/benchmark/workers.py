@@ -130,8 +130,7 @@ def _anomaly_and_forecast_stages(unit: pl.DataFrame, services: pl.DataFrame, day
 
 
 def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
-    """Allocation (and unit cost) straight from the files, reading only the columns allocation needs,
-    one file at a time."""
+    """Allocation (and unit cost) straight from the files, reading only the columns allocation needs."""
     day, pools = bench_day(data), CONFIG.resolved_pools()
     past = None
     if with_unit_cost:
@@ -141,19 +140,11 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
     gc.collect()
     reset_peak()
     start = time.perf_counter()
-    # File by file, as raw_billing stages them: each file's line items are read (the columns allocation
-    # needs, every validation) and summed to what allocation reads, so memory holds one file at most.
-    columns, lines, items = allocation_columns(pools, CONFIG.cost_column), 0, []
-    for path in list_data_files(data / "billing", "billing"):
-        billing = read_billing_files(
-            [path], [day], cost_column=CONFIG.cost_column, tenant=CONFIG.tenant, spread=True, columns=columns
-        )
-        lines += billing.height
-        items.append(allocation_items(billing, pools, CONFIG.cost_column))
-        del billing
+    billing = read_billing(data, day, allocation_columns(pools, CONFIG.cost_column))
     usage, customers = read_usage_and_customers(data, day)
-    allocated = allocate(pl.concat(items), usage, customers, [day], pools, CONFIG.cost_column)
-    del items
+    allocated = allocate(billing, usage, customers, [day], pools, CONFIG.cost_column)
+    lines = billing.height
+    del billing
     result = allocated
     if past is not None:
         result = _unit_cost(pl.concat([past, apply_rollup(allocated, CUSTOMER_DAY_ROLLUP)]), customers, usage, day)

@@ -210,22 +210,27 @@ def _scoped(pools: list[PoolConfig]) -> list[PoolConfig]:
 
 
 def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
-    """Line items summed to what `allocate` reads (ALLOCATION_ITEMS_SCHEMA)."""
-    tagged = pl.col("x_TenantId").is_not_null()
+    """Line items summed to what `allocate` reads (ALLOCATION_ITEMS_SCHEMA): tagged ones per (day,
+    service, tenant, direct-cost scopes) without looking at the pools, untagged ones per (day,
+    service, pool), the pool rules evaluated for untagged line items only."""
+    items = billing.lazy()
+    day_service = [pl.col("x_ChargeDate").alias("day"), pl.col("ServiceName").alias("service_name")]
     scopes = pl.concat_str(
-        [pl.when(tagged & match_expr(p.direct_cost_scope)).then(pl.lit(f"|{p.name}|")).otherwise(pl.lit(""))
-         for p in _scoped(pools)] or [pl.lit("")]
+        [pl.when(match_expr(p.direct_cost_scope)).then(pl.lit(f"|{p.name}|")).otherwise(pl.lit("")) for p in _scoped(pools)]
+        or [pl.lit("")]
     )  # fmt: skip
-    return (
-        billing.lazy()
-        .group_by(
-            pl.col("x_ChargeDate").alias("day"), pl.col("ServiceName").alias("service_name"),
-            pl.col("x_TenantId").alias("tenant_id"), pool_expr(pools), scopes.alias("direct_scopes"),
-        )  # fmt: skip
+    tagged, pooled = pl.collect_all([
+        items.filter(pl.col("x_TenantId").is_not_null())
+        .group_by(*day_service, pl.col("x_TenantId").alias("tenant_id"), scopes.alias("direct_scopes"))
         .agg(pl.col(cost_column).sum().alias("cost"))
-        .collect()
-        .cast(ALLOCATION_ITEMS_SCHEMA)
-    )
+        .with_columns(pool=pl.lit(DIRECT_POOL)),
+        items.filter(pl.col("x_TenantId").is_null())
+        .group_by(*day_service, pool_expr(pools))
+        .agg(pl.col(cost_column).sum().alias("cost"))
+        .with_columns(tenant_id=pl.lit(None, dtype=pl.String), direct_scopes=pl.lit("")),
+    ])  # fmt: skip
+    columns = list(ALLOCATION_ITEMS_SCHEMA)
+    return pl.concat([tagged.select(columns), pooled.select(columns)]).cast(ALLOCATION_ITEMS_SCHEMA)
 
 
 def _allocation_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
