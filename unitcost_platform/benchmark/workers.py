@@ -28,7 +28,6 @@ from unitcost_platform.transforms.allocation import (
     BILLING_COLUMNS,
     allocate,
     allocation_columns,
-    allocation_items,
 )
 from unitcost_platform.transforms.anomalies import HISTORY_DAYS as ANOMALY_HISTORY_DAYS
 from unitcost_platform.transforms.anomalies import cost_anomalies
