@@ -17,7 +17,7 @@ from unitcost_platform.contracts.tenant_key import tenant_key_expr
 from unitcost_platform.contracts.usage import aggregate_usage
 from unitcost_platform.errors import ConfigError, InputDataError
 from unitcost_platform.sources import registry
-from unitcost_platform.sources.connector import BillingRead, Connector, Log, ReadContext
+from unitcost_platform.sources.connector import Connector, Log, ReadContext
 from unitcost_platform.staging import Stage, StagedRows
 from unitcost_platform.transforms.customers import customer_dimension
 
@@ -34,28 +34,6 @@ def _context(cfg: UnitcostConfig, data_dir: Path, log: Log, today: dt.date | Non
                 f"{connector.resource_key!r} is not available to this run"
             )
     return ReadContext(cfg, data_dir, log, today or dt.datetime.now(dt.UTC).date(), resource)
-
-
-def load_billing(
-    cfg: UnitcostConfig,
-    data_dir: Path,
-    days: list[dt.date],
-    log: Log,
-    resources: Resources | None = None,
-    today: dt.date | None = None,
-) -> BillingRead:
-    """raw_billing rows of `days`, every configured source merged (several clouds at once)."""
-    frames, versions = [], {}
-    for connector in registry.BILLING:
-        for source in connector.configured(cfg):
-            read = connector.read(_context(cfg, data_dir, log, today, resources or {}, connector), source, days)
-            frames.append(read.rows)
-            versions.update(read.versions)
-    merged = pl.concat(frames, how="vertical").sort("x_ChargeDate", "x_Source", "x_SourceFile", "x_SourceRow")
-    problems = mixed_currency_problems(merged)
-    if problems:
-        raise InputDataError(problems, what="billing (all sources)")
-    return BillingRead(merged, versions)
 
 
 @dataclass(frozen=True)
@@ -76,9 +54,10 @@ def stage_billing(
     resources: Resources | None = None,
     today: dt.date | None = None,
 ) -> StagedBilling:
-    """`load_billing` without ever holding the rows in one frame: each source's rows (each file's, for
-    connectors that stream) become a part as they are read. The same checks and messages; on any
-    problem the parts are removed and the error raised."""
+    """raw_billing rows of `days`, every configured source merged (several clouds at once), without
+    ever holding them in one frame: each source's rows (each file's, for connectors that stream)
+    become a part as they are read; a day must be billed in one currency across all of them. On any
+    problem the parts are removed and the error raised, naming the file, row and fix."""
     versions: dict[str, str] = {}
     with Stage(RAW_BILLING_SCHEMA, billing_summary, prefix="unitcost-raw-billing-") as stage:
         for connector in registry.BILLING:
