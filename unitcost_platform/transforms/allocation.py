@@ -209,28 +209,48 @@ def _scoped(pools: list[PoolConfig]) -> list[PoolConfig]:
     return [p for p in pools if p.direct_cost_scope is not None]
 
 
-def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
-    """Line items summed to what `allocate` reads (ALLOCATION_ITEMS_SCHEMA): tagged ones per (day,
-    service, tenant, direct-cost scopes) without looking at the pools, untagged ones per (day,
-    service, pool), the pool rules evaluated for untagged line items only."""
+def _tagged_and_pooled(
+    billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(tagged, pooled): tagged cost per (day, service_name, tenant_id, direct_scopes), untagged cost
+    per (day, service_name, pool), from line items (the pool rules evaluated for untagged line items
+    only) or from the warehouse's sums (ALLOCATION_ITEMS_SCHEMA)."""
+    columns = ["day", "service_name", "tenant_id", "direct_scopes", "cost"]
+    if "pool" in billing.columns:
+        items = billing.lazy()
+        return pl.collect_all([
+            items.filter(pl.col("tenant_id").is_not_null()).select(columns),
+            items.filter(pl.col("tenant_id").is_null()).group_by("day", "service_name", "pool").agg(pl.col("cost").sum()),
+        ])  # fmt: skip
     items = billing.lazy()
     day_service = [pl.col("x_ChargeDate").alias("day"), pl.col("ServiceName").alias("service_name")]
     scopes = pl.concat_str(
         [pl.when(match_expr(p.direct_cost_scope)).then(pl.lit(f"|{p.name}|")).otherwise(pl.lit("")) for p in _scoped(pools)]
         or [pl.lit("")]
     )  # fmt: skip
-    tagged, pooled = pl.collect_all([
+    # The scopes are a grouping key only when some pool has one (a constant key costs a hash per row).
+    by_scope = [scopes.alias("direct_scopes")] if _scoped(pools) else []
+    return pl.collect_all([
         items.filter(pl.col("x_TenantId").is_not_null())
-        .group_by(*day_service, pl.col("x_TenantId").alias("tenant_id"), scopes.alias("direct_scopes"))
+        .group_by(*day_service, pl.col("x_TenantId").alias("tenant_id"), *by_scope)
         .agg(pl.col(cost_column).sum().alias("cost"))
-        .with_columns(pool=pl.lit(DIRECT_POOL)),
+        .with_columns(*([] if by_scope else [pl.lit("").alias("direct_scopes")]))
+        .select(columns),
         items.filter(pl.col("x_TenantId").is_null())
         .group_by(*day_service, pool_expr(pools))
-        .agg(pl.col(cost_column).sum().alias("cost"))
-        .with_columns(tenant_id=pl.lit(None, dtype=pl.String), direct_scopes=pl.lit("")),
+        .agg(pl.col(cost_column).sum().alias("cost")),
     ])  # fmt: skip
+
+
+def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column: str) -> pl.DataFrame:
+    """Line items summed to what `allocate` reads (ALLOCATION_ITEMS_SCHEMA): the Polars twin of
+    ALLOCATION_QUERY."""
+    tagged, pooled = _tagged_and_pooled(billing, pools, cost_column)
     columns = list(ALLOCATION_ITEMS_SCHEMA)
-    return pl.concat([tagged.select(columns), pooled.select(columns)]).cast(ALLOCATION_ITEMS_SCHEMA)
+    return pl.concat([
+        tagged.with_columns(pool=pl.lit(DIRECT_POOL)).select(columns),
+        pooled.with_columns(tenant_id=pl.lit(None, dtype=pl.String), direct_scopes=pl.lit("")).select(columns),
+    ]).cast(ALLOCATION_ITEMS_SCHEMA)  # fmt: skip
 
 
 def _allocation_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
@@ -264,14 +284,14 @@ def allocate(
     summed per (day, service, tenant) without looking at the pools; only untagged cost is matched to
     pools, and the (small) pool totals are split.
     """
-    if "pool" not in billing.columns:
-        billing = allocation_items(billing, pools, cost_column)
-    items = billing.lazy().filter(pl.col("day").is_in(days))
-    key = ["day", "service_name"]
-    tagged, pooled = pl.collect_all([
-        items.filter(pl.col("tenant_id").is_not_null()).group_by(*key, "tenant_id").agg(pl.col("cost").sum()),
-        items.filter(pl.col("tenant_id").is_null()).group_by(*key, "pool").agg(pl.col("cost").sum()),
-    ])  # fmt: skip
+    scoped, pooled = _tagged_and_pooled(billing, pools, cost_column)
+    scoped = scoped.filter(pl.col("day").is_in(days))
+    pooled = pooled.filter(pl.col("day").is_in(days))
+    # Without direct-cost scopes a (day, service, tenant) has one row already.
+    tagged = (
+        scoped.group_by("day", "service_name", "tenant_id").agg(pl.col("cost").sum())
+        if _scoped(pools) else scoped.select("day", "service_name", "tenant_id", "cost")
+    )  # fmt: skip
     tenants = _tenant_to_customer(customers)
     parts = [
         _rows(
@@ -288,7 +308,7 @@ def allocate(
         if pool.name not in present:
             continue
         pool_costs = pooled.lazy().filter(pl.col("pool") == pool.name)
-        parts.append(_split_pool(pool, pool_costs, items, usage, customers, tenants))
+        parts.append(_split_pool(pool, pool_costs, scoped.lazy(), usage, customers, tenants))
     return pl.concat(parts, how="vertical").collect()
 
 

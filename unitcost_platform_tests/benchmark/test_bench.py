@@ -106,8 +106,12 @@ def test_the_100m_size_is_defined_and_not_in_the_in_process_targets():
     assert dagster_run.TARGETS["100m"].max_peak_gib == 8.0
 
 
+STEP_LINE = r"^  (?P<step>\w+)(?: \(check\))? +(?P<seconds>\d+\.\d{3}) +(?P<peak>[\d,]+) MiB$"
+
+
 def _step_lines(out: str) -> dict[str, float]:
-    return {m["step"]: float(m["seconds"]) for m in re.finditer(r"^  (?P<step>\w+)(?: \(check\))? +(?P<seconds>\d+\.\d{3})$", out, re.M)}
+    """step -> seconds of the report's step lines (each also shows the step's peak RSS)."""
+    return {m["step"]: float(m["seconds"]) for m in re.finditer(STEP_LINE, out, re.M)}
 
 
 def test_dagster_mode_reports_every_step_the_peak_rss_and_the_baseline_ratio(tmp_path):
