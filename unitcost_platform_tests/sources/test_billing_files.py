@@ -160,13 +160,12 @@ def test_row_duplicated_across_two_files(tmp_path):
     assert "Remove the duplicate file" in msg
 
 
-def _stage(paths, days=(D,)):
-    stage = Stage(RAW_BILLING_SCHEMA, billing_summary)
-    try:
-        read_billing_files(list(paths), list(days), cost_column="EffectiveCost", tenant=TENANT, spread=True, stage=stage)
-    except BaseException:
-        stage.remove()
-        raise
+def _stage(paths, seen: list | None = None):
+    """As raw_billing stages a day (`loaders.stage_billing`): a failed read removes its parts."""
+    with Stage(RAW_BILLING_SCHEMA, billing_summary) as stage:
+        if seen is not None:
+            seen.append(stage)
+        read_billing_files(list(paths), [D], cost_column="EffectiveCost", tenant=TENANT, spread=True, stage=stage)
     return stage
 
 
@@ -177,10 +176,11 @@ def test_staged_reading_finds_the_same_problems_and_rows(tmp_path):
     rows = [{"day": D, "cost": 1, "tenant": "a"}, {"day": D, "cost": 2, "tenant": "b"}]
     a = focus_csv(tmp_path / "march.csv", rows)
     copy = focus_csv(tmp_path / "march-copy.csv", [rows[1]])
+    seen = []
     with pytest.raises(InputDataError) as err:
-        _stage([a, copy])
+        _stage([a, copy], seen)
     assert f"{a} row 2 (line 3) and {copy} row 1 (line 2)" in "\n".join(err.value.problems)
-    assert not list(tmp_path.glob("unitcost-stage-*"))
+    assert len(seen[0].parts) == 2 and not seen[0].directory.exists()  # both were staged, then removed
 
     other = focus_csv(tmp_path / "april.csv", [{"day": D, "cost": 5, "tenant": "c"}])
     stage = _stage([a, other])
@@ -194,6 +194,14 @@ def test_staged_reading_finds_the_same_problems_and_rows(tmp_path):
     finally:
         stage.remove()
     assert not stage.parts[0].exists()
+
+    # A file mixing currencies on a day fails the read (its rows are not left out quietly).
+    mixed = focus_csv(tmp_path / "mixed.csv", [{"day": D, "cost": 1}, {"day": D, "cost": 2, "BillingCurrency": "EUR"}])
+    seen = []
+    with pytest.raises(InputDataError) as err:
+        _stage([a, mixed, other], seen)
+    assert f"billing for {D} mixes currencies" in "\n".join(err.value.problems)
+    assert len(seen[0].parts) == 1 and not seen[0].directory.exists()  # nothing staged after the problem
 
     euro = focus_csv(tmp_path / "eur.csv", [{"day": D, "cost": 1, "BillingCurrency": "EUR"}])
     stage = _stage([a, euro])

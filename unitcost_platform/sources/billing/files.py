@@ -117,14 +117,19 @@ def _stage_billing_files(
         else:
             frame, found = read_focus_file(path, window, cost_column, tenant=tenant, limits=limits)
         if frame is not None and not found and not problems:
-            stage.add(finish_raw_billing(
-                frame, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source,
-                tenants_extracted=True,
-            ))  # fmt: skip
+            try:
+                stage.add(finish_raw_billing(
+                    frame, days, cost_column=cost_column, tenant=tenant, spread=spread, source=source,
+                    tenants_extracted=True,
+                ))  # fmt: skip
+            except InputDataError as exc:  # e.g. a file mixing currencies on a day
+                found = [*found, *exc.problems]
         problems.extend(found)
         return None, []
 
-    read_each(paths, "billing", one, log)
+    # read_each also collects what a file raised (an unreadable file, a file mixing currencies).
+    _, raised = read_each(paths, "billing", one, log)
+    problems += raised
     if problems:
         raise InputDataError(problems, what="billing files")
     parts = stage.parts[first:]
