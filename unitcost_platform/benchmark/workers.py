@@ -129,8 +129,10 @@ def _anomaly_and_forecast_stages(unit: pl.DataFrame, services: pl.DataFrame, day
     figures[-1].rows = past.height
 
 
-def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
-    """Allocation (and unit cost) straight from the files, reading only the columns allocation needs."""
+def ours(data: Path, out: Path, with_unit_cost: bool = False, by_file: bool = False) -> dict:
+    """Allocation (and unit cost) straight from the files, reading only the columns allocation needs;
+    `by_file`: one file at a time, each file's line items summed to what allocation reads (a day too
+    large to read whole, the 100m size)."""
     day, pools = bench_day(data), CONFIG.resolved_pools()
     past = None
     if with_unit_cost:
@@ -140,10 +142,22 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
     gc.collect()
     reset_peak()
     start = time.perf_counter()
-    billing = read_billing(data, day, allocation_columns(pools, CONFIG.cost_column))
+    columns = allocation_columns(pools, CONFIG.cost_column)
+    if by_file:
+        items, lines = [], 0
+        for path in list_data_files(data / "billing", "billing"):
+            part = read_billing_files(
+                [path], [day], cost_column=CONFIG.cost_column, tenant=CONFIG.tenant, spread=True, columns=columns
+            )
+            lines += part.height
+            items.append(allocation_items(part, pools, CONFIG.cost_column))
+            del part
+        billing = pl.concat(items)
+    else:
+        billing = read_billing(data, day, columns)
+        lines = billing.height
     usage, customers = read_usage_and_customers(data, day)
     allocated = allocate(billing, usage, customers, [day], pools, CONFIG.cost_column)
-    lines = billing.height
     del billing
     result = allocated
     if past is not None:
@@ -152,29 +166,6 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False) -> dict:
     figure = Figure("ours", seconds, lines, peak_mib(), True)
     result.write_parquet(out)
     return {"figures": [figure.as_dict()], "line_items": lines, "result_rows": result.height}
-
-
-def ours_by_file(data: Path, out: Path) -> dict:
-    """Allocation from the files one file at a time (each file's line items read, validated and summed
-    to what allocation reads), for days too large to read whole (the 100m size)."""
-    day, pools = bench_day(data), CONFIG.resolved_pools()
-    gc.collect()
-    reset_peak()
-    start = time.perf_counter()
-    columns, lines, items = allocation_columns(pools, CONFIG.cost_column), 0, []
-    for path in list_data_files(data / "billing", "billing"):
-        billing = read_billing_files(
-            [path], [day], cost_column=CONFIG.cost_column, tenant=CONFIG.tenant, spread=True, columns=columns
-        )
-        lines += billing.height
-        items.append(allocation_items(billing, pools, CONFIG.cost_column))
-        del billing
-    usage, customers = read_usage_and_customers(data, day)
-    allocated = allocate(pl.concat(items), usage, customers, [day], pools, CONFIG.cost_column)
-    seconds = time.perf_counter() - start
-    figure = Figure("ours", seconds, lines, peak_mib(), True)
-    allocated.write_parquet(out)
-    return {"figures": [figure.as_dict()], "line_items": lines, "result_rows": allocated.height}
 
 
 def baseline(data: Path, out: Path) -> dict:
@@ -193,7 +184,7 @@ def baseline(data: Path, out: Path) -> dict:
 KINDS = {
     "pipeline": pipeline,
     "ours": ours,
-    "ours_by_file": ours_by_file,
+    "ours_by_file": lambda data, out: ours(data, out, by_file=True),
     "ours_unit": lambda data, out: ours(data, out, with_unit_cost=True),
     "duckdb": baseline,
 }

@@ -13,7 +13,6 @@ Four changes to the stock DuckDBPolarsIOManager, each covered by a test:
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -22,8 +21,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
-from unitcost_platform.config import UnitcostConfig, load_config
-from unitcost_platform.defs.rollup import input_statement, log_rows_loaded, query_of
+from unitcost_platform.defs.rollup import input_statement, log_rows_loaded, query_of, run_config
 from unitcost_platform.staging import StagedRows
 from unitcost_platform.warehouse_sql import DUCKDB
 
@@ -68,6 +66,16 @@ def _add_new_columns(connection: duckdb.DuckDBPyConnection, table_slice: TableSl
             _run(connection, f'alter table {_quoted(table_slice)} add column "{name}" {duck_type}')
 
 
+def _ensure_table(connection: duckdb.DuckDBPyConnection, table_slice: TableSlice, schema: pl.Schema | dict) -> None:
+    """The table with (at least) the columns of `schema`, created from it if new."""
+    connection.register("__unitcost_frame", pl.DataFrame(schema=schema).to_arrow(compat_level=pl.CompatLevel.newest()))
+    try:
+        _run(connection, f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0")
+        _add_new_columns(connection, table_slice)
+    finally:
+        connection.unregister("__unitcost_frame")
+
+
 class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
     """Writes every frame (empty ones too) and reads with the relation API."""
 
@@ -76,17 +84,11 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
     ):
         # In slices of WRITE_BATCH_ROWS: a frame's Arrow copy (strings are copied) is one slice's at a
         # time, not the whole table's next to it. Newest Arrow types: string views need no conversion.
-        for i, chunk in enumerate([obj.clear()] + list(obj.iter_slices(WRITE_BATCH_ROWS))):
+        _ensure_table(connection, table_slice, obj.schema)
+        for chunk in obj.iter_slices(WRITE_BATCH_ROWS):
             connection.register("__unitcost_frame", chunk.to_arrow(compat_level=pl.CompatLevel.newest()))
             try:
-                if i == 0:
-                    _run(
-                        connection,
-                        f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0",
-                    )
-                    _add_new_columns(connection, table_slice)
-                else:
-                    _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
+                _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
             finally:
                 connection.unregister("__unitcost_frame")
         context.add_output_metadata(
@@ -102,8 +104,9 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
         _missing_table(connection, table_slice)
         query = input_statement(
-            context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement, DUCKDB, lambda: self.config()
-        )
+            context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement, DUCKDB,
+            run_config(self.config_path),
+        )  # fmt: skip
         # Streamed out in batches: the result is not held in DuckDB's memory as well as in Python's.
         frame = pl.from_arrow(connection.sql(query).to_arrow_reader(READ_BATCH_ROWS).read_all())
         named = query_of(context)
@@ -115,11 +118,6 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
     def __init__(self, config_path: str | None = None):
         self.config_path = config_path
 
-    def config(self) -> UnitcostConfig:
-        if self.config_path is None:
-            raise dg.DagsterInvariantViolationError("a named warehouse query needs the IO manager's config_path")
-        return load_config(Path(self.config_path))
-
 
 class StagedRowsDuckDBTypeHandler(DbTypeHandler[StagedRows]):
     """Rows staged in Parquet parts (raw_billing's day, never one frame) go in with one INSERT that
@@ -127,12 +125,7 @@ class StagedRowsDuckDBTypeHandler(DbTypeHandler[StagedRows]):
 
     def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: StagedRows, connection):
         try:
-            connection.register("__unitcost_frame", pl.DataFrame(schema=obj.schema).to_arrow())
-            try:
-                _run(connection, f"create table if not exists {_quoted(table_slice)} as select * from __unitcost_frame limit 0")
-                _add_new_columns(connection, table_slice)
-            finally:
-                connection.unregister("__unitcost_frame")
+            _ensure_table(connection, table_slice, obj.schema)
             if obj.parts:
                 context.log.info(f"inserting {obj.rows:,} rows of {table_slice.table} from {len(obj.parts)} staged part(s)")
                 files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in obj.parts)

@@ -16,15 +16,14 @@ cost read raw_billing: the warehouse scans the line items, Python gets sums (`wa
 
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.db_io_manager import TableSlice
 
+from unitcost_platform.config import UnitcostConfig, load_config
 from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
-
-if TYPE_CHECKING:
-    from unitcost_platform.config import UnitcostConfig
 
 ROLLUP_KEY = "rollup"
 ROWS_LOADED = "warehouse -> Python"  # logged for every input: how many rows left the warehouse
@@ -52,6 +51,18 @@ def queries() -> dict[str, WarehouseQuery]:
         "team_items": TEAM_QUERY,
         "product_items": PRODUCT_QUERY,
     }
+
+
+def run_config(config_path: str | None) -> Callable[[], UnitcostConfig]:
+    """How an IO manager gets the run's config for a named query: unitcost.yaml at `config_path`,
+    loaded when a query needs it."""
+
+    def load() -> UnitcostConfig:
+        if config_path is None:
+            raise dg.DagsterInvariantViolationError("a named warehouse query needs the IO manager's config_path")
+        return load_config(Path(config_path))
+
+    return load
 
 
 def query_of(context: dg.InputContext) -> WarehouseQuery | None:
@@ -116,7 +127,7 @@ def input_statement(
     table: str,
     select: Callable[[TableSlice], str],
     dialect: Dialect | None = None,
-    config: "Callable[[], UnitcostConfig] | None" = None,
+    config: Callable[[], UnitcostConfig] | None = None,
 ) -> str:
     """The query an IO manager runs for an input: no partitions (an empty window) reads no rows,
     a rollup reads sums, a named query its aggregate, anything else the slice's rows. `table` is the

@@ -16,7 +16,6 @@ the tests run is the code production runs.
 
 import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -25,8 +24,13 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_snowflake import SnowflakeIOManager
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient, _get_cleanup_statement
 
-from unitcost_platform.config import load_config
-from unitcost_platform.defs.rollup import input_statement, log_rows_loaded, query_of, rollup_of
+from unitcost_platform.defs.rollup import (
+    input_statement,
+    log_rows_loaded,
+    query_of,
+    rollup_of,
+    run_config,
+)
 from unitcost_platform.staging import StagedRows
 from unitcost_platform.tables import TABLE_SCHEMAS
 from unitcost_platform.warehouse_sql import SNOWFLAKE
@@ -166,7 +170,7 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
             rollup, named = rollup_of(context), query_of(context)
             statement = input_statement(
                 context, table_slice, _name(table_slice), SnowflakeDbClient.get_select_statement, SNOWFLAKE,
-                lambda: load_config(Path(self.config_path or "")) if self.config_path else _no_config(),
+                run_config(self.config_path),
             )  # fmt: skip
             cursor.execute(statement)
             frame = cursor.fetch_pandas_all()
@@ -204,10 +208,6 @@ class DeferredDeleteSnowflakeDbClient(SnowflakeDbClient):
     def ensure_schema_exists(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"create schema if not exists {table_slice.database}.{table_slice.schema}")
-
-
-def _no_config():
-    raise dg.DagsterInvariantViolationError("a named warehouse query needs the IO manager's config_path")
 
 
 class UnitcostSnowflakeIOManager(SnowflakeIOManager):

@@ -173,7 +173,7 @@ def duplicates_across_parts(
 ) -> list[str]:
     """`duplicates_across_files` over staged Parquet parts (one file's rows each), never a day in memory.
 
-    Each part's distinct row hashes are split by their top bits into HASH_BUCKETS arrays spilled next
+    Each part's distinct row hashes are split by their top HASH_BUCKET_BITS bits into arrays spilled next
     to the parts; each bucket is then sorted alone, and a hash found twice is in two parts (a part's
     hashes are distinct). Only the rows with such a hash are read back and compared on every column.
     """

@@ -30,12 +30,18 @@ UNITCOST = Path(sys.executable).parent / "unitcost"
 D = dt.date(2026, 3, 1)
 
 
-def test_smoke_size_prints_every_figure_and_matches_the_baseline(tmp_path):
+def _smoke_bench(tmp_path: Path, mode: str, timeout: int) -> subprocess.CompletedProcess:
+    """`unitcost bench --sizes smoke --runs 1 <mode>` as a user runs it; it must succeed."""
     done = subprocess.run(
-        [str(UNITCOST), "bench", "--sizes", "smoke", "--runs", "1", "--no-backfill", "--work-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [str(UNITCOST), "bench", "--sizes", "smoke", "--runs", "1", mode, "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_smoke_size_prints_every_figure_and_matches_the_baseline(tmp_path):
+    done = _smoke_bench(tmp_path, "--no-backfill", timeout=600)
     out = done.stdout
     for stage in ("read billing (raw_billing, every column)", "tag coverage", "allocation",
                   "unit cost (30-day run rate, 7-day trends)", "alerts (14-day service drivers)",
@@ -116,11 +122,7 @@ def _step_lines(out: str) -> dict[str, float]:
 
 def test_dagster_mode_reports_every_step_the_peak_rss_and_the_baseline_ratio(tmp_path):
     """`unitcost bench --sizes smoke --dagster`: one real `dagster asset materialize` of every asset."""
-    done = subprocess.run(
-        [str(UNITCOST), "bench", "--sizes", "smoke", "--runs", "1", "--dagster", "--work-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _smoke_bench(tmp_path, "--dagster", timeout=300)
     out = done.stdout
     assert "20,000 line items, 200 tenants" in out and "medians of 1 run(s)" in out
     assert "Dagster run" in done.stderr and "succeeded" in done.stderr  # the progress lines

@@ -1,5 +1,7 @@
 """The three inputs of a day: billing line items, tenant usage, the customer dimension."""
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
@@ -39,16 +41,16 @@ def build_ingest_assets(
             cfg = unitcost.load_config()
             read = stage_billing(cfg, unitcost.data_path(), days, context.log.info, _resources(context, "billing"))
         cost = cfg.cost_column
-        per_day = {key[0]: part for key, part in read.summary.group_by(["x_ChargeDate"])}
-        for date in days:
-            day = per_day.get(date, read.summary.clear())
+
+        def describe(date: dt.date, day: pl.DataFrame) -> dict:
+            """`day`: billing_summary rows of the day (one per source, provider, currency, ...)."""
             total = day[cost].sum()
             tagged = day.filter(pl.col("tagged"))[cost].sum()
             by_source = day.group_by("x_Source").agg(pl.col(cost).sum()).sort("x_Source")
             # The partition's billing period, not its rows': a day without line items was read from
             # the period's manifest too (and is not restated on every tick for lack of a version).
             period = date.strftime("%Y-%m")
-            context.add_asset_metadata({
+            return {
                 "dagster/row_count": int(day["rows"].sum()),
                 "total_cost": money(total),
                 "cost_column": cost,
@@ -58,7 +60,9 @@ def build_ingest_assets(
                 # Read by the restatement sensor: what this day was computed from.
                 SOURCE_TOTALS_KEY: {s: round(v or 0.0, 6) for s, v in by_source.iter_rows()},
                 SOURCE_VERSIONS_KEY: {k: v for k, v in read.versions.items() if k.endswith(period)},
-            }, partition_key=date.isoformat())  # fmt: skip
+            }
+
+        per_day_metadata(context, days, read.summary, "x_ChargeDate", describe_day=describe)
         context.log.info(f"{read.rows.rows:,} line items staged in {len(read.rows.parts)} part(s)")
         return read.rows
 
