@@ -1,6 +1,7 @@
 """Materialization metadata a person reads in the UI, attached per partition (day)."""
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +47,25 @@ def latest_metadata_by_day(
         if day not in found and record.asset_materialization is not None:
             found[day] = record.asset_materialization.metadata
     return found
+
+
+def documents_metadata(documents: list[dict]) -> dg.TextMetadataValue:
+    """Documents a sensor reads from a materialization (alerts, messages), as one compact JSON text.
+
+    A `json` metadata value is serialized by Dagster value by value: 46,000 alerts (a day at 100k
+    customers) took 4.3 s and 36 MB, against 0.7 s as one text, per asset and day. People read the
+    markdown tables beside it; this entry is for the sensor (`read_documents`).
+    """
+    return dg.MetadataValue.text(json.dumps(documents, separators=(",", ":")))
+
+
+def read_documents(entry: dg.MetadataValue | None) -> list[dict]:
+    """What `documents_metadata` stored; also a `json` value, as materializations stored before it."""
+    if entry is None:
+        return []
+    if isinstance(entry, dg.TextMetadataValue):
+        return json.loads(entry.text)
+    return list(entry.value)
 
 
 def money(value: float | None) -> float:

@@ -6,7 +6,7 @@ import dagster as dg
 
 from unitcost_platform.config import SchedulesConfig
 from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY
-from unitcost_platform.defs.metadata import latest_metadata_by_day
+from unitcost_platform.defs.metadata import latest_metadata_by_day, read_documents
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.notify import payloads
 from unitcost_platform.notify.delivery import WebhookSender
@@ -41,8 +41,7 @@ def _latest_alerts(instance: dg.DagsterInstance, days: list[dt.date]) -> list[di
     """The alerts of each day from its latest cost_alerts materialization (a restated day counts once)."""
     alerts = []
     for metadata in latest_metadata_by_day(instance, "cost_alerts", days, per_day=50).values():
-        entry = metadata.get(ALERTS_METADATA_KEY)
-        alerts += entry.value if entry is not None else []
+        alerts += read_documents(metadata.get(ALERTS_METADATA_KEY))
     return sorted(alerts, key=lambda a: (a["day"], a["alert_type"], a.get("customer_id") or ""))
 
 

@@ -8,6 +8,7 @@ import dagster as dg
 from unitcost_platform.config import NotificationsConfig
 from unitcost_platform.defs.assets.engineering import UNIT_COST_METADATA_KEY
 from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY
+from unitcost_platform.defs.metadata import read_documents
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.notify import payloads
 from unitcost_platform.notify.delivery import WebhookSender
@@ -63,7 +64,7 @@ def deliver_alerts(context: dg.SensorEvaluationContext, notifications: Notificat
         )
         for record in result.records:
             entry = record.asset_materialization.metadata.get(key) if record.asset_materialization else None
-            alerts = entry.value if entry is not None else []
+            alerts = read_documents(entry)
             offer_alerts(ledger, alerts, notifications, sender, report)
             ledger.after[asset] = record.storage_id
     store.save(ledger)

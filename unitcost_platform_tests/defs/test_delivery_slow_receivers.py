@@ -19,6 +19,7 @@ import pytest
 
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.defs.assets.reporting import ALERTS_METADATA_KEY
+from unitcost_platform.defs.metadata import read_documents
 from unitcost_platform.defs.sensors import ALERT_SENSOR, LEDGER_KEY
 from unitcost_platform.notify.delivery import WebhookSender
 from unitcost_platform_tests.helpers import focus_csv, write_customers_csv
@@ -159,7 +160,7 @@ class Deployment:
     def expected(self) -> set[tuple[str, str]]:
         """(destination, alert id) of the first P1/P2 of every incident the materializations hold."""
         records = self.instance.fetch_materializations(dg.AssetKey("alert_incidents"), limit=100).records
-        alerts = [a for r in records for a in r.asset_materialization.metadata[ALERTS_METADATA_KEY].value]
+        alerts = [a for r in records for a in read_documents(r.asset_materialization.metadata[ALERTS_METADATA_KEY])]
         return {
             (dest, a["alert_id"]) for a in alerts
             if a["alert_type"] in ("P1", "P2") and a["day"] == a["opened_day"] for dest in ("comp", "plat")

@@ -11,6 +11,7 @@ from unitcost_platform.defs.assets.reporting import (
     materialized_days_in,
 )
 from unitcost_platform.defs.metadata import (
+    documents_metadata,
     markdown_table,
     per_day_metadata,
     usd,
@@ -93,7 +94,7 @@ def build_engineering_assets(
                 ),
                 "largest_per_customer_cost": largest,
                 # Read by the delivery sensor: one message per owning team with a crossing or a large move.
-                UNIT_COST_METADATA_KEY: dg.MetadataValue.json(on_day),
+                UNIT_COST_METADATA_KEY: documents_metadata(on_day),
             }
 
         per_day_metadata(context, days, frame, "day", describe)
@@ -136,7 +137,7 @@ def build_engineering_assets(
                 "resolved": day.filter(pl.col("status") == "resolved").height,
                 "incidents": dg.MetadataValue.md(markdown_table(shown.head(20))),
                 # Read by the delivery sensor: the day's alerts with their incidents, and the resolved incidents.
-                ALERTS_METADATA_KEY: dg.MetadataValue.json(docs["alerts"] + docs["resolved"]),
+                ALERTS_METADATA_KEY: documents_metadata(docs["alerts"] + docs["resolved"]),
             }
 
         per_day_metadata(context, days, frame, "day", describe)

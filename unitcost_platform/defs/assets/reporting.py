@@ -7,6 +7,7 @@ import polars as pl
 
 from unitcost_platform.defs.assets.common import daily_asset
 from unitcost_platform.defs.metadata import (
+    documents_metadata,
     markdown_table,
     money,
     pct,
@@ -167,7 +168,7 @@ def build_reporting_assets(
                     markdown_table(day.select("alert_type", "customer_id", "value", "owners", "message").head(20))
                 ),
                 # Read by the delivery sensor: the alerts travel with the materialization event.
-                ALERTS_METADATA_KEY: dg.MetadataValue.json(alerts_as_documents(day)),
+                ALERTS_METADATA_KEY: documents_metadata(alerts_as_documents(day)),
             }
 
         per_day_metadata(context, days, frame, "day", describe)
