@@ -120,16 +120,6 @@ class LocalSqliteStorage(DagsterSqliteStorage):
     def from_config_value(cls, inst_data, config_value):
         return cls.from_local(inst_data=inst_data, **config_value)
 
-    @property
-    def event_storage_data(self) -> ConfigurableClassData | None:
-        return _event_log_data(self.base_dir)
-
-
-def _event_log_data(home: str) -> ConfigurableClassData:
-    return ConfigurableClassData(
-        __name__, LocalEventLogStorage.__name__, yaml.dump({"base_dir": _event_logs_directory(home)})
-    )
-
 
 class LocalInstance(DagsterInstance):
     """Dagster's instance with LocalSqliteStorage as its default storage (see the module docstring)."""
@@ -144,5 +134,8 @@ class LocalInstance(DagsterInstance):
         defaults["storage"] = ConfigurableClassData(
             __name__, LocalSqliteStorage.__name__, yaml.dump({"base_dir": base_dir})
         )
-        defaults["event_log_storage"] = _event_log_data(base_dir)
+        # Used when dagster.yaml configures the storages one by one (run_storage: ... only).
+        defaults["event_log_storage"] = ConfigurableClassData(
+            __name__, LocalEventLogStorage.__name__, yaml.dump({"base_dir": _event_logs_directory(base_dir)})
+        )
         return defaults
