@@ -111,6 +111,15 @@ def failure_text(context: dg.RunFailureSensorContext) -> str:
     return "\n".join(lines)
 
 
+def is_first_failure(context: dg.RunFailureSensorContext) -> bool:
+    """Whether this failure event is the run's first. A run whose worker dies can be reported failed twice: the code
+    server that launched it and the daemon's run monitoring each see the dead worker, check that the run has not
+    finished and report it failed, so Dagster stores two failure events and runs this sensor for each."""
+    run_id = context.dagster_run.run_id
+    records = context.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE, limit=1).records
+    return not records or records[0].event_log_entry.dagster_event == context.failure_event
+
+
 def build_run_failure_sensor(monitored_job) -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name=RUN_FAILURE_SENSOR,
@@ -122,8 +131,10 @@ def build_run_failure_sensor(monitored_job) -> dg.SensorDefinition:
         notifications = unitcost.load_config().notifications
         if notifications.finops is None:
             return dg.SkipReason("no FinOps destination configured (notifications.finops)")
-        sender = WebhookSender(notifications)
         run_id = context.dagster_run.run_id
+        if not is_first_failure(context):
+            return dg.SkipReason(f"run {run_id} was reported failed twice; FinOps was told at the first report")
+        sender = WebhookSender(notifications)
         error = failure_text(context)
         body = payloads.run_failure_payload(
             sender.destination_type(notifications.finops), context.dagster_run.job_name, run_id, error,

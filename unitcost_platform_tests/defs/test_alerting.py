@@ -269,6 +269,31 @@ def test_run_failure_tells_finops(alerting, httpserver):
     assert f"http://dagster.example/runs/{run.run_id}" in json.dumps(body)
 
 
+def test_a_run_reported_failed_twice_tells_finops_once(alerting, httpserver):
+    # When a run worker dies, the code server that launched it and the daemon's run monitoring can both
+    # report the run failed; Dagster then stores two failure events and runs the sensor for each.
+    httpserver.expect_request("/hooks/fin/" + SECRET).respond_with_data("ok")
+    billing = alerting.data / "billing" / "march-a.csv"
+    billing.write_text(billing.read_text().replace("USD", "EUR", 1))
+    result = run_range(alerting.settings, DAYS[0], DAYS[0], instance=alerting.instance, raise_on_error=False)
+    run = alerting.instance.get_run_by_id(result.run_id)
+    alerting.instance.report_run_failed(run, "Detected run worker status FAILED. Marking run as failed.")
+    failures = [r.event_log_entry.dagster_event for r in alerting.instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records]  # fmt: skip
+    assert len(failures) == 2
+    sensor = alerting.defs.resolve_sensor_def(RUN_FAILURE_SENSOR)
+    outcomes = [
+        sensor(dg.build_run_status_sensor_context(
+            sensor_name=RUN_FAILURE_SENSOR, dagster_instance=alerting.instance, dagster_run=run, dagster_event=failure,
+            resources={"unitcost": alerting.defs.resources["unitcost"]},
+        ).for_run_failure())
+        for failure in failures
+    ]  # fmt: skip
+    [(dest, body)] = _received(httpserver)
+    assert dest == "fin" and "mixes currencies" in body["text"]  # the first report's error
+    assert outcomes[0] is None and "reported failed twice" in outcomes[1].skip_message
+
+
 def test_daily_schedule_runs_yesterday(alerting):
     schedule = alerting.defs.resolve_schedule_def(DAILY_SCHEDULE)
     assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone in (None, "UTC")
