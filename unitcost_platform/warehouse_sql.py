@@ -39,26 +39,30 @@ class Dialect:
         """True where `pattern` occurs anywhere in the value (Polars' `str.contains`)."""
         if self.name == "snowflake":
             # REGEXP_LIKE matches the whole value; REGEXP_INSTR finds it anywhere.
-            return f"(regexp_instr({column}, {text(pattern)}) > 0)"
-        return f"regexp_matches({column}, {text(pattern)})"
+            return f"(regexp_instr({column}, {self.text(pattern)}) > 0)"
+        return f"regexp_matches({column}, {self.text(pattern)})"
 
     def json_text(self, column: str, key: str) -> str:
         """The value of a top-level key of a JSON object held as text, as text (null if absent)."""
         if self.name == "snowflake":
-            return f"json_extract_path_text({column}, {text(json.dumps(key))})"
-        return f"json_extract_string({column}, {text('$.' + json.dumps(key))})"
+            return f"json_extract_path_text({column}, {self.text(json.dumps(key))})"
+        return f"json_extract_string({column}, {self.text('$.' + json.dumps(key))})"
+
+    def text(self, value: str) -> str:
+        """A string literal of any value: Snowflake also reads a backslash in one as an escape."""
+        return text(value.replace("\\", "\\\\") if self.name == "snowflake" else value)
 
     def trim_blank(self, expr: str) -> str:
         """`expr` without leading and trailing Unicode whitespace, null when nothing is left."""
-        return f"nullif(trim({expr}, {text(UNICODE_WHITESPACE)}), '')"
+        return f"nullif(trim({expr}, {self.text(UNICODE_WHITESPACE)}), '')"
 
 
 DUCKDB = Dialect("duckdb")
 SNOWFLAKE = Dialect("snowflake")
 
 
-def in_list(column: str, values: Sequence[str]) -> str:
-    return f"{column} in ({', '.join(text(v) for v in values)})"
+def in_list(column: str, values: Sequence[str], dialect: Dialect) -> str:
+    return f"{column} in ({', '.join(dialect.text(v) for v in values)})"
 
 
 def match_sql(match: "PoolMatch", dialect: Dialect) -> str:
@@ -67,15 +71,15 @@ def match_sql(match: "PoolMatch", dialect: Dialect) -> str:
     if match.all:
         conditions.append("true")
     if match.service_category:
-        conditions.append(in_list("ServiceCategory", match.service_category))
+        conditions.append(in_list("ServiceCategory", match.service_category, dialect))
     if match.service_name:
-        conditions.append(in_list("ServiceName", match.service_name))
+        conditions.append(in_list("ServiceName", match.service_name, dialect))
     if match.provider:
-        conditions.append(in_list("ProviderName", match.provider))
+        conditions.append(in_list("ProviderName", match.provider, dialect))
     if match.resource_id_pattern:
         conditions.append(dialect.regex_search("ResourceId", match.resource_id_pattern))
     for key, value in (match.tags or {}).items():
-        conditions.append(f"{dialect.json_text('Tags', key)} = {text(value)}")
+        conditions.append(f"{dialect.json_text('Tags', key)} = {dialect.text(value)}")
     return f"coalesce(({' and '.join(conditions)}), false)"
 
 
@@ -83,8 +87,8 @@ def pool_sql(pools: "list[PoolConfig]", dialect: Dialect) -> str:
     """The SQL twin of `transforms.pools.pool_expr`: direct, the first matching pool, or null."""
     from unitcost_platform.config import DIRECT_POOL
 
-    whens = "".join(f" when {match_sql(p.match, dialect)} then {text(p.name)}" for p in pools)
-    return f"case when x_TenantId is not null then {text(DIRECT_POOL)}{whens} else null end"
+    whens = "".join(f" when {match_sql(p.match, dialect)} then {dialect.text(p.name)}" for p in pools)
+    return f"case when x_TenantId is not null then {dialect.text(DIRECT_POOL)}{whens} else null end"
 
 
 def first_tag_sql(keys: Sequence[str], dialect: Dialect) -> str:

@@ -16,7 +16,7 @@ from dagster import TimeWindow
 from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
 from unitcost_platform.defs.partitions import trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.defs.rollup import ROLLUP_KEY, WithRollup, warehouse_config
 from unitcost_platform.transforms import checks
 
 CONSERVATION = "conservation"
@@ -35,15 +35,15 @@ HISTORY = trailing_days(checks.TRAILING_DAYS + 1)
 class _EarlierDaysToo:
     """An input context whose window starts `days` days earlier; everything else is the context's."""
 
-    def __init__(self, context: dg.InputContext, days: int):
-        self._context, self._days = context, days
+    def __init__(self, context: dg.InputContext, days: int, io_manager: dg.IOManager):
+        self._context, self._days, self._io_manager = context, days, io_manager
 
     def __getattr__(self, name: str):
         return getattr(self._context, name)
 
     @property
     def resource_config(self):  # the warehouse IO manager's (that wrote the table), not this input manager's
-        return self._context.upstream_output.resource_config
+        return warehouse_config(self._context, self._io_manager)
 
     @property
     def asset_partitions_time_window(self) -> TimeWindow:
@@ -59,25 +59,6 @@ class _EarlierDaysToo:
         return [(first - dt.timedelta(days=n)).isoformat() for n in range(self._days, 0, -1)] + keys
 
 
-class _SummedBy:
-    """An input context whose input declares `rollup` (a check cannot set metadata on its own asset's
-    input, only an input manager); everything else is the context's."""
-
-    def __init__(self, context: dg.InputContext, rollup: dict):
-        self._context, self._rollup = context, rollup
-
-    def __getattr__(self, name: str):
-        return getattr(self._context, name)
-
-    @property
-    def resource_config(self):
-        return self._context.upstream_output.resource_config
-
-    @property
-    def definition_metadata(self):
-        return {**(self._context.definition_metadata or {}), ROLLUP_KEY: self._rollup}
-
-
 ALLOCATION_TOTALS = "allocation_totals"  # the input manager of the conservation check
 ALLOCATION_BY_TENANT = "allocation_by_tenant"  # the input manager of the orphans check
 
@@ -85,19 +66,22 @@ ALLOCATION_BY_TENANT = "allocation_by_tenant"  # the input manager of the orphan
 @dg.input_manager(required_resource_keys={"io_manager"})
 def allocation_totals(context: dg.InputContext) -> pl.DataFrame:
     """allocated_cost summed per day and unallocated reason by the warehouse (not its millions of rows)."""
-    return context.resources.io_manager.load_input(_SummedBy(context, checks.CONSERVATION_ROLLUP))
+    io_manager = context.resources.io_manager
+    return io_manager.load_input(WithRollup(context, checks.CONSERVATION_ROLLUP, io_manager))
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
 def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
     """allocated_cost summed per day, tenant, customer and unallocated reason by the warehouse."""
-    return context.resources.io_manager.load_input(_SummedBy(context, checks.ORPHANS_ROLLUP))
+    io_manager = context.resources.io_manager
+    return io_manager.load_input(WithRollup(context, checks.ORPHANS_ROLLUP, io_manager))
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
 def coverage_history(context: dg.InputContext) -> pl.DataFrame:
     """tag_coverage of the check's days and the trailing week before them, through the warehouse IO manager."""
-    return context.resources.io_manager.load_input(_EarlierDaysToo(context, checks.TRAILING_DAYS))
+    io_manager = context.resources.io_manager
+    return io_manager.load_input(_EarlierDaysToo(context, checks.TRAILING_DAYS, io_manager))
 
 
 def _days(context: dg.AssetCheckExecutionContext) -> list[dt.date]:

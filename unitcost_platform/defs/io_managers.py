@@ -21,7 +21,13 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
-from unitcost_platform.defs.rollup import input_statement, log_rows_loaded, query_of, run_config
+from unitcost_platform.defs.rollup import (
+    input_statement,
+    keep_config,
+    log_rows_loaded,
+    query_of,
+    run_config,
+)
 from unitcost_platform.staging import StagedRows
 from unitcost_platform.warehouse_sql import DUCKDB
 
@@ -229,11 +235,11 @@ class UnitcostDuckDBIOManager(DuckDBPolarsIOManager):
         return [PolarsDuckDBTypeHandler(self.config_path), StagedRowsDuckDBTypeHandler()]
 
     def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
+        return keep_config(DbIOManager(
             db_client=TransactionalDuckDbClient(),
             database=self.database,
             schema=self.schema_,
             type_handlers=self.type_handlers(),
             default_load_type=self.default_load_type(),
             io_manager_name="UnitcostDuckDBIOManager",
-        )
+        ), context)

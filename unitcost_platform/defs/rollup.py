@@ -8,22 +8,27 @@ as alias, count(*) as alias ... where ... group by by...` over the input's parti
 every row (a null key matches neither `=` nor `!=`). Trailing windows use it: the 30-day run rate needs one row per
 customer and day, not 30 days of tenant x service x pool rows (millions a day for a large SaaS).
 
+An asset that needs a rollup for a few keys only (the customers it flagged) declares it with
+`input_manager_key=BY_KEY` and gets a `RollupByKey`: it asks for those keys' rows when it knows
+them, and the warehouse adds `where column in (...)` to the same query.
+
 `metadata={ROLLUP_KEY: {"query": name}}` names a `WarehouseQuery` of QUERIES instead: an aggregate
 whose SQL depends on the run's config (the pools, the cost column, the team tag keys), so the IO
 manager loads the config to build it. That is how tag coverage, allocation, team spend and product
 cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 from dagster._core.storage.db_io_manager import TableSlice
 
 from unitcost_platform.config import UnitcostConfig, load_config
-from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
+from unitcost_platform.warehouse_sql import DUCKDB, Dialect, WarehouseQuery
 
 ROLLUP_KEY = "rollup"
 ROWS_LOADED = "warehouse -> Python"  # logged for every input: how many rows left the warehouse
@@ -33,6 +38,8 @@ def log_rows_loaded(context: dg.InputContext, rows: int) -> None:
     """One log line per input loaded (the benchmark sums them): what left the warehouse, and why."""
     rollup = (context.definition_metadata or {}).get(ROLLUP_KEY)
     how = f"query {rollup['query']}" if rollup and "query" in rollup else "rollup" if rollup else "rows"
+    for column, values in ((rollup or {}).get("keys") or {}).items():
+        how += f" of {len(values)} {column}"
     days = len(context.asset_partition_keys) if context.has_asset_partitions else 0
     context.log.info(f"{ROWS_LOADED}: {rows} rows of {context.asset_key.to_user_string()} ({how}, {days} day(s))")
 
@@ -87,14 +94,17 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
             raise dg.DagsterInvariantViolationError(
                 f"{ROLLUP_KEY} sum_where {alias}: expected [column, key, '=' or '!=', text value], got {spec}"
             )
+    for column, values in (rollup.get("keys") or {}).items():
+        if column not in rollup["by"] or not all(isinstance(v, str) for v in values):
+            raise dg.DagsterInvariantViolationError(
+                f"{ROLLUP_KEY} keys {column}: expected one of the `by` columns and text values, got {rollup}"
+            )
     return rollup
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def rollup_statement(table_slice: TableSlice, rollup: Mapping[str, Any], select: Callable[[TableSlice], str]) -> str:
+def rollup_statement(
+    table_slice: TableSlice, rollup: Mapping[str, Any], select: Callable[[TableSlice], str], dialect: Dialect = DUCKDB
+) -> str:
     """The grouped query over the slice's rows (only the columns it needs are read)."""
     by, sums = list(rollup["by"]), list(rollup.get("sum", []))
     where_sums = dict(rollup.get("sum_where", {}))
@@ -104,11 +114,15 @@ def rollup_statement(table_slice: TableSlice, rollup: Mapping[str, Any], select:
     keys = ", ".join(by)
     totals = ", ".join(
         [f"sum({c}) as {c}" for c in sums]
-        + [f"sum(case when {key} {op} {_text(value)} then {column} else 0 end) as {alias}"
+        + [f"sum(case when {key} {op} {dialect.text(value)} then {column} else 0 end) as {alias}"
            for alias, (column, key, op, value) in where_sums.items()]
         + ([f"count(*) as {rollup['count']}"] if rollup.get("count") else [])
     )  # fmt: skip
     conditions = [f"{c} is null" for c in nulls] + [f"{c} is not null" for c in present]
+    conditions += [
+        f"{column} in ({', '.join(dialect.text(v) for v in values)})" if values else "1 = 0"
+        for column, values in (rollup.get("keys") or {}).items()
+    ]
     where = f" where {' and '.join(conditions)}" if conditions else ""
     return f"select {keys}, {totals} from ({rows}) as unitcost_rows{where} group by {keys}"
 
@@ -144,5 +158,79 @@ def input_statement(
     if empty:
         return empty_rollup_statement(table, rollup) if rollup else f"select * from {table} limit 0"
     if rollup:
-        return rollup_statement(table_slice, rollup, select)
+        return rollup_statement(table_slice, rollup, select, dialect or DUCKDB)
     return select(table_slice)
+
+
+CONFIG_ATTRIBUTE = "unitcost_resource_config"
+
+
+def keep_config(manager: dg.IOManager, context: dg.InitResourceContext) -> dg.IOManager:
+    """The warehouse IO manager with its own resource config, for inputs read through input managers."""
+    setattr(manager, CONFIG_ATTRIBUTE, dict(context.resource_config or {}))
+    return manager
+
+
+def warehouse_config(context: dg.InputContext, io_manager: dg.IOManager) -> Mapping[str, Any]:
+    """The config of the warehouse IO manager that wrote an input, for an input manager reading it
+    through that IO manager: Dagster passes it as the upstream output's, but leaves that empty when
+    the upstream asset is not part of the run (materializing one asset alone)."""
+    return context.upstream_output.resource_config or getattr(io_manager, CONFIG_ATTRIBUTE, {})
+
+
+class WithRollup:
+    """An input context whose input reads `rollup` (an input manager cannot set its input's metadata)
+    through the warehouse IO manager `io_manager`; everything else is the context's."""
+
+    def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any], io_manager: dg.IOManager):
+        self._context, self._rollup, self._io_manager = context, rollup, io_manager
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+    @property
+    def resource_config(self):  # the warehouse IO manager's (that wrote the table), not the input manager's
+        return warehouse_config(self._context, self._io_manager)
+
+    @property
+    def definition_metadata(self):
+        return {**(self._context.definition_metadata or {}), ROLLUP_KEY: self._rollup}
+
+    @property
+    def dagster_type(self) -> dg.DagsterType:  # the IO manager reads a rollup as a frame, whatever the input is
+        return _FRAME
+
+
+_FRAME = dg.PythonObjectDagsterType(pl.DataFrame)
+
+
+BY_KEY = "rollup_by_key"  # the input manager of inputs read for some keys only
+KEYS_PER_QUERY = 5_000  # a long `in (...)` list is split over several queries
+
+
+class RollupByKey:
+    """A rollup input read when the asset knows which keys it needs: `rows(column, values)` returns
+    the rows of those values only (every partition of the input's window), and nothing else leaves
+    the warehouse. An asset explaining a few flagged customers reads their rows, not every customer's."""
+
+    def __init__(self, context: dg.InputContext, io_manager: dg.IOManager, rollup: Mapping[str, Any]):
+        self._context, self._io_manager, self._rollup = context, io_manager, rollup
+
+    def rows(self, column: str, values: Iterable[str | None]) -> pl.DataFrame:
+        wanted = sorted({v for v in values if v is not None})
+        batches = [wanted[i : i + KEYS_PER_QUERY] for i in range(0, len(wanted), KEYS_PER_QUERY)] or [[]]
+        frames = [
+            self._io_manager.load_input(WithRollup(self._context, {**self._rollup, "keys": {column: batch}}, self._io_manager))
+            for batch in batches
+        ]
+        return pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+
+
+@dg.input_manager(required_resource_keys={"io_manager"})
+def rollup_by_key(context: dg.InputContext) -> RollupByKey:
+    """The input's rollup (its ROLLUP_KEY metadata), read through the warehouse IO manager for the
+    keys the asset asks for."""
+    rollup = rollup_of(context)
+    if rollup is None:
+        raise dg.DagsterInvariantViolationError(f"an input read with {BY_KEY} needs {ROLLUP_KEY} metadata with `by` and `sum`")
+    return RollupByKey(context, context.resources.io_manager, rollup)

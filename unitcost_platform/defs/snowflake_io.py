@@ -26,6 +26,7 @@ from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient, _get_clean
 
 from unitcost_platform.defs.rollup import (
     input_statement,
+    keep_config,
     log_rows_loaded,
     query_of,
     rollup_of,
@@ -225,11 +226,11 @@ class UnitcostSnowflakeIOManager(SnowflakeIOManager):
         return pl.DataFrame
 
     def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
+        return keep_config(DbIOManager(
             db_client=DeferredDeleteSnowflakeDbClient(),
             io_manager_name="UnitcostSnowflakeIOManager",
             database=self.database,
             schema=self.schema_,
             type_handlers=self.type_handlers(),
             default_load_type=self.default_load_type(),
-        )
+        ), context)

@@ -7,6 +7,7 @@ ending at each of them (CUSTOMER_SERVICE_ROLLUP), the alert thresholds and the s
 
 import datetime as dt
 import json
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -74,6 +75,18 @@ def segment_alerts(unit: pl.DataFrame) -> pl.DataFrame:
         alert_type=pl.lit("SEGMENT"), metric=pl.lit("median_cost_non_paying"),
         customer_id=pl.lit(None, dtype=pl.String),
     )
+
+
+# allocated_cost at CUSTOMER_SERVICE_ROLLUP: every customer's rows, or a function that reads the rows of
+# the customers it is given (an asset explaining a few flagged customers reads only theirs).
+ServiceCosts = pl.DataFrame | Callable[[Sequence[str]], pl.DataFrame]
+
+
+def service_costs_of(service_costs: ServiceCosts, customers: pl.Series) -> pl.DataFrame:
+    """The CUSTOMER_SERVICE_ROLLUP rows of `customers` (or every row, when they are already read)."""
+    if isinstance(service_costs, pl.DataFrame):
+        return service_costs
+    return service_costs(customers.drop_nulls().unique().to_list())
 
 
 def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:

@@ -16,7 +16,7 @@ import polars as pl
 
 from unitcost_platform.config import DIRECT_POOL, PoolConfig, UnitcostConfig
 from unitcost_platform.transforms.pools import match_expr, pool_expr
-from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, match_sql, pool_sql, text
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, match_sql, pool_sql
 
 ALLOCATED_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -257,7 +257,7 @@ def _allocation_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> s
     pools = cfg.resolved_pools()
     scopes = " || ".join(
         f"(case when x_TenantId is not null and {match_sql(p.direct_cost_scope, dialect)} "
-        f"then {text('|' + p.name + '|')} else '' end)"
+        f"then {dialect.text('|' + p.name + '|')} else '' end)"
         for p in _scoped(pools)
     ) or "''"
     return (

@@ -36,7 +36,7 @@ import polars as pl
 from scipy import stats
 
 from unitcost_platform.config import AnomaliesConfig, OwnersConfig
-from unitcost_platform.transforms.alerts import _service_changes
+from unitcost_platform.transforms.alerts import ServiceCosts, _service_changes, service_costs_of
 
 BASELINE_DAYS = 28
 QUIET_DAYS = 7
@@ -295,7 +295,7 @@ def _score_days(
 
 def _anomaly_drivers(
     anomalies: pl.DataFrame,
-    service_costs: pl.DataFrame,
+    service_costs: ServiceCosts,
     unit_values: np.ndarray,
     ids: pl.DataFrame,
     first: dt.date,
@@ -307,6 +307,7 @@ def _anomaly_drivers(
     schema = {"day": pl.Date, "customer_id": pl.String, "drivers": pl.String, "owners": pl.String}
     if anomalies.is_empty():
         return pl.DataFrame(schema=schema)
+    service_costs = service_costs_of(service_costs, anomalies["customer_id"])
     targets = anomalies.select("day", "customer_id", pl.col("customer_id").alias("_key"))
     changes = _service_changes(service_costs, targets).rename({"_key": "customer_id"})
     located = anomalies.join(ids, on="customer_id").with_columns(
@@ -368,7 +369,7 @@ def cost_anomalies(
     cost: pl.DataFrame,
     units: pl.DataFrame,
     customers: pl.DataFrame,
-    service_costs: pl.DataFrame,
+    service_costs: ServiceCosts,
     days: list[dt.date],
     cfg: AnomaliesConfig,
     owners: OwnersConfig,
@@ -379,7 +380,8 @@ def cost_anomalies(
     cost: (day, customer_id, total_cost) over the days and the `HISTORY_DAYS` before each;
     units: (day, customer_id, units) over the same window; customers: unit_cost rows of the days
     (day, customer_id, customer_name, tier, status): the active ones get a row; service_costs:
-    allocated_cost at CUSTOMER_SERVICE_ROLLUP over the 14 days ending at each day.
+    allocated_cost at CUSTOMER_SERVICE_ROLLUP over the 14 days ending at each day (or a function
+    reading the rows of the anomalous customers it is given).
     """
     days = sorted(set(days))
     active = customers.filter(pl.col("day").is_in(days) & (pl.col("status") == "active")).select(

@@ -99,8 +99,8 @@ def _coverage_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str
     pools = cfg.resolved_pools()
     by_design, idle_pools = _pool_kinds(pools)
     pool = pool_sql(pools, dialect)
-    design = in_list("pool", by_design) if by_design else "false"
-    idle = in_list("pool", idle_pools) if idle_pools else "false"
+    design = in_list("pool", by_design, dialect) if by_design else "false"
+    idle = in_list("pool", idle_pools, dialect) if idle_pools else "false"
     grain = ", ".join(SCOPES.values())
     ranked = " union ".join(
         f"select day, ResourceId, ServiceName from (select day, ResourceId, ServiceName, rank() over "

@@ -19,7 +19,13 @@ import json
 import polars as pl
 
 from unitcost_platform.config import OwnersConfig
-from unitcost_platform.transforms.alerts import SEGMENT_KEY, _service_changes, alerts_as_documents
+from unitcost_platform.transforms.alerts import (
+    SEGMENT_KEY,
+    ServiceCosts,
+    _service_changes,
+    alerts_as_documents,
+    service_costs_of,
+)
 
 SEGMENT_INCIDENT_KEY = "segment"
 SEVERITY_RANK = {"P2": 1, "P1": 2}
@@ -84,7 +90,7 @@ def _clusters(history: pl.DataFrame, resolve_after_days: int) -> pl.DataFrame:
     )
 
 
-def what_changed(resolved: pl.DataFrame, service_costs: pl.DataFrame, owners: OwnersConfig, top: int = 2) -> pl.DataFrame:
+def what_changed(resolved: pl.DataFrame, service_costs: ServiceCosts, owners: OwnersConfig, top: int = 2) -> pl.DataFrame:
     """(day, customer_id, status, what_changed) for resolved customer incidents: of the services that drove
     the alert at the incident's peak, those whose last 7 days cost fell most against their 7 days then,
     "Amazon EC2 -40% against the week of the peak (compute-team)"."""
@@ -93,7 +99,7 @@ def what_changed(resolved: pl.DataFrame, service_costs: pl.DataFrame, owners: Ow
     if targets.is_empty():
         return pl.DataFrame(schema=schema)
     now = _service_changes(
-        service_costs, targets.select("day", pl.col("customer_id").alias("_key"), "customer_id").unique()
+        service_costs_of(service_costs, targets["customer_id"]), targets.select("day", pl.col("customer_id").alias("_key"), "customer_id").unique()
     ).select("day", pl.col("_key").alias("customer_id"), "service_name", "cost_7d")
     then = [
         (row["day"], row["customer_id"], d["service"], d.get("cost_7d"))
@@ -133,7 +139,7 @@ def alert_incidents(
     unit: pl.DataFrame,
     days: list[dt.date],
     resolve_after_days: int,
-    service_costs: pl.DataFrame | None = None,
+    service_costs: ServiceCosts | None = None,
     owners: OwnersConfig | None = None,
 ) -> pl.DataFrame:
     """One row per day of `days` and incident open on it or resolved on it.

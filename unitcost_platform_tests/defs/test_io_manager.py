@@ -5,9 +5,20 @@ import datetime as dt
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
+from unitcost_platform.defs import rollup
 from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
+from unitcost_platform.defs.rollup import (
+    BY_KEY,
+    KEYS_PER_QUERY,
+    ROLLUP_KEY,
+    RollupByKey,
+    rollup_by_key,
+)
+from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
+from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-10")
 SCHEMA = {"day": pl.Date, "name": pl.String, "cost": pl.Float64, "at": pl.Datetime("us"), "ok": pl.Boolean}
@@ -203,3 +214,60 @@ def test_a_rollup_can_count_the_rows_it_sums(tmp_path):
     assert rows.schema == pl.Schema({"day": pl.Date, "name": pl.String, "cost": pl.Float64, "rows": pl.Int64})
     # a: 1.25 + 2.5 over two rows; b: 4.0, one row; the null name is its own group of one.
     assert rows.select("name", "cost", "rows").rows() == [("a", 3.75, 2), ("b", 4.0, 1), (None, 8.0, 1)]
+
+
+def _explained_by_key(io: dict, asked: list[list[str]]) -> list[pl.DataFrame]:
+    """allocated_cost rows of two days (customer ids with a quote and a backslash among them), read
+    through `rollup_by_key` at CUSTOMER_SERVICE_ROLLUP for each list of customers in `asked`."""
+    received: list[pl.DataFrame] = []
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
+    def allocated_cost(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        day = dt.date.fromisoformat(context.partition_key)
+        rows = [  # customer, service, cost, unallocated reason
+            ("a", "EC2", 1.25, None), ("o'neil", "EC2", 2.5, None), ("o'neil", "EC2", 4.0, None),
+            ("o'neil", "S3", 0.5, None), ("c:\\tenants", "RDS", 8.0, None), (None, "EC2", 16.0, "untagged"),
+            ("c:\\tenants", "RDS", 32.0, "no_usage_driver"),
+        ]  # fmt: skip
+        return pl.DataFrame(
+            [{"day": day, "customer_id": c, "service_name": s, "allocated_cost": v, "unallocated_reason": r} for c, s, v, r in rows],
+            schema={k: ALLOCATED_COST_SCHEMA[k] for k in ("day", "customer_id", "service_name", "allocated_cost", "unallocated_reason")},
+        )  # fmt: skip
+
+    @dg.asset(
+        partitions_def=PARTITIONS, key_prefix=["unitcost"],
+        ins={"allocated_cost": dg.AssetIn(
+            key=dg.AssetKey(["unitcost", "allocated_cost"]), input_manager_key=BY_KEY,
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1),
+            metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
+        )},
+    )  # fmt: skip
+    def explainer(allocated_cost: RollupByKey) -> None:
+        received.extend(allocated_cost.rows("customer_id", customers) for customers in asked)
+
+    resources = {**io, BY_KEY: rollup_by_key}
+    for day in ("2026-01-02", "2026-01-03"):
+        assert dg.materialize([allocated_cost], partition_key=day, resources=resources).success
+    # The upstream is not part of this run, as when one asset is materialized alone.
+    assert dg.materialize([allocated_cost, explainer], partition_key="2026-01-03", resources=resources,
+                          selection=[explainer]).success  # fmt: skip
+    return [frame.sort("day", "customer_id", "service_name") for frame in received]
+
+
+# The asked customers' service costs on both days of the window; allocated money only.
+BY_KEY_EXPECTED = pl.DataFrame(
+    [(dt.date(2026, 1, d), c, s, v) for d in (2, 3) for c, s, v in [("c:\\tenants", "RDS", 8.0), ("o'neil", "EC2", 6.5), ("o'neil", "S3", 0.5)]],
+    schema={"day": pl.Date, "customer_id": pl.String, "service_name": pl.String, "allocated_cost": pl.Float64}, orient="row",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("per_query", [KEYS_PER_QUERY, 1])
+def test_a_rollup_read_by_key_returns_only_the_asked_keys(tmp_path, monkeypatch, per_query):
+    """cost_anomalies and alert_incidents read the service costs of the customers they flagged only:
+    the rows of the asked names over the input's window, summed; names that need quoting are found,
+    a name with no rows adds none, no names read an empty frame of the same columns, and a long list
+    split over several queries (`per_query` names each) returns the same rows."""
+    monkeypatch.setattr(rollup, "KEYS_PER_QUERY", per_query)
+    found, none = _explained_by_key(_io(tmp_path / "w.duckdb"), [["o'neil", "c:\\tenants", "nobody"], []])
+    assert_frame_equal(found, BY_KEY_EXPECTED)
+    assert none.is_empty() and none.schema == BY_KEY_EXPECTED.schema

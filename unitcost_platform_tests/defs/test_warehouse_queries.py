@@ -33,7 +33,7 @@ DAYS = [dt.date(2026, 3, 1), dt.date(2026, 3, 2)]
 
 CONFIG = UnitcostConfig.model_validate({
     "pools": [
-        {"name": "nat", "match": {"resource_id_pattern": "nat-gateway/"}, "driver": "requests", "shared_by_design": True},
+        {"name": "nat", "match": {"resource_id_pattern": r"nat-gateway/nat-\d"}, "driver": "requests", "shared_by_design": True},
         {"name": "eks_idle", "match": {"tags": {"unitcost:idle": "true"}}, "idle": "separate"},
         {"name": "lb", "match": {"service_name": ["Elastic Load Balancing"], "provider": ["AWS"]}, "driver": "flat",
          "shared_by_design": True},

@@ -20,7 +20,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
 from unitcost_platform.transforms.anomalies import (
     DRIVER_DAYS,
     HISTORY_DAYS,
@@ -60,8 +60,10 @@ def build_anomaly_assets(
                 partition_mapping=trailing_days(HISTORY_DAYS),
                 metadata={"columns": ["snapshot_date", "tenant_id", "customer_id"]},
             ),
+            # Read for the anomalous customers only, once they are known: their service drivers.
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(DRIVER_DAYS),
+                input_manager_key=BY_KEY,
                 metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
         },
@@ -73,7 +75,7 @@ def build_anomaly_assets(
         unit_cost: pl.DataFrame,
         tenant_usage: pl.DataFrame,
         customer_dimension: pl.DataFrame,
-        allocated_cost: pl.DataFrame,
+        allocated_cost: RollupByKey,
     ) -> pl.DataFrame:
         """Each active customer's day against its own weekday-aware baseline: expected and actual
         cost, the price/volume decomposition, the robust score and the anomaly (first day of a shift)."""
@@ -84,7 +86,7 @@ def build_anomaly_assets(
             unit_cost.select("day", "customer_id", "total_cost"),
             customer_units(tenant_usage, customer_dimension),
             unit_cost,
-            allocated_cost,
+            lambda customers: allocated_cost.rows("customer_id", customers),
             days,
             cfg.anomalies,
             cfg.owners,

@@ -19,7 +19,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
 from unitcost_platform.transforms.incidents import alert_incidents as compute_incidents
 from unitcost_platform.transforms.incidents import documents
@@ -107,8 +107,10 @@ def build_engineering_assets(
             "unit_cost": dg.AssetIn(
                 metadata={"columns": ["day", "customer_id", "cost_to_mrr", "cost_growth_7d", "status", "is_paying", "total_cost"]}
             ),
+            # Read for the customers whose incidents resolve, once they are known: what changed.
             "allocated_cost": dg.AssetIn(
-                partition_mapping=trailing_days(DRIVER_DAYS), metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}
+                partition_mapping=trailing_days(DRIVER_DAYS), input_manager_key=BY_KEY,
+                metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
@@ -118,13 +120,16 @@ def build_engineering_assets(
         unitcost: UnitcostResource,
         cost_alerts: pl.DataFrame,
         unit_cost: pl.DataFrame,
-        allocated_cost: pl.DataFrame,
+        allocated_cost: RollupByKey,
     ) -> pl.DataFrame:
         """Incidents open or resolved on each day: alerts grouped until N quiet days resolve them."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = compute_incidents(cost_alerts, unit_cost, days, cfg.alerts.resolve_after_days, allocated_cost, cfg.owners)
+        frame = compute_incidents(
+            cost_alerts, unit_cost, days, cfg.alerts.resolve_after_days,
+            lambda customers: allocated_cost.rows("customer_id", customers), cfg.owners,
+        )  # fmt: skip
 
         def describe(day: pl.DataFrame) -> dict:
             on = day["day"][0] if day.height else None
