@@ -89,6 +89,22 @@ def service_costs_of(service_costs: ServiceCosts, customers: pl.Series) -> pl.Da
     return service_costs(customers.drop_nulls().unique().to_list())
 
 
+class ReadOnce:
+    """Reads CUSTOMER_SERVICE_ROLLUP rows with `read` at most once per customer: cost_alerts asks for
+    the drivers of its P1, P2, TREND and SEGMENT alerts, then of its FORECAST alerts."""
+
+    def __init__(self, read: Callable[[Sequence[str]], pl.DataFrame]):
+        self._read, self._customers, self._frames = read, set(), []
+
+    def __call__(self, customers: Sequence[str]) -> pl.DataFrame:
+        new = sorted(set(customers) - self._customers)
+        if new or not self._frames:
+            self._frames.append(self._read(new))
+            self._customers.update(new)
+        rows = pl.concat(self._frames, how="vertical") if len(self._frames) > 1 else self._frames[0]
+        return rows.filter(pl.col("customer_id").is_in(pl.Series(list(customers), dtype=pl.String)))
+
+
 def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     """Per target (day, group key) and service: cost over the last 7 days and the 7 before.
 
@@ -209,7 +225,7 @@ def _message(row: dict) -> str:
 
 
 def cost_alerts(
-    unit: pl.DataFrame, service_costs: pl.DataFrame, days: list[dt.date], cfg: AlertsConfig, owners: OwnersConfig
+    unit: pl.DataFrame, service_costs: ServiceCosts, days: list[dt.date], cfg: AlertsConfig, owners: OwnersConfig
 ) -> pl.DataFrame:
     unit = unit.filter(pl.col("day").is_in(days))
     per_customer = customer_alerts(unit, cfg).with_columns(pl.col("customer_id").alias("_key"))
@@ -224,7 +240,7 @@ def cost_alerts(
             on="day",
         ),
     ])
-    changes = _service_changes(service_costs, targets)
+    changes = _service_changes(service_costs_of(service_costs, targets["customer_id"]), targets)
     alerts = pl.concat([per_customer, segment], how="diagonal_relaxed")
     alerts = alerts.join(_drivers(changes, alerts, owners, cfg.max_drivers), on=["day", "_key", "alert_type"], how="left")
     alerts = alerts.with_columns(
@@ -288,7 +304,7 @@ def append_model_alerts(
     unit: pl.DataFrame,
     anomalies: pl.DataFrame,
     forecasts: pl.DataFrame,
-    service_costs: pl.DataFrame,
+    service_costs: ServiceCosts,
     days: list[dt.date],
     cfg: AlertsConfig,
     owners: OwnersConfig,
@@ -324,7 +340,7 @@ def append_model_alerts(
         return alerts
     if not forecast.is_empty():
         keyed = forecast.with_columns(pl.col("customer_id").alias("_key"))
-        changes = _service_changes(service_costs, keyed.select("day", "_key", "customer_id"))
+        changes = _service_changes(service_costs_of(service_costs, keyed["customer_id"]), keyed.select("day", "_key", "customer_id"))
         forecast = keyed.join(
             _drivers(changes, keyed, owners, cfg.max_drivers), on=["day", "_key", "alert_type"], how="left"
         ).drop("_key")

@@ -12,7 +12,7 @@ from unitcost_platform.defs import rollup
 from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
 from unitcost_platform.defs.rollup import (
     BY_KEY,
-    KEYS_PER_QUERY,
+    MAX_KEYS,
     ROLLUP_KEY,
     RollupByKey,
     rollup_by_key,
@@ -261,13 +261,13 @@ BY_KEY_EXPECTED = pl.DataFrame(
 )  # fmt: skip
 
 
-@pytest.mark.parametrize("per_query", [KEYS_PER_QUERY, 1])
-def test_a_rollup_read_by_key_returns_only_the_asked_keys(tmp_path, monkeypatch, per_query):
-    """cost_anomalies and alert_incidents read the service costs of the customers they flagged only:
-    the rows of the asked names over the input's window, summed; names that need quoting are found,
-    a name with no rows adds none, no names read an empty frame of the same columns, and a long list
-    split over several queries (`per_query` names each) returns the same rows."""
-    monkeypatch.setattr(rollup, "KEYS_PER_QUERY", per_query)
+@pytest.mark.parametrize("max_keys", [MAX_KEYS, 2])
+def test_a_rollup_read_by_key_returns_only_the_asked_keys(tmp_path, monkeypatch, max_keys):
+    """cost_alerts, cost_anomalies and alert_incidents read the service costs of the customers they
+    flagged only: the rows of the asked customers over the input's window, summed; ids that need
+    quoting are found, an id with no rows adds none, no ids read an empty frame of the same columns,
+    and more ids than `max_keys` (the whole rollup is read, then filtered) return the same rows."""
+    monkeypatch.setattr(rollup, "MAX_KEYS", max_keys)
     found, none = _explained_by_key(_io(tmp_path / "w.duckdb"), [["o'neil", "c:\\tenants", "nobody"], []])
     assert_frame_equal(found, BY_KEY_EXPECTED)
     assert none.is_empty() and none.schema == BY_KEY_EXPECTED.schema

@@ -5,8 +5,10 @@ import json
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
+from unitcost_platform.transforms.alerts import ReadOnce
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, apply_rollup
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
@@ -119,3 +121,27 @@ def test_thresholds_come_from_config():
     unit = _unit([{"customer_id": "C", "cost_to_mrr": 0.12}])
     cfg = AlertsConfig(p1_cost_to_mrr=0.15, p2_cost_to_mrr=0.10)
     assert _types(cost_alerts(unit, _no_costs(), [D], cfg, OWNERS)) == {"C": ["P2"]}
+
+
+def test_drivers_read_by_customer_read_the_alerted_customers_once():
+    """The asset reads service costs for the customers it alerts on (and then its FORECAST ones), each
+    once: the drivers are the same as from every customer's rows."""
+    rows = [{"day": D - dt.timedelta(days=o), "customer_id": c, "service_name": s, "allocated_cost": v, "unallocated_reason": None}
+            for o in range(14) for c, s, v in [("C", "Amazon EC2", 10.0), ("C", "Amazon RDS", 1.0), ("Q", "Amazon EC2", 99.0)]]  # fmt: skip
+    every = apply_rollup(pl.DataFrame(rows), CUSTOMER_SERVICE_ROLLUP)
+    unit = _unit([{"customer_id": "C", "cost_to_mrr": 0.3}, {"customer_id": "Q", "cost_to_mrr": 0.01}])
+    asked: list[list[str]] = []
+
+    def read(customers):
+        asked.append(list(customers))
+        return every.filter(pl.col("customer_id").is_in(list(customers)))
+
+    reader = ReadOnce(read)
+    by_customer = compute_cost_alerts(unit, reader, [D], AlertsConfig(max_drivers=2), OWNERS)
+    assert asked == [["C"]]  # Q is not alerted: its rows stay in the warehouse
+    assert_frame_equal(by_customer, compute_cost_alerts(unit, every, [D], AlertsConfig(max_drivers=2), OWNERS))
+    assert json.loads(by_customer["drivers"][0])[0] == {"service": "Amazon EC2", "owner": "compute-team", "cost_7d": 70.0,
+                                                         "cost_prev_7d": 70.0, "change_7d": 0.0}  # fmt: skip
+    # Asked again (the FORECAST drivers) for C and a new customer: only the new one is read.
+    assert reader(["C", "Q"])["customer_id"].unique().sort().to_list() == ["C", "Q"]
+    assert asked == [["C"], ["Q"]]

@@ -17,8 +17,8 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY
-from unitcost_platform.transforms.alerts import alerts_as_documents, append_model_alerts
+from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
+from unitcost_platform.transforms.alerts import ReadOnce, alerts_as_documents, append_model_alerts
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import (
     CUSTOMER_DAY_ROLLUP,
@@ -131,8 +131,10 @@ def build_reporting_assets(
     @dg.asset(
         ins={
             "unit_cost": dg.AssetIn(),
+            # Read for the alerted customers only, once they are known: their service drivers.
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(ALERT_HISTORY_DAYS),
+                input_manager_key=BY_KEY,
                 metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
             # ANOMALY and FORECAST rows (defs/assets/anomalies.py), the same day.
@@ -145,7 +147,7 @@ def build_reporting_assets(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
         unit_cost: pl.DataFrame,
-        allocated_cost: pl.DataFrame,
+        allocated_cost: RollupByKey,
         cost_anomalies: pl.DataFrame,
         margin_forecast: pl.DataFrame,
     ) -> pl.DataFrame:
@@ -153,9 +155,10 @@ def build_reporting_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = compute_cost_alerts(unit_cost, allocated_cost, days, cfg.alerts, cfg.owners)
+        service_costs = ReadOnce(lambda customers: allocated_cost.rows("customer_id", customers))
+        frame = compute_cost_alerts(unit_cost, service_costs, days, cfg.alerts, cfg.owners)
         frame = append_model_alerts(
-            frame, unit_cost, cost_anomalies, margin_forecast, allocated_cost, days, cfg.alerts, cfg.owners,
+            frame, unit_cost, cost_anomalies, margin_forecast, service_costs, days, cfg.alerts, cfg.owners,
             cfg.anomalies.min_impact, cfg.forecast.horizon_days, cfg.anomalies.unit_metric,
         )  # fmt: skip
 
