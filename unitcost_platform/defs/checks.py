@@ -16,7 +16,7 @@ from dagster import TimeWindow
 from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
 from unitcost_platform.defs.partitions import trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY, WithRollup, warehouse_config
+from unitcost_platform.defs.rollup import ROLLUP_KEY, ThroughWarehouse, WithRollup
 from unitcost_platform.transforms import checks
 
 CONSERVATION = "conservation"
@@ -32,18 +32,12 @@ SEVERITY = {"WARN": dg.AssetCheckSeverity.WARN, "ERROR": dg.AssetCheckSeverity.E
 HISTORY = trailing_days(checks.TRAILING_DAYS + 1)
 
 
-class _EarlierDaysToo:
-    """An input context whose window starts `days` days earlier; everything else is the context's."""
+class _EarlierDaysToo(ThroughWarehouse):
+    """The input with a window that starts `days` days earlier."""
 
     def __init__(self, context: dg.InputContext, days: int, io_manager: dg.IOManager):
-        self._context, self._days, self._io_manager = context, days, io_manager
-
-    def __getattr__(self, name: str):
-        return getattr(self._context, name)
-
-    @property
-    def resource_config(self):  # the warehouse IO manager's (that wrote the table), not this input manager's
-        return warehouse_config(self._context, self._io_manager)
+        super().__init__(context, io_manager)
+        self._days = days
 
     @property
     def asset_partitions_time_window(self) -> TimeWindow:

@@ -178,19 +178,27 @@ def warehouse_config(context: dg.InputContext, io_manager: dg.IOManager) -> Mapp
     return context.upstream_output.resource_config or getattr(io_manager, CONFIG_ATTRIBUTE, {})
 
 
-class WithRollup:
-    """An input context whose input reads `rollup` (an input manager cannot set its input's metadata)
-    through the warehouse IO manager `io_manager`; everything else is the context's."""
+class ThroughWarehouse:
+    """An input manager's context, made the warehouse IO manager's `io_manager` (that wrote the
+    table) to load with; subclasses change what is read, everything else is the context's."""
 
-    def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any], io_manager: dg.IOManager):
-        self._context, self._rollup, self._io_manager = context, rollup, io_manager
+    def __init__(self, context: dg.InputContext, io_manager: dg.IOManager):
+        self._context, self._io_manager = context, io_manager
 
     def __getattr__(self, name: str):
         return getattr(self._context, name)
 
     @property
-    def resource_config(self):  # the warehouse IO manager's (that wrote the table), not the input manager's
+    def resource_config(self):
         return warehouse_config(self._context, self._io_manager)
+
+
+class WithRollup(ThroughWarehouse):
+    """The input read at `rollup` (an input manager cannot set its input's metadata)."""
+
+    def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any], io_manager: dg.IOManager):
+        super().__init__(context, io_manager)
+        self._rollup = rollup
 
     @property
     def definition_metadata(self):
@@ -222,7 +230,7 @@ class RollupByKey:
         wanted = sorted({v for v in values if v is not None})
         if len(wanted) > MAX_KEYS:
             every = self._io_manager.load_input(WithRollup(self._context, self._rollup, self._io_manager))
-            return every.filter(pl.col(column).is_in(pl.Series(wanted, dtype=pl.String)))
+            return every.filter(pl.col(column).is_in(wanted))
         return self._io_manager.load_input(WithRollup(self._context, {**self._rollup, "keys": {column: wanted}}, self._io_manager))
 
 

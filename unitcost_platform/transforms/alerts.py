@@ -102,7 +102,7 @@ class ReadOnce:
             self._frames.append(self._read(new))
             self._customers.update(new)
         rows = pl.concat(self._frames, how="vertical") if len(self._frames) > 1 else self._frames[0]
-        return rows.filter(pl.col("customer_id").is_in(pl.Series(list(customers), dtype=pl.String)))
+        return rows.filter(pl.col("customer_id").is_in(list(customers)))
 
 
 def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
