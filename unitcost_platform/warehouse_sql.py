@@ -9,8 +9,8 @@ the same table; `unitcost_platform_tests/defs/test_warehouse_queries.py` checks 
 Snowflake (fakesnow) returns what DuckDB returns.
 
 The two engines differ in a few functions only, so the statements are plain SQL with these few
-spelled per dialect (`Dialect`): a regular-expression search, a JSON object's text value, a
-character-set trim. Everything else (CASE, window functions, `is not distinct from`) is common SQL.
+spelled per dialect (`Dialect`): a string literal, a regular-expression search, a JSON object's
+text value, a character-set trim. Everything else (CASE, window functions, `is not distinct from`) is common SQL.
 """
 
 import json
@@ -24,11 +24,6 @@ from unitcost_platform.contracts.focus import UNICODE_WHITESPACE
 
 if TYPE_CHECKING:
     from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
-
-
-def text(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,9 @@ class Dialect:
 
     def text(self, value: str) -> str:
         """A string literal of any value: Snowflake also reads a backslash in one as an escape."""
-        return text(value.replace("\\", "\\\\") if self.name == "snowflake" else value)
+        if self.name == "snowflake":
+            value = value.replace("\\", "\\\\")
+        return "'" + value.replace("'", "''") + "'"
 
     def trim_blank(self, expr: str) -> str:
         """`expr` without leading and trailing Unicode whitespace, null when nothing is left."""

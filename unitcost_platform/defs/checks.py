@@ -35,8 +35,8 @@ HISTORY = trailing_days(checks.TRAILING_DAYS + 1)
 class _EarlierDaysToo(ThroughWarehouse):
     """The input with a window that starts `days` days earlier."""
 
-    def __init__(self, context: dg.InputContext, days: int, io_manager: dg.IOManager):
-        super().__init__(context, io_manager)
+    def __init__(self, context: dg.InputContext, days: int):
+        super().__init__(context)
         self._days = days
 
     @property
@@ -60,22 +60,19 @@ ALLOCATION_BY_TENANT = "allocation_by_tenant"  # the input manager of the orphan
 @dg.input_manager(required_resource_keys={"io_manager"})
 def allocation_totals(context: dg.InputContext) -> pl.DataFrame:
     """allocated_cost summed per day and unallocated reason by the warehouse (not its millions of rows)."""
-    io_manager = context.resources.io_manager
-    return io_manager.load_input(WithRollup(context, checks.CONSERVATION_ROLLUP, io_manager))
+    return WithRollup(context, checks.CONSERVATION_ROLLUP).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
 def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
     """allocated_cost summed per day, tenant, customer and unallocated reason by the warehouse."""
-    io_manager = context.resources.io_manager
-    return io_manager.load_input(WithRollup(context, checks.ORPHANS_ROLLUP, io_manager))
+    return WithRollup(context, checks.ORPHANS_ROLLUP).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
 def coverage_history(context: dg.InputContext) -> pl.DataFrame:
     """tag_coverage of the check's days and the trailing week before them, through the warehouse IO manager."""
-    io_manager = context.resources.io_manager
-    return io_manager.load_input(_EarlierDaysToo(context, checks.TRAILING_DAYS, io_manager))
+    return _EarlierDaysToo(context, checks.TRAILING_DAYS).load()
 
 
 def _days(context: dg.AssetCheckExecutionContext) -> list[dt.date]:

@@ -28,7 +28,7 @@ import polars as pl
 from dagster._core.storage.db_io_manager import TableSlice
 
 from unitcost_platform.config import UnitcostConfig, load_config
-from unitcost_platform.warehouse_sql import DUCKDB, Dialect, WarehouseQuery
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
 
 ROLLUP_KEY = "rollup"
 ROWS_LOADED = "warehouse -> Python"  # logged for every input: how many rows left the warehouse
@@ -103,7 +103,7 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
 
 
 def rollup_statement(
-    table_slice: TableSlice, rollup: Mapping[str, Any], select: Callable[[TableSlice], str], dialect: Dialect = DUCKDB
+    table_slice: TableSlice, rollup: Mapping[str, Any], select: Callable[[TableSlice], str], dialect: Dialect
 ) -> str:
     """The grouped query over the slice's rows (only the columns it needs are read)."""
     by, sums = list(rollup["by"]), list(rollup.get("sum", []))
@@ -140,16 +140,16 @@ def input_statement(
     table_slice: TableSlice,
     table: str,
     select: Callable[[TableSlice], str],
-    dialect: Dialect | None = None,
+    dialect: Dialect,
     config: Callable[[], UnitcostConfig] | None = None,
 ) -> str:
     """The query an IO manager runs for an input: no partitions (an empty window) reads no rows,
     a rollup reads sums, a named query its aggregate, anything else the slice's rows. `table` is the
-    quoted table name; `dialect` and `config` (the run's config) are what a named query needs."""
+    quoted table name; `config` (the run's config) is what a named query needs."""
     query = query_of(context)
     empty = bool(table_slice.partition_dimensions) and len(context.asset_partition_keys) == 0
     if query is not None:
-        if dialect is None or config is None:
+        if config is None:
             raise dg.DagsterInvariantViolationError("this IO manager cannot run named warehouse queries")
         columns = ", ".join(query.columns)
         rows = f"select {columns} from {table} where 1 = 0" if empty else select(table_slice._replace(columns=list(query.columns)))
@@ -158,7 +158,7 @@ def input_statement(
     if empty:
         return empty_rollup_statement(table, rollup) if rollup else f"select * from {table} limit 0"
     if rollup:
-        return rollup_statement(table_slice, rollup, select, dialect or DUCKDB)
+        return rollup_statement(table_slice, rollup, select, dialect)
     return select(table_slice)
 
 
@@ -171,33 +171,31 @@ def keep_config(manager: dg.IOManager, context: dg.InitResourceContext) -> dg.IO
     return manager
 
 
-def warehouse_config(context: dg.InputContext, io_manager: dg.IOManager) -> Mapping[str, Any]:
-    """The config of the warehouse IO manager that wrote an input, for an input manager reading it
-    through that IO manager: Dagster passes it as the upstream output's, but leaves that empty when
-    the upstream asset is not part of the run (materializing one asset alone)."""
-    return context.upstream_output.resource_config or getattr(io_manager, CONFIG_ATTRIBUTE, {})
-
-
 class ThroughWarehouse:
-    """An input manager's context, made the warehouse IO manager's `io_manager` (that wrote the
-    table) to load with; subclasses change what is read, everything else is the context's."""
+    """An input manager's context, loaded through the warehouse IO manager that wrote the table
+    (`load`); subclasses change what is read, everything else is the context's."""
 
-    def __init__(self, context: dg.InputContext, io_manager: dg.IOManager):
-        self._context, self._io_manager = context, io_manager
+    def __init__(self, context: dg.InputContext):
+        self._context, self._io_manager = context, context.resources.io_manager
 
     def __getattr__(self, name: str):
         return getattr(self._context, name)
 
     @property
     def resource_config(self):
-        return warehouse_config(self._context, self._io_manager)
+        # Dagster passes the IO manager's config as the upstream output's, but leaves that empty when
+        # the upstream asset is not part of the run (one asset materialized alone).
+        return self._context.upstream_output.resource_config or getattr(self._io_manager, CONFIG_ATTRIBUTE, {})
+
+    def load(self) -> pl.DataFrame:
+        return self._io_manager.load_input(self)
 
 
 class WithRollup(ThroughWarehouse):
     """The input read at `rollup` (an input manager cannot set its input's metadata)."""
 
-    def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any], io_manager: dg.IOManager):
-        super().__init__(context, io_manager)
+    def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any]):
+        super().__init__(context)
         self._rollup = rollup
 
     @property
@@ -223,15 +221,14 @@ class RollupByKey:
     the rows of those values only (every partition of the input's window), and nothing else leaves
     the warehouse. An asset explaining a few flagged customers reads their rows, not every customer's."""
 
-    def __init__(self, context: dg.InputContext, io_manager: dg.IOManager, rollup: Mapping[str, Any]):
-        self._context, self._io_manager, self._rollup = context, io_manager, rollup
+    def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any]):
+        self._context, self._rollup = context, rollup
 
     def rows(self, column: str, values: Iterable[str | None]) -> pl.DataFrame:
         wanted = sorted({v for v in values if v is not None})
         if len(wanted) > MAX_KEYS:
-            every = self._io_manager.load_input(WithRollup(self._context, self._rollup, self._io_manager))
-            return every.filter(pl.col(column).is_in(wanted))
-        return self._io_manager.load_input(WithRollup(self._context, {**self._rollup, "keys": {column: wanted}}, self._io_manager))
+            return WithRollup(self._context, self._rollup).load().filter(pl.col(column).is_in(wanted))
+        return WithRollup(self._context, {**self._rollup, "keys": {column: wanted}}).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
@@ -243,4 +240,4 @@ def rollup_by_key(context: dg.InputContext) -> RollupByKey:
         raise dg.DagsterInvariantViolationError(f"an input read with {BY_KEY} needs {ROLLUP_KEY} metadata with `by` and `sum`")
     # Every input says what it moved when it is loaded: nothing yet; each read by key says its own.
     log_rows_loaded(context, 0, "rollup read by key when the asset asks")
-    return RollupByKey(context, context.resources.io_manager, rollup)
+    return RollupByKey(context, rollup)
