@@ -10,7 +10,9 @@ customer and day, not 30 days of tenant x service x pool rows (millions a day fo
 
 An asset that needs a rollup for a few keys only (the customers it flagged) declares it with
 `input_manager_key=BY_KEY` and gets a `RollupByKey`: it asks for those keys' rows when it knows
-them, and the warehouse adds `where column in (...)` to the same query.
+them, and the warehouse adds `where column in (...)` to the same query. The same reader sums
+windows of days (`windows`: one row per window end and key rather than one per day and key), so a
+daily run that needs two 30-day sums reads two rows per key, not 37.
 
 `metadata={ROLLUP_KEY: {"query": name}}` names a `WarehouseQuery` of QUERIES instead: an aggregate
 whose SQL depends on the run's config (the pools, the cost column, the team tag keys), so the IO
@@ -18,6 +20,7 @@ manager loads the config to build it. That is how tag coverage, allocation, team
 cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
 """
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -28,6 +31,7 @@ import polars as pl
 from dagster._core.storage.db_io_manager import TableSlice
 
 from unitcost_platform.config import UnitcostConfig, load_config
+from unitcost_platform.transforms.customer_cost import window_spec
 from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
 
 ROLLUP_KEY = "rollup"
@@ -40,6 +44,8 @@ def log_rows_loaded(context: dg.InputContext, rows: int, how: str | None = None)
     how = how or (f"query {rollup['query']}" if rollup and "query" in rollup else "rollup" if rollup else "rows")
     for column, values in ((rollup or {}).get("keys") or {}).items():
         how += f" of {len(values)} {column}"
+    if (rollup or {}).get("windows"):
+        how += f" summed over {len(rollup['windows']['days'])} window(s)"
     days = len(context.asset_partition_keys) if context.has_asset_partitions else 0
     context.log.info(f"{ROWS_LOADED}: {rows} rows of {context.asset_key.to_user_string()} ({how}, {days} day(s))")
 
@@ -99,7 +105,26 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
             raise dg.DagsterInvariantViolationError(
                 f"{ROLLUP_KEY} keys {column}: expected one of the `by` columns and text values, got {rollup}"
             )
+    windows = rollup.get("windows")
+    if windows is not None and (
+        windows.get("column") not in rollup["by"]
+        or not all(isinstance(e, str) and all(isinstance(d, str) for d in ds) for e, ds in windows.get("days", {}).items())
+        or any(c not in rollup.get("sum", []) for c in windows.get("on_end", {}).values())
+    ):
+        raise dg.DagsterInvariantViolationError(
+            f"{ROLLUP_KEY} windows: expected a `by` column, days as {{end: [day, ...]}} in ISO text and on_end "
+            f"sums of `sum` columns, got {windows}"
+        )
     return rollup
+
+
+def _windows_source(rows: str, windows: Mapping[str, Any], dialect: Dialect) -> str:
+    """The rows joined to (window end, day) pairs: a row counts once in each window holding its day."""
+    pairs = " union all ".join(
+        f"select cast({dialect.text(end)} as date) as unitcost_end, cast({dialect.text(day)} as date) as unitcost_day"
+        for end, days in windows["days"].items() for day in days
+    ) or "select cast(null as date) as unitcost_end, cast(null as date) as unitcost_day"  # no window: joins no row  # fmt: skip
+    return f"({rows}) as unitcost_rows join ({pairs}) as unitcost_windows on unitcost_rows.{windows['column']} = unitcost_day"
 
 
 def rollup_statement(
@@ -111,12 +136,21 @@ def rollup_statement(
     nulls, present = list(rollup.get("null", [])), list(rollup.get("not_null", []))
     needed = by + sums + [c for spec in where_sums.values() for c in spec[:2]] + nulls + present
     rows = select(table_slice._replace(columns=list(dict.fromkeys(needed))))
-    keys = ", ".join(by)
+    windows = rollup.get("windows")
+    # Summed over windows, the window column holds each window's end (qualified: an output alias of
+    # the same name must not be what the sums compare).
+    key_of = {windows["column"]: "unitcost_end"} if windows else {}
+    keys = ", ".join(key_of.get(c, c) for c in by)
+    on_end = [
+        f"sum(case when unitcost_rows.{windows['column']} = unitcost_end then {column} else 0 end) as {alias}"
+        for alias, column in (windows or {}).get("on_end", {}).items()
+    ]
     totals = ", ".join(
         [f"sum({c}) as {c}" for c in sums]
         + [f"sum(case when {key} {op} {dialect.text(value)} then {column} else 0 end) as {alias}"
            for alias, (column, key, op, value) in where_sums.items()]
         + ([f"count(*) as {rollup['count']}"] if rollup.get("count") else [])
+        + on_end
     )  # fmt: skip
     conditions = [f"{c} is null" for c in nulls] + [f"{c} is not null" for c in present]
     conditions += [
@@ -124,7 +158,19 @@ def rollup_statement(
         for column, values in (rollup.get("keys") or {}).items()
     ]
     where = f" where {' and '.join(conditions)}" if conditions else ""
-    return f"select {keys}, {totals} from ({rows}) as unitcost_rows{where} group by {keys}"
+    source = _windows_source(rows, windows, dialect) if windows else f"({rows}) as unitcost_rows"
+    selected = ", ".join(f"{key_of[c]} as {c}" if c in key_of else c for c in by)
+    return f"select {selected}, {totals} from {source}{where} group by {keys}"
+
+
+def rollup_columns(rollup: Mapping[str, Any]) -> dict[str, pl.DataType]:
+    """The columns a rollup adds to the table's, named as it names them: conditional sums and sums on a
+    window's end (money), a row count."""
+    columns: dict[str, pl.DataType] = {alias: pl.Float64() for alias in rollup.get("sum_where", {})}
+    columns |= {alias: pl.Float64() for alias in (rollup.get("windows") or {}).get("on_end", {})}
+    if rollup.get("count"):
+        columns[rollup["count"]] = pl.Int64()
+    return columns
 
 
 def empty_rollup_statement(table: str, rollup: Mapping[str, Any]) -> str:
@@ -132,6 +178,7 @@ def empty_rollup_statement(table: str, rollup: Mapping[str, Any]) -> str:
     columns += [f"cast(0 as double) as {alias}" for alias in rollup.get("sum_where", {})]
     if rollup.get("count"):
         columns.append(f"cast(0 as bigint) as {rollup['count']}")
+    columns += [f"cast(0 as double) as {alias}" for alias in (rollup.get("windows") or {}).get("on_end", {})]
     return f"select {', '.join(columns)} from {table} limit 0"
 
 
@@ -217,9 +264,10 @@ MAX_KEYS = 10_000
 
 
 class RollupByKey:
-    """A rollup input read when the asset knows which keys it needs: `rows(column, values)` returns
-    the rows of those values only (every partition of the input's window), and nothing else leaves
-    the warehouse. An asset explaining a few flagged customers reads their rows, not every customer's."""
+    """A rollup input read when the asset knows what it needs, and nothing else leaves the warehouse:
+    `rows(column, values)` the rows of those keys only (every partition of the input's window); an
+    asset explaining a few flagged customers reads their rows, not every customer's. `windows` the
+    rollup summed over windows of days, `all` the whole rollup."""
 
     def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any]):
         self._context, self._rollup = context, rollup
@@ -227,8 +275,19 @@ class RollupByKey:
     def rows(self, column: str, values: Iterable[str | None]) -> pl.DataFrame:
         wanted = sorted({v for v in values if v is not None})
         if len(wanted) > MAX_KEYS:
-            return WithRollup(self._context, self._rollup).load().filter(pl.col(column).is_in(wanted))
+            return self.all().filter(pl.col(column).is_in(wanted))
         return WithRollup(self._context, {**self._rollup, "keys": {column: wanted}}).load()
+
+    def windows(
+        self, column: str, days: Mapping[dt.date, Iterable[dt.date]], on_end: Mapping[str, str] | None = None
+    ) -> pl.DataFrame:
+        """One row per window and key: `days` maps each window's end to the days it sums (days of the
+        input's partitions); `column` (a `by` column) then holds the end. `on_end` adds, per alias, the
+        sum of a `sum` column on the end day alone. A row is in every window holding its day."""
+        return WithRollup(self._context, {**self._rollup, "windows": window_spec(column, days, on_end)}).load()
+
+    def all(self) -> pl.DataFrame:
+        return WithRollup(self._context, self._rollup).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})

@@ -29,6 +29,7 @@ from unitcost_platform.defs.rollup import (
     keep_config,
     log_rows_loaded,
     query_of,
+    rollup_columns,
     rollup_of,
     run_config,
 )
@@ -175,10 +176,7 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
             )  # fmt: skip
             cursor.execute(statement)
             frame = cursor.fetch_pandas_all()
-        # Conditional sums of a rollup are new columns: money, named as the rollup names them.
-        extra = {alias: pl.Float64() for alias in (rollup or {}).get("sum_where", {})}
-        if (rollup or {}).get("count"):
-            extra[rollup["count"]] = pl.Int64()  # a row count, not money
+        extra = rollup_columns(rollup or {})
         if named is not None:
             extra = dict(named.schema)
         if frame.empty:

@@ -7,6 +7,9 @@ per day, customer and service. Unallocated rows are not a customer's. `apply_rol
 query in Polars, for tests and the benchmark.
 """
 
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
 import polars as pl
 
 from unitcost_platform.config import DIRECT_POOL
@@ -46,6 +49,16 @@ def customer_daily_cost(rollup: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def window_spec(column: str, days: Mapping[dt.date, Iterable[dt.date]], on_end: Mapping[str, str] | None = None) -> dict:
+    """A rollup's `windows` (defs/rollup.py): `days` maps each window's end to the days it sums;
+    `column` then holds the end, and each `on_end` alias the sum of its column on the end day alone."""
+    return {
+        "column": column,
+        "days": {end.isoformat(): sorted(d.isoformat() for d in members) for end, members in sorted(days.items())},
+        "on_end": dict(on_end or {}),
+    }
+
+
 def apply_rollup(allocated: pl.DataFrame, rollup: dict) -> pl.DataFrame:
     """What the IO manager's rollup query returns, computed in Polars (for tests and the benchmark)."""
     keep = pl.lit(True)
@@ -61,4 +74,19 @@ def apply_rollup(allocated: pl.DataFrame, rollup: dict) -> pl.DataFrame:
     if rollup.get("count"):
         sums.append(pl.len().cast(pl.Int64).alias(rollup["count"]))
     # Lazy, so only the columns the rollup reads are touched (no filtered copy of every column).
-    return allocated.lazy().filter(keep).group_by(rollup["by"]).agg(sums).collect()
+    rows = allocated.lazy().filter(keep)
+    if windows := rollup.get("windows"):
+        # Each row once per window holding its day; the window column becomes the window's end.
+        column = windows["column"]
+        pairs = pl.LazyFrame(
+            [(dt.date.fromisoformat(end), dt.date.fromisoformat(day)) for end, days in windows["days"].items() for day in days],
+            schema={"_end": pl.Date, column: pl.Date}, orient="row",
+        )  # fmt: skip
+        rows = (
+            rows.join(pairs, on=column)
+            .with_columns(pl.when(pl.col(column) == pl.col("_end")).then(pl.col(c)).otherwise(0.0).alias(alias)
+                          for alias, c in windows.get("on_end", {}).items())
+            .drop(column).rename({"_end": column})
+        )  # fmt: skip
+        sums += [pl.col(alias).sum() for alias in windows.get("on_end", {})]
+    return rows.group_by(rollup["by"]).agg(sums).collect()

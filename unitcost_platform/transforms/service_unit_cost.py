@@ -14,17 +14,22 @@ service s, over the customers in scope on D (all of them without a `scope` secti
   own 30 x mean daily cost from s over the same days, 0 for a customer s put nothing on.
 - `change_7d`: cost_per_customer_month against the same figure computed for D-7, when D-7 is materialized.
 
-Trailing sums are running totals per (service, customer) looked up at D and D-30 (an as-of join), so a
-range of days costs one sort, not one 30-day read per day.
+A daily run (up to DIRECT_WINDOWS evaluated days: D and D-7) reads allocated_cost summed over those
+windows by the warehouse, one row per window and (service, customer, reason) rather than 37 days of
+them. A range run reads the days' rows once, and its trailing sums are running totals per (service,
+customer) looked up at D and D-30 (an as-of join), so a range of days costs one sort, not one 30-day
+read per day.
 """
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import polars as pl
 
 from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig
 from unitcost_platform.formatting import money
+from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
 
 # allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
@@ -32,9 +37,16 @@ SERVICE_CUSTOMER_ROLLUP = {
     "by": ["day", "service_name", "customer_id", "unallocated_reason"], "sum": ["allocated_cost"],
 }  # fmt: skip
 TOP_CUSTOMERS = 3
-# Up to this many evaluated days, each 30-day window is summed directly; beyond (a range run), with
-# running totals and an as-of join.
+# Up to this many evaluated days, each 30-day window is summed directly (by the warehouse); beyond (a
+# range run), with running totals and an as-of join over the days' rows.
 DIRECT_WINDOWS = 4
+# Read over windows, the cost of the window's end day alone, beside the window's sum.
+ON_END = {"cost_on_day": "allocated_cost"}
+
+# allocated_cost at SERVICE_CUSTOMER_ROLLUP: every day's rows, or a reader given the windows (each
+# end with the days it sums) returning the rollup summed over them with ON_END, or, given None,
+# every day's rows.
+ServiceCustomerCost = pl.DataFrame | Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]
 
 SERVICE_UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -68,19 +80,11 @@ def _customers_in_scope(customers: pl.DataFrame, scope: ScopeConfig | None) -> p
     )
 
 
-def _window_sums(placed: pl.DataFrame, eval_days: list[dt.date]) -> pl.DataFrame:
-    """(service_name, customer_id, day=eval day, window_cost): the sum over the 30 days ending at each eval day."""
+def _running_window_sums(placed: pl.DataFrame, eval_days: list[dt.date]) -> pl.DataFrame:
+    """(service_name, customer_id, day=eval day, window_cost): the sum over the 30 days ending at each
+    eval day, from running totals (a range run)."""
     if placed.is_empty():
         return pl.DataFrame(schema={"service_name": pl.String, "customer_id": pl.String, "day": pl.Date, "window_cost": pl.Float64})
-    if len(eval_days) <= DIRECT_WINDOWS:
-        # A daily run (the day and D-7): each window summed directly, no sort of every row. Pairs
-        # without cost in a window are left out; callers treat a missing pair as 0.
-        return pl.concat([
-            placed.filter((pl.col("day") <= day) & (pl.col("day") > day - dt.timedelta(days=RUN_RATE_DAYS)))
-            .group_by("service_name", "customer_id").agg(pl.col("cost").sum().alias("window_cost"))
-            .select("service_name", "customer_id", pl.lit(day, dtype=pl.Date).alias("day"), "window_cost")
-            for day in eval_days
-        ])  # fmt: skip
     running = placed.sort("service_name", "customer_id", "day").with_columns(
         pl.col("cost").cum_sum().over("service_name", "customer_id").alias("_running")
     )
@@ -152,8 +156,54 @@ def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _reader(rollup: ServiceCustomerCost) -> Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]:
+    """A reader of the rollup; a frame of every day's rows is summed over windows in Polars, as the
+    warehouse sums them."""
+    if not isinstance(rollup, pl.DataFrame):
+        return rollup
+    return lambda windows: rollup if windows is None else apply_rollup(
+        rollup, {**SERVICE_CUSTOMER_ROLLUP, "windows": window_spec("day", windows, ON_END)}
+    )
+
+
+def _costs_by_window(
+    read: Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame], present: list[dt.date], eval_days: list[dt.date]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """For each eval day D: the services with any row in D's window (day, service_name); the placed
+    cost of each (service_name, customer_id) over the window (`window_cost`) and on D (`cost`); the
+    cost of each service on D that landed on no customer (`unallocated_cost`). Customers and services
+    without cost in a window are absent; callers treat them as 0."""
+    placed = pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null()
+    if len(eval_days) <= DIRECT_WINDOWS:
+        # Each window summed where the rows live: (service, customer, reason) per window, not per day.
+        summed = read({e: [p for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e] for e in eval_days})
+        mine = summed.filter(placed).group_by("service_name", "customer_id", "day")
+        return (
+            summed.select("day", "service_name").unique(),
+            mine.agg(pl.col("allocated_cost").sum().alias("window_cost")),
+            mine.agg(pl.col("cost_on_day").sum().alias("cost")),
+            summed.filter(~placed).group_by("day", "service_name").agg(pl.col("cost_on_day").sum().alias("unallocated_cost")),
+        )
+    rows = read(None).filter(pl.col("day").is_in(present))
+    per_day = (
+        rows.filter(placed).group_by("service_name", "customer_id", "day").agg(pl.col("allocated_cost").sum().alias("cost"))
+    )
+    eval_frame = pl.DataFrame({"day": eval_days}, schema={"day": pl.Date})
+    # A service appears on D when it has any allocated row in D's window.
+    services = (
+        rows.select("service_name", pl.col("day").alias("_seen")).unique()
+        .join(eval_frame, how="cross")
+        .filter((pl.col("_seen") <= pl.col("day")) & (pl.col("_seen") > pl.col("day") - pl.duration(days=RUN_RATE_DAYS)))
+        .select("day", "service_name").unique()
+    )  # fmt: skip
+    unallocated = (
+        rows.filter(~placed).group_by("day", "service_name").agg(pl.col("allocated_cost").sum().alias("unallocated_cost"))
+    )
+    return services, _running_window_sums(per_day, eval_days), per_day.join(eval_frame, on="day"), unallocated
+
+
 def service_unit_cost(
-    rollup: pl.DataFrame,
+    rollup: ServiceCustomerCost,
     present_days: set[dt.date],
     customers: pl.DataFrame,
     days: list[dt.date],
@@ -164,18 +214,12 @@ def service_unit_cost(
     """One row per day of `days` and service with cost in its trailing 30 days.
 
     `rollup`: allocated_cost at SERVICE_CUSTOMER_ROLLUP over the 37 days ending at each day (D-7's own
-    window included); `present_days`: the materialized days among them; `customers`: customer_dimension
+    window included), or a reader of it (ServiceCustomerCost); `present_days`: the materialized days among them; `customers`: customer_dimension
     of each day and of 7 days earlier.
     """
     present = sorted(set(present_days) | set(days))
     week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
     eval_days = sorted(set(days) | {d for d in week_ago if d in set(present)})
-    rows = rollup.filter(pl.col("day").is_in(present))
-    placed = (
-        rows.filter(pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null())
-        .group_by("service_name", "customer_id", "day")
-        .agg(pl.col("allocated_cost").sum().alias("cost"))
-    )
     scoped = _customers_in_scope(customers.filter(pl.col("snapshot_date").is_in(eval_days)), scope)
     active = scoped.filter(pl.col("active"))
     history = pl.DataFrame(
@@ -183,25 +227,14 @@ def service_unit_cost(
          "history_days": [sum(1 for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e) for e in eval_days]},
         schema={"day": pl.Date, "history_days": pl.Int64},
     )  # fmt: skip
-    eval_frame = pl.DataFrame({"day": eval_days}, schema={"day": pl.Date})
-    # A service appears on D when it has any allocated row in D's window.
-    services = (
-        rows.select("service_name", pl.col("day").alias("_seen")).unique()
-        .join(eval_frame, how="cross")
-        .filter((pl.col("_seen") <= pl.col("day")) & (pl.col("_seen") > pl.col("day") - pl.duration(days=RUN_RATE_DAYS)))
-        .select("day", "service_name").unique()
-    )  # fmt: skip
-    window = _window_sums(placed, eval_days).join(scoped.select("day", "customer_id"), on=["day", "customer_id"])
+    services, window, placed_on_day, unallocated = _costs_by_window(_reader(rollup), present, eval_days)
+    window = window.join(scoped.select("day", "customer_id"), on=["day", "customer_id"])
     monthly = _monthly_per_customer(window, active, history)
-    on_day = placed.join(scoped, on=["day", "customer_id"])
+    on_day = placed_on_day.join(scoped, on=["day", "customer_id"])
     day_cost = on_day.group_by("day", "service_name").agg(
         pl.col("cost").sum(),
         (pl.col("active") & (pl.col("cost") != 0)).sum().cast(pl.Int64).alias("customers_with_cost"),
     )
-    unallocated = (
-        rows.filter(pl.col("unallocated_reason").is_not_null() | pl.col("customer_id").is_null())
-        .group_by("day", "service_name").agg(pl.col("allocated_cost").sum().alias("unallocated_cost"))
-    )  # fmt: skip
     run_rate = window.group_by("day", "service_name").agg(pl.col("window_cost").sum().alias("_window"))
     active_counts = active.group_by("day").agg(pl.len().cast(pl.Int64).alias("active_customers"))
     frame = (

@@ -18,7 +18,12 @@ from unitcost_platform.defs.rollup import (
     rollup_by_key,
 )
 from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
-from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
+from unitcost_platform.transforms.customer_cost import (
+    CUSTOMER_SERVICE_ROLLUP,
+    apply_rollup,
+    window_spec,
+)
+from unitcost_platform.transforms.service_unit_cost import ON_END, SERVICE_CUSTOMER_ROLLUP
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-10")
 SCHEMA = {"day": pl.Date, "name": pl.String, "cost": pl.Float64, "at": pl.Datetime("us"), "ok": pl.Boolean}
@@ -219,39 +224,52 @@ def test_a_rollup_can_count_the_rows_it_sums(tmp_path):
 def _explained_by_key(io: dict, asked: list[list[str]]) -> list[pl.DataFrame]:
     """allocated_cost rows of two days (customer ids with a quote and a backslash among them), read
     through `rollup_by_key` at CUSTOMER_SERVICE_ROLLUP for each list of customers in `asked`."""
+    reads = [lambda reader, customers=customers: reader.rows("customer_id", customers) for customers in asked]
+    received = _read_through_rollup(io, CUSTOMER_SERVICE_ROLLUP, reads, ["2026-01-02", "2026-01-03"], lambda day: 1.0)
+    return [frame.sort("day", "customer_id", "service_name") for frame in received]
+
+
+def _allocated_rows(day: dt.date, scale: float) -> pl.DataFrame:
+    rows = [  # customer, service, cost, unallocated reason
+        ("a", "EC2", 1.25, None), ("o'neil", "EC2", 2.5, None), ("o'neil", "EC2", 4.0, None),
+        ("o'neil", "S3", 0.5, None), ("c:\\tenants", "RDS", 8.0, None), (None, "EC2", 16.0, "untagged"),
+        ("c:\\tenants", "RDS", 32.0, "no_usage_driver"),
+    ]  # fmt: skip
+    return pl.DataFrame(
+        [{"day": day, "customer_id": c, "service_name": s, "allocated_cost": v * scale, "unallocated_reason": r}
+         for c, s, v, r in rows],
+        schema={k: ALLOCATED_COST_SCHEMA[k] for k in ("day", "customer_id", "service_name", "allocated_cost", "unallocated_reason")},
+    )  # fmt: skip
+
+
+def _read_through_rollup(io: dict, spec: dict, reads: list, days: list[str], scale) -> list[pl.DataFrame]:
+    """allocated_cost rows of `days` (each day's costs times `scale(day)`), read through `rollup_by_key`
+    at `spec` by each of `reads`, on the last day's run (whose window is `days`), the upstream not in it."""
     received: list[pl.DataFrame] = []
 
     @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
     def allocated_cost(context: dg.AssetExecutionContext) -> pl.DataFrame:
         day = dt.date.fromisoformat(context.partition_key)
-        rows = [  # customer, service, cost, unallocated reason
-            ("a", "EC2", 1.25, None), ("o'neil", "EC2", 2.5, None), ("o'neil", "EC2", 4.0, None),
-            ("o'neil", "S3", 0.5, None), ("c:\\tenants", "RDS", 8.0, None), (None, "EC2", 16.0, "untagged"),
-            ("c:\\tenants", "RDS", 32.0, "no_usage_driver"),
-        ]  # fmt: skip
-        return pl.DataFrame(
-            [{"day": day, "customer_id": c, "service_name": s, "allocated_cost": v, "unallocated_reason": r} for c, s, v, r in rows],
-            schema={k: ALLOCATED_COST_SCHEMA[k] for k in ("day", "customer_id", "service_name", "allocated_cost", "unallocated_reason")},
-        )  # fmt: skip
+        return _allocated_rows(day, scale(day))
 
     @dg.asset(
         partitions_def=PARTITIONS, key_prefix=["unitcost"],
         ins={"allocated_cost": dg.AssetIn(
             key=dg.AssetKey(["unitcost", "allocated_cost"]), input_manager_key=BY_KEY,
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1),
-            metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=1 - len(days)),
+            metadata={ROLLUP_KEY: spec},
         )},
     )  # fmt: skip
     def explainer(allocated_cost: RollupByKey) -> None:
-        received.extend(allocated_cost.rows("customer_id", customers) for customers in asked)
+        received.extend(read(allocated_cost) for read in reads)
 
     resources = {**io, BY_KEY: rollup_by_key}
-    for day in ("2026-01-02", "2026-01-03"):
+    for day in days:
         assert dg.materialize([allocated_cost], partition_key=day, resources=resources).success
     # The upstream is not part of this run, as when one asset is materialized alone.
-    assert dg.materialize([allocated_cost, explainer], partition_key="2026-01-03", resources=resources,
+    assert dg.materialize([allocated_cost, explainer], partition_key=days[-1], resources=resources,
                           selection=[explainer]).success  # fmt: skip
-    return [frame.sort("day", "customer_id", "service_name") for frame in received]
+    return received
 
 
 # The asked customers' service costs on both days of the window; allocated money only.
@@ -271,3 +289,45 @@ def test_a_rollup_read_by_key_returns_only_the_asked_keys(tmp_path, monkeypatch,
     found, none = _explained_by_key(_io(tmp_path / "w.duckdb"), [["o'neil", "c:\\tenants", "nobody"], []])
     assert_frame_equal(found, BY_KEY_EXPECTED)
     assert none.is_empty() and none.schema == BY_KEY_EXPECTED.schema
+
+
+FACTOR = {dt.date(2026, 1, 2): 1.0, dt.date(2026, 1, 3): 2.0, dt.date(2026, 1, 4): 4.0}
+WINDOWS = {dt.date(2026, 1, 4): [dt.date(2026, 1, 3), dt.date(2026, 1, 4)], dt.date(2026, 1, 2): [dt.date(2026, 1, 2)]}
+
+
+def _summed_over_windows(io: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """allocated_cost of 01-02, 01-03 and 01-04 (each day's costs 1x, 2x, 4x), read at
+    SERVICE_CUSTOMER_ROLLUP summed over two windows: 01-04's of 01-03 and 01-04 (01-02 left out, as a
+    day not materialized is), and 01-02's of itself; then over no window at all."""
+    summed, none = _read_through_rollup(
+        io, SERVICE_CUSTOMER_ROLLUP,
+        [lambda reader: reader.windows("day", WINDOWS, ON_END), lambda reader: reader.windows("day", {}, ON_END)],
+        ["2026-01-02", "2026-01-03", "2026-01-04"], FACTOR.get,
+    )  # fmt: skip
+    return summed.sort("day", "service_name", "customer_id", "unallocated_reason", nulls_last=True), none
+
+
+# Per window and (service, customer, reason): the window's sum, and the sum on its end day alone.
+# 01-04's window holds 2x and 4x of each day's cost (6x), its end 4x; 01-02's is 1x, its end too.
+WINDOWS_EXPECTED = pl.DataFrame(
+    [(dt.date(2026, 1, d), s, c, r, v * window, v * end)
+     for d, window, end in [(2, 1.0, 1.0), (4, 6.0, 4.0)]
+     for s, c, r, v in [("EC2", "a", None, 1.25), ("EC2", "o'neil", None, 6.5), ("EC2", None, "untagged", 16.0),
+                        ("RDS", "c:\\tenants", None, 8.0), ("RDS", "c:\\tenants", "no_usage_driver", 32.0),
+                        ("S3", "o'neil", None, 0.5)]],
+    schema={"day": pl.Date, "service_name": pl.String, "customer_id": pl.String, "unallocated_reason": pl.String,
+            "allocated_cost": pl.Float64, "cost_on_day": pl.Float64}, orient="row",
+).sort("day", "service_name", "customer_id", "unallocated_reason", nulls_last=True)  # fmt: skip
+
+
+def test_a_rollup_summed_over_windows_reads_one_row_per_window_and_key(tmp_path):
+    """service_unit_cost's daily run reads two 30-day sums per service and customer, not 37 days of
+    them: each row counts in every window holding its day and in no other, the day column holds the
+    window's end, cost_on_day the end day's own sum; no window reads an empty frame of the same columns."""
+    summed, none = _summed_over_windows(_io(tmp_path / "w.duckdb"))
+    assert_frame_equal(summed, WINDOWS_EXPECTED)
+    assert none.is_empty() and none.schema == WINDOWS_EXPECTED.schema
+    # The Polars twin (service_unit_cost given a frame, the benchmark) sums the same windows.
+    rows = pl.concat([_allocated_rows(day, factor) for day, factor in FACTOR.items()])
+    twin = apply_rollup(rows, {**SERVICE_CUSTOMER_ROLLUP, "windows": window_spec("day", WINDOWS, ON_END)})
+    assert_frame_equal(twin.sort(summed.columns[:4], nulls_last=True), WINDOWS_EXPECTED)

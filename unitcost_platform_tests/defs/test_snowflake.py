@@ -19,7 +19,12 @@ from unitcost_platform.definitions import build_definitions
 from unitcost_platform.defs.snowflake_io import UnitcostSnowflakeIOManager, restore
 from unitcost_platform.settings import Settings
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
-from unitcost_platform_tests.defs.test_io_manager import BY_KEY_EXPECTED, _explained_by_key
+from unitcost_platform_tests.defs.test_io_manager import (
+    BY_KEY_EXPECTED,
+    WINDOWS_EXPECTED,
+    _explained_by_key,
+    _summed_over_windows,
+)
 from unitcost_platform_tests.saas import DAYS, START, TABLES, run_range, sorted_table
 
 SNOWFLAKE_ENV = {
@@ -132,3 +137,11 @@ def test_a_rollup_read_by_key_returns_only_the_asked_keys_on_snowflake(snowflake
     found, none = _explained_by_key(_io(), [["o'neil", "c:\\tenants", "nobody"], []])
     assert_frame_equal(found, BY_KEY_EXPECTED)
     assert none.is_empty() and none.columns == BY_KEY_EXPECTED.columns
+
+
+def test_a_rollup_summed_over_windows_on_snowflake(snowflake_env):
+    """The same window sums as on DuckDB (test_io_manager), read through the Snowflake IO manager: the
+    end day's sum comes back under its own name and type, also when no window reads a row."""
+    summed, none = _summed_over_windows(_io())
+    assert_frame_equal(restore(summed, "allocated_cost").select(WINDOWS_EXPECTED.columns), WINDOWS_EXPECTED)
+    assert none.is_empty() and none.columns == WINDOWS_EXPECTED.columns

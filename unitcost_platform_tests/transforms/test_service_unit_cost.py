@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 
 from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig
-from unitcost_platform.transforms.customer_cost import apply_rollup
+from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.service_unit_cost import (
+    ON_END,
     SERVICE_CUSTOMER_ROLLUP,
     service_unit_cost,
 )
@@ -112,3 +113,24 @@ def test_range_equals_day_by_day_and_unmaterialized_days_do_not_count():
     a = ranged.filter((pl.col("day") == D) & (pl.col("service_name") == "A")).row(0, named=True)
     assert a["history_days"] == 7 and a["monthly_run_rate"] == pytest.approx(30 * (7 * 3 + 10) / 7)
     assert ranged.filter(pl.col("day") == dt.date(2026, 3, 5))["change_7d"].is_null().all()  # no D-7 at all
+
+
+def test_a_daily_run_reads_its_two_windows_summed_not_every_day():
+    """The asset's reader (the warehouse) is asked for D's 30-day window and D-7's, each with the
+    materialized days it sums (03-04 is not), and D's row is the one a range run computes from every
+    day's rows (running totals)."""
+    present = set(DAYS) - {dt.date(2026, 3, 4)}
+    allocated = _allocated().filter(pl.col("day") != dt.date(2026, 3, 4))
+    asked: list = []
+
+    def read(windows):
+        asked.append(windows)
+        return apply_rollup(allocated, {**SERVICE_CUSTOMER_ROLLUP, "windows": window_spec("day", windows, ON_END)})
+
+    dims = customers(CUSTOMERS, DAYS)
+    by_window = service_unit_cost(read, present, dims, [D], OWNERS, TARGETS)
+    assert asked == [{FIRST: [FIRST], D: sorted(present)}]
+    ranged = service_unit_cost(allocated, present, dims, sorted(present), OWNERS, TARGETS)
+    assert by_window.equals(ranged.filter(pl.col("day") == D))
+    a = by_window.filter(pl.col("service_name") == "A").row(0, named=True)
+    assert a["history_days"] == 7 and a["monthly_run_rate"] == pytest.approx(30 * (7 * 3 + 10) / 7)

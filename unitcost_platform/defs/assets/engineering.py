@@ -23,7 +23,11 @@ from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
 from unitcost_platform.transforms.incidents import alert_incidents as compute_incidents
 from unitcost_platform.transforms.incidents import documents
-from unitcost_platform.transforms.service_unit_cost import SERVICE_CUSTOMER_ROLLUP, impact_documents
+from unitcost_platform.transforms.service_unit_cost import (
+    ON_END,
+    SERVICE_CUSTOMER_ROLLUP,
+    impact_documents,
+)
 from unitcost_platform.transforms.service_unit_cost import (
     service_unit_cost as compute_service_unit_cost,
 )
@@ -43,9 +47,10 @@ def build_engineering_assets(
 
     @dg.asset(
         ins={
-            # D's window and D-7's (for change_7d), summed by the warehouse per service and customer.
+            # D's window and D-7's (for change_7d), summed by the warehouse per service and customer:
+            # over each window in a daily run, per day in a range run.
             "allocated_cost": dg.AssetIn(
-                partition_mapping=trailing_days(RUN_RATE_DAYS + TREND_DAYS),
+                partition_mapping=trailing_days(RUN_RATE_DAYS + TREND_DAYS), input_manager_key=BY_KEY,
                 metadata={ROLLUP_KEY: SERVICE_CUSTOMER_ROLLUP},
             ),
             "tag_coverage": materialized_days_in(RUN_RATE_DAYS + TREND_DAYS),
@@ -59,7 +64,7 @@ def build_engineering_assets(
     def service_unit_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        allocated_cost: pl.DataFrame,
+        allocated_cost: RollupByKey,
         tag_coverage: pl.DataFrame,
         customer_dimension: pl.DataFrame,
     ) -> pl.DataFrame:
@@ -69,8 +74,9 @@ def build_engineering_assets(
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)
         frame = compute_service_unit_cost(
-            allocated_cost, present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope
-        )
+            lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows("day", windows, ON_END),
+            present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope,
+        )  # fmt: skip
         messages = impact_documents(frame, cfg.targets.notify_change)
 
         def describe(day: pl.DataFrame) -> dict:
