@@ -138,14 +138,17 @@ def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
     """The customers a service costs most per month, in words: "Bluefin Labs $1.20/month; ..."."""
     fields = ["customer_id", "customer_name", "_month"]
     ranked = (
-        monthly.filter(pl.col("_month") > 0)
+        # Ranked by the cents shown: customers shown at the same cost are ordered by id, whatever the
+        # last bits of their sums (which differ between the warehouse's and Polars' summation order).
+        monthly.filter(pl.col("_month") > 0).with_columns(pl.col("_month").round(2).alias("_shown"))
         # The largest per service without sorting every customer: top-k within each group, then
         # order those few (largest first, ties by customer id).
         .group_by("day", "service_name")
-        .agg(pl.col(fields).top_k_by(["_month", "customer_id"], k=TOP_CUSTOMERS, reverse=[False, True]))
+        .agg(pl.col(fields).top_k_by(["_shown", "customer_id"], k=TOP_CUSTOMERS, reverse=[False, True]))
         .explode(fields)
-        .sort(["day", "service_name", "_month", "customer_id"], descending=[False, False, True, False])
-    )
+        .sort([pl.col("day"), pl.col("service_name"), pl.col("_month").round(2), pl.col("customer_id")],
+              descending=[False, False, True, False])
+    )  # fmt: skip
     return ranked.group_by("day", "service_name").agg(
         pl.format(
             "{} ${}/month",

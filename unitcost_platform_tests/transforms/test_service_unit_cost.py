@@ -17,6 +17,7 @@ from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.service_unit_cost import (
     ON_END,
     SERVICE_CUSTOMER_ROLLUP,
+    _top_customers,
     service_unit_cost,
 )
 from unitcost_platform_tests.helpers import customers
@@ -134,3 +135,16 @@ def test_a_daily_run_reads_its_two_windows_summed_not_every_day():
     assert by_window.equals(ranged.filter(pl.col("day") == D))
     a = by_window.filter(pl.col("service_name") == "A").row(0, named=True)
     assert a["history_days"] == 7 and a["monthly_run_rate"] == pytest.approx(30 * (7 * 3 + 10) / 7)
+
+
+def test_customers_shown_at_the_same_cost_are_ordered_by_id():
+    """The warehouse and Polars sum a window in different orders, so equal costs can differ in their
+    last bit; the customers a service costs most are ranked by the cents shown, then by id, so DuckDB,
+    Snowflake and a range run name the same three."""
+    monthly = pl.DataFrame(
+        {"day": [D] * 4, "service_name": ["A"] * 4, "customer_id": ["C2", "C1", "C3", "C4"],
+         "customer_name": ["Two", "One", "Three", "Four"], "_month": [0.35 + 0.35 + 0.35 + 0.4, 1.45, 1.45, 1.44]},
+    )  # fmt: skip
+    assert monthly["_month"][0] != monthly["_month"][1]  # 1.4499999999999997: the last bits differ
+    top = _top_customers(monthly)
+    assert top["top_customers"].to_list() == ["One $1.45/month; Two $1.45/month; Three $1.45/month"]
