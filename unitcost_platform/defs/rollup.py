@@ -272,11 +272,13 @@ class RollupByKey:
     def __init__(self, context: dg.InputContext, rollup: Mapping[str, Any]):
         self._context, self._rollup = context, rollup
 
-    def rows(self, column: str, values: Iterable[str | None]) -> pl.DataFrame:
+    def rows(self, column: str, values: Iterable[str | None], windows: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """The rows of those keys; summed over `windows` (a `window_spec`) when given."""
         wanted = sorted({v for v in values if v is not None})
+        rollup = {**self._rollup, "windows": windows} if windows else self._rollup
         if len(wanted) > MAX_KEYS:
-            return self.all().filter(pl.col(column).is_in(wanted))
-        return WithRollup(self._context, {**self._rollup, "keys": {column: wanted}}).load()
+            return WithRollup(self._context, rollup).load().filter(pl.col(column).is_in(wanted))
+        return WithRollup(self._context, {**rollup, "keys": {column: wanted}}).load()
 
     def windows(
         self, column: str, days: Mapping[dt.date, Iterable[dt.date]], on_end: Mapping[str, str] | None = None

@@ -14,6 +14,7 @@ import polars as pl
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
 from unitcost_platform.formatting import money
+from unitcost_platform.transforms.customer_cost import window_spec
 from unitcost_platform.transforms.unit_cost import TREND_DAYS as TREND_WINDOW
 from unitcost_platform.transforms.windows import cumulative, window_at
 
@@ -87,6 +88,21 @@ def service_costs_of(service_costs: ServiceCosts, customers: pl.Series) -> pl.Da
     if isinstance(service_costs, pl.DataFrame):
         return service_costs
     return service_costs(customers.drop_nulls().unique().to_list())
+
+
+def driver_windows(days: list[dt.date]) -> dict | None:
+    """The windows a one-day run reads its drivers' service costs over (a rollup `window_spec`): the 7
+    days ending at D and the 7 before, each sum on its window's end. `_service_changes` then finds the
+    same sums as from the 14 days' rows (its windows hold exactly one end each, and a pair has a row
+    in the 14 days when it has one in either window), from 2 rows per customer and service, not 14.
+    A range run reads every day (its targets' windows overlap)."""
+    if len(days) != 1:
+        return None
+    end = days[0]
+    return window_spec("day", {
+        end: [end - dt.timedelta(days=i) for i in range(TREND_WINDOW)],
+        end - dt.timedelta(days=TREND_WINDOW): [end - dt.timedelta(days=TREND_WINDOW + i) for i in range(TREND_WINDOW)],
+    })  # fmt: skip
 
 
 class ReadOnce:

@@ -8,7 +8,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
-from unitcost_platform.transforms.alerts import ReadOnce
+from unitcost_platform.transforms.alerts import ReadOnce, driver_windows
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, apply_rollup
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
@@ -145,3 +145,28 @@ def test_drivers_read_by_customer_read_the_alerted_customers_once():
     # Asked again (the FORECAST drivers) for C and a new customer: only the new one is read.
     assert reader(["C", "Q"])["customer_id"].unique().sort().to_list() == ["C", "Q"]
     assert asked == [["C"], ["Q"]]
+
+
+def test_a_one_day_run_reads_two_seven_day_sums_per_service_with_the_same_drivers():
+    """A daily run reads its drivers summed over the 7 days ending at D and the 7 before (2 rows per
+    customer and service, not 14): the alerts and their drivers are those from the 14 days' rows.
+    EC2 grows (10 a day, then 30 in the last week); RDS costs only before the last week (it is still
+    a driver, 0 now against 14); S3 has a row of 0 only; a row 15 days back is outside both windows."""
+    def row(offset, service, cost):
+        return {"day": D - dt.timedelta(days=offset), "customer_id": "C", "service_name": service,
+                "allocated_cost": cost, "unallocated_reason": None}  # fmt: skip
+
+    rows = [row(o, "Amazon EC2", 30.0 if o < 7 else 10.0) for o in range(14)]
+    rows += [row(o, "Amazon RDS", 2.0) for o in range(7, 14)] + [row(3, "Amazon S3", 0.0), row(14, "Amazon EC2", 1000.0)]
+    every = apply_rollup(pl.DataFrame(rows), CUSTOMER_SERVICE_ROLLUP)
+    windows = driver_windows([D])
+    summed = apply_rollup(pl.DataFrame(rows), {**CUSTOMER_SERVICE_ROLLUP, "windows": windows})
+    assert summed.height == 4  # EC2 in both windows, RDS in the earlier, S3 in the later
+    unit = _unit([{"customer_id": "C", "cost_to_mrr": 0.3, "cost_growth_7d": 2.0}])
+    cfg = AlertsConfig(max_drivers=3)
+    by_window = compute_cost_alerts(unit, summed, [D], cfg, OWNERS)
+    assert_frame_equal(by_window, compute_cost_alerts(unit, every, [D], cfg, OWNERS))
+    drivers = {d["service"]: d for a in by_window["drivers"] for d in json.loads(a)}
+    assert (drivers["Amazon EC2"]["cost_7d"], drivers["Amazon EC2"]["cost_prev_7d"]) == (210.0, 70.0)
+    assert (drivers["Amazon RDS"]["cost_7d"], drivers["Amazon RDS"]["cost_prev_7d"]) == (0.0, 14.0)
+    assert driver_windows([D, D + dt.timedelta(days=1)]) is None  # a range run reads every day

@@ -18,7 +18,12 @@ from unitcost_platform.defs.metadata import (
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
-from unitcost_platform.transforms.alerts import ReadOnce, alerts_as_documents, append_model_alerts
+from unitcost_platform.transforms.alerts import (
+    ReadOnce,
+    alerts_as_documents,
+    append_model_alerts,
+    driver_windows,
+)
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import (
     CUSTOMER_DAY_ROLLUP,
@@ -155,7 +160,9 @@ def build_reporting_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        service_costs = ReadOnce(lambda customers: allocated_cost.rows("customer_id", customers))
+        # A daily run reads each customer's two 7-day sums per service; a range run every day's.
+        windows = driver_windows(days)
+        service_costs = ReadOnce(lambda customers: allocated_cost.rows("customer_id", customers, windows))
         frame = compute_cost_alerts(unit_cost, service_costs, days, cfg.alerts, cfg.owners)
         frame = append_model_alerts(
             frame, unit_cost, cost_anomalies, margin_forecast, service_costs, days, cfg.alerts, cfg.owners,
