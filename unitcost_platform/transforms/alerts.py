@@ -90,6 +90,9 @@ def service_costs_of(service_costs: ServiceCosts, customers: pl.Series) -> pl.Da
     return service_costs(customers.drop_nulls().unique().to_list())
 
 
+DRIVER_DECIMALS = 4  # a driver's costs and change as the alert carries them
+
+
 def driver_windows(days: list[dt.date]) -> dict | None:
     """The windows a one-day run reads its drivers' service costs over (a rollup `window_spec`): the 7
     days ending at D and the 7 before, each sum on its window's end. `_service_changes` then finds the
@@ -192,10 +195,13 @@ def _drivers(changes: pl.DataFrame, alerts: pl.DataFrame, owners: OwnersConfig, 
         pl.when(pl.col("cost_prev_7d") != 0).then(pl.col("cost_7d") / pl.col("cost_prev_7d") - 1).alias("change_7d"),
         pl.col("service_name").replace_strict(owners.services, default=owners.default_team, return_dtype=pl.String).alias("owner"),
     )
+    # Ranked by the costs as the alert shows them (ties by service name), not by the last bits of the sums, which
+    # differ between the warehouse's summation order and Polars' (a daily and a range run agree).
+    shown = pl.col("cost_7d").round(DRIVER_DECIMALS)
     ranked = pl.concat([
-        by_cost.join(changes, on=["day", "_key"]).sort("cost_7d", "service_name", descending=[True, False]),
+        by_cost.join(changes, on=["day", "_key"]).sort(shown, "service_name", descending=[True, False]),
         by_increase.join(changes, on=["day", "_key"]).with_columns(
-            (pl.col("cost_7d") - pl.col("cost_prev_7d")).alias("_rise")
+            (shown - pl.col("cost_prev_7d").round(DRIVER_DECIMALS)).alias("_rise")
         ).sort("_rise", "service_name", descending=[True, False]).drop("_rise"),
     ])
     top_rows = ranked.group_by("day", "_key", "alert_type", maintain_order=True).head(top)
@@ -204,7 +210,8 @@ def _drivers(changes: pl.DataFrame, alerts: pl.DataFrame, owners: OwnersConfig, 
             pl.lit("["),
             pl.struct(
                 pl.col("service_name").alias("service"), pl.col("owner"),
-                pl.col("cost_7d").round(4), pl.col("cost_prev_7d").round(4), pl.col("change_7d").round(4),
+                pl.col("cost_7d").round(DRIVER_DECIMALS), pl.col("cost_prev_7d").round(DRIVER_DECIMALS),
+                pl.col("change_7d").round(DRIVER_DECIMALS),
             ).struct.json_encode().str.join(","),
             pl.lit("]"),
         ]).alias("drivers"),

@@ -8,7 +8,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from unitcost_platform.config import AlertsConfig, OwnersConfig
-from unitcost_platform.transforms.alerts import ReadOnce, driver_windows
+from unitcost_platform.transforms.alerts import ReadOnce, _drivers, driver_windows
 from unitcost_platform.transforms.alerts import cost_alerts as compute_cost_alerts
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, apply_rollup
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
@@ -170,3 +170,17 @@ def test_a_one_day_run_reads_two_seven_day_sums_per_service_with_the_same_driver
     assert (drivers["Amazon EC2"]["cost_7d"], drivers["Amazon EC2"]["cost_prev_7d"]) == (210.0, 70.0)
     assert (drivers["Amazon RDS"]["cost_7d"], drivers["Amazon RDS"]["cost_prev_7d"]) == (0.0, 14.0)
     assert driver_windows([D, D + dt.timedelta(days=1)]) is None  # a range run reads every day
+
+
+def test_drivers_equal_as_shown_are_ordered_by_service_name():
+    """Two services that did not grow, one with a rise of 4e-16 from its sums' last bits (a daily
+    run's warehouse sums and a range run's running totals add in different orders): ranked by the
+    costs the alert shows, they tie and are ordered by name, so both runs write the same drivers."""
+    changes = pl.DataFrame(
+        {"day": [D] * 3, "_key": ["C"] * 3, "service_name": ["Amazon CloudWatch", "AWS Lambda", "Amazon EC2"],
+         "cost_7d": [0.4 * 7, 1.75, 60.0], "cost_prev_7d": [2.8, 1.75, 35.0]},
+    )  # fmt: skip
+    assert 0.4 * 7 != 2.8
+    alerts = pl.DataFrame({"day": [D], "_key": ["C"], "alert_type": ["TREND"]})
+    drivers = json.loads(_drivers(changes, alerts, OWNERS, 3)["drivers"][0])
+    assert [d["service"] for d in drivers] == ["Amazon EC2", "AWS Lambda", "Amazon CloudWatch"]
