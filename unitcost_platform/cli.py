@@ -230,7 +230,11 @@ def _bench(args: argparse.Namespace) -> int:
         backfill = args.backfill_days
     else:  # the default: 365 days with the in-process figures, none with --dagster
         backfill = None if args.dagster else BENCH_BACKFILL_DAYS
-    return bench_main(sizes, args.runs, Path(args.work_dir), backfill, log=_progress, dagster=args.dagster)
+    if args.history_days and not args.dagster:
+        raise UnitcostError("--history-days measures the real path: add --dagster")
+    return bench_main(
+        sizes, args.runs, Path(args.work_dir), backfill, log=_progress, dagster=args.dagster, history_days=args.history_days
+    )
 
 
 def _progress(message: str) -> None:
@@ -312,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
              "whole process, the peak RSS of all its processes, the rows loaded into Python, and the ratio to "
              "the DuckDB SQL baseline's process. The in-process stages, ours/baseline comparison and the demo "
              "backfill (unless --backfill-days is given) are not run",
+    )  # fmt: skip
+    bench.add_argument(
+        "--history-days", type=_at_least(0), default=0,
+        help="with --dagster: measure the day after this many days of history (materialized once, in one range "
+             "run, not measured; each measured run starts from a copy), as every production day but the first is "
+             "(default 0: the first day, nothing in the trailing windows)",
     )  # fmt: skip
     bench.set_defaults(func=_bench)
 

@@ -11,6 +11,11 @@ the run (the child and its descendants, summed, sampled every 0.1 s). Next to it
 the DuckDB SQL allocation baseline's whole process. Figures are medians over the runs; a failed
 Dagster run fails the bench with its stderr (nothing of it is reported).
 
+With `--history-days N` the measured day is the one after N days of history, as every production
+day but the first is: the N days are materialized once, in one range run (not measured), and each
+measured run starts from a copy of that instance and warehouse. The windows the daily assets read
+(30 days of run rate, 37 of service cost, 14 of drivers, 90 of dashboard) are then filled.
+
 The per-size directory (`<work>/dagster/<size>/`) keeps the last run's config, DAGSTER_HOME and
 logs; its warehouse is deleted after each run (at 100M line items it is many GiB).
 """
@@ -28,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -90,10 +95,12 @@ def run_environment(home: Path, warehouse: Path, config: Path, data: Path, day: 
     return env
 
 
-def materialize_command(day: dt.date) -> list[str]:
+def materialize_command(day: dt.date, through: dt.date | None = None) -> list[str]:
+    """Every asset of `day` (or of the range `day`...`through`, in one run)."""
+    partition = ["--partition", day.isoformat()] if through is None else ["--partition-range", f"{day}...{through}"]
     return [
         str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "unitcost_platform.definitions",
-        "--select", "*", "--partition", day.isoformat(),
+        "--select", "*", *partition,
     ]  # fmt: skip
 
 
@@ -256,37 +263,68 @@ class DagsterRun:
     baseline_peak_mib: float
 
 
-def materialize_day(data: Path, day: dt.date, root: Path) -> tuple[DagsterRun, Path]:
-    """One fresh `dagster asset materialize` of every asset for `day`; raises BenchRunFailed."""
+def _fresh(root: Path, history: Path | None) -> tuple[Path, Path]:
+    """DAGSTER_HOME and the warehouse of a run in `root`: new, or a copy of `history`'s."""
     shutil.rmtree(root, ignore_errors=True)
     home, warehouse = root / "dagster_home", root / "warehouse.duckdb"
-    home.mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    config = write_config(root / "unitcost.yaml", data)
-    env = run_environment(home, warehouse, config, data, day)
+    if history is None:
+        home.mkdir(parents=True)
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    else:
+        shutil.copytree(history / "dagster_home", home)
+        for part in history.glob("warehouse.duckdb*"):  # the file and its WAL, if any
+            shutil.copy(part, root / part.name)
+    return home, warehouse
+
+
+def _run_dagster(command: list[str], root: Path, env: dict[str, str], what: str) -> tuple[float, TreePeak, list]:
+    """`command` in `root` under a tree-peak sampler; raises BenchRunFailed unless its run succeeded."""
     stdout, stderr = root / "stdout.log", root / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         began = time.perf_counter()
-        process = subprocess.Popen(materialize_command(day), env=env, cwd=root, stdout=out, stderr=err)
+        process = subprocess.Popen(command, env=env, cwd=root, stdout=out, stderr=err)
         with TreePeak(process.pid) as peak:
             code = process.wait()
         seconds = time.perf_counter() - began
-    found = read_run(home)
+    found = read_run(Path(env["DAGSTER_HOME"]))
     entries = found[2] if found else []
     if code != 0 or found is None or found[1] != "SUCCESS":
         status = f"run {found[0]} {found[1]}" if found else "no run was recorded"
         failures = "\n".join(failure_messages(entries))
         tail = stderr.read_text(errors="replace")[-STDERR_TAIL:]
         raise BenchRunFailed(
-            f"the Dagster run of {day} on {data} failed (exit code {code}, {status}); its figures are not "
+            f"the Dagster run of {what} failed (exit code {code}, {status}); its figures are not "
             f"reported. Logs and DAGSTER_HOME in {root}.\n"
             + (f"failed steps:\n{failures}\n" if failures else "")
             + f"stderr (last {STDERR_TAIL} characters):\n{tail}"
         )
+    return seconds, peak, [found[0], entries]
+
+
+def prepare_history(data: Path, first: dt.date, last: dt.date, root: Path) -> tuple[Path, float]:
+    """Every asset of `first`...`last` materialized in one range run into a new instance and warehouse
+    in `root` (what the measured runs copy); returns `root` and the run's seconds."""
+    home, warehouse = _fresh(root, None)
+    config = write_config(root / "unitcost.yaml", data)
+    env = run_environment(home, warehouse, config, data, first)
+    seconds, _, _ = _run_dagster(materialize_command(first, last), root, env, f"the history {first}...{last} on {data}")
+    return root, seconds
+
+
+def materialize_day(
+    data: Path, day: dt.date, root: Path, history: Path | None = None, start: dt.date | None = None
+) -> tuple[DagsterRun, Path]:
+    """One `dagster asset materialize` of every asset for `day` in a fresh process, with a fresh
+    instance and warehouse or copies of `history`'s (partitions from `start`, default `day`);
+    raises BenchRunFailed."""
+    home, warehouse = _fresh(root, history)
+    config = write_config(root / "unitcost.yaml", data)
+    env = run_environment(home, warehouse, config, data, start or day)
+    seconds, peak, (run_id, entries) = _run_dagster(materialize_command(day), root, env, f"{day} on {data}")
     for leftover in root.glob("warehouse.duckdb*"):  # the file and its WAL, if any
         leftover.unlink()
     steps = with_step_peaks(step_times(entries), peak.timeline)
-    run = DagsterRun(found[0], seconds, peak.peak, steps, rows_loaded(entries), 0.0, 0.0)
+    run = DagsterRun(run_id, seconds, peak.peak, steps, rows_loaded(entries), 0.0, 0.0)
     return run, root
 
 
@@ -295,6 +333,7 @@ class DagsterSizeResult:
     name: str
     spec: ScaleSpec
     day: dt.date
+    history_days: int = 0
     runs: list[DagsterRun] = field(default_factory=list)
 
     @property
@@ -315,15 +354,26 @@ class DagsterSizeResult:
         return RowsLoaded(round(statistics.median(counted)) if counted else None, first.reporting, first.inputs)
 
 
-def measure_size(name: str, spec: ScaleSpec, work: Path, runs: int, log: Callable[[str], None]) -> DagsterSizeResult:
+def measure_size(
+    name: str, spec: ScaleSpec, work: Path, runs: int, log: Callable[[str], None], history_days: int = 0
+) -> DagsterSizeResult:
+    spec = replace(spec, days=history_days + 1)
     data = generate_scale(work / spec.label, spec, log=log)
-    day = dt.date.fromisoformat(json.loads((data / "spec.json").read_text())["start"])
+    start = dt.date.fromisoformat(json.loads((data / "spec.json").read_text())["start"])
+    day = start + dt.timedelta(days=history_days)
     out = work / "results" / name
     out.mkdir(parents=True, exist_ok=True)
-    result = DagsterSizeResult(name, spec, day)
+    result = DagsterSizeResult(name, spec, day, history_days)
+    history = None
+    if history_days:
+        last = day - dt.timedelta(days=1)
+        log(f"{name}: the history: every asset of {start}...{last} in one range run (not measured)")
+        history, seconds = prepare_history(data, start, last, work / "dagster" / f"{name}-history")
+        log(f"{name}: the history took {seconds:.1f} s")
     for k in range(1, runs + 1):
-        log(f"{name}: run {k}/{runs}: every asset of {day} through `dagster asset materialize` (fresh instance and warehouse)")
-        run, root = materialize_day(data, day, work / "dagster" / name)
+        fresh = "a copy of the history's instance and warehouse" if history else "fresh instance and warehouse"
+        log(f"{name}: run {k}/{runs}: every asset of {day} through `dagster asset materialize` ({fresh})")
+        run, root = materialize_day(data, day, work / "dagster" / name, history, start)
         log(f"{name}: run {k}/{runs}: Dagster run {run.run_id} succeeded: {len(run.steps)} steps, "
             f"{run.seconds:.1f} s, peak RSS {run.peak_bytes / MiB:,.0f} MiB (logs in {root})")  # fmt: skip
         log(f"{name}: run {k}/{runs}: DuckDB SQL baseline")
@@ -359,7 +409,8 @@ def report(results: list[DagsterSizeResult], runs: int) -> tuple[str, bool]:
         kinds = [st.kind for st in r.steps]
         lines += ["", f"{r.name}: {s.line_items_per_day:,} line items, {s.tenants:,} tenants, {s.services} services, "
                       f"{s.metrics} usage metrics, {s.untagged_share:.0%} untagged; every asset of {r.day} in one "
-                      f"`dagster asset materialize` ({kinds.count('asset')} assets, {kinds.count('check')} checks)"]  # fmt: skip
+                      f"`dagster asset materialize` ({kinds.count('asset')} assets, {kinds.count('check')} checks)"
+                      + (f", after {r.history_days} days of history" if r.history_days else ", the first day (no history)")]  # fmt: skip
         lines.append(f"  {'step':52} {'seconds':>9} {'peak RSS':>11}")
         total = 0.0
         for st in r.steps:
@@ -410,5 +461,7 @@ def report(results: list[DagsterSizeResult], runs: int) -> tuple[str, bool]:
     return "\n".join(line.rstrip() for line in lines), ok
 
 
-def measure(sizes: list[str], runs: int, work: Path, log: Callable[[str], None]) -> list[DagsterSizeResult]:
-    return [measure_size(name, SIZES[name], work, runs, log) for name in sizes]
+def measure(
+    sizes: list[str], runs: int, work: Path, log: Callable[[str], None], history_days: int = 0
+) -> list[DagsterSizeResult]:
+    return [measure_size(name, SIZES[name], work, runs, log, history_days) for name in sizes]

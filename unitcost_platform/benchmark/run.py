@@ -285,14 +285,15 @@ def backfill_line(backfill: dict) -> tuple[str, bool]:
 
 
 def main(
-    sizes: list[str], runs: int, work: Path, backfill_days: int | None, log: Callable[[str], None], dagster: bool = False
+    sizes: list[str], runs: int, work: Path, backfill_days: int | None, log: Callable[[str], None], dagster: bool = False,
+    history_days: int = 0,
 ) -> int:
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         raise SystemExit(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
     work = work.resolve()  # DAGSTER_HOME of the backfill run must be absolute
     if dagster:
-        return _main_dagster(sizes, runs, work, backfill_days, log)
+        return _main_dagster(sizes, runs, work, backfill_days, log, history_days)
     results = [run_size(name, SIZES[name], work, runs, log) for name in sizes]
     backfill = measure_backfill(work, backfill_days, log) if backfill_days else None
     text, ok = report(results, backfill, runs)
@@ -300,11 +301,13 @@ def main(
     return 0 if all(r.equal for r in results) else 1
 
 
-def _main_dagster(sizes: list[str], runs: int, work: Path, backfill_days: int | None, log: Callable[[str], None]) -> int:
+def _main_dagster(
+    sizes: list[str], runs: int, work: Path, backfill_days: int | None, log: Callable[[str], None], history_days: int = 0
+) -> int:
     """The real path only (`dagster_run.py`), and the demo backfill when asked for."""
     from unitcost_platform.benchmark import dagster_run
 
-    results = dagster_run.measure(sizes, runs, work, log)
+    results = dagster_run.measure(sizes, runs, work, log, history_days)
     backfill = measure_backfill(work, backfill_days, log) if backfill_days else None
     text, _ = dagster_run.report(results, runs)
     if backfill:

@@ -51,7 +51,9 @@ NON_PAYING = ["trial", "free"]
 
 
 def bench_day(data: Path) -> dt.date:
-    return dt.date.fromisoformat(json.loads((data / "spec.json").read_text())["start"])
+    """The day measured: the scale data's last (the others are history)."""
+    spec = json.loads((data / "spec.json").read_text())
+    return dt.date.fromisoformat(spec["start"]) + dt.timedelta(days=int(spec.get("days", 1)) - 1)
 
 
 def read_billing(data: Path, day: dt.date, columns: list[str] | None) -> pl.DataFrame:

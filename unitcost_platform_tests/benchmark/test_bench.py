@@ -150,6 +150,35 @@ def test_dagster_mode_reports_every_step_the_peak_rss_and_the_baseline_ratio(tmp
     assert status == "SUCCESS" and not list(run_dir.glob("warehouse.duckdb*"))
 
 
+def test_dagster_mode_measures_the_day_after_its_history(tmp_path):
+    """`--history-days 8`: the 8 days are materialized once (not measured), and the measured run of the
+    ninth starts from a copy of them, so its trailing windows are filled: service_unit_cost reads the
+    day's 30-day window and the one 7 days earlier, each summed by the warehouse."""
+    done = subprocess.run(
+        [str(UNITCOST), "bench", "--sizes", "smoke", "--runs", "1", "--dagster", "--history-days", "8",
+         "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "every asset of 2026-03-09 in one `dagster asset materialize`" in done.stdout, done.stdout
+    assert "after 8 days of history" in done.stdout and "the history took" in done.stderr
+    home = tmp_path / "dagster" / "smoke" / "dagster_home"
+    run_id, status, entries = dagster_run.read_run(home)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 2  # the history's range run, copied, and the measured run
+    messages = [getattr(e, "user_message", "") or "" for e in entries]
+    assert any("rows of allocated_cost (rollup summed over 2 window(s), 9 day(s))" in m for m in messages), messages
+    assert status == "SUCCESS" and (tmp_path / "dagster" / "smoke-history" / "warehouse.duckdb").exists()
+
+
+def test_history_days_needs_the_dagster_mode(tmp_path):
+    done = subprocess.run(
+        [str(UNITCOST), "bench", "--sizes", "smoke", "--history-days", "8", "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--history-days measures the real path: add --dagster" in done.stderr
+
+
 def test_a_failed_dagster_run_fails_the_bench_with_its_stderr(tmp_path):
     spec = ScaleSpec(line_items_per_day=200, tenants=5, services=2, metrics=2)
     data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
