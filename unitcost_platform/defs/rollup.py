@@ -20,7 +20,6 @@ manager loads the config to build it. That is how tag coverage, allocation, team
 cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
 """
 
-import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -31,7 +30,6 @@ import polars as pl
 from dagster._core.storage.db_io_manager import TableSlice
 
 from unitcost_platform.config import UnitcostConfig, load_config
-from unitcost_platform.transforms.customer_cost import window_spec
 from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
 
 ROLLUP_KEY = "rollup"
@@ -280,13 +278,10 @@ class RollupByKey:
             return WithRollup(self._context, rollup).load().filter(pl.col(column).is_in(wanted))
         return WithRollup(self._context, {**rollup, "keys": {column: wanted}}).load()
 
-    def windows(
-        self, column: str, days: Mapping[dt.date, Iterable[dt.date]], on_end: Mapping[str, str] | None = None
-    ) -> pl.DataFrame:
-        """One row per window and key: `days` maps each window's end to the days it sums (days of the
-        input's partitions); `column` (a `by` column) then holds the end. `on_end` adds, per alias, the
-        sum of a `sum` column on the end day alone. A row is in every window holding its day."""
-        return WithRollup(self._context, {**self._rollup, "windows": window_spec(column, days, on_end)}).load()
+    def windows(self, windows: Mapping[str, Any]) -> pl.DataFrame:
+        """The rollup summed over `windows` (a `window_spec`): one row per window end and key, the end
+        in the window column; a row counts in every window holding its day."""
+        return WithRollup(self._context, {**self._rollup, "windows": windows}).load()
 
     def all(self) -> pl.DataFrame:
         return WithRollup(self._context, self._rollup).load()

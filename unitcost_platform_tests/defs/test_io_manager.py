@@ -301,7 +301,7 @@ def _summed_over_windows(io: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
     day not materialized is), and 01-02's of itself; then over no window at all."""
     summed, none = _read_through_rollup(
         io, SERVICE_CUSTOMER_ROLLUP,
-        [lambda reader: reader.windows("day", WINDOWS, ON_END), lambda reader: reader.windows("day", {}, ON_END)],
+        [lambda reader: reader.windows(window_spec("day", WINDOWS, ON_END)), lambda reader: reader.windows(window_spec("day", {}, ON_END))],
         ["2026-01-02", "2026-01-03", "2026-01-04"], FACTOR.get,
     )  # fmt: skip
     return summed.sort("day", "service_name", "customer_id", "unallocated_reason", nulls_last=True), none

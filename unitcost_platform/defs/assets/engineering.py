@@ -20,7 +20,7 @@ from unitcost_platform.defs.metadata import (
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
-from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
+from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, window_spec
 from unitcost_platform.transforms.incidents import alert_incidents as compute_incidents
 from unitcost_platform.transforms.incidents import documents
 from unitcost_platform.transforms.service_unit_cost import (
@@ -74,7 +74,7 @@ def build_engineering_assets(
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)
         frame = compute_service_unit_cost(
-            lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows("day", windows, ON_END),
+            lambda days: allocated_cost.all() if days is None else allocated_cost.windows(window_spec("day", days, ON_END)),
             present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope,
         )  # fmt: skip
         messages = impact_documents(frame, cfg.targets.notify_change)
