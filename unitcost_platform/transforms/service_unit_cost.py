@@ -179,12 +179,13 @@ def _costs_by_window(
     placed = pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null()
     if len(eval_days) <= DIRECT_WINDOWS:
         # Each window summed where the rows live: (service, customer, reason) per window, not per day.
+        # A placed row has no reason, so it is the only one of its (window, service, customer).
         summed = read({e: [p for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e] for e in eval_days})
-        mine = summed.filter(placed).group_by("service_name", "customer_id", "day")
+        mine = summed.filter(placed)
         return (
             summed.select("day", "service_name").unique(),
-            mine.agg(pl.col("allocated_cost").sum().alias("window_cost")),
-            mine.agg(pl.col("cost_on_day").sum().alias("cost")),
+            mine.select("service_name", "customer_id", "day", pl.col("allocated_cost").alias("window_cost")),
+            mine.select("service_name", "customer_id", "day", pl.col("cost_on_day").alias("cost")),
             summed.filter(~placed).group_by("day", "service_name").agg(pl.col("cost_on_day").sum().alias("unallocated_cost")),
         )
     rows = read(None).filter(pl.col("day").is_in(present))
@@ -205,32 +206,13 @@ def _costs_by_window(
     return services, _running_window_sums(per_day, eval_days), per_day.join(eval_frame, on="day"), unallocated
 
 
-def service_unit_cost(
-    rollup: ServiceCustomerCost,
-    present_days: set[dt.date],
-    customers: pl.DataFrame,
-    days: list[dt.date],
-    owners: OwnersConfig,
-    targets: TargetsConfig,
-    scope: ScopeConfig | None = None,
+def _per_service(
+    costs: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    scoped: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame,
 ) -> pl.DataFrame:
-    """One row per day of `days` and service with cost in its trailing 30 days.
-
-    `rollup`: allocated_cost at SERVICE_CUSTOMER_ROLLUP over the 37 days ending at each day (D-7's own
-    window included), or a reader of it (ServiceCustomerCost); `present_days`: the materialized days among them; `customers`: customer_dimension
-    of each day and of 7 days earlier.
-    """
-    present = sorted(set(present_days) | set(days))
-    week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
-    eval_days = sorted(set(days) | {d for d in week_ago if d in set(present)})
-    scoped = _customers_in_scope(customers.filter(pl.col("snapshot_date").is_in(eval_days)), scope)
-    active = scoped.filter(pl.col("active"))
-    history = pl.DataFrame(
-        {"day": eval_days,
-         "history_days": [sum(1 for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e) for e in eval_days]},
-        schema={"day": pl.Date, "history_days": pl.Int64},
-    )  # fmt: skip
-    services, window, placed_on_day, unallocated = _costs_by_window(_reader(rollup), present, eval_days)
+    """Per eval day and service, every figure but the 7-day change and the target, from
+    `_costs_by_window`'s frames."""
+    services, window, placed_on_day, unallocated = costs
     window = window.join(scoped.select("day", "customer_id"), on=["day", "customer_id"])
     monthly = _monthly_per_customer(window, active, history)
     on_day = placed_on_day.join(scoped, on=["day", "customer_id"])
@@ -240,7 +222,7 @@ def service_unit_cost(
     )
     run_rate = window.group_by("day", "service_name").agg(pl.col("window_cost").sum().alias("_window"))
     active_counts = active.group_by("day").agg(pl.len().cast(pl.Int64).alias("active_customers"))
-    frame = (
+    return (
         services.join(day_cost, on=["day", "service_name"], how="left")
         .join(unallocated, on=["day", "service_name"], how="left")
         .join(run_rate, on=["day", "service_name"], how="left")
@@ -261,6 +243,43 @@ def service_unit_cost(
               for c in ("p50_customer_month", "p90_customer_month", "max_customer_month")],
         )
     )
+
+
+def service_unit_cost(
+    rollup: ServiceCustomerCost,
+    present_days: set[dt.date],
+    customers: pl.DataFrame,
+    days: list[dt.date],
+    owners: OwnersConfig,
+    targets: TargetsConfig,
+    scope: ScopeConfig | None = None,
+) -> pl.DataFrame:
+    """One row per day of `days` and service with cost in its trailing 30 days.
+
+    `rollup`: allocated_cost at SERVICE_CUSTOMER_ROLLUP over the 37 days ending at each day (D-7's own
+    window included), or a reader of it (ServiceCustomerCost); `present_days`: the materialized days
+    among them; `customers`: customer_dimension of each day and of 7 days earlier.
+    """
+    present = sorted(set(present_days) | set(days))
+    week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
+    eval_days = sorted(set(days) | {d for d in week_ago if d in set(present)})
+    scoped = _customers_in_scope(customers.filter(pl.col("snapshot_date").is_in(eval_days)), scope)
+    active = scoped.filter(pl.col("active"))
+    history = pl.DataFrame(
+        {"day": eval_days,
+         "history_days": [sum(1 for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e) for e in eval_days]},
+        schema={"day": pl.Date, "history_days": pl.Int64},
+    )  # fmt: skip
+    read = _reader(rollup)
+    if len(eval_days) <= DIRECT_WINDOWS:
+        # A daily run, one window at a time: each is read, reduced to per-service rows and dropped
+        # before the next, so the run holds one window of customer x service sums, not two.
+        frame = pl.concat(
+            [_per_service(_costs_by_window(read, present, [e]), scoped, active, history) for e in eval_days],
+            how="vertical_relaxed",
+        )
+    else:
+        frame = _per_service(_costs_by_window(read, present, eval_days), scoped, active, history)
     before = frame.select(
         (pl.col("day") + pl.duration(days=TREND_DAYS)).cast(pl.Date).alias("day"), "service_name",
         pl.col("cost_per_customer_month").alias("_before"),

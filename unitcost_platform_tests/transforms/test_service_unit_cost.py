@@ -117,9 +117,9 @@ def test_range_equals_day_by_day_and_unmaterialized_days_do_not_count():
 
 
 def test_a_daily_run_reads_its_two_windows_summed_not_every_day():
-    """The asset's reader (the warehouse) is asked for D's 30-day window and D-7's, each with the
-    materialized days it sums (03-04 is not), and D's row is the one a range run computes from every
-    day's rows (running totals)."""
+    """The asset's reader (the warehouse) is asked for D-7's 30-day window, then D's (one at a time,
+    so the run holds one), each with the materialized days it sums (03-04 is not), and D's row is the
+    one a range run computes from every day's rows (running totals)."""
     present = set(DAYS) - {dt.date(2026, 3, 4)}
     allocated = _allocated().filter(pl.col("day") != dt.date(2026, 3, 4))
     asked: list = []
@@ -130,7 +130,7 @@ def test_a_daily_run_reads_its_two_windows_summed_not_every_day():
 
     dims = customers(CUSTOMERS, DAYS)
     by_window = service_unit_cost(read, present, dims, [D], OWNERS, TARGETS)
-    assert asked == [{FIRST: [FIRST], D: sorted(present)}]
+    assert asked == [{FIRST: [FIRST]}, {D: sorted(present)}]
     ranged = service_unit_cost(allocated, present, dims, sorted(present), OWNERS, TARGETS)
     assert by_window.equals(ranged.filter(pl.col("day") == D))
     a = by_window.filter(pl.col("service_name") == "A").row(0, named=True)
