@@ -16,7 +16,7 @@ from unitcost_platform.config import AlertsConfig, OwnersConfig
 from unitcost_platform.formatting import money
 from unitcost_platform.transforms.customer_cost import window_spec
 from unitcost_platform.transforms.unit_cost import TREND_DAYS as TREND_WINDOW
-from unitcost_platform.transforms.windows import cumulative, window_at
+from unitcost_platform.transforms.windows import cumulative, window_at_days
 
 COST_ALERTS_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -127,8 +127,8 @@ class ReadOnce:
 def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     """Per target (day, group key) and service: cost over the last 7 days and the 7 before.
 
-    Each (target customer, service) pair is a row of a dense matrix of daily costs over the calendar
-    the targets need (pair = customer index x services + service index); window sums come from
+    Each (target customer, service) pair is a row of a dense matrix of daily costs over the days with
+    costs in the calendar the targets need (pair = customer index x services + service index); window sums come from
     cumulative sums, so a year of targets (a SEGMENT alert has every non-paying customer) costs one
     pass over the cost rows, not a join of every target with every cost row. Several rows of one
     (day, customer, service) add up.
@@ -139,22 +139,21 @@ def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.D
         return pl.DataFrame(schema=schema)
     first = targets["day"].min() - dt.timedelta(days=2 * TREND_WINDOW - 1)
     last = targets["day"].max()
-    n_days = (last - first).days + 1
     customers = targets.select("customer_id").unique().with_row_index("_c")
     window = service_costs.lazy().filter(pl.col("day").is_between(first, last))
     services = window.select("service_name").unique().sort("service_name").with_row_index("_s").collect()
+    # The matrix's columns are the days that have costs, not the calendar: a daily run's drivers
+    # arrive as two 7-day sums (`driver_windows`), two columns rather than 14.
+    days = window.select("day").unique().sort("day").with_row_index("_d").collect()
     n_services = max(services.height, 1)
     rows = (
         window.join(customers.lazy(), on="customer_id")  # only the targets' customers, with their index
         .join(services.lazy(), on="service_name")
-        .select(
-            (pl.col("_c").cast(pl.Int64) * n_services + pl.col("_s").cast(pl.Int64)).alias("_p"),
-            (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"),
-            "allocated_cost",
-        )
+        .join(days.lazy(), on="day")
+        .select((pl.col("_c").cast(pl.Int64) * n_services + pl.col("_s").cast(pl.Int64)).alias("_p"), "_d", "allocated_cost")
         .collect()
     )
-    shape = (customers.height * n_services, n_days)
+    shape = (customers.height * n_services, days.height)
     index = np.ravel_multi_index((rows["_p"].to_numpy(), rows["_d"].to_numpy()), shape)
     costs = np.bincount(index, weights=rows["allocated_cost"].to_numpy(), minlength=shape[0] * shape[1]).reshape(shape)
     present = np.zeros(shape[0] * shape[1])
@@ -170,14 +169,15 @@ def _service_changes(service_costs: pl.DataFrame, targets: pl.DataFrame) -> pl.D
         .join(services, how="cross")
         .with_columns(
             (pl.col("_c").cast(pl.Int64) * n_services + pl.col("_s").cast(pl.Int64)).alias("_p"),
-            (pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"),
+            (pl.col("day") - pl.lit(first)).dt.total_days().alias("_n"),
         )
     )
-    pair, day = per_target["_p"].to_numpy(), per_target["_d"].to_numpy()
+    column_days = days.select((pl.col("day") - pl.lit(first)).dt.total_days())["day"].to_numpy()
+    pair, day = per_target["_p"].to_numpy(), per_target["_n"].to_numpy()
     per_target = per_target.with_columns(
-        pl.Series("cost_7d", window_at(cost_totals, pair, day, TREND_WINDOW)),
-        pl.Series("cost_prev_7d", window_at(cost_totals, pair, day, TREND_WINDOW, lag=TREND_WINDOW)),
-        pl.Series("_seen", window_at(seen_totals, pair, day, 2 * TREND_WINDOW)),
+        pl.Series("cost_7d", window_at_days(cost_totals, pair, column_days, day, TREND_WINDOW)),
+        pl.Series("cost_prev_7d", window_at_days(cost_totals, pair, column_days, day, TREND_WINDOW, lag=TREND_WINDOW)),
+        pl.Series("_seen", window_at_days(seen_totals, pair, column_days, day, 2 * TREND_WINDOW)),
     )
     return (
         per_target.filter(pl.col("_seen") > 0)  # a service the customer had no cost row for in the 14 days

@@ -33,11 +33,15 @@ def cumulative(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def window_at(totals: np.ndarray, rows: np.ndarray, columns: np.ndarray, window: int, lag: int = 0) -> np.ndarray:
-    """From `cumulative` totals: per (row, column) asked, the sum of the `window` columns ending
-    `lag` columns before that column (fewer at the start of the calendar)."""
-    end = np.clip(columns + 1 - lag, 0, None)
-    start = np.clip(end - window, 0, None)
+def window_at_days(
+    totals: np.ndarray, rows: np.ndarray, column_days: np.ndarray, days: np.ndarray, window: int, lag: int = 0
+) -> np.ndarray:
+    """From `cumulative` totals over the days that have values (`column_days`: each column's day
+    number, sorted): per (row, day) asked, the sum of the columns whose day falls in the `window`
+    days ending `lag` days before that day (fewer at the start). A matrix of 2 data days in 14 has
+    2 columns, not 14."""
+    end = np.searchsorted(column_days, days - lag, side="right")
+    start = np.searchsorted(column_days, days - lag - window, side="right")
     return totals[rows, end] - totals[rows, start]
 
 
