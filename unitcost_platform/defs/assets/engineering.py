@@ -74,7 +74,7 @@ def build_engineering_assets(
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)
         frame = compute_service_unit_cost(
-            lambda days: allocated_cost.all() if days is None else allocated_cost.windows(window_spec("day", days, ON_END)),
+            lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows(window_spec("day", windows, ON_END)),
             present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope,
         )  # fmt: skip
         messages = impact_documents(frame, cfg.targets.notify_change)
