@@ -277,8 +277,9 @@ def _fresh(root: Path, history: Path | None) -> tuple[Path, Path]:
     return home, warehouse
 
 
-def _run_dagster(command: list[str], root: Path, env: dict[str, str], what: str) -> tuple[float, TreePeak, list]:
-    """`command` in `root` under a tree-peak sampler; raises BenchRunFailed unless its run succeeded."""
+def _run_dagster(command: list[str], root: Path, env: dict[str, str], what: str) -> tuple[float, TreePeak, str, list]:
+    """`command` in `root` under a tree-peak sampler: its seconds, peak, run id and event log entries;
+    raises BenchRunFailed unless its run succeeded."""
     stdout, stderr = root / "stdout.log", root / "stderr.log"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         began = time.perf_counter()
@@ -298,17 +299,17 @@ def _run_dagster(command: list[str], root: Path, env: dict[str, str], what: str)
             + (f"failed steps:\n{failures}\n" if failures else "")
             + f"stderr (last {STDERR_TAIL} characters):\n{tail}"
         )
-    return seconds, peak, [found[0], entries]
+    return seconds, peak, found[0], entries
 
 
-def prepare_history(data: Path, first: dt.date, last: dt.date, root: Path) -> tuple[Path, float]:
+def prepare_history(data: Path, first: dt.date, last: dt.date, root: Path) -> float:
     """Every asset of `first`...`last` materialized in one range run into a new instance and warehouse
-    in `root` (what the measured runs copy); returns `root` and the run's seconds."""
+    in `root` (what the measured runs copy); returns the run's seconds."""
     home, warehouse = _fresh(root, None)
     config = write_config(root / "unitcost.yaml", data)
     env = run_environment(home, warehouse, config, data, first)
-    seconds, _, _ = _run_dagster(materialize_command(first, last), root, env, f"the history {first}...{last} on {data}")
-    return root, seconds
+    seconds, *_ = _run_dagster(materialize_command(first, last), root, env, f"the history {first}...{last} on {data}")
+    return seconds
 
 
 def materialize_day(
@@ -320,7 +321,7 @@ def materialize_day(
     home, warehouse = _fresh(root, history)
     config = write_config(root / "unitcost.yaml", data)
     env = run_environment(home, warehouse, config, data, start or day)
-    seconds, peak, (run_id, entries) = _run_dagster(materialize_command(day), root, env, f"{day} on {data}")
+    seconds, peak, run_id, entries = _run_dagster(materialize_command(day), root, env, f"{day} on {data}")
     for leftover in root.glob("warehouse.duckdb*"):  # the file and its WAL, if any
         leftover.unlink()
     steps = with_step_peaks(step_times(entries), peak.timeline)
@@ -368,7 +369,8 @@ def measure_size(
     if history_days:
         last = day - dt.timedelta(days=1)
         log(f"{name}: the history: every asset of {start}...{last} in one range run (not measured)")
-        history, seconds = prepare_history(data, start, last, work / "dagster" / f"{name}-history")
+        history = work / "dagster" / f"{name}-history"
+        seconds = prepare_history(data, start, last, history)
         log(f"{name}: the history took {seconds:.1f} s")
     for k in range(1, runs + 1):
         fresh = "a copy of the history's instance and warehouse" if history else "fresh instance and warehouse"

@@ -136,7 +136,7 @@ def _percentiles(monthly: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
 
 def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
     """The customers a service costs most per month, in words: "Bluefin Labs $1.20/month; ..."."""
-    fields = ["customer_id", "customer_name", "_month"]
+    fields = ["customer_id", "customer_name", "_month", "_shown"]
     ranked = (
         # Ranked by the cents shown: customers shown at the same cost are ordered by id, whatever the
         # last bits of their sums (which differ between the warehouse's and Polars' summation order).
@@ -146,9 +146,8 @@ def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
         .group_by("day", "service_name")
         .agg(pl.col(fields).top_k_by(["_shown", "customer_id"], k=TOP_CUSTOMERS, reverse=[False, True]))
         .explode(fields)
-        .sort([pl.col("day"), pl.col("service_name"), pl.col("_month").round(2), pl.col("customer_id")],
-              descending=[False, False, True, False])
-    )  # fmt: skip
+        .sort(["day", "service_name", "_shown", "customer_id"], descending=[False, False, True, False])
+    )
     return ranked.group_by("day", "service_name").agg(
         pl.format(
             "{} ${}/month",
