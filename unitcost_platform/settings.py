@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ class Settings:
     dashboard_dir: Path
     # DuckDB's memory for a run (it spills to disk beyond it): UNITCOST_DUCKDB_MEMORY_LIMIT, e.g. 4GB.
     duckdb_memory_limit: str = "2GB"
+    # DuckDB's memory while an asset reads its inputs: UNITCOST_DUCKDB_READ_MEMORY_LIMIT. The read's
+    # result is in Python as well, so DuckDB's cache of table blocks and a rollup's hash tables spill
+    # beyond this smaller limit rather than sit next to it (a day at 10M line items: 0.5 GiB less).
+    duckdb_read_memory_limit: str = "1.5GB"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -54,6 +59,7 @@ class Settings:
             # The dashboard pages go next to the warehouse file unless told otherwise.
             dashboard_dir=_path(environ, "UNITCOST_DASHBOARD_DIR", duckdb_path.parent / "dashboards"),
             duckdb_memory_limit=environ.get("UNITCOST_DUCKDB_MEMORY_LIMIT", "").strip() or "2GB",
+            duckdb_read_memory_limit=_memory(environ, "UNITCOST_DUCKDB_READ_MEMORY_LIMIT", "1.5GB"),
         )
 
     def duckdb_connection_config(self) -> dict[str, str | bool]:
@@ -61,6 +67,16 @@ class Settings:
         aggregated and inserted by DuckDB, which spills beyond the limit), row order not kept on
         insert (tables are read by key; keeping it costs memory on a large insert)."""
         return {"memory_limit": self.duckdb_memory_limit, "preserve_insertion_order": False}
+
+
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _memory(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name, "").strip()
+    if raw and not _MEMORY.fullmatch(raw):
+        raise ConfigError(f"{name}={raw!r} is not an amount of memory; write it as a number and a unit, e.g. {name}=1GB.")
+    return raw or default
 
 
 def _path(environ: Mapping[str, str], name: str, default: Path) -> Path:

@@ -60,6 +60,13 @@ def test_settings_from_environment(tmp_path):
         Settings.from_env({"UNITCOST_ENV": "staging"})
 
 
+def test_duckdb_memory_for_reads_from_environment():
+    assert Settings.from_env({}).duckdb_read_memory_limit == "1.5GB"
+    assert Settings.from_env({"UNITCOST_DUCKDB_READ_MEMORY_LIMIT": " 512MiB "}).duckdb_read_memory_limit == "512MiB"
+    with pytest.raises(ConfigError, match=r"UNITCOST_DUCKDB_READ_MEMORY_LIMIT='a lot' is not an amount of memory.*=1GB"):
+        Settings.from_env({"UNITCOST_DUCKDB_READ_MEMORY_LIMIT": "a lot"})
+
+
 def test_scope_selects_by_tier_segment_and_onboarding_day():
     import datetime as dt
 

@@ -30,6 +30,7 @@ def local_warehouse(settings: Settings) -> Warehouse:
             schema=WAREHOUSE_SCHEMA,
             config_path=str(settings.config_path),
             connection_config=settings.duckdb_connection_config(),
+            read_memory_limit=settings.duckdb_read_memory_limit,
         ),
         kinds={"polars", "duckdb"},
         executor=dg.in_process_executor,

@@ -12,7 +12,7 @@ Four changes to the stock DuckDBPolarsIOManager, each covered by a test:
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import dagster as dg
 import duckdb
@@ -114,15 +114,33 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
             run_config(self.config_path),
         )  # fmt: skip
         # Streamed out in batches: the result is not held in DuckDB's memory as well as in Python's.
-        frame = pl.from_arrow(connection.sql(query).to_arrow_reader(READ_BATCH_ROWS).read_all())
+        with _memory_limit(connection, self.read_memory_limit, self.memory_limit):
+            frame = pl.from_arrow(connection.sql(query).to_arrow_reader(READ_BATCH_ROWS).read_all())
         named = query_of(context)
         if named is not None:
             frame = frame.cast({c: t for c, t in named.schema.items() if c in frame.columns})
         log_rows_loaded(context, frame.height)
         return frame
 
-    def __init__(self, config_path: str | None = None):
+    def __init__(self, config_path: str | None = None, read_memory_limit: str | None = None, memory_limit: str | None = None):
         self.config_path = config_path
+        self.read_memory_limit, self.memory_limit = read_memory_limit, memory_limit
+
+
+@contextmanager
+def _memory_limit(connection: duckdb.DuckDBPyConnection, limit: str | None, own: str | None) -> Iterator[None]:
+    """DuckDB's memory limit at `limit` for a read, then back at the connection's `own` (a setting of
+    the database, not of the statement). A failed read leaves its error to tell: its aborted
+    transaction refuses the reset, and the connection is rolled back and closed."""
+    if limit is None:
+        yield
+        return
+    _run(connection, f"set memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        with suppress(duckdb.TransactionException):
+            _run(connection, f"set memory_limit = '{own}'" if own else "reset memory_limit")
 
 
 class StagedRowsDuckDBTypeHandler(DbTypeHandler[StagedRows]):
@@ -230,9 +248,11 @@ class UnitcostDuckDBIOManager(DuckDBPolarsIOManager):
     `config_path`: the unitcost.yaml named warehouse queries are built from (defs/rollup.py)."""
 
     config_path: str | None = None
+    read_memory_limit: str | None = None  # DuckDB's memory while reading inputs (Settings.duckdb_read_memory_limit)
 
     def type_handlers(self) -> Sequence[DbTypeHandler]:
-        return [PolarsDuckDBTypeHandler(self.config_path), StagedRowsDuckDBTypeHandler()]
+        own = (self.connection_config or {}).get("memory_limit")
+        return [PolarsDuckDBTypeHandler(self.config_path, self.read_memory_limit, own), StagedRowsDuckDBTypeHandler()]
 
     def create_io_manager(self, context) -> DbIOManager:
         return keep_config(DbIOManager(

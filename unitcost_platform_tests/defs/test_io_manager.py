@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from unitcost_platform.defs import rollup
-from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager
+from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager, _memory_limit
 from unitcost_platform.defs.rollup import (
     BY_KEY,
     MAX_KEYS,
@@ -331,3 +331,60 @@ def test_a_rollup_summed_over_windows_reads_one_row_per_window_and_key(tmp_path)
     rows = pl.concat([_allocated_rows(day, factor) for day, factor in FACTOR.items()])
     twin = apply_rollup(rows, {**SERVICE_CUSTOMER_ROLLUP, "windows": window_spec("day", WINDOWS, ON_END)})
     assert_frame_equal(twin.sort(summed.columns[:4], nulls_last=True), WINDOWS_EXPECTED)
+
+
+def test_inputs_are_read_within_the_read_memory_limit_and_writes_keep_their_own(tmp_path):
+    """DuckDB's memory while an input is read is the read limit: a rollup of 200k keys needs more than
+    1MB, so the read fails under it while the writes of the same IO manager (the connection's limit)
+    succeed, before and after; with room to read it reads."""
+    db = tmp_path / "w.duckdb"
+
+    def many(key: str) -> pl.DataFrame:
+        n = 200_000
+        d = dt.date.fromisoformat(key)
+        return pl.DataFrame({"day": [d] * n, "name": [f"n{i}" for i in range(n)], "cost": [1.0] * n,
+                             "at": [dt.datetime(2026, 1, 1)] * n, "ok": [True] * n}, schema=SCHEMA)  # fmt: skip
+
+    upstream, _ = _assets(many)
+    sums: list[int] = []
+
+    @dg.asset(
+        partitions_def=PARTITIONS, key_prefix=["unitcost"],
+        ins={"upstream": dg.AssetIn(key=dg.AssetKey(["unitcost", "upstream"]),
+                                    metadata={"rollup": {"by": ["day", "name"], "sum": ["cost"]}})},
+    )  # fmt: skip
+    def summed(upstream: pl.DataFrame) -> None:
+        sums.append(upstream.height)
+
+    def io(read_limit: str) -> dict:
+        return {"io_manager": UnitcostDuckDBIOManager(
+            database=str(db), connection_config={"memory_limit": "1GB"}, read_memory_limit=read_limit
+        )}  # fmt: skip
+
+    assert dg.materialize([upstream], partition_key="2026-01-02", resources=io("1MB")).success
+    starved = dg.materialize([upstream, summed], partition_key="2026-01-02", resources=io("1MB"),
+                             selection=[summed], raise_on_error=False)  # fmt: skip
+    failure = next(e for e in starved.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    error = failure.step_failure_data.error
+    assert "Error occurred while loading input" in error.message and not sums
+    assert error.cause.cls_name == "OutOfMemoryException" and "Out of Memory Error" in error.cause.message
+    assert dg.materialize([upstream], partition_key="2026-01-03", resources=io("1MB")).success
+    assert dg.materialize([upstream, summed], partition_key="2026-01-02", resources=io("256MB"),
+                          selection=[summed]).success  # fmt: skip
+    assert sums == [200_000]
+
+
+def test_the_read_memory_limit_is_set_for_the_read_and_then_restored():
+    with duckdb.connect(":memory:", config={"memory_limit": "1GB"}) as con:
+        def limit() -> str:
+            return con.execute("select current_setting('memory_limit')").fetchone()[0]
+
+        own = limit()
+        with _memory_limit(con, "64MB", "1GB"):
+            assert limit() == "61.0 MiB"  # 64 MB in DuckDB's binary units
+        assert limit() == own
+        with pytest.raises(RuntimeError), _memory_limit(con, "64MB", "1GB"):
+            raise RuntimeError("the read failed")
+        assert limit() == own
+        with _memory_limit(con, None, "1GB"):
+            assert limit() == own

@@ -104,6 +104,13 @@ def test_per_day_metadata_in_a_range_run(small_saas, make_settings):
     # Day 0: 10 + 5 + 2 + 4.2 + 1.2 = 19.2 + ... minus nothing unallocated; the last day has C2 at 10.
     assert totals[DAYS[0]] == pytest.approx(22.2)
     assert totals[DAYS[-1]] == pytest.approx(27.2)
+    # allocated_cost's figures of day 0: t1 10, t2 5, tf 2, Lambda 1 (default pool), CloudWatch 1.2, NAT 3 x 1.
+    allocated = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("allocated_cost"), asset_partitions=[DAYS[0].isoformat()]), limit=1
+    ).records[0].asset_materialization.metadata
+    assert allocated["total_cost"].value == pytest.approx(22.2)
+    assert allocated["allocated_to_customers"].value == pytest.approx(22.2)
+    assert allocated["unallocated_by_reason"].value == {} and allocated["customers"].value == 3
 
 
 def test_bad_input_fails_and_leaves_the_previous_partition_intact(small_saas, make_settings):
