@@ -63,8 +63,12 @@ def test_settings_from_environment(tmp_path):
 def test_duckdb_memory_for_reads_from_environment():
     assert Settings.from_env({}).duckdb_read_memory_limit == "1.5GB"
     assert Settings.from_env({"UNITCOST_DUCKDB_READ_MEMORY_LIMIT": " 512MiB "}).duckdb_read_memory_limit == "512MiB"
+    assert Settings.from_env({"UNITCOST_DUCKDB_READ_MEMORY_LIMIT": "25%"}).duckdb_read_memory_limit == "25%"
     with pytest.raises(ConfigError, match=r"UNITCOST_DUCKDB_READ_MEMORY_LIMIT='a lot' is not an amount of memory.*=1GB"):
         Settings.from_env({"UNITCOST_DUCKDB_READ_MEMORY_LIMIT": "a lot"})
+    with pytest.raises(ConfigError, match=r"UNITCOST_DUCKDB_MEMORY_LIMIT='2000000' is not an amount of memory \(.*unit"):
+        Settings.from_env({"UNITCOST_DUCKDB_MEMORY_LIMIT": "2000000"})
+    assert Settings.from_env({"UNITCOST_DUCKDB_MEMORY_LIMIT": "4GB"}).duckdb_memory_limit == "4GB"
 
 
 def test_scope_selects_by_tier_segment_and_onboarding_day():

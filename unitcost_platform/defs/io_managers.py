@@ -1,13 +1,15 @@
 """The DuckDB warehouse: dagster-duckdb-polars, fixed where it falls short for a daily cost table.
 
-Four changes to the stock DuckDBPolarsIOManager, each covered by a test:
+Five changes to the stock DuckDBPolarsIOManager, each covered by a test:
 - an empty frame still creates the table (with the frame's schema), so an empty day is a valid
   partition and the next asset can read it;
 - inputs are read through the relation API (`DuckDBPyConnection.arrow()` is gone in duckdb 2.x), and
   a range with no partitions returns an empty frame with the table's columns, not a frame without any;
   an input can ask for its rows summed by the warehouse (`defs/rollup.py`);
 - the delete of the partition range and the insert of the new rows are one transaction, so a failed
-  write leaves the previous partition intact; rows are inserted by column name.
+  write leaves the previous partition intact; rows are inserted by column name;
+- inputs are read under a smaller memory limit than writes (`read_memory_limit`): the rows read are
+  in Python too, in the same process.
 """
 
 import time
