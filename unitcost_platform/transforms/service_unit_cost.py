@@ -168,28 +168,40 @@ def _reader(rollup: ServiceCustomerCost) -> Callable[[Mapping[dt.date, list[dt.d
     )
 
 
-def _costs_by_window(
+def _window_days(present: list[dt.date], end: dt.date) -> list[dt.date]:
+    """The materialized days of the 30-day window ending at `end`."""
+    return [p for p in present if end - dt.timedelta(days=RUN_RATE_DAYS) < p <= end]
+
+
+# What `_window_costs` and `_running_costs` return, for each eval day D: the services with any row in
+# D's window (day, service_name); the placed cost of each (service_name, customer_id) over the window
+# (`window_cost`) and on D (`cost`); the cost of each service on D that landed on no customer
+# (`unallocated_cost`). Customers and services without cost in a window are absent; callers treat
+# them as 0.
+WindowCosts = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]
+_PLACED = pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null()
+
+
+def _window_costs(read: Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame], present: list[dt.date], end: dt.date) -> WindowCosts:
+    """The window ending at `end` summed where the rows live: (service, customer, reason) once, not per day."""
+    summed = read({end: _window_days(present, end)})
+    # A placed row has no reason, so it is the only one of its (window, service, customer).
+    mine = summed.filter(_PLACED)
+    return (
+        summed.select("day", "service_name").unique(),
+        mine.select("service_name", "customer_id", "day", pl.col("allocated_cost").alias("window_cost")),
+        mine.select("service_name", "customer_id", "day", pl.col("cost_on_day").alias("cost")),
+        summed.filter(~_PLACED).group_by("day", "service_name").agg(pl.col("cost_on_day").sum().alias("unallocated_cost")),
+    )
+
+
+def _running_costs(
     read: Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame], present: list[dt.date], eval_days: list[dt.date]
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """For each eval day D: the services with any row in D's window (day, service_name); the placed
-    cost of each (service_name, customer_id) over the window (`window_cost`) and on D (`cost`); the
-    cost of each service on D that landed on no customer (`unallocated_cost`). Customers and services
-    without cost in a window are absent; callers treat them as 0."""
-    placed = pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null()
-    if len(eval_days) <= DIRECT_WINDOWS:
-        # Each window summed where the rows live: (service, customer, reason) per window, not per day.
-        # A placed row has no reason, so it is the only one of its (window, service, customer).
-        summed = read({e: [p for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e] for e in eval_days})
-        mine = summed.filter(placed)
-        return (
-            summed.select("day", "service_name").unique(),
-            mine.select("service_name", "customer_id", "day", pl.col("allocated_cost").alias("window_cost")),
-            mine.select("service_name", "customer_id", "day", pl.col("cost_on_day").alias("cost")),
-            summed.filter(~placed).group_by("day", "service_name").agg(pl.col("cost_on_day").sum().alias("unallocated_cost")),
-        )
+) -> WindowCosts:
+    """Every eval day's window from one read of every day's rows, with running totals (a range run)."""
     rows = read(None).filter(pl.col("day").is_in(present))
     per_day = (
-        rows.filter(placed).group_by("service_name", "customer_id", "day").agg(pl.col("allocated_cost").sum().alias("cost"))
+        rows.filter(_PLACED).group_by("service_name", "customer_id", "day").agg(pl.col("allocated_cost").sum().alias("cost"))
     )
     eval_frame = pl.DataFrame({"day": eval_days}, schema={"day": pl.Date})
     # A service appears on D when it has any allocated row in D's window.
@@ -200,17 +212,14 @@ def _costs_by_window(
         .select("day", "service_name").unique()
     )  # fmt: skip
     unallocated = (
-        rows.filter(~placed).group_by("day", "service_name").agg(pl.col("allocated_cost").sum().alias("unallocated_cost"))
+        rows.filter(~_PLACED).group_by("day", "service_name").agg(pl.col("allocated_cost").sum().alias("unallocated_cost"))
     )
     return services, _running_window_sums(per_day, eval_days), per_day.join(eval_frame, on="day"), unallocated
 
 
-def _per_service(
-    costs: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame],
-    scoped: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame,
-) -> pl.DataFrame:
+def _per_service(costs: WindowCosts, scoped: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
     """Per eval day and service, every figure but the 7-day change and the target, from
-    `_costs_by_window`'s frames."""
+    `_window_costs`' or `_running_costs`' frames."""
     services, window, placed_on_day, unallocated = costs
     window = window.join(scoped.select("day", "customer_id"), on=["day", "customer_id"])
     monthly = _monthly_per_customer(window, active, history)
@@ -266,7 +275,7 @@ def service_unit_cost(
     active = scoped.filter(pl.col("active"))
     history = pl.DataFrame(
         {"day": eval_days,
-         "history_days": [sum(1 for p in present if e - dt.timedelta(days=RUN_RATE_DAYS) < p <= e) for e in eval_days]},
+         "history_days": [len(_window_days(present, e)) for e in eval_days]},
         schema={"day": pl.Date, "history_days": pl.Int64},
     )  # fmt: skip
     read = _reader(rollup)
@@ -274,11 +283,11 @@ def service_unit_cost(
         # A daily run, one window at a time: each is read, reduced to per-service rows and dropped
         # before the next, so the run holds one window of customer x service sums, not two.
         frame = pl.concat(
-            [_per_service(_costs_by_window(read, present, [e]), scoped, active, history) for e in eval_days],
+            [_per_service(_window_costs(read, present, e), scoped, active, history) for e in eval_days],
             how="vertical_relaxed",
         )
     else:
-        frame = _per_service(_costs_by_window(read, present, eval_days), scoped, active, history)
+        frame = _per_service(_running_costs(read, present, eval_days), scoped, active, history)
     before = frame.select(
         (pl.col("day") + pl.duration(days=TREND_DAYS)).cast(pl.Date).alias("day"), "service_name",
         pl.col("cost_per_customer_month").alias("_before"),
