@@ -53,6 +53,28 @@ def test_the_vectorized_key_is_the_scalar_key(values):
     assert tenant_keys(pl.Series(values, dtype=pl.String)).to_list() == [tenant_key(v) for v in values]
 
 
+# ASCII ids with Python's ASCII whitespace around and inside them (\x1c-\x1f are whitespace to
+# `str.strip`, not to Polars' default strip): the vectorized ASCII path must agree with `tenant_key`.
+ASCII_TEXT = st.text(st.characters(max_codepoint=127, exclude_characters="\x00"), max_size=12)
+ASCII_PADDING = st.text(st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.tuples(ASCII_PADDING, ASCII_TEXT, ASCII_PADDING).map("".join), TEXT), max_size=20),
+    normalize=st.sampled_from(["lower", "none"]),
+)
+def test_the_vectorized_key_of_ascii_and_other_text_is_the_scalar_key(values, normalize):
+    keys = tenant_keys(pl.Series(values, dtype=pl.String), normalize).to_list()
+    assert keys == [tenant_key(v, normalize) for v in values]
+
+
+def test_ascii_keys_are_lower_cased_and_stripped_of_pythons_whitespace():
+    values = ["\x1c Acme-EU\x1f", "ACME-eu", " \x1e\t", "Ünïcode ", None]
+    assert tenant_keys(pl.Series(values)).to_list() == ["acme-eu", "acme-eu", None, "ünïcode", None]
+    assert tenant_keys(pl.Series(values), "none").to_list() == ["Acme-EU", "ACME-eu", None, "Ünïcode", None]
+
+
 def test_a_customer_tagged_in_capitals_with_a_trailing_nbsp_keeps_its_direct_cost(tmp_path):
     """Before: billing lower-cased with DuckDB (final sigma lost) and trimmed ASCII only, so the cost
     landed in unknown_tenant and the customer looked cheaper than it is."""

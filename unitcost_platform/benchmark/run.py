@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.benchmark.workers import ANOMALY_STAGE, FORECAST_STAGE
+from unitcost_platform.benchmark.workers import ALLOCATION_KEYS, ANOMALY_STAGE, FORECAST_STAGE
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
 
 SIZES: dict[str, ScaleSpec] = {
@@ -89,7 +89,7 @@ def _worker(kind: str, data: Path, out: Path) -> tuple[dict, float]:
 
 def compare_allocations(ours: pl.DataFrame, baseline: pl.DataFrame) -> str | None:
     """None when both put the same dollars on the same keys; else what differs."""
-    keys = ["day", "customer_id", "tenant_id", "service_name", "pool"]
+    keys = ALLOCATION_KEYS
 
     def totals(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.group_by(keys).agg(pl.col("allocated_cost").sum())

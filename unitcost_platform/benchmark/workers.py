@@ -19,6 +19,7 @@ import polars as pl
 from unitcost_platform.benchmark import history
 from unitcost_platform.benchmark.measure import Figure, measured, peak_mib, reset_peak
 from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.contracts.focus import ParsedTags
 from unitcost_platform.sources.billing.files import read_billing_files
 from unitcost_platform.sources.customers.files import read_customer_files
 from unitcost_platform.sources.files import list_data_files
@@ -48,6 +49,7 @@ ANOMALY_STAGE = "unit-cost anomalies (50-day baselines, drivers)"
 FORECAST_STAGE = "margin forecast (74-day Theil-Sen trends)"
 CONFIG = UnitcostConfig()  # the defaults: default pools, default tenant tag keys, EffectiveCost
 NON_PAYING = ["trial", "free"]
+ALLOCATION_KEYS = ["day", "customer_id", "tenant_id", "service_name", "pool"]
 
 
 def bench_day(data: Path) -> dt.date:
@@ -146,15 +148,24 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False, by_file: bool = Fa
     start = time.perf_counter()
     columns = allocation_columns(pools, CONFIG.cost_column)
     if by_file:
-        items, lines = [], 0
+        items, lines, parsed = [], 0, ParsedTags()  # each distinct Tags string parsed once, as one read does
         for path in list_data_files(data / "billing", "billing"):
             part = read_billing_files(
-                [path], [day], cost_column=CONFIG.cost_column, tenant=CONFIG.tenant, spread=True, columns=columns
+                [path], [day], cost_column=CONFIG.cost_column, tenant=CONFIG.tenant, spread=True, columns=columns,
+                parsed=parsed,
             )
             lines += part.height
             items.append(allocation_items(part, pools, CONFIG.cost_column))
             del part
-        billing = pl.concat(items)
+        # The files' sums summed again: allocate reads one row per key, as the warehouse's query
+        # gives it, and the files of a day share most (service, tenant) keys (each of the 50 files
+        # of 100M line items sums to 1.4M rows, the day to 16M). With Polars' streaming engine the
+        # 100M day took 56.5 s at 8.3 GiB; with the in-memory group-by 78.6 s at 16.3 GiB.
+        combined = pl.concat(items)
+        del items
+        keys = [c for c in combined.columns if c != "cost"]
+        billing = combined.lazy().group_by(keys).agg(pl.col("cost").sum()).collect(engine="streaming")
+        del combined
     else:
         billing = read_billing(data, day, columns)
         lines = billing.height
@@ -166,6 +177,8 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False, by_file: bool = Fa
         result = _unit_cost(pl.concat([past, apply_rollup(allocated, CUSTOMER_DAY_ROLLUP)]), customers, usage, day)
     seconds = time.perf_counter() - start
     figure = Figure("ours", seconds, lines, peak_mib(), True)
+    if past is None:  # what the parent compares with the baseline's six columns: both write the same
+        result = result.select(*ALLOCATION_KEYS, "allocated_cost")
     result.write_parquet(out)
     return {"figures": [figure.as_dict()], "line_items": lines, "result_rows": result.height}
 

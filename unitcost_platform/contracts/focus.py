@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -318,29 +318,50 @@ def _json_path(key: str) -> str:
 
 
 DISTINCT_MIN_ROWS = 100_000
+PARSED_TAGS_LIMIT = 1_000_000  # distinct Tags strings a read remembers (a few hundred MB at most)
 
 
-def _tenants_of_distinct_tags(tags: pl.Series, tag_keys: list[str], normalize: str) -> pl.Series | None:
+@dataclass
+class ParsedTags:
+    """The distinct Tags strings one read has parsed, with their tenant, per (tag keys, normalize).
+
+    A resource carries the same tags in every file of a day (hourly files, or a day exported in
+    parts), so a read of many files parses each distinct string once, not once per file: the 50
+    files of a 100M-line-item day hold the same 200k tag sets. Stop growing at PARSED_TAGS_LIMIT.
+    """
+
+    tables: dict[tuple[tuple[str, ...], str], pl.DataFrame] = field(default_factory=dict)
+
+
+def _tenants_of_distinct_tags(
+    tags: pl.Series, tag_keys: list[str], normalize: str, parsed: ParsedTags | None = None
+) -> pl.Series | None:
     """Parse each distinct Tags string once and map back: a resource carries the same tags every hour.
 
     Rows are grouped by a 64-bit hash of their Tags; every row is then compared with its group's
     string, so a hash collision is caught (and the caller parses every row) instead of moving cost.
-    None when the tags hardly repeat (parsing every row is then as cheap), on a collision, or when a
-    string is not usable (the caller's full parse then names the bad rows).
+    With `parsed`, the strings an earlier file of the read parsed are not parsed again. None when the
+    tags hardly repeat (parsing every row is then as cheap), on a collision, or when a string is not
+    usable (the caller's full parse then names the bad rows).
     """
     hashes = tags.hash(seed=0)
     first = hashes.is_first_distinct()
     if first.sum() * 2 > tags.len():
         return None
     distinct = pl.DataFrame({"_h": hashes.filter(first), "_tags": tags.filter(first)})
+    key = (tuple(tag_keys), normalize)
+    known = parsed.tables.get(key) if parsed is not None else None
+    new = distinct if known is None else distinct.join(known.select("_h"), on="_h", how="anti")
     try:
-        parsed = first_tag(distinct["_tags"], tag_keys, normalize)
+        new = new.with_columns(first_tag(new["_tags"], tag_keys, normalize).alias("_tenant"))
     except TagsProblem:
         return None
-    distinct = distinct.with_columns(parsed.alias("_tenant"))
-    mapped = pl.DataFrame({"_h": hashes, "Tags": tags}).join(distinct, on="_h", how="left", maintain_order="left")
+    table = new if known is None else pl.concat([known, new])
+    mapped = pl.DataFrame({"_h": hashes, "Tags": tags}).join(table, on="_h", how="left", maintain_order="left")
     if mapped.select(pl.col("Tags").ne_missing(pl.col("_tags")).any()).item():
         return None
+    if parsed is not None and table.height <= PARSED_TAGS_LIMIT:
+        parsed.tables[key] = table
     return mapped["_tenant"]
 
 
@@ -350,13 +371,15 @@ def tenant_from_tags(
     normalize: str,
     sub_accounts: dict[str, str],
     namespace_map: dict[str, str] | None = None,
+    parsed: ParsedTags | None = None,
 ) -> pl.Series:
     """The tenant of each line item: first non-blank configured tag key, else its mapped sub-account,
-    else the tenant its Kubernetes namespace tag maps to (`tenant.namespace_map`)."""
+    else the tenant its Kubernetes namespace tag maps to (`tenant.namespace_map`). `parsed`: the
+    tags earlier files of the same read parsed (ParsedTags)."""
     tenant = None
     if "Tags" in frame.columns and tag_keys and frame.height:
         if frame.height >= DISTINCT_MIN_ROWS:
-            tenant = _tenants_of_distinct_tags(frame["Tags"], tag_keys, normalize)
+            tenant = _tenants_of_distinct_tags(frame["Tags"], tag_keys, normalize, parsed)
         if tenant is None:
             tenant = first_tag(frame["Tags"], tag_keys, normalize)
     if tenant is None:

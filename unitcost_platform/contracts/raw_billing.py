@@ -131,6 +131,9 @@ def mixed_currency_problems(frame: pl.DataFrame) -> list[str]:
     """Costs of one day are summed, so a day must be billed in one currency.
 
     `frame`: raw_billing rows, or `billing_summary` rows (of every part of a staged day)."""
+    currency = frame["BillingCurrency"]
+    if currency.is_empty() or not currency.ne_missing(currency[0]).any():
+        return []  # the usual case: one comparison per row instead of hashing 10M strings per day (1.2 s)
     currencies = frame.group_by("x_ChargeDate").agg(pl.col("BillingCurrency").n_unique().alias("n"))
     if currencies.is_empty() or currencies["n"].max() < 2:
         return []

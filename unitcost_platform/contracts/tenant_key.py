@@ -13,6 +13,9 @@ import unicodedata
 import polars as pl
 
 NORMALIZE_MODES = ("lower", "none")
+# What `str.strip()` removes from ASCII text: Python's whitespace, which includes the separators
+# \x1c-\x1f that Polars' default strip keeps.
+ASCII_SPACE = "".join(chr(c) for c in range(128) if chr(c).isspace())
 
 
 def tenant_key(value: str | None, normalize: str = "lower") -> str | None:
@@ -37,8 +40,21 @@ def tenant_keys(values: pl.Series, normalize: str = "lower") -> pl.Series:
     distinct = values.drop_nulls().unique()
     if distinct.is_empty():
         return pl.Series(values.name, [None] * values.len(), dtype=pl.String)
+    # ASCII text (bytes == characters) is its own NFKC form and case-folds to its lower case, so its
+    # key is computed by Polars; the rest (rare in practice) by `tenant_key` itself.
+    ascii = distinct.str.len_bytes() == distinct.str.len_chars()
+    plain = distinct.filter(ascii)
+    folded = plain.str.to_lowercase() if normalize == "lower" else plain
+    stripped = folded.str.strip_chars(ASCII_SPACE)
+    other = distinct.filter(~ascii)
     mapping = pl.DataFrame(
-        {"_raw": distinct, "_key": [tenant_key(v, normalize) for v in distinct.to_list()]},
+        {
+            "_raw": pl.concat([plain, other]),
+            "_key": pl.concat([
+                stripped.replace("", None),
+                pl.Series([tenant_key(v, normalize) for v in other.to_list()], dtype=pl.String),
+            ]),
+        },
         schema={"_raw": pl.String, "_key": pl.String},
     )
     keyed = values.to_frame("_raw").join(mapping, on="_raw", how="left", maintain_order="left")

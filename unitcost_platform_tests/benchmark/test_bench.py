@@ -68,6 +68,26 @@ def test_the_equality_check_catches_a_moved_dollar_and_a_missing_key():
     assert "only on one side" in compare_allocations(ours, missing)
 
 
+def test_file_by_file_allocation_has_one_row_per_key_and_equals_the_whole_day(tmp_path):
+    """The 100m size's path (ours_by_file): each file's sums are summed again, so allocation reads
+    one row per key as from the warehouse, and gives what the whole-day read and the baseline give."""
+    from unitcost_platform.benchmark import workers
+    from unitcost_platform.benchmark.baseline import run_baseline
+
+    spec = ScaleSpec(line_items_per_day=12_000, tenants=60, services=5, metrics=3, rows_per_file=3_000)
+    data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
+    assert len(list((data / "billing").glob("*.parquet"))) == 4
+    by_file = workers.ours(data, tmp_path / "by_file.parquet", by_file=True)
+    whole = workers.ours(data, tmp_path / "whole.parquet")
+    assert by_file["line_items"] == whole["line_items"] == 12_000
+    parts, day = pl.read_parquet(tmp_path / "by_file.parquet"), pl.read_parquet(tmp_path / "whole.parquet")
+    keys = ["day", "customer_id", "tenant_id", "service_name", "pool"]
+    assert parts.columns == day.columns == [*keys, "allocated_cost"]
+    assert parts.select(keys).n_unique() == parts.height == day.height
+    assert compare_allocations(parts, day) is None
+    assert compare_allocations(parts, run_baseline(data, [D])) is None
+
+
 def test_scale_data_has_the_asked_shape(tmp_path):
     spec = ScaleSpec(line_items_per_day=5_000, tenants=50, services=6, metrics=3, untagged_share=0.2, rows_per_file=2_000)
     out = generate_scale(tmp_path, spec, log=lambda _: None)

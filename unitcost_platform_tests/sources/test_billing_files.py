@@ -138,6 +138,23 @@ def test_bad_row_on_another_day_does_not_block_this_day(tmp_path):
     assert _read([path])["EffectiveCost"].to_list() == [1.0]
 
 
+def test_each_day_in_its_own_currency_is_not_a_mix():
+    """Only a day is summed: USD on one day and EUR on the next pass; a day with both does not."""
+    next_day = D + dt.timedelta(days=1)
+    rows = pl.DataFrame({
+        "x_ChargeDate": [D, D, next_day], "BillingCurrency": ["USD", "USD", "EUR"],
+        "x_SourceFile": ["a.csv", "a.csv", "b.csv"], "x_SourceRow": [1, 2, 1],
+    })  # fmt: skip
+    assert mixed_currency_problems(rows) == []
+    assert mixed_currency_problems(rows.clear()) == []
+    mixed = rows.with_columns(x_ChargeDate=pl.lit(D))
+    assert mixed_currency_problems(mixed) == [
+        f"billing for {D} mixes currencies: USD (2 rows, e.g. a.csv row 1 (line 2)); EUR (1 rows, e.g. b.csv row 1 "
+        "(line 2)). Unit costs add up one currency: export every source in the same BillingCurrency (or convert "
+        "upstream) and re-run the day."
+    ]
+
+
 def test_mixed_currency_within_a_day(tmp_path):
     a = focus_csv(tmp_path / "usd.csv", [{"day": D, "cost": 1}])
     b = focus_csv(tmp_path / "eur.csv", [{"day": D, "cost": 1, "BillingCurrency": "EUR"}])
@@ -282,6 +299,45 @@ def test_a_hash_collision_falls_back_to_parsing_every_row(monkeypatch):
     expected = [f"t{i % 7}" if i % 5 else None for i in range(n)]
     monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series([0] * self.len(), dtype=pl.UInt64))
     assert focus.tenant_from_tags(frame, ["tenant_id"], "lower", {}).to_list() == expected
+
+
+def test_the_files_of_one_read_parse_each_distinct_tags_string_once(monkeypatch, tmp_path):
+    """A day in parts carries the same tag sets in every part: the second file parses only the
+    strings the first did not have, and every row still gets its own tenant."""
+    from unitcost_platform.contracts import focus
+
+    n = 100_000
+    first = [{"day": D, "hour": i % 24, "cost": 1.0, "tenant": f"T{i % 7}", "resource": f"r{i}"} for i in range(n)]
+    second = [{"day": D, "hour": i % 24, "cost": 2.0, "tenant": f"T{i % 9}", "resource": f"s{i}"} for i in range(n)]
+    paths = [focus_csv(tmp_path / "part-1.csv", first), focus_csv(tmp_path / "part-2.csv", second)]
+    parsed: list[int] = []
+    real = focus.first_tag
+    monkeypatch.setattr(focus, "first_tag", lambda t, keys, norm="none": parsed.append(t.len()) or real(t, keys, norm))
+    out = _read(paths)
+    assert parsed == [7, 2]  # T0-T6 in the first file; only T7 and T8 are new in the second
+    got = out.group_by("x_TenantId").agg(pl.col("EffectiveCost").sum()).sort("x_TenantId").rows()
+    per_tenant = {f"t{t}": 0.0 for t in range(9)}
+    for i in range(n):
+        per_tenant[f"t{i % 7}"] += 1.0
+        per_tenant[f"t{i % 9}"] += 2.0
+    assert got == sorted(per_tenant.items())
+
+
+def test_a_string_remembered_under_another_strings_hash_is_not_trusted(monkeypatch, tmp_path):
+    """A tag set an earlier file parsed can share its 64-bit hash with a different string of a later
+    file; the later rows are compared with the remembered string and parsed again, not given its tenant."""
+    from unitcost_platform.contracts import focus
+
+    path = focus_csv(tmp_path / "part.csv", [
+        {"day": D, "hour": i % 24, "cost": 1.0, "tenant": f"T{i % 3}", "resource": f"r{i}"} for i in range(100_000)
+    ])  # fmt: skip
+    tags = pl.read_csv(path, columns=["Tags"])["Tags"].unique().sort()
+    remembered = pl.DataFrame({
+        "_h": tags.hash(seed=0), "_tags": ['{"tenant_id": "someone else"}'] * tags.len(), "_tenant": ["someone else"] * tags.len(),
+    })  # fmt: skip
+    parsed = focus.ParsedTags({(tuple(TenantConfig().tag_keys), TenantConfig().normalize): remembered})
+    out = read_billing_files([path], [D], cost_column="EffectiveCost", tenant=TenantConfig(), spread=True, parsed=parsed)
+    assert sorted(out["x_TenantId"].unique().to_list()) == ["t0", "t1", "t2"]
 
 
 def test_focus_1_3_allocated_charges_in_a_billing_file(tmp_path):

@@ -45,6 +45,7 @@ def read_billing_files(
     columns: Collection[str] | None = None,
     limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
     stage: Stage | None = None,
+    parsed: focus.ParsedTags | None = None,
 ) -> pl.DataFrame | None:
     """raw_billing rows for `days` from every file; raises InputDataError listing every problem.
 
@@ -52,19 +53,23 @@ def read_billing_files(
     and the tenant need) for callers that want a few columns of a large bill; the default is every
     column, as raw_billing stores them, and only then are files checked for copies of each other.
     With `stage`, each file's finished rows become a part of it as soon as the file is read (a day
-    is never one frame: the raw_billing asset's path) and None is returned.
+    is never one frame: the raw_billing asset's path) and None is returned. Each distinct Tags string
+    is parsed once for all the files (`parsed`: shared with other reads of the same day, if given).
     """
     window = focus.day_bounds(days)
+    parsed = focus.ParsedTags() if parsed is None else parsed
     read = None if columns is None else {*columns, *_ALWAYS_READ, cost_column}
     if stage is not None:
         return _stage_billing_files(paths, days, window, stage, cost_column=cost_column, tenant=tenant,
-                                    spread=spread, source=source, log=log, limits=limits)  # fmt: skip
+                                    spread=spread, source=source, log=log, limits=limits, parsed=parsed)  # fmt: skip
 
     def one(path: Path) -> tuple[pl.DataFrame | None, list[str]]:
         if is_cur2_file(path):
-            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits)
+            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits, parsed=parsed)
         else:
-            frame, found = read_focus_file(path, window, cost_column, tenant=tenant, columns=columns, limits=limits)
+            frame, found = read_focus_file(
+                path, window, cost_column, tenant=tenant, columns=columns, limits=limits, parsed=parsed
+            )
         if frame is not None and read is not None:
             # Drop what only validation and the tenant needed (Tags) before the files are combined.
             frame = frame.select([c for c in frame.columns if c in read or c.startswith("x_")])
@@ -105,6 +110,7 @@ def _stage_billing_files(
     source: str,
     log: Log | None,
     limits: focus.BillingLimits,
+    parsed: focus.ParsedTags,
 ) -> None:
     """`read_billing_files` one file at a time into `stage`: the same checks and messages; after the
     first problem the other files are still read for theirs, but nothing more is staged."""
@@ -113,9 +119,9 @@ def _stage_billing_files(
 
     def one(path: Path) -> tuple[None, list[str]]:
         if is_cur2_file(path):
-            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits)
+            frame, found = read_cur2_file(path, window, tenant=tenant, limits=limits, parsed=parsed)
         else:
-            frame, found = read_focus_file(path, window, cost_column, tenant=tenant, limits=limits)
+            frame, found = read_focus_file(path, window, cost_column, tenant=tenant, limits=limits, parsed=parsed)
         if frame is not None and not found and not problems:
             try:
                 stage.add(finish_raw_billing(
@@ -166,6 +172,7 @@ def read_cur2_file(
     *,
     tenant: TenantConfig | None = None,
     limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
+    parsed: focus.ParsedTags | None = None,
 ) -> tuple[pl.DataFrame | None, list[str]]:
     """A CUR 2.0 file (Parquet as Data Exports write it, or CSV) as typed FOCUS rows overlapping `window`.
 
@@ -186,7 +193,7 @@ def read_cur2_file(
     lo, hi = window
     end = pl.col("ChargePeriodEnd")
     rows = rows.filter((pl.col("ChargePeriodStart") < hi) & ((end > lo).fill_null(False) | (pl.col("ChargePeriodStart") >= lo)))
-    rows, tag_problems = _with_tenant(where, rows, tenant)
+    rows, tag_problems = _with_tenant(where, rows, tenant, parsed)
     if tag_problems:
         return None, tag_problems
     return focus.normalize_enumerations(rows), []
@@ -201,6 +208,7 @@ def read_focus_file(
     tenant: TenantConfig | None = None,
     columns: Collection[str] | None = None,
     limits: focus.BillingLimits = focus.DEFAULT_LIMITS,
+    parsed: focus.ParsedTags | None = None,
 ) -> tuple[pl.DataFrame | None, list[str]]:
     """Typed FOCUS rows of one file overlapping `window`, or the problems found (named by `label`).
 
@@ -292,7 +300,7 @@ def read_focus_file(
         problems += bool_problems
     if problems:
         return None, problems
-    frame, tag_problems = _with_tenant(where, frame, tenant)
+    frame, tag_problems = _with_tenant(where, frame, tenant, parsed)
     if tag_problems:
         return None, tag_problems
     return focus.normalize_enumerations(frame), []
@@ -392,7 +400,9 @@ def _drop_repeated_origins(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_row_index("_i").filter(~pl.col("_i").is_in(repeated.implode())).drop("_i")
 
 
-def _with_tenant(path: str, frame: pl.DataFrame, tenant: TenantConfig | None) -> tuple[pl.DataFrame, list[str]]:
+def _with_tenant(
+    path: str, frame: pl.DataFrame, tenant: TenantConfig | None, parsed: focus.ParsedTags | None = None
+) -> tuple[pl.DataFrame, list[str]]:
     """The tenant column (with `tenant`), else just a check that Tags are JSON objects."""
     if "Tags" not in frame.columns and tenant is None:
         return frame, []
@@ -400,7 +410,9 @@ def _with_tenant(path: str, frame: pl.DataFrame, tenant: TenantConfig | None) ->
         if tenant is None:
             focus.first_tag(frame["Tags"], ["_"])
             return frame, []
-        tenant_ids = focus.tenant_from_tags(frame, tenant.tag_keys, tenant.normalize, tenant.sub_accounts, tenant.namespace_map)
+        tenant_ids = focus.tenant_from_tags(
+            frame, tenant.tag_keys, tenant.normalize, tenant.sub_accounts, tenant.namespace_map, parsed
+        )
         return frame.with_columns(tenant_ids), []
     except focus.TagsProblem as exc:
         problem = exc
