@@ -55,7 +55,7 @@ def test_the_vectorized_key_is_the_scalar_key(values):
 
 # ASCII ids with Python's ASCII whitespace around and inside them (\x1c-\x1f are whitespace to
 # `str.strip`, not to Polars' default strip): the vectorized ASCII path must agree with `tenant_key`.
-ASCII_TEXT = st.text(st.characters(max_codepoint=127, exclude_characters="\x00"), max_size=12)
+ASCII_TEXT = st.text(st.characters(max_codepoint=127), max_size=12)
 ASCII_PADDING = st.text(st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"), max_size=3)
 
 
