@@ -160,7 +160,7 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False, by_file: bool = Fa
         # The files' sums summed again: allocate reads one row per key, as the warehouse's query
         # gives it, and the files of a day share most (service, tenant) keys (each of the 50 files
         # of 100M line items sums to 1.4M rows, 69M in all). With Polars' streaming engine the
-        # 100M day took 56.5 s at 8.3 GiB; with the in-memory group-by 78.6 s at 16.3 GiB.
+        # 100M day took 56.5 s at 8.3 GiB; with the in-memory group-by 78.6 s at 16.3 GiB (a run each).
         combined = pl.concat(items)
         del items
         keys = [c for c in combined.columns if c != "cost"]
