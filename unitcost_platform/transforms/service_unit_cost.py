@@ -46,7 +46,8 @@ ON_END = {"cost_on_day": "allocated_cost"}
 # allocated_cost at SERVICE_CUSTOMER_ROLLUP: every day's rows, or a reader given the windows (each
 # end with the days it sums) returning the rollup summed over them with ON_END, or, given None,
 # every day's rows.
-ServiceCustomerCost = pl.DataFrame | Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]
+WindowReader = Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]
+ServiceCustomerCost = pl.DataFrame | WindowReader
 
 SERVICE_UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -158,7 +159,7 @@ def _top_customers(monthly: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _reader(rollup: ServiceCustomerCost) -> Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]:
+def _reader(rollup: ServiceCustomerCost) -> WindowReader:
     """A reader of the rollup; a frame of every day's rows is summed over windows in Polars, as the
     warehouse sums them."""
     if not isinstance(rollup, pl.DataFrame):
@@ -182,7 +183,7 @@ WindowCosts = tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]
 _PLACED = pl.col("unallocated_reason").is_null() & pl.col("customer_id").is_not_null()
 
 
-def _window_costs(read: Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame], present: list[dt.date], end: dt.date) -> WindowCosts:
+def _window_costs(read: WindowReader, present: list[dt.date], end: dt.date) -> WindowCosts:
     """The window ending at `end` summed where the rows live: (service, customer, reason) once, not per day."""
     summed = read({end: _window_days(present, end)})
     # A placed row has no reason, so it is the only one of its (window, service, customer).
@@ -195,9 +196,7 @@ def _window_costs(read: Callable[[Mapping[dt.date, list[dt.date]] | None], pl.Da
     )
 
 
-def _running_costs(
-    read: Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame], present: list[dt.date], eval_days: list[dt.date]
-) -> WindowCosts:
+def _running_costs(read: WindowReader, present: list[dt.date], eval_days: list[dt.date]) -> WindowCosts:
     """Every eval day's window from one read of every day's rows, with running totals (a range run)."""
     rows = read(None).filter(pl.col("day").is_in(present))
     per_day = (
