@@ -71,14 +71,14 @@ def test_the_equality_check_catches_a_moved_dollar_and_a_missing_key():
 def test_file_by_file_allocation_has_one_row_per_key_and_equals_the_whole_day(tmp_path):
     """The 100m size's path (ours_by_file): each file's sums are summed again, so allocation reads
     one row per key as from the warehouse, and gives what the whole-day read and the baseline give."""
-    from unitcost_platform.benchmark import workers
+    from unitcost_platform.benchmark import stages
     from unitcost_platform.benchmark.baseline import run_baseline
 
     spec = ScaleSpec(line_items_per_day=12_000, tenants=60, services=5, metrics=3, rows_per_file=3_000)
     data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
     assert len(list((data / "billing").glob("*.parquet"))) == 4
-    by_file = workers.ours(data, tmp_path / "by_file.parquet", by_file=True)
-    whole = workers.ours(data, tmp_path / "whole.parquet")
+    by_file = stages.ours(data, tmp_path / "by_file.parquet", by_file=True)
+    whole = stages.ours(data, tmp_path / "whole.parquet")
     assert by_file["line_items"] == whole["line_items"] == 12_000
     parts, day = pl.read_parquet(tmp_path / "by_file.parquet"), pl.read_parquet(tmp_path / "whole.parquet")
     keys = ["day", "customer_id", "tenant_id", "service_name", "pool"]
@@ -86,6 +86,35 @@ def test_file_by_file_allocation_has_one_row_per_key_and_equals_the_whole_day(tm
     assert parts.select(keys).n_unique() == parts.height == day.height
     assert compare_allocations(parts, day) is None
     assert compare_allocations(parts, run_baseline(data, [D])) is None
+
+
+def _modules_loaded_by_worker(kind: str, data: Path, out: Path) -> set[str]:
+    """The modules a worker process of `kind` has loaded once it has run, as `unitcost bench` starts it."""
+    code = (
+        "import sys; from pathlib import Path; from unitcost_platform.benchmark import workers; "
+        f"workers.main([{kind!r}, {str(data)!r}, {str(out)!r}]); print(' '.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(done.stdout.strip().splitlines()[-1].split())
+
+
+def test_each_worker_process_loads_what_its_kind_runs_and_nothing_more(tmp_path):
+    """The whole process is measured, so the baseline's must not carry this platform's imports (its
+    config and connectors, scipy for the anomaly and forecast models), nor ours the models it does not run."""
+    spec = ScaleSpec(line_items_per_day=2_000, tenants=20, services=4, metrics=3)
+    data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
+    baseline = _modules_loaded_by_worker("duckdb", data, tmp_path / "baseline.parquet")
+    assert {"duckdb", "polars", "unitcost_platform.benchmark.baseline"} <= baseline
+    platform = {m for m in baseline if m.startswith("unitcost_platform.")}
+    assert platform == {
+        "unitcost_platform.benchmark", "unitcost_platform.benchmark.baseline", "unitcost_platform.benchmark.measure",
+        "unitcost_platform.benchmark.workers", "unitcost_platform.config_base",
+    }  # fmt: skip
+    assert "scipy" not in baseline
+    ours = _modules_loaded_by_worker("ours", data, tmp_path / "ours.parquet")
+    assert {"unitcost_platform.transforms.allocation", "unitcost_platform.sources.billing.files"} <= ours
+    assert not {"scipy", "unitcost_platform.transforms.anomalies", "unitcost_platform.transforms.forecast"} & ours
+    assert compare_allocations(pl.read_parquet(tmp_path / "ours.parquet"), pl.read_parquet(tmp_path / "baseline.parquet")) is None
 
 
 def test_scale_data_has_the_asked_shape(tmp_path):
