@@ -10,7 +10,7 @@ Snowflake (fakesnow) returns what DuckDB returns.
 
 The two engines differ in a few functions only, so the statements are plain SQL with these few
 spelled per dialect (`Dialect`): a string literal, a regular-expression search, a JSON object's
-text value, a character-set trim. Everything else (CASE, window functions, `is not distinct from`) is common SQL.
+text value, a character-set trim, a linear quantile. Everything else (CASE, window functions, `is not distinct from`) is common SQL.
 """
 
 import json
@@ -42,6 +42,12 @@ class Dialect:
         if self.name == "snowflake":
             return f"json_extract_path_text({column}, {self.text(json.dumps(key))})"
         return f"json_extract_string({column}, {self.text('$.' + json.dumps(key))})"
+
+    def quantile(self, column: str, q: float) -> str:
+        """The `q` quantile of a group's values, interpolated linearly (numpy's default method)."""
+        if self.name == "snowflake":
+            return f"percentile_cont({q}) within group (order by {column})"
+        return f"quantile_cont({column}, {q})"
 
     def text(self, value: str) -> str:
         """A string literal of any value: Snowflake also reads a backslash in one as an escape."""
@@ -108,3 +114,17 @@ class WarehouseQuery:
     columns: Sequence[str]
     schema: dict[str, pl.DataType]
     statement: Callable[[str, "UnitcostConfig", Dialect], str]
+
+
+@dataclass(frozen=True)
+class RollupQuery:
+    """A query over a rollup's result (a rollup's `then`, defs/rollup.py): the warehouse reduces the
+    rollup further, with other tables of the same schema, before anything leaves it.
+
+    `schema`: the frame it returns; `statement(rollup, spec, cfg, table, dialect)`: the SQL over
+    `rollup` (the rollup's statement), given the `then` spec, the run's config, and `table(name)`,
+    the quoted name of another table of the warehouse.
+    """
+
+    schema: dict[str, pl.DataType]
+    statement: Callable[[str, dict, "UnitcostConfig", Callable[[str], str], Dialect], str]

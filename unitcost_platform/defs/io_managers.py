@@ -24,10 +24,12 @@ from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
 from unitcost_platform.defs.rollup import (
+    follow_up_of,
     input_statement,
     keep_config,
     log_rows_loaded,
     query_of,
+    rollup_of,
     run_config,
 )
 from unitcost_platform.staging import StagedRows
@@ -113,12 +115,12 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
         _missing_table(connection, table_slice)
         query = input_statement(
             context, table_slice, _quoted(table_slice), DuckDbClient.get_select_statement, DUCKDB,
-            run_config(self.config_path),
+            run_config(self.config_path), lambda name: _quoted(table_slice._replace(table=name)),
         )  # fmt: skip
         # Streamed out in batches: the result is not held in DuckDB's memory as well as in Python's.
         with _memory_limit(connection, self.read_memory_limit, self.memory_limit):
             frame = pl.from_arrow(connection.sql(query).to_arrow_reader(READ_BATCH_ROWS).read_all())
-        named = query_of(context)
+        named = query_of(context) or follow_up_of(rollup_of(context))
         if named is not None:
             frame = frame.cast({c: t for c, t in named.schema.items() if c in frame.columns})
         log_rows_loaded(context, frame.height)

@@ -18,6 +18,12 @@ daily run that needs two 30-day sums reads two rows per key, not 37.
 whose SQL depends on the run's config (the pools, the cost column, the team tag keys), so the IO
 manager loads the config to build it. That is how tag coverage, allocation, team spend and product
 cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
+
+A rollup's `then: {"query": name, ...}` names a `RollupQuery` of `follow_ups()`: a query over the
+rollup's result that may join other tables of the warehouse (the rest of the spec are its
+parameters). `service_unit_cost` reads allocated_cost's service x customer sums of a 30-day window
+that way: the warehouse joins them to the day's customers and returns each service's figures,
+percentiles and top customers, a few rows per service instead of one per service and customer.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -30,7 +36,7 @@ import polars as pl
 from dagster._core.storage.db_io_manager import TableSlice
 
 from unitcost_platform.config import UnitcostConfig, load_config
-from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, WarehouseQuery
 
 ROLLUP_KEY = "rollup"
 ROWS_LOADED = "warehouse -> Python"  # logged for every input: how many rows left the warehouse
@@ -44,6 +50,8 @@ def log_rows_loaded(context: dg.InputContext, rows: int, how: str | None = None)
         how += f" of {len(values)} {column}"
     if (rollup or {}).get("windows"):
         how += f" summed over {len(rollup['windows']['days'])} window(s)"
+    if (rollup or {}).get("then"):
+        how += f" reduced by {rollup['then']['query']}"
     days = len(context.asset_partition_keys) if context.has_asset_partitions else 0
     context.log.info(f"{ROWS_LOADED}: {rows} rows of {context.asset_key.to_user_string()} ({how}, {days} day(s))")
 
@@ -62,6 +70,25 @@ def queries() -> dict[str, WarehouseQuery]:
         "team_items": TEAM_QUERY,
         "product_items": PRODUCT_QUERY,
     }
+
+
+@cache
+def follow_ups() -> dict[str, RollupQuery]:
+    """The queries over a rollup's result (a rollup's `then`)."""
+    from unitcost_platform.transforms.service_unit_cost import SERVICE_MONTH_QUERY
+
+    return {"service_month": SERVICE_MONTH_QUERY}
+
+
+def follow_up_of(rollup: Mapping[str, Any] | None) -> RollupQuery | None:
+    then = (rollup or {}).get("then")
+    if then is None:
+        return None
+    if not isinstance(then, Mapping) or then.get("query") not in follow_ups():
+        raise dg.DagsterInvariantViolationError(
+            f"{ROLLUP_KEY} then: expected {{'query': one of {', '.join(follow_ups())}, ...}}, got {then}"
+        )
+    return follow_ups()[then["query"]]
 
 
 def run_config(config_path: str | None) -> Callable[[], UnitcostConfig]:
@@ -113,6 +140,7 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
             f"{ROLLUP_KEY} windows: expected a `by` column, days as {{end: [day, ...]}} in ISO text and on_end "
             f"sums of `sum` columns, got {windows}"
         )
+    follow_up_of(rollup)
     return rollup
 
 
@@ -187,10 +215,12 @@ def input_statement(
     select: Callable[[TableSlice], str],
     dialect: Dialect,
     config: Callable[[], UnitcostConfig] | None = None,
+    table_named: Callable[[str], str] | None = None,
 ) -> str:
     """The query an IO manager runs for an input: no partitions (an empty window) reads no rows,
-    a rollup reads sums, a named query its aggregate, anything else the slice's rows. `table` is the
-    quoted table name; `config` (the run's config) is what a named query needs."""
+    a rollup reads sums (reduced further by its `then`), a named query its aggregate, anything else
+    the slice's rows. `table` is the quoted table name; `config` (the run's config) is what a named
+    query or a `then` needs, `table_named(name)` the quoted name of another table of the same schema."""
     query = query_of(context)
     empty = bool(table_slice.partition_dimensions) and len(context.asset_partition_keys) == 0
     if query is not None:
@@ -200,11 +230,15 @@ def input_statement(
         rows = f"select {columns} from {table} where 1 = 0" if empty else select(table_slice._replace(columns=list(query.columns)))
         return query.statement(rows, config(), dialect)
     rollup = rollup_of(context)
-    if empty:
-        return empty_rollup_statement(table, rollup) if rollup else f"select * from {table} limit 0"
-    if rollup:
-        return rollup_statement(table_slice, rollup, select, dialect)
-    return select(table_slice)
+    if not rollup:
+        return f"select * from {table} limit 0" if empty else select(table_slice)
+    statement = empty_rollup_statement(table, rollup) if empty else rollup_statement(table_slice, rollup, select, dialect)
+    then = follow_up_of(rollup)
+    if then is None:
+        return statement
+    if config is None or table_named is None:
+        raise dg.DagsterInvariantViolationError("this IO manager cannot run a rollup's `then` query")
+    return then.statement(statement, dict(rollup["then"]), config(), table_named, dialect)
 
 
 CONFIG_ATTRIBUTE = "unitcost_resource_config"
@@ -285,6 +319,11 @@ class RollupByKey:
 
     def all(self) -> pl.DataFrame:
         return WithRollup(self._context, self._rollup).load()
+
+    def reduced(self, windows: Mapping[str, Any], then: Mapping[str, Any]) -> pl.DataFrame:
+        """The rollup summed over `windows`, then reduced by the warehouse with the follow-up query
+        `then` names (`follow_ups()`): what that query returns, not the rollup's rows."""
+        return WithRollup(self._context, {**self._rollup, "windows": windows, "then": dict(then)}).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})

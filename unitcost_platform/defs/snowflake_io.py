@@ -25,6 +25,7 @@ from dagster_snowflake import SnowflakeIOManager
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient, _get_cleanup_statement
 
 from unitcost_platform.defs.rollup import (
+    follow_up_of,
     input_statement,
     keep_config,
     log_rows_loaded,
@@ -169,10 +170,11 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
                         f"asset {table_slice.table} for these days first (or select it with its downstream assets)."
                     )
                 )
-            rollup, named = rollup_of(context), query_of(context)
+            rollup = rollup_of(context)
+            named = query_of(context) or follow_up_of(rollup)
             statement = input_statement(
                 context, table_slice, _name(table_slice), SnowflakeDbClient.get_select_statement, SNOWFLAKE,
-                run_config(self.config_path),
+                run_config(self.config_path), lambda name: _name(table_slice, name),
             )  # fmt: skip
             cursor.execute(statement)
             frame = cursor.fetch_pandas_all()

@@ -16,21 +16,25 @@ service s, over the customers in scope on D (all of them without a `scope` secti
 
 A daily run (up to DIRECT_WINDOWS evaluated days: D and D-7) reads allocated_cost summed over those
 windows by the warehouse, one row per window and (service, customer, reason) rather than 37 days of
-them. A range run reads the days' rows once, and its trailing sums are running totals per (service,
+them; from the warehouse (`ServiceMonthReader`) it reads less still: the warehouse also joins the
+window to the day's customers and reduces it to each service's figures, percentiles and top customers
+(`SERVICE_MONTH_QUERY`), a few rows per service rather than one per service and customer. A range run reads the days' rows once, and its trailing sums are running totals per (service,
 customer) looked up at D and D-30 (an as-of join), so a range of days costs one sort, not one 30-day
 read per day.
 """
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig
+from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig, UnitcostConfig
 from unitcost_platform.formatting import money
 from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, in_list
 
 # allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
 SERVICE_CUSTOMER_ROLLUP = {
@@ -47,7 +51,19 @@ ON_END = {"cost_on_day": "allocated_cost"}
 # end with the days it sums) returning the rollup summed over them with ON_END, or, given None,
 # every day's rows.
 WindowReader = Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]
-ServiceCustomerCost = pl.DataFrame | WindowReader
+
+
+@dataclass(frozen=True)
+class ServiceMonthReader:
+    """allocated_cost where it lives: `service_month(end, days, history_days)` returns the figures
+    of one window (SERVICE_MONTH_SCHEMA) computed by the warehouse, `rows` reads as a WindowReader
+    does (a range run's every day)."""
+
+    service_month: Callable[[dt.date, list[dt.date], int], pl.DataFrame]
+    rows: WindowReader
+
+
+ServiceCustomerCost = pl.DataFrame | WindowReader | ServiceMonthReader
 
 SERVICE_UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -228,15 +244,24 @@ def _per_service(costs: WindowCosts, scoped: pl.DataFrame, active: pl.DataFrame,
         (pl.col("active") & (pl.col("cost") != 0)).sum().cast(pl.Int64).alias("customers_with_cost"),
     )
     run_rate = window.group_by("day", "service_name").agg(pl.col("window_cost").sum().alias("_window"))
-    active_counts = active.group_by("day").agg(pl.len().cast(pl.Int64).alias("active_customers"))
-    return (
+    figures = (
         services.join(day_cost, on=["day", "service_name"], how="left")
         .join(unallocated, on=["day", "service_name"], how="left")
         .join(run_rate, on=["day", "service_name"], how="left")
-        .join(history, on="day", how="left")
-        .join(active_counts, on="day", how="left")
         .join(_percentiles(monthly, active), on=["day", "service_name"], how="left")
         .join(_top_customers(monthly), on=["day", "service_name"], how="left")
+    )
+    return _with_rates(figures, active, history)
+
+
+def _with_rates(figures: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """`figures` (per eval day and service: cost, customers_with_cost, unallocated_cost, _window, the
+    percentiles and top_customers, null where the service had none) with the day's history and
+    active customers, the run rate and the cost per customer."""
+    active_counts = active.group_by("day").agg(pl.len().cast(pl.Int64).alias("active_customers"))
+    return (
+        figures.join(history, on="day", how="left")
+        .join(active_counts, on="day", how="left")
         .with_columns(
             pl.col("cost", "unallocated_cost", "_window").fill_null(0.0),
             pl.col("customers_with_cost", "active_customers").fill_null(0),
@@ -250,6 +275,142 @@ def _per_service(costs: WindowCosts, scoped: pl.DataFrame, active: pl.DataFrame,
               for c in ("p50_customer_month", "p90_customer_month", "max_customer_month")],
         )
     )
+
+
+# What the warehouse returns for one window (SERVICE_MONTH_QUERY): a `service` row per service with
+# any row in the window (its figures over the customers in scope, null where it has none), and up to
+# TOP_CUSTOMERS `top` rows per service (customer, name, monthly cost, rank).
+SERVICE_MONTH_SCHEMA: dict[str, pl.DataType] = {
+    "kind": pl.String(),
+    "service_name": pl.String(),
+    "cost": pl.Float64(),
+    "customers_with_cost": pl.Int64(),
+    "unallocated_cost": pl.Float64(),
+    "window_cost": pl.Float64(),
+    "p50_customer_month": pl.Float64(),
+    "p90_customer_month": pl.Float64(),
+    "max_customer_month": pl.Float64(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "monthly_cost": pl.Float64(),
+    "top_rank": pl.Int64(),
+}
+# The customer_dimension columns the query reads of the window's end day.
+SERVICE_MONTH_CUSTOMER_COLUMNS = ["customer_id", "customer_name", "status", "tier", "segment", "customer_since"]
+
+
+def scope_sql(scope: ScopeConfig | None, dialect: Dialect) -> str:
+    """The SQL twin of `ScopeConfig.expr`: true for a customer_dimension row in scope."""
+    if scope is None:
+        return "true"
+    conditions = []
+    if scope.tiers:
+        conditions.append(in_list("lower(tier)", [t.lower() for t in scope.tiers], dialect))
+    if scope.segments:
+        conditions.append(in_list("lower(segment)", [s.lower() for s in scope.segments], dialect))
+    if scope.onboarded_since:
+        conditions.append(f"customer_since >= cast({dialect.text(scope.onboarded_since.isoformat())} as date)")
+    return f"coalesce(({' and '.join(conditions)}), false)"
+
+
+def _service_month_statement(window: str, customers: str, history_days: int, cfg: UnitcostConfig, dialect: Dialect) -> str:
+    """One window's figures per service, as `_per_service` computes them from its rows.
+
+    `window`: allocated_cost at SERVICE_CUSTOMER_ROLLUP summed over the window, `cost_on_day` beside
+    (ON_END); `customers`: the customer_dimension rows (SERVICE_MONTH_CUSTOMER_COLUMNS) of its end day.
+    The percentiles count every active customer in scope, 0 for one the service put nothing on: the
+    customers without a cost are added as zeros (a cross join of the services with the active
+    customers, which the warehouse holds, not Python). The top customers are ranked by the cents shown,
+    rounded half to even as Polars rounds (ties by customer id).
+    """
+    month = f"{RUN_RATE_DAYS} * window_cost / {int(history_days)}"
+    shown = "m.monthly_cost * 100"
+    cents = (  # half to even, as Polars' round (and Python's) does; `round` rounds half away from zero
+        f"(case when {shown} - floor({shown}) = 0.5 then floor({shown}) + mod(floor({shown}), 2) "
+        f"else round({shown}) end)"
+    )
+    return f"""
+with w as ({window}),
+scoped as (
+    select customer_id, min(customer_name) as customer_name, min(status) = 'active' as active
+    from ({customers}) as unitcost_customers where {scope_sql(cfg.scope, dialect)} group by customer_id
+),
+placed as (
+    select w.service_name, w.customer_id, w.allocated_cost as window_cost, w.cost_on_day as cost, s.customer_name, s.active
+    from w join scoped s on w.customer_id = s.customer_id
+    where w.unallocated_reason is null and w.customer_id is not null
+),
+figures as (
+    select service_name, sum(cost) as cost,
+           count(case when active and cost <> 0 then 1 end) as customers_with_cost,
+           sum(window_cost) as window_cost
+    from placed group by service_name
+),
+unallocated as (
+    select service_name, sum(cost_on_day) as unallocated_cost from w
+    where not (unallocated_reason is null and customer_id is not null) group by service_name
+),
+monthly as (select service_name, customer_id, customer_name, {month} as monthly_cost from placed where active),
+zeros as (
+    select m.service_name, coalesce(v.monthly_cost, 0) as monthly_cost
+    from (select distinct service_name from monthly) as m
+    cross join (select customer_id from scoped where active) as a
+    left join monthly as v on v.service_name = m.service_name and v.customer_id = a.customer_id
+),
+percentiles as (
+    select service_name, {dialect.quantile('monthly_cost', 0.5)} as p50_customer_month,
+           {dialect.quantile('monthly_cost', 0.9)} as p90_customer_month, max(monthly_cost) as max_customer_month
+    from zeros group by service_name
+),
+ranked as (
+    select m.service_name, m.customer_id, m.customer_name, m.monthly_cost,
+           row_number() over (partition by m.service_name order by {cents} desc, m.customer_id) as top_rank
+    from monthly as m where m.monthly_cost > 0
+)
+select 'service' as kind, s.service_name, f.cost, f.customers_with_cost, u.unallocated_cost, f.window_cost,
+       p.p50_customer_month, p.p90_customer_month, p.max_customer_month,
+       cast(null as varchar) as customer_id, cast(null as varchar) as customer_name,
+       cast(null as double) as monthly_cost, cast(null as bigint) as top_rank
+from (select distinct service_name from w) as s
+left join figures f on f.service_name = s.service_name
+left join unallocated u on u.service_name = s.service_name
+left join percentiles p on p.service_name = s.service_name
+union all
+select 'top', service_name, null, null, null, null, null, null, null, customer_id, customer_name, monthly_cost, top_rank
+from ranked where top_rank <= {TOP_CUSTOMERS}
+"""
+
+
+def _service_month(rollup: str, spec: dict, cfg: UnitcostConfig, table: Callable[[str], str], dialect: Dialect) -> str:
+    customers = (
+        f"select {', '.join(SERVICE_MONTH_CUSTOMER_COLUMNS)} from {table('customer_dimension')} "
+        f"where snapshot_date = cast({dialect.text(spec['day'])} as date)"
+    )
+    return _service_month_statement(rollup, customers, spec["history_days"], cfg, dialect)
+
+
+# allocated_cost's SERVICE_CUSTOMER_ROLLUP over one window, reduced by the warehouse: the rollup's
+# `then` is {"query": "service_month", "day": the window's end (ISO), "history_days": its materialized days}.
+SERVICE_MONTH_QUERY = RollupQuery(SERVICE_MONTH_SCHEMA, _service_month)
+
+
+def service_month_spec(end: dt.date, history_days: int) -> dict:
+    return {"query": "service_month", "day": end.isoformat(), "history_days": history_days}
+
+
+def _per_service_from_warehouse(rows: pl.DataFrame, end: dt.date, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """`_per_service` of one window from what SERVICE_MONTH_QUERY returned for it."""
+    rows = rows.with_columns(day=pl.lit(end, dtype=pl.Date))
+    top = rows.filter(pl.col("kind") == "top").select(
+        "day", "service_name", "customer_id", "customer_name", pl.col("monthly_cost").alias("_month")
+    )
+    figures = (
+        rows.filter(pl.col("kind") == "service")
+        .select("day", "service_name", "cost", "customers_with_cost", "unallocated_cost",
+                pl.col("window_cost").alias("_window"), "p50_customer_month", "p90_customer_month", "max_customer_month")
+        .join(_top_customers(top), on=["day", "service_name"], how="left")
+    )  # fmt: skip
+    return _with_rates(figures, active, history)
 
 
 def service_unit_cost(
@@ -277,8 +438,16 @@ def service_unit_cost(
          "history_days": [len(_window_days(present, e)) for e in eval_days]},
         schema={"day": pl.Date, "history_days": pl.Int64},
     )  # fmt: skip
-    read = _reader(rollup)
-    if len(eval_days) <= DIRECT_WINDOWS:
+    if isinstance(rollup, ServiceMonthReader) and len(eval_days) <= DIRECT_WINDOWS:
+        # A daily run from the warehouse: each window's figures computed where its rows are.
+        frame = pl.concat(
+            [_per_service_from_warehouse(
+                rollup.service_month(e, _window_days(present, e), len(_window_days(present, e))), e, active, history,
+             ) for e in eval_days],
+            how="vertical_relaxed",
+        )  # fmt: skip
+    elif len(eval_days) <= DIRECT_WINDOWS:
+        read = _reader(rollup)
         # A daily run, one window at a time: each is read, reduced to per-service rows and dropped
         # before the next, so the run holds one window of customer x service sums, not two.
         frame = pl.concat(
@@ -286,6 +455,7 @@ def service_unit_cost(
             how="vertical_relaxed",
         )
     else:
+        read = _reader(rollup.rows if isinstance(rollup, ServiceMonthReader) else rollup)
         frame = _per_service(_running_costs(read, present, eval_days), scoped, active, history)
     before = frame.select(
         (pl.col("day") + pl.duration(days=TREND_DAYS)).cast(pl.Date).alias("day"), "service_name",

@@ -129,6 +129,18 @@ def test_pipeline_on_snowflake_equals_duckdb(snowflake_env, small_saas, make_set
         assert [c.upper() for c in duck.columns] == snow.columns, table
         restored = restore(snow, table)
         assert_frame_equal(restored.sort(restored.columns, nulls_last=True), duck, rel_tol=1e-12, abs_tol=1e-12)
+    # A daily run of the last day computes service_unit_cost in the warehouse (the window reduced by
+    # SERVICE_MONTH_QUERY, joined to customer_dimension's table): the same rows as the range run.
+    before = restore(read_snowflake("service_unit_cost"), "service_unit_cost")
+    instance = dg.DagsterInstance.ephemeral()
+    daily = job.execute_in_process(
+        instance=instance, partition_key=DAYS[-1].isoformat(), asset_selection=[dg.AssetKey("service_unit_cost")],
+    )  # fmt: skip
+    assert daily.success
+    messages = [entry.user_message for entry in instance.all_logs(daily.run_id)]
+    assert [m for m in messages if "reduced by service_month" in m and "allocated_cost" in m], messages
+    after = restore(read_snowflake("service_unit_cost"), "service_unit_cost")
+    assert_frame_equal(after.sort("day", "service_name"), before.sort("day", "service_name"), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def test_a_rollup_read_by_key_returns_only_the_asked_keys_on_snowflake(snowflake_env):

@@ -26,7 +26,9 @@ from unitcost_platform.transforms.incidents import documents
 from unitcost_platform.transforms.service_unit_cost import (
     ON_END,
     SERVICE_CUSTOMER_ROLLUP,
+    ServiceMonthReader,
     impact_documents,
+    service_month_spec,
 )
 from unitcost_platform.transforms.service_unit_cost import (
     service_unit_cost as compute_service_unit_cost,
@@ -73,10 +75,15 @@ def build_engineering_assets(
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)
-        frame = compute_service_unit_cost(
-            lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows(window_spec("day", windows, ON_END)),
-            present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope,
+        # A daily run's windows are reduced by the warehouse to a few rows per service (with the day's
+        # customers of its customer_dimension table); a range run reads every day's rows.
+        read = ServiceMonthReader(
+            service_month=lambda end, window, history_days: allocated_cost.reduced(
+                window_spec("day", {end: window}, ON_END), service_month_spec(end, history_days)
+            ),
+            rows=lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows(window_spec("day", windows, ON_END)),
         )  # fmt: skip
+        frame = compute_service_unit_cost(read, present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope)
         messages = impact_documents(frame, cfg.targets.notify_change)
 
         def describe(day: pl.DataFrame) -> dict:
