@@ -94,6 +94,17 @@ def pool_sql(pools: "list[PoolConfig]", dialect: Dialect) -> str:
     return f"case when x_TenantId is not null then {dialect.text(DIRECT_POOL)}{whens} else null end"
 
 
+def round_half_even_sql(expr: str, decimals: int) -> str:
+    """`expr` (a double) rounded to `decimals` as Polars' `round` does it: the value times 10^decimals,
+    rounded half to even, divided back (SQL's `round` rounds half away from zero)."""
+    scale = 10**decimals
+    scaled = f"(({expr}) * {scale})"
+    return (
+        f"((case when {scaled} - floor({scaled}) = 0.5 then floor({scaled}) + abs(mod(floor({scaled}), 2)) "
+        f"else round({scaled}) end) / {scale})"
+    )
+
+
 def first_tag_sql(keys: Sequence[str], dialect: Dialect) -> str:
     """The SQL twin of `contracts.focus.first_tag` before key normalization: the first configured key
     present and not blank, trimmed."""

@@ -8,15 +8,17 @@ ending at each of them (CUSTOMER_SERVICE_ROLLUP), the alert thresholds and the s
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
+from functools import cached_property
 
 import numpy as np
 import polars as pl
 
-from unitcost_platform.config import AlertsConfig, OwnersConfig
+from unitcost_platform.config import AlertsConfig, OwnersConfig, UnitcostConfig
 from unitcost_platform.formatting import money
 from unitcost_platform.transforms.customer_cost import window_spec
 from unitcost_platform.transforms.unit_cost import TREND_DAYS as TREND_WINDOW
 from unitcost_platform.transforms.windows import cumulative, window_at_days
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, round_half_even_sql
 
 COST_ALERTS_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -78,16 +80,94 @@ def segment_alerts(unit: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+class DriverCandidates:
+    """A daily run's drivers as the warehouse chooses them (ALERT_DRIVERS_QUERY), read on first use
+    (a day without alerts reads nothing): `rows`, at CUSTOMER_SERVICE_ROLLUP summed over
+    `driver_windows` (the day D and D-7, each a 7-day sum), holds for each customer the services that
+    can be among its drivers (its `top` costliest and its `top` risen over the 7 days, as `_drivers`
+    ranks them), and under the customer SEGMENT_KEY each service's sum over the day's active
+    non-paying customers (the SEGMENT alert's targets)."""
+
+    def __init__(self, read: Callable[[], pl.DataFrame], day: dt.date):
+        self._read, self._day = read, day
+
+    @cached_property
+    def rows(self) -> pl.DataFrame:
+        return candidate_rows(self._read(), self._day)
+
+
 # allocated_cost at CUSTOMER_SERVICE_ROLLUP: every customer's rows, or a function that reads the rows of
-# the customers it is given (an asset explaining a few flagged customers reads only theirs).
-ServiceCosts = pl.DataFrame | Callable[[Sequence[str]], pl.DataFrame]
+# the customers it is given (an asset explaining a few flagged customers reads only theirs), or the
+# candidates the warehouse chose.
+ServiceCosts = pl.DataFrame | Callable[[Sequence[str]], pl.DataFrame] | DriverCandidates
 
 
 def service_costs_of(service_costs: ServiceCosts, customers: pl.Series) -> pl.DataFrame:
     """The CUSTOMER_SERVICE_ROLLUP rows of `customers` (or every row, when they are already read)."""
+    if isinstance(service_costs, DriverCandidates):
+        return service_costs.rows
     if isinstance(service_costs, pl.DataFrame):
         return service_costs
     return service_costs(customers.drop_nulls().unique().to_list())
+
+
+def _alert_drivers_statement(rollup: str, spec: dict, cfg: UnitcostConfig, table, dialect: Dialect) -> str:
+    """Over `rollup` (CUSTOMER_SERVICE_ROLLUP summed over `driver_windows`): per customer, the services
+    among its `top` costliest over the 7 days ending at `day` or its `top` risen against the 7 before
+    (ranked as `_drivers` ranks them, by the amounts shown: 4 decimals, half to even, ties by service
+    name), with both sums; and per service, the sum over the customers active and not paying on `day`
+    (unit_cost's rows), with a null customer."""
+    day, before = dialect.text(spec["day"]), dialect.text(spec["before"])
+    now, prev = round_half_even_sql("cost_7d", DRIVER_DECIMALS), round_half_even_sql("cost_prev_7d", DRIVER_DECIMALS)
+    top = int(spec["top"])
+    return f"""
+with w as ({rollup}),
+pairs as (
+    select customer_id, service_name,
+           sum(case when day = cast({day} as date) then allocated_cost else 0 end) as cost_7d,
+           sum(case when day = cast({before} as date) then allocated_cost else 0 end) as cost_prev_7d
+    from w group by customer_id, service_name
+),
+ranked as (
+    select customer_id, service_name, cost_7d, cost_prev_7d,
+           row_number() over (partition by customer_id order by {now} desc, service_name) as by_cost,
+           row_number() over (partition by customer_id order by {now} - {prev} desc, service_name) as by_rise
+    from pairs
+),
+non_paying as (
+    select distinct customer_id from {table('unit_cost')}
+    where day = cast({day} as date) and status = 'active' and not is_paying
+)
+select customer_id, service_name, cost_7d, cost_prev_7d from ranked where by_cost <= {top} or by_rise <= {top}
+union all
+select cast(null as varchar), p.service_name, sum(p.cost_7d), sum(p.cost_prev_7d)
+from pairs p join non_paying n on p.customer_id = n.customer_id group by p.service_name
+"""
+
+
+ALERT_DRIVERS_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.String(), "service_name": pl.String(), "cost_7d": pl.Float64(), "cost_prev_7d": pl.Float64(),
+}  # fmt: skip
+# allocated_cost's CUSTOMER_SERVICE_ROLLUP over `driver_windows`, reduced by the warehouse: the rollup's
+# `then` is `alert_drivers_spec(day, top)`.
+ALERT_DRIVERS_QUERY = RollupQuery(ALERT_DRIVERS_SCHEMA, _alert_drivers_statement)
+
+
+def alert_drivers_spec(day: dt.date, top: int) -> dict:
+    before = day - dt.timedelta(days=TREND_WINDOW)
+    return {"query": "alert_drivers", "day": day.isoformat(), "before": before.isoformat(), "top": top}
+
+
+def candidate_rows(reduced: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    """What ALERT_DRIVERS_QUERY returned, as rollup rows: each pair's two 7-day sums on their windows'
+    ends (D and D-7), the segment's sums under SEGMENT_KEY."""
+    pairs = reduced.with_columns(pl.col("customer_id").fill_null(SEGMENT_KEY))
+    before = day - dt.timedelta(days=TREND_WINDOW)
+    rows = pl.concat([
+        pairs.select(pl.lit(day).alias("day"), "customer_id", "service_name", pl.col("cost_7d").alias("allocated_cost")),
+        pairs.select(pl.lit(before).alias("day"), "customer_id", "service_name", pl.col("cost_prev_7d").alias("allocated_cost")),
+    ])  # fmt: skip
+    return rows.cast({"day": pl.Date})
 
 
 DRIVER_DECIMALS = 4  # a driver's costs and change as the alert carries them
@@ -258,12 +338,15 @@ def cost_alerts(
     if per_customer.is_empty() and segment.is_empty():
         return pl.DataFrame(schema=COST_ALERTS_SCHEMA)
 
+    non_paying = (
+        # The warehouse's candidates hold the segment's sums under its key, not its customers' rows.
+        pl.DataFrame({"day": days, "customer_id": [SEGMENT_KEY] * len(days)}, schema={"day": pl.Date, "customer_id": pl.String})
+        if isinstance(service_costs, DriverCandidates)
+        else unit.filter((pl.col("status") == "active") & ~pl.col("is_paying")).select("day", "customer_id")
+    )  # fmt: skip
     targets = pl.concat([
         per_customer.select("day", "_key", "customer_id").unique(),
-        segment.select("day", "_key").join(
-            unit.filter((pl.col("status") == "active") & ~pl.col("is_paying")).select("day", "customer_id"),
-            on="day",
-        ),
+        segment.select("day", "_key").join(non_paying, on="day"),
     ])
     changes = _service_changes(service_costs_of(service_costs, targets["customer_id"]), targets)
     alerts = pl.concat([per_customer, segment], how="diagonal_relaxed")

@@ -34,7 +34,7 @@ from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig, U
 from unitcost_platform.formatting import money
 from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
-from unitcost_platform.warehouse_sql import Dialect, RollupQuery, in_list
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, in_list, round_half_even_sql
 
 # allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
 SERVICE_CUSTOMER_ROLLUP = {
@@ -324,11 +324,7 @@ def _service_month_statement(window: str, customers: str, history_days: int, cfg
     rounded half to even as Polars rounds (ties by customer id).
     """
     month = f"{RUN_RATE_DAYS} * window_cost / {int(history_days)}"
-    shown = "m.monthly_cost * 100"
-    cents = (  # half to even, as Polars' round (and Python's) does; `round` rounds half away from zero
-        f"(case when {shown} - floor({shown}) = 0.5 then floor({shown}) + mod(floor({shown}), 2) "
-        f"else round({shown}) end)"
-    )
+    shown = round_half_even_sql("m.monthly_cost", 2)  # the cents shown, as Polars rounds them
     return f"""
 with w as ({window}),
 scoped as (
@@ -364,7 +360,7 @@ percentiles as (
 ),
 ranked as (
     select m.service_name, m.customer_id, m.customer_name, m.monthly_cost,
-           row_number() over (partition by m.service_name order by {cents} desc, m.customer_id) as top_rank
+           row_number() over (partition by m.service_name order by {shown} desc, m.customer_id) as top_rank
     from monthly as m where m.monthly_cost > 0
 )
 select 'service' as kind, s.service_name, f.cost, f.customers_with_cost, u.unallocated_cost, f.window_cost,

@@ -129,19 +129,24 @@ def test_pipeline_on_snowflake_equals_duckdb(snowflake_env, small_saas, make_set
         assert [c.upper() for c in duck.columns] == snow.columns, table
         restored = restore(snow, table)
         assert_frame_equal(restored.sort(restored.columns, nulls_last=True), duck, rel_tol=1e-12, abs_tol=1e-12)
-    # A daily run of the last day computes service_unit_cost in the warehouse (the window reduced by
-    # SERVICE_MONTH_QUERY, joined to customer_dimension's table): the same rows as the range run.
-    before = restore(read_snowflake("service_unit_cost"), "service_unit_cost")
+    # A daily run of the last day computes service_unit_cost and the alerts' drivers in the warehouse
+    # (SERVICE_MONTH_QUERY joined to customer_dimension's table, ALERT_DRIVERS_QUERY to unit_cost's):
+    # the same rows as the range run.
+    tables = ["service_unit_cost", "cost_alerts"]
+    before = {t: restore(read_snowflake(t), t) for t in tables}
     instance = dg.DagsterInstance.ephemeral()
     daily = job.execute_in_process(
-        instance=instance, partition_key=DAYS[-1].isoformat(), asset_selection=[dg.AssetKey("service_unit_cost")],
+        instance=instance, partition_key=DAYS[-1].isoformat(), asset_selection=[dg.AssetKey(t) for t in tables],
     )  # fmt: skip
     assert daily.success
     messages = [entry.user_message for entry in instance.all_logs(daily.run_id)]
-    assert [m for m in messages if "reduced by service_month" in m and "allocated_cost" in m], messages
-    after = restore(read_snowflake("service_unit_cost"), "service_unit_cost")
-    assert_frame_equal(after.sort("day", "service_name"), before.sort("day", "service_name"), rel_tol=1e-9, abs_tol=1e-9)
-
+    for query in ("service_month", "alert_drivers"):
+        assert [m for m in messages if f"reduced by {query}" in m and "rows of allocated_cost" in m], messages
+    assert before["cost_alerts"].filter(pl.col("day") == DAYS[-1]).height > 0
+    for table in tables:
+        after = restore(read_snowflake(table), table)
+        keys = ["day", "service_name"] if table == "service_unit_cost" else ["day", "alert_id"]
+        assert_frame_equal(after.sort(keys), before[table].sort(keys), rel_tol=1e-9, abs_tol=1e-9)
 
 def test_a_rollup_read_by_key_returns_only_the_asked_keys_on_snowflake(snowflake_env):
     """The same rows as on DuckDB (test_io_manager): Snowflake reads a backslash in a string literal

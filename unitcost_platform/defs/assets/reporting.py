@@ -19,7 +19,9 @@ from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
 from unitcost_platform.transforms.alerts import (
+    DriverCandidates,
     ReadOnce,
+    alert_drivers_spec,
     alerts_as_documents,
     append_model_alerts,
     driver_windows,
@@ -160,9 +162,17 @@ def build_reporting_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        # A daily run reads each customer's two 7-day sums per service; a range run every day's.
+        # A daily run reads the drivers' candidates the warehouse chose from each customer's two 7-day
+        # sums per service (and the segment's sums), when some alert needs them; a range run reads
+        # the alerted customers' rows of every day.
         windows = driver_windows(days)
-        service_costs = ReadOnce(lambda customers: allocated_cost.rows("customer_id", customers, windows))
+        service_costs = (
+            ReadOnce(lambda customers: allocated_cost.rows("customer_id", customers))
+            if windows is None
+            else DriverCandidates(
+                lambda: allocated_cost.reduced(windows, alert_drivers_spec(days[0], cfg.alerts.max_drivers)), days[0]
+            )
+        )  # fmt: skip
         frame = compute_cost_alerts(unit_cost, service_costs, days, cfg.alerts, cfg.owners)
         frame = append_model_alerts(
             frame, unit_cost, cost_anomalies, margin_forecast, service_costs, days, cfg.alerts, cfg.owners,
