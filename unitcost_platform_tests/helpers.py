@@ -2,7 +2,8 @@
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -178,3 +179,49 @@ def usage_rows(frame: pl.DataFrame) -> list[dict]:
     """tenant_usage rows in a fixed order, after checking the frame has the table's schema."""
     assert frame.schema == pl.Schema(USAGE_SCHEMA)
     return frame.sort("usage_date", "tenant_id", "service_name", "metric", nulls_last=True).to_dicts()
+
+
+def duckdb_tables(tables: dict[str, pl.DataFrame]) -> Callable[[str], pl.DataFrame]:
+    """An in-memory DuckDB with `tables` in the schema `unitcost`, as the IO manager writes them;
+    returns run(sql) -> frame."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create schema unitcost")
+    for name, frame in tables.items():
+        con.register("__frame", frame.to_arrow())
+        con.execute(f"create table unitcost.{name} as select * from __frame")
+        con.unregister("__frame")
+    return lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+@contextmanager
+def fake_snowflake_tables(tables: dict[str, pl.DataFrame]) -> Iterator[Callable[[str], pl.DataFrame]]:
+    """A fake Snowflake (fakesnow) with `tables` in ANALYTICS.UNITCOST, written through `write_pandas`
+    with upper-case names as the Snowflake IO manager writes them; yields run(sql) -> frame, its
+    column names in lower case."""
+    import fakesnow
+    import snowflake.connector
+    import snowflake.connector.pandas_tools
+
+    with fakesnow.patch():
+        con = snowflake.connector.connect(account="acme-test", user="x", password="y", database="ANALYTICS")
+        cur = con.cursor()
+        cur.execute("create schema if not exists ANALYTICS.UNITCOST")
+        for name, frame in tables.items():
+            pandas = frame.to_pandas()
+            pandas.columns = [c.upper() for c in pandas.columns]
+            snowflake.connector.pandas_tools.write_pandas(
+                con, pandas, name.upper(), database="ANALYTICS", schema="UNITCOST", quote_identifiers=False,
+                auto_create_table=True, use_logical_type=True,
+            )  # fmt: skip
+
+        def run(sql: str) -> pl.DataFrame:
+            cur.execute(sql)
+            result = pl.from_pandas(cur.fetch_pandas_all())
+            return result.rename({c: c.lower() for c in result.columns})
+
+        try:
+            yield run
+        finally:
+            con.close()

@@ -13,12 +13,8 @@ import datetime as dt
 import json
 import random
 
-import duckdb
-import fakesnow
 import polars as pl
 import pytest
-import snowflake.connector
-import snowflake.connector.pandas_tools
 from dagster._core.storage.db_io_manager import TableSlice
 from polars.testing import assert_frame_equal
 
@@ -36,6 +32,7 @@ from unitcost_platform.transforms.alerts import (
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, apply_rollup
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
 from unitcost_platform.warehouse_sql import DUCKDB, SNOWFLAKE, Dialect
+from unitcost_platform_tests.helpers import duckdb_tables, fake_snowflake_tables
 
 D = dt.date(2026, 3, 20)
 OWNERS = OwnersConfig(services={"S00": "compute", "S01": "data"}, default_team="platform")
@@ -95,16 +92,6 @@ def _reader(run, dialect: Dialect, table, top: int):
     return lambda: run(follow_up_of(rollup).statement(statement, spec, UnitcostConfig(), table, dialect)).cast(ALERT_DRIVERS_SCHEMA)
 
 
-def _duckdb(allocated: pl.DataFrame, unit: pl.DataFrame) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("create schema unitcost")
-    con.register("a", allocated.to_arrow())
-    con.register("u", unit.to_arrow())
-    con.execute("create table unitcost.allocated_cost as select * from a")
-    con.execute("create table unitcost.unit_cost as select * from u")
-    return con
-
-
 def _every_customer_ranked(service_costs, unit: pl.DataFrame, top: int) -> pl.DataFrame:
     """Every customer's drivers, ranked by cost (as P1, P2 and FORECAST are) and by rise (TREND)."""
     customers = unit.select("day", pl.col("customer_id").alias("_key"), "customer_id")
@@ -127,8 +114,8 @@ def _same_alerts(every: pl.DataFrame, candidates: DriverCandidates, unit: pl.Dat
 def test_duckdb_chooses_the_drivers_polars_ranks(top):
     allocated, unit = _allocated(), _unit()
     every = apply_rollup(allocated, {**CUSTOMER_SERVICE_ROLLUP, "windows": driver_windows([D])})
-    con = _duckdb(allocated, unit)
-    candidates = DriverCandidates(_reader(lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table()), DUCKDB, lambda t: f"unitcost.{t}", top), D)
+    run = duckdb_tables({"allocated_cost": allocated, "unit_cost": unit})
+    candidates = DriverCandidates(_reader(run, DUCKDB, lambda t: f"unitcost.{t}", top), D)
     _same_alerts(every, candidates, unit, top)
     # Fewer rows than every pair's two sums: at most 2 x top services per customer, and the segment's.
     assert candidates.rows.height < every.height
@@ -138,26 +125,9 @@ def test_duckdb_chooses_the_drivers_polars_ranks(top):
 def test_snowflake_chooses_the_drivers_polars_ranks():
     allocated, unit = _allocated(), _unit()
     every = apply_rollup(allocated, {**CUSTOMER_SERVICE_ROLLUP, "windows": driver_windows([D])})
-    with fakesnow.patch():
-        con = snowflake.connector.connect(account="acme-test", user="x", password="y", database="ANALYTICS")
-        cur = con.cursor()
-        cur.execute("create schema if not exists ANALYTICS.UNITCOST")
-        for name, frame in [("ALLOCATED_COST", allocated), ("UNIT_COST", unit)]:
-            pandas = frame.to_pandas()
-            pandas.columns = [c.upper() for c in pandas.columns]
-            snowflake.connector.pandas_tools.write_pandas(
-                con, pandas, name, database="ANALYTICS", schema="UNITCOST", quote_identifiers=False,
-                auto_create_table=True, use_logical_type=True,
-            )  # fmt: skip
-
-        def run(sql: str) -> pl.DataFrame:
-            cur.execute(sql)
-            result = pl.from_pandas(cur.fetch_pandas_all())
-            return result.rename({c: c.lower() for c in result.columns})
-
+    with fake_snowflake_tables({"allocated_cost": allocated, "unit_cost": unit}) as run:
         candidates = DriverCandidates(_reader(run, SNOWFLAKE, lambda t: f"ANALYTICS.UNITCOST.{t}", 3), D)
         candidates.rows  # noqa: B018 - read while the fake Snowflake is up
-        con.close()
     _same_alerts(every, candidates, unit, 3)
 
 
@@ -171,8 +141,8 @@ def test_the_driver_chosen_is_ranked_by_the_amount_shown_rounded_half_to_even():
                           "tier": "smb", "segment": "s", "is_paying": True, "status": "active", "mrr": 1000.0,
                           "total_cost": 1.0, "monthly_run_rate": 400.0, "cost_to_mrr": 0.4, "cost_growth_7d": 0.0,
                           "mrr_growth_7d": 0.0}], schema=UNIT_COST_SCHEMA)  # fmt: skip
-    con = _duckdb(allocated, unit)
-    candidates = DriverCandidates(_reader(lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table()), DUCKDB, lambda t: f"unitcost.{t}", 1), D)
+    run = duckdb_tables({"allocated_cost": allocated, "unit_cost": unit})
+    candidates = DriverCandidates(_reader(run, DUCKDB, lambda t: f"unitcost.{t}", 1), D)
     out = cost_alerts(unit, candidates, [D], AlertsConfig(max_drivers=1), OWNERS)
     assert out["alert_type"].to_list() == ["P1"]
     assert [d["service"] for d in json.loads(out["drivers"][0])] == ["S2"]

@@ -17,12 +17,8 @@ the top customers' ranking by the cents shown, rounded half to even as Polars ro
 import datetime as dt
 import random
 
-import duckdb
-import fakesnow
 import polars as pl
 import pytest
-import snowflake.connector
-import snowflake.connector.pandas_tools
 from dagster._core.storage.db_io_manager import TableSlice
 from polars.testing import assert_frame_equal
 
@@ -40,7 +36,7 @@ from unitcost_platform.transforms.service_unit_cost import (
     service_unit_cost,
 )
 from unitcost_platform.warehouse_sql import DUCKDB, SNOWFLAKE, Dialect
-from unitcost_platform_tests.helpers import customer_versions
+from unitcost_platform_tests.helpers import customer_versions, duckdb_tables, fake_snowflake_tables
 
 D = dt.date(2026, 3, 10)
 DAYS = [D - dt.timedelta(days=i) for i in range(40)][::-1]
@@ -126,21 +122,11 @@ def _same(polars: pl.DataFrame, warehouse: pl.DataFrame) -> None:
     assert_frame_equal(warehouse, polars, check_exact=False, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def _duckdb(allocated: pl.DataFrame, dimension: pl.DataFrame) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("create schema unitcost")
-    con.register("a", allocated.to_arrow())
-    con.register("c", dimension.to_arrow())
-    con.execute("create table unitcost.allocated_cost as select * from a")
-    con.execute("create table unitcost.customer_dimension as select * from c")
-    return con
-
-
 @pytest.mark.parametrize("scope", [None, SCOPE], ids=["every customer", "scoped"])
 def test_duckdb_gives_the_polars_table(allocated, dimension, scope):
     cfg = UnitcostConfig.model_validate({"scope": scope.model_dump() if scope else None})
-    con = _duckdb(allocated, dimension)
-    reader = _warehouse_reader(lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table()), DUCKDB, cfg, lambda t: f"unitcost.{t}")
+    run = duckdb_tables({"allocated_cost": allocated, "customer_dimension": dimension})
+    reader = _warehouse_reader(run, DUCKDB, cfg, lambda t: f"unitcost.{t}")
     polars, warehouse = _both(allocated, dimension, reader, scope)
     _same(polars, warehouse)
     ec2 = polars.filter(pl.col("service_name") == "Amazon EC2").row(0, named=True)
@@ -152,27 +138,10 @@ def test_duckdb_gives_the_polars_table(allocated, dimension, scope):
 
 def test_snowflake_gives_the_polars_table(allocated, dimension):
     cfg = UnitcostConfig.model_validate({"scope": SCOPE.model_dump()})
-    with fakesnow.patch():
-        con = snowflake.connector.connect(account="acme-test", user="x", password="y", database="ANALYTICS")
-        cur = con.cursor()
-        cur.execute("create schema if not exists ANALYTICS.UNITCOST")
-        for name, frame in [("ALLOCATED_COST", allocated), ("CUSTOMER_DIMENSION", dimension.select(list(CUSTOMER_DIMENSION_SCHEMA)))]:
-            pandas = frame.to_pandas()
-            pandas.columns = [c.upper() for c in pandas.columns]
-            snowflake.connector.pandas_tools.write_pandas(
-                con, pandas, name, database="ANALYTICS", schema="UNITCOST", quote_identifiers=False,
-                auto_create_table=True, use_logical_type=True,
-            )  # fmt: skip
-
-        def run(sql: str) -> pl.DataFrame:
-            cur.execute(sql)
-            result = pl.from_pandas(cur.fetch_pandas_all())
-            by_upper = {c.upper(): c for c in SERVICE_MONTH_SCHEMA}
-            return result.rename({c: by_upper[c.upper()] for c in result.columns})
-
+    tables = {"allocated_cost": allocated, "customer_dimension": dimension.select(list(CUSTOMER_DIMENSION_SCHEMA))}
+    with fake_snowflake_tables(tables) as run:
         reader = _warehouse_reader(run, SNOWFLAKE, cfg, lambda t: f"ANALYTICS.UNITCOST.{t}")
         polars, warehouse = _both(allocated, dimension, reader, SCOPE)
-        con.close()
     _same(polars, warehouse)
 
 
@@ -191,10 +160,8 @@ def test_top_customers_are_ranked_by_the_cents_shown_rounded_half_to_even():
     dimension = customer_dimension(
         customer_versions([{"customer_id": c, "customer_name": f"Customer {c}"} for c in costs]), [D], ["trial"]
     )
-    con = _duckdb(allocated, dimension)
-    reader = _warehouse_reader(
-        lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table()), DUCKDB, UnitcostConfig(), lambda t: f"unitcost.{t}"
-    )
+    run = duckdb_tables({"allocated_cost": allocated, "customer_dimension": dimension})
+    reader = _warehouse_reader(run, DUCKDB, UnitcostConfig(), lambda t: f"unitcost.{t}")
     for source in (apply_rollup(allocated, SERVICE_CUSTOMER_ROLLUP), reader):
         out = service_unit_cost(source, set(days), dimension, [D], OWNERS, TARGETS)
         ties = out.row(0, named=True)
