@@ -202,7 +202,8 @@ def test_dagster_mode_reports_every_step_the_peak_rss_and_the_baseline_ratio(tmp
 def test_dagster_mode_measures_the_day_after_its_history(tmp_path):
     """`--history-days 8`: the 8 days are materialized once (not measured), and the measured run of the
     ninth starts from a copy of them, so its trailing windows are filled: service_unit_cost reads the
-    30-day window of the day 7 days earlier and then the day's, each summed by the warehouse."""
+    30-day window of the day 7 days earlier and then the day's, each summed and reduced per service
+    by the warehouse."""
     done = subprocess.run(
         [str(UNITCOST), "bench", "--sizes", "smoke", "--runs", "1", "--dagster", "--history-days", "8",
          "--work-dir", str(tmp_path)],
@@ -217,7 +218,8 @@ def test_dagster_mode_measures_the_day_after_its_history(tmp_path):
         assert len(instance.get_runs()) == 2  # the history's range run, copied, and the measured run
     messages = [getattr(e, "user_message", "") or "" for e in entries]
     # service_unit_cost: D-7's window, then D's, one read each.
-    assert sum("rows of allocated_cost (rollup summed over 1 window(s), 9 day(s))" in m for m in messages) == 2, messages
+    read = "rows of allocated_cost (rollup summed over 1 window(s) reduced by service_month, 9 day(s))"
+    assert sum(read in m for m in messages) == 2, messages
     assert status == "SUCCESS" and (tmp_path / "dagster" / "smoke-history" / "warehouse.duckdb").exists()
 
 
