@@ -55,11 +55,11 @@ WindowReader = Callable[[Mapping[dt.date, list[dt.date]] | None], pl.DataFrame]
 
 @dataclass(frozen=True)
 class ServiceMonthReader:
-    """allocated_cost where it lives: `service_month(end, days, history_days)` returns the figures
-    of one window (SERVICE_MONTH_SCHEMA) computed by the warehouse, `rows` reads as a WindowReader
-    does (a range run's every day)."""
+    """allocated_cost where it lives: `service_month(end, days)` returns the figures of the window
+    ending at `end` over its materialized `days` (SERVICE_MONTH_SCHEMA), computed by the warehouse;
+    `rows` reads as a WindowReader does (a range run's every day)."""
 
-    service_month: Callable[[dt.date, list[dt.date], int], pl.DataFrame]
+    service_month: Callable[[dt.date, list[dt.date]], pl.DataFrame]
     rows: WindowReader
 
 
@@ -386,12 +386,14 @@ def _service_month(rollup: str, spec: dict, cfg: UnitcostConfig, table: Callable
 
 
 # allocated_cost's SERVICE_CUSTOMER_ROLLUP over one window, reduced by the warehouse: the rollup's
-# `then` is {"query": "service_month", "day": the window's end (ISO), "history_days": its materialized days}.
+# `then` is `service_month_spec(end, days)`.
 SERVICE_MONTH_QUERY = RollupQuery(SERVICE_MONTH_SCHEMA, _service_month)
 
 
-def service_month_spec(end: dt.date, history_days: int) -> dict:
-    return {"query": "service_month", "day": end.isoformat(), "history_days": history_days}
+def service_month_spec(end: dt.date, days: list[dt.date]) -> dict:
+    """The `then` of the window ending at `end` over its materialized `days` (their count divides the
+    window's sum into a daily mean)."""
+    return {"query": "service_month", "day": end.isoformat(), "history_days": len(days)}
 
 
 def _per_service_from_warehouse(rows: pl.DataFrame, end: dt.date, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
@@ -437,9 +439,8 @@ def service_unit_cost(
     if isinstance(rollup, ServiceMonthReader) and len(eval_days) <= DIRECT_WINDOWS:
         # A daily run from the warehouse: each window's figures computed where its rows are.
         frame = pl.concat(
-            [_per_service_from_warehouse(
-                rollup.service_month(e, _window_days(present, e), len(_window_days(present, e))), e, active, history,
-             ) for e in eval_days],
+            [_per_service_from_warehouse(rollup.service_month(e, _window_days(present, e)), e, active, history)
+             for e in eval_days],
             how="vertical_relaxed",
         )  # fmt: skip
     elif len(eval_days) <= DIRECT_WINDOWS:

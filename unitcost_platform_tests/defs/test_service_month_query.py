@@ -100,8 +100,8 @@ def _warehouse_reader(run, dialect: Dialect, cfg: UnitcostConfig, table) -> Serv
     def select(table_slice: TableSlice) -> str:
         return f"select {', '.join(table_slice.columns)} from {table('allocated_cost')}"
 
-    def service_month(end: dt.date, days: list[dt.date], history_days: int) -> pl.DataFrame:
-        spec = service_month_spec(end, history_days)
+    def service_month(end: dt.date, days: list[dt.date]) -> pl.DataFrame:
+        spec = service_month_spec(end, days)
         rollup = {**SERVICE_CUSTOMER_ROLLUP, "windows": window_spec("day", {end: days}, ON_END), "then": spec}
         query = follow_up_of(rollup)
         statement = query.statement(rollup_statement(allocated_slice, rollup, select, dialect), spec, cfg, table, dialect)

@@ -78,8 +78,8 @@ def build_engineering_assets(
         # A daily run's windows are reduced by the warehouse to a few rows per service (with the day's
         # customers of its customer_dimension table); a range run reads every day's rows.
         read = ServiceMonthReader(
-            service_month=lambda end, window, history_days: allocated_cost.reduced(
-                window_spec("day", {end: window}, ON_END), service_month_spec(end, history_days)
+            service_month=lambda end, window: allocated_cost.reduced(
+                window_spec("day", {end: window}, ON_END), service_month_spec(end, window)
             ),
             rows=lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows(window_spec("day", windows, ON_END)),
         )  # fmt: skip
