@@ -28,7 +28,7 @@ from unitcost_platform.defs.jobs import unit_cost_job
 from unitcost_platform.defs.partitions import daily_partitions
 from unitcost_platform.defs.resources import UnitcostResource, source_resources
 from unitcost_platform.defs.restatement import build_restatement_sensor
-from unitcost_platform.defs.rollup import BY_KEY, rollup_by_key
+from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, read_by_day, rollup_by_key
 from unitcost_platform.defs.schedules import (
     build_daily_schedule,
     build_digest_job,
@@ -70,6 +70,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ALLOCATION_TOTALS: allocation_totals,
         ALLOCATION_BY_TENANT: allocation_by_tenant,
         BY_KEY: rollup_by_key,
+        BY_DAY: read_by_day,
     }
     checks = build_checks(partitions)
     digest_job = build_digest_job([key for c in checks for key in c.check_keys])

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from unitcost_platform.contracts.focus import UNICODE_WHITESPACE
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
 
 if TYPE_CHECKING:
     from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
@@ -125,6 +126,17 @@ class WarehouseQuery:
     columns: Sequence[str]
     schema: dict[str, pl.DataType]
     statement: Callable[[str, "UnitcostConfig", Dialect], str]
+
+
+def usage_of_metrics(metrics: Callable[["UnitcostConfig"], Sequence[str]]) -> WarehouseQuery:
+    """tenant_usage's rows of the metrics a step uses (`metrics(cfg)`), the others left in the
+    warehouse: the same rows, not sums."""
+    def statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:
+        wanted = sorted(set(metrics(cfg)))
+        where = f"metric in ({', '.join(dialect.text(m) for m in wanted)})" if wanted else "1 = 0"
+        return f"select * from ({rows}) as unitcost_rows where {where}"
+
+    return WarehouseQuery(list(USAGE_SCHEMA), dict(USAGE_SCHEMA), statement)
 
 
 @dataclass(frozen=True)

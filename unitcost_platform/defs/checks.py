@@ -181,7 +181,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         additional_ins={
             "allocated_cost": dg.AssetIn(input_manager_key=ALLOCATION_BY_TENANT),
             "customer_dimension": dg.AssetIn(),
-            "tenant_usage": dg.AssetIn(metadata={"columns": ["usage_date", "tenant_id", "metric", "value"]}),
+            "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: checks.ORPHANS_USAGE_ROLLUP}),
         },
     )
     def orphans(
@@ -205,9 +205,8 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         name=USAGE_FRESHNESS,
         partitions_def=partitions_def,
         additional_ins={
-            "tenant_usage": dg.AssetIn(
-                partition_mapping=HISTORY, metadata={"columns": ["usage_date", "metric", "value"]}
-            )
+            # The week's usage summed per day and metric by the warehouse, not every tenant's rows.
+            "tenant_usage": dg.AssetIn(partition_mapping=HISTORY, metadata={ROLLUP_KEY: checks.FRESHNESS_ROLLUP})
         },
     )
     def usage_freshness(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tenant_usage: pl.DataFrame):

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import warnings
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -29,3 +30,22 @@ def _window(start_offset: int, end_offset: int) -> dg.TimeWindowPartitionMapping
 def days_of(context: dg.AssetExecutionContext) -> list[dt.date]:
     """Every day the run computes: one partition, or each day of a single-run backfill range."""
     return [dt.date.fromisoformat(key) for key in context.partition_keys]
+
+
+def consecutive_runs(days: Iterable[dt.date]) -> list[list[dt.date]]:
+    """The days, sorted and without repeats, in runs of consecutive days."""
+    runs: list[list[dt.date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][-1] == dt.timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def days_text(days: Iterable[dt.date]) -> str:
+    """`2026-03-02, 2026-03-09` or `2026-02-22..2026-03-31`: days as a person reads them."""
+    return ", ".join(
+        run[0].isoformat() if len(run) == 1 else f"{run[0].isoformat()}..{run[-1].isoformat()}"
+        for run in consecutive_runs(days)
+    )

@@ -19,6 +19,11 @@ whose SQL depends on the run's config (the pools, the cost column, the team tag 
 manager loads the config to build it. That is how tag coverage, allocation, team spend and product
 cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
 
+An asset that compares each day with the same day some days earlier (7-day trends, 90-day growth)
+declares its input with `input_manager_key=BY_DAY` and gets a `ByDay`: `days(days)` reads those
+days of the input's window only (its columns or its rollup, as declared), each run of consecutive
+days as one read, so a daily run reads two days of a window of eight (or ninety-one), not all of them.
+
 A rollup's `then: {"query": name, ...}` names a `RollupQuery` of `follow_ups()`: a query over the
 rollup's result that may join other tables of the warehouse (the rest of the spec are its
 parameters). `service_unit_cost` reads allocated_cost's service x customer sums of a 30-day window
@@ -26,6 +31,7 @@ that way: the warehouse joins them to the day's customers and returns each servi
 percentiles and top customers, a few rows per service instead of one per service and customer.
 """
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
@@ -36,6 +42,7 @@ import polars as pl
 from dagster._core.storage.db_io_manager import TableSlice
 
 from unitcost_platform.config import UnitcostConfig, load_config
+from unitcost_platform.defs.partitions import consecutive_runs
 from unitcost_platform.warehouse_sql import Dialect, RollupQuery, WarehouseQuery
 
 ROLLUP_KEY = "rollup"
@@ -59,16 +66,19 @@ def log_rows_loaded(context: dg.InputContext, rows: int, how: str | None = None)
 @cache
 def queries() -> dict[str, WarehouseQuery]:
     """The named warehouse aggregates (imported on first use: they live beside their Polars twins)."""
-    from unitcost_platform.transforms.allocation import ALLOCATION_QUERY
+    from unitcost_platform.transforms.allocation import ALLOCATION_QUERY, POOL_USAGE_QUERY
     from unitcost_platform.transforms.coverage import COVERAGE_QUERY
     from unitcost_platform.transforms.products import PRODUCT_QUERY
     from unitcost_platform.transforms.team_spend import TEAM_QUERY
+    from unitcost_platform.transforms.unit_cost import REQUESTS_USAGE_QUERY
 
     return {
         "allocation_items": ALLOCATION_QUERY,
         "coverage_items": COVERAGE_QUERY,
         "team_items": TEAM_QUERY,
         "product_items": PRODUCT_QUERY,
+        "pool_usage": POOL_USAGE_QUERY,
+        "requests_usage": REQUESTS_USAGE_QUERY,
     }
 
 
@@ -337,3 +347,58 @@ def rollup_by_key(context: dg.InputContext) -> RollupByKey:
     # Every input says what it moved when it is loaded: nothing yet; each read by key says its own.
     log_rows_loaded(context, 0, "rollup read by key when the asset asks")
     return RollupByKey(context, rollup)
+
+
+BY_DAY = "read_by_day"  # the input manager of inputs read for some days of their window only
+
+
+class OnDays(ThroughWarehouse):
+    """The input read as declared, over `keys` (consecutive partitions of its window) only."""
+
+    def __init__(self, context: dg.InputContext, keys: list[str]):
+        super().__init__(context)
+        self._keys = keys
+
+    @property
+    def asset_partition_keys(self) -> list[str]:
+        return self._keys
+
+    @property
+    def asset_partition_key_range(self) -> dg.PartitionKeyRange:
+        return dg.PartitionKeyRange(self._keys[0], self._keys[-1])
+
+    @property
+    def asset_partitions_time_window(self) -> dg.TimeWindow:
+        window = self._context.asset_partitions_def.time_window_for_partition_key
+        return dg.TimeWindow(window(self._keys[0]).start, window(self._keys[-1]).end)
+
+    @property
+    def dagster_type(self) -> dg.DagsterType:  # read as a frame, whatever the input is
+        return _FRAME
+
+
+class ByDay:
+    """An input of a trailing window read for the days the asset asks for: the window's other days
+    never leave the warehouse (a daily run comparing D with D-7 reads two days, not eight)."""
+
+    def __init__(self, context: dg.InputContext):
+        self._context = context
+
+    def days(self, days: Iterable[dt.date]) -> pl.DataFrame:
+        """The input's rows (or rollup) of those of `days` that are in its window; none of them reads
+        the input's empty frame."""
+        keys = {dt.date.fromisoformat(key): key for key in self._context.asset_partition_keys}
+        runs = consecutive_runs(d for d in days if d in keys)
+        frames = [OnDays(self._context, [keys[d] for d in run]).load() for run in runs]
+        if not frames:
+            return OnDays(self._context, []).load()
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+
+@dg.input_manager(required_resource_keys={"io_manager"})
+def read_by_day(context: dg.InputContext) -> ByDay:
+    """The input (its columns or its rollup), read through the warehouse IO manager for the days the
+    asset asks for."""
+    rollup_of(context)  # a rollup is checked when the run starts, not at the first read
+    log_rows_loaded(context, 0, "read by day when the asset asks")
+    return ByDay(context)

@@ -16,7 +16,13 @@ import polars as pl
 
 from unitcost_platform.config import DIRECT_POOL, PoolConfig, UnitcostConfig
 from unitcost_platform.transforms.pools import match_expr, pool_expr
-from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, match_sql, pool_sql
+from unitcost_platform.warehouse_sql import (
+    Dialect,
+    WarehouseQuery,
+    match_sql,
+    pool_sql,
+    usage_of_metrics,
+)
 
 ALLOCATED_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -268,6 +274,15 @@ def _allocation_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> s
 
 
 ALLOCATION_QUERY = WarehouseQuery(BILLING_COLUMNS, ALLOCATION_ITEMS_SCHEMA, _allocation_statement)
+
+
+def pool_metrics(pools: list[PoolConfig]) -> list[str]:
+    """The usage metrics that split some pool: the only tenant_usage rows `allocate` reads."""
+    return sorted({metric for pool in pools for metric in pool.metrics()})
+
+
+# allocated_cost reads the day's usage of its pools' metrics (two of five with the default pools).
+POOL_USAGE_QUERY = usage_of_metrics(lambda cfg: pool_metrics(cfg.resolved_pools()))
 
 
 def allocate(

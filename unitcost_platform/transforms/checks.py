@@ -41,6 +41,11 @@ ORPHANS_ROLLUP = {
     "by": ["day", "tenant_id", "customer_id", "unallocated_reason"], "sum": ["allocated_cost"],
     "sum_where": {"direct_cost": ["allocated_cost", "pool", "=", "direct"]},
 }  # fmt: skip
+# What the usage checks read of tenant_usage, summed by the warehouse: each day's total per metric
+# (freshness against the trailing week), and each tenant's requests (orphans: a tenant with any usage
+# has a row, with 0 requests when it reported none).
+FRESHNESS_ROLLUP = {"by": ["usage_date", "metric"], "sum": ["value"]}
+ORPHANS_USAGE_ROLLUP = {"by": ["usage_date", "tenant_id"], "sum_where": {"requests": ["value", "metric", "=", "requests"]}}
 
 
 def conservation(
@@ -224,6 +229,8 @@ def orphans(
 ) -> list[CheckOutcome]:
     """Tenants with cost or usage but no customer; active customers with direct cost but no usage.
 
+    `usage`: tenant_usage rows, or their requests per (usage_date, tenant_id) (ORPHANS_USAGE_ROLLUP).
+
     With a scope (a scoped rollout), only customers in scope are audited for missing usage; a tenant
     without a customer record is reported whatever the scope (it cannot be placed in or out of it).
     """
@@ -233,11 +240,15 @@ def orphans(
         .group_by("day", "tenant_id")
         .agg(pl.col("allocated_cost").sum().alias("cost"))
     )
+    requests = (
+        pl.col("requests").sum() if "requests" in usage.columns
+        else pl.col("value").filter(pl.col("metric") == "requests").sum()
+    )  # fmt: skip
     usage_orphans = (
         usage.rename({"usage_date": "day"})
         .join(known, on=["day", "tenant_id"], how="anti")
         .group_by("day", "tenant_id")
-        .agg(pl.col("value").filter(pl.col("metric") == "requests").sum().alias("requests"))
+        .agg(requests.alias("requests"))
     )
     tenants = cost_orphans.join(usage_orphans, on=["day", "tenant_id"], how="full", coalesce=True).with_columns(
         pl.lit("tenant without customer").alias("kind"), pl.col("tenant_id").alias("who")
@@ -280,7 +291,10 @@ def orphans(
 
 
 def usage_freshness(usage: pl.DataFrame, days: list[dt.date], drop_fraction: float) -> list[CheckOutcome]:
-    """The day's usage arrived, and no metric's total fell more than `drop_fraction` against the week."""
+    """The day's usage arrived, and no metric's total fell more than `drop_fraction` against the week.
+
+    `usage`: tenant_usage rows of the days and the trailing week, or their sums per (usage_date,
+    metric) (FRESHNESS_ROLLUP)."""
     totals = usage.group_by(pl.col("usage_date").alias("day"), "metric").agg(pl.col("value").sum().alias("total"))
     outcomes = []
     for day in days:

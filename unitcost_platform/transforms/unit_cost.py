@@ -12,10 +12,13 @@ import numpy as np
 import polars as pl
 
 from unitcost_platform.transforms.windows import shifted, window_sums
+from unitcost_platform.warehouse_sql import usage_of_metrics
 
 RUN_RATE_DAYS = 30
 TREND_DAYS = 7
 REQUESTS_METRIC = "requests"
+# unit_cost reads the day's requests of tenant_usage (cost per 1k requests), not its other metrics.
+REQUESTS_USAGE_QUERY = usage_of_metrics(lambda cfg: [REQUESTS_METRIC])
 
 UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),

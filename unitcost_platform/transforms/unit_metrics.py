@@ -61,6 +61,11 @@ def _unit_rows(
     )
 
 
+def days_read(days: list[dt.date]) -> list[dt.date]:
+    """The days `customer_unit_costs` reads: `days` and the days a week before them."""
+    return sorted(set(days) | {d - dt.timedelta(days=TREND_DAYS) for d in days})
+
+
 def customer_unit_costs(
     unit_cost: pl.DataFrame,
     usage: pl.DataFrame,
@@ -70,8 +75,7 @@ def customer_unit_costs(
 ) -> pl.DataFrame:
     """Rows of `days` from unit_cost, usage at USAGE_ROLLUP and the customer dimension's (snapshot_date,
     tenant_id, customer_id), each covering `days` and the days a week before them."""
-    wanted = sorted(set(days) | {d - dt.timedelta(days=TREND_DAYS) for d in days})
-    rows = _unit_rows(unit_cost.filter(pl.col("day").is_in(wanted)), usage, customers, unit_metrics)
+    rows = _unit_rows(unit_cost.filter(pl.col("day").is_in(days_read(days))), usage, customers, unit_metrics)
     week_ago = rows.select(
         (pl.col("day") + pl.duration(days=TREND_DAYS)).cast(pl.Date).alias("day"),
         "customer_id", "unit_metric", pl.col("cost_per_unit").alias("_before"),

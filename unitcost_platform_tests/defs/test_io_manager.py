@@ -11,10 +11,14 @@ from polars.testing import assert_frame_equal
 from unitcost_platform.defs import rollup
 from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager, _memory_limit
 from unitcost_platform.defs.rollup import (
+    BY_DAY,
     BY_KEY,
     MAX_KEYS,
     ROLLUP_KEY,
+    ROWS_LOADED,
+    ByDay,
     RollupByKey,
+    read_by_day,
     rollup_by_key,
 )
 from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA
@@ -289,6 +293,87 @@ def test_a_rollup_read_by_key_returns_only_the_asked_keys(tmp_path, monkeypatch,
     found, none = _explained_by_key(_io(tmp_path / "w.duckdb"), [["o'neil", "c:\\tenants", "nobody"], []])
     assert_frame_equal(found, BY_KEY_EXPECTED)
     assert none.is_empty() and none.schema == BY_KEY_EXPECTED.schema
+
+
+def _read_by_day(io: dict, metadata: dict, asks: list[list[dt.date]]) -> tuple[list[pl.DataFrame], list[str]]:
+    """allocated_cost of 01-02 .. 01-09 (each day's costs times its day of the month), read through
+    `read_by_day` with `metadata` for each list of days in `asks`, on 01-09's run (an 8-day window,
+    the upstream not in the run); and the run's "warehouse -> Python" log lines."""
+    days = [dt.date(2026, 1, d) for d in range(2, 10)]
+    received: list[pl.DataFrame] = []
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": "day"}, key_prefix=["unitcost"])
+    def allocated_cost(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        day = dt.date.fromisoformat(context.partition_key)
+        return _allocated_rows(day, float(day.day))
+
+    @dg.asset(
+        partitions_def=PARTITIONS, key_prefix=["unitcost"],
+        ins={"allocated_cost": dg.AssetIn(
+            key=dg.AssetKey(["unitcost", "allocated_cost"]), input_manager_key=BY_DAY,
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-7), metadata=metadata,
+        )},
+    )  # fmt: skip
+    def trend(allocated_cost: ByDay) -> None:
+        received.extend(allocated_cost.days(asked) for asked in asks)
+
+    resources = {**io, BY_DAY: read_by_day}
+    for day in days:
+        assert dg.materialize([allocated_cost], partition_key=day.isoformat(), resources=resources).success
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([allocated_cost, trend], partition_key=days[-1].isoformat(), resources=resources,
+                            selection=[trend], instance=instance)  # fmt: skip
+    assert result.success
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if ROWS_LOADED in (e.user_message or "")]
+    return received, logged
+
+
+def _jan(*days: int) -> list[dt.date]:
+    return [dt.date(2026, 1, d) for d in days]
+
+
+# The asked days that are in 01-09's window (01-02 .. 01-09): 01-01 and 01-10 are not.
+BY_DAY_ASKS = [_jan(9, 2), _jan(1, 3, 4, 9, 10), []]
+
+
+def _check_read_by_day(received: list[pl.DataFrame], logged: list[str]) -> None:
+    """Every row of the asked days in the window and no other: each day's 7 rows, whose costs sum to
+    64.25 times its day of the month; nothing for no day."""
+    two, three, none = (frame.sort("day", "customer_id", "allocated_cost", nulls_last=True) for frame in received)
+    for frame, expected in ((two, _jan(2, 9)), (three, _jan(3, 4, 9))):
+        totals = frame.group_by("day").agg(pl.col("allocated_cost").sum(), pl.len()).sort("day")
+        assert totals.rows() == [(d, 64.25 * d.day, 7) for d in expected]
+        assert frame.columns == ["day", "customer_id", "allocated_cost"]
+    assert none.is_empty()
+    # One read per run of consecutive days: 01-02; 01-09 | 01-03..01-04; 01-09 | nothing asked.
+    assert logged == [
+        f"{ROWS_LOADED}: 0 rows of unitcost/allocated_cost (read by day when the asset asks, 8 day(s))",
+        *(f"{ROWS_LOADED}: {rows} rows of unitcost/allocated_cost (rows, {days} day(s))"
+          for rows, days in [(7, 1), (7, 1), (14, 2), (7, 1), (0, 0)]),
+    ]  # fmt: skip
+
+
+def test_an_input_read_by_day_reads_the_asked_days_of_its_window_only(tmp_path):
+    """unit_cost, service_unit_cost, customer_unit_costs and growth_efficiency compare each day with a
+    day 7 (or 90) days earlier: they read those days of their window, not the days between."""
+    received, logged = _read_by_day(
+        _io(tmp_path / "w.duckdb"), {"columns": ["day", "customer_id", "allocated_cost"]}, BY_DAY_ASKS
+    )
+    _check_read_by_day(received, logged)
+
+
+# CUSTOMER_SERVICE_ROLLUP of 01-02 and 01-09: each customer's service costs, allocated money only.
+BY_DAY_ROLLUP_EXPECTED = pl.DataFrame(
+    [(dt.date(2026, 1, d), c, s, v * d) for d in (2, 9)
+     for c, s, v in [("a", "EC2", 1.25), ("c:\\tenants", "RDS", 8.0), ("o'neil", "EC2", 6.5), ("o'neil", "S3", 0.5)]],
+    schema={"day": pl.Date, "customer_id": pl.String, "service_name": pl.String, "allocated_cost": pl.Float64}, orient="row",
+)  # fmt: skip
+
+
+def test_a_rollup_read_by_day_sums_the_asked_days_only(tmp_path):
+    """customer_unit_costs reads tenant_usage's sums per tenant and metric of D and D-7 only."""
+    [summed], _ = _read_by_day(_io(tmp_path / "w.duckdb"), {ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}, [_jan(2, 9)])
+    assert_frame_equal(summed.sort("day", "customer_id", "service_name"), BY_DAY_ROLLUP_EXPECTED)
 
 
 FACTOR = {dt.date(2026, 1, 2): 1.0, dt.date(2026, 1, 3): 2.0, dt.date(2026, 1, 4): 4.0}

@@ -16,13 +16,20 @@ import snowflake.connector
 from polars.testing import assert_frame_equal
 
 from unitcost_platform.definitions import build_definitions
+from unitcost_platform.defs.rollup import ROLLUP_KEY
 from unitcost_platform.defs.snowflake_io import UnitcostSnowflakeIOManager, restore
 from unitcost_platform.settings import Settings
+from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
 from unitcost_platform.transforms.unit_cost import UNIT_COST_SCHEMA
 from unitcost_platform_tests.defs.test_io_manager import (
+    BY_DAY_ASKS,
+    BY_DAY_ROLLUP_EXPECTED,
     BY_KEY_EXPECTED,
     WINDOWS_EXPECTED,
+    _check_read_by_day,
     _explained_by_key,
+    _jan,
+    _read_by_day,
     _summed_over_windows,
 )
 from unitcost_platform_tests.saas import DAYS, START, TABLES, run_range, sorted_table
@@ -162,3 +169,12 @@ def test_a_rollup_summed_over_windows_on_snowflake(snowflake_env):
     summed, none = _summed_over_windows(_io())
     assert_frame_equal(restore(summed, "allocated_cost").select(WINDOWS_EXPECTED.columns), WINDOWS_EXPECTED)
     assert none.is_empty() and none.columns == WINDOWS_EXPECTED.columns
+
+
+def test_an_input_read_by_day_on_snowflake(snowflake_env):
+    """The same days as on DuckDB (test_io_manager), rows and rollup, read through the Snowflake IO manager."""
+    received, logged = _read_by_day(_io(), {"columns": ["day", "customer_id", "allocated_cost"]}, BY_DAY_ASKS)
+    _check_read_by_day([restore(frame, "allocated_cost") for frame in received], logged)
+    [summed], _ = _read_by_day(_io(), {ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}, [_jan(2, 9)])
+    summed = restore(summed, "allocated_cost").select(BY_DAY_ROLLUP_EXPECTED.columns)
+    assert_frame_equal(summed.sort("day", "customer_id", "service_name"), BY_DAY_ROLLUP_EXPECTED)

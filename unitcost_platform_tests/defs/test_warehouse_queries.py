@@ -22,12 +22,14 @@ from polars.testing import assert_frame_equal
 
 from unitcost_platform.config import UnitcostConfig
 from unitcost_platform.contracts.focus import RAW_BILLING_SCHEMA, conform
+from unitcost_platform.contracts.usage import USAGE_SCHEMA
 from unitcost_platform.defs.rollup import queries
 from unitcost_platform.transforms.allocation import allocate, allocation_items
 from unitcost_platform.transforms.coverage import coverage_items, tag_coverage
 from unitcost_platform.transforms.products import PRODUCT_TAG, product_of_line_items
 from unitcost_platform.transforms.team_spend import team_items, team_spend
 from unitcost_platform.warehouse_sql import DUCKDB, SNOWFLAKE
+from unitcost_platform_tests.helpers import duckdb_tables, fake_snowflake_tables
 
 DAYS = [dt.date(2026, 3, 1), dt.date(2026, 3, 2)]
 
@@ -175,3 +177,44 @@ def test_snowflake_returns_what_duckdb_returns(billing, name):
     by_upper = {c.upper(): c for c in query.schema}
     result = result.rename({c: by_upper[c.upper()] for c in result.columns}).cast(query.schema)
     same(result, run_duckdb(billing, name))
+
+
+# tenant_usage of two days: the pools' metrics (requests, storage_bytes), others no pool splits by,
+# a metric name that needs quoting, and a service-scoped row.
+USAGE = pl.DataFrame(
+    [(d, f"t{i % 7}", "api" if i % 5 == 0 else None, metric, float(i + 1), "test")
+     for d in DAYS for i, metric in enumerate(["requests", "storage_bytes", "tokens", "it's", "active_sessions"] * 6)],
+    schema=USAGE_SCHEMA, orient="row",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "snowflake"])
+def test_usage_queries_read_the_metrics_their_step_uses_and_allocation_is_unchanged(engine):
+    """allocated_cost reads the usage of its pools' metrics, unit_cost the requests: the same rows as
+    the table's of those metrics, on DuckDB and Snowflake; a config whose pools split by no metric
+    reads none; allocation from the fewer rows equals allocation from all of them."""
+    flat = UnitcostConfig.model_validate({"default_pools": False, "pools": [{"name": "all", "match": {"all": True}, "driver": "flat"}]})
+
+    def run(sql_of) -> list[pl.DataFrame]:
+        if engine == "duckdb":
+            return [duckdb_tables({"tenant_usage": USAGE})(sql) for sql in sql_of(DUCKDB)]
+        with fake_snowflake_tables({"tenant_usage": USAGE}) as snowflake:
+            return [snowflake(sql).cast(USAGE_SCHEMA) for sql in sql_of(SNOWFLAKE)]
+
+    rows = f"select {', '.join(USAGE_SCHEMA)} from unitcost.tenant_usage"
+    pools, requests, none = run(lambda dialect: [
+        queries()["pool_usage"].statement(rows, CONFIG, dialect),
+        queries()["requests_usage"].statement(rows, CONFIG, dialect),
+        queries()["pool_usage"].statement(rows, flat, dialect),
+    ])  # fmt: skip
+    keys = ["usage_date", "tenant_id", "metric", "value"]
+    assert_frame_equal(pools.sort(keys), USAGE.filter(pl.col("metric").is_in(["requests", "storage_bytes"])).sort(keys))
+    assert_frame_equal(requests.sort(keys), USAGE.filter(pl.col("metric") == "requests").sort(keys))
+    assert pools.height == 2 * 12 and none.is_empty()
+    customers = pl.DataFrame({
+        "snapshot_date": [d for d in DAYS for _ in range(7)], "tenant_id": [f"t{i}" for _ in DAYS for i in range(7)],
+        "customer_id": [f"C{i // 2}" for _ in DAYS for i in range(7)], "status": ["active"] * 14,
+    })  # fmt: skip
+    billing = line_items(600, seed=3)
+    allocated = [allocate(billing, usage, customers, DAYS, CONFIG.resolved_pools(), CONFIG.cost_column) for usage in (pools, USAGE)]
+    same(*allocated)

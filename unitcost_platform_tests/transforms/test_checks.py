@@ -8,6 +8,7 @@ import pytest
 from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
 from unitcost_platform.transforms import checks
 from unitcost_platform.transforms.coverage import tag_coverage
+from unitcost_platform.transforms.customer_cost import apply_rollup
 from unitcost_platform_tests.helpers import D, billing, customers, usage
 
 POOLS = [PoolConfig(name="nat", match=PoolMatch(service_name=["NAT Gateway"]), driver="requests", shared_by_design=True),
@@ -107,43 +108,64 @@ def test_no_propagation_gap_on_a_steady_day_above_min_cost():
     assert out.passed
 
 
-def test_orphans_both_ways():
+# The usage checks read the warehouse's sums of tenant_usage (their rollups); the rows give the same outcome.
+AS_READ = {"rows": lambda rows, rollup: rows, "warehouse sums": lambda rows, rollup: apply_rollup(rows, rollup)}
+
+
+@pytest.mark.parametrize("read", AS_READ.values(), ids=AS_READ.keys())
+def test_orphans_both_ways(read):
     cust = customers([{"customer_id": "C1", "tenant_id": "t1"}, {"customer_id": "C2", "tenant_id": "t2"},
-                      {"customer_id": "C3", "tenant_id": "t3", "status": "churned"}])  # fmt: skip
+                      {"customer_id": "C3", "tenant_id": "t3", "status": "churned"},
+                      {"customer_id": "C4", "tenant_id": "t4"}])  # fmt: skip
     allocated = _allocated([
         (D, "C1", "t1", "direct", 10.0, None),
         (D, "C2", "t2", "direct", 7.0, None),  # C2 has cost but no usage: flagged
         (D, "C3", "t3", "direct", 1.0, None),  # churned: not flagged
+        (D, "C4", "t4", "direct", 3.0, None),  # storage but no requests is usage: not flagged
         (D, "C1", None, "observability", 2.0, None),
         (D, None, "ghost", "direct", 4.0, "unknown_tenant"),  # cost, no customer
     ])  # fmt: skip
-    use = usage([("t1", "requests", 100), ("canary", "requests", 50)])  # canary: usage, no customer
+    # canary and lurker: usage, no customer (lurker's is storage only: 0 requests).
+    use = read(
+        usage([("t1", "requests", 60), ("t1", "requests", 40), ("t4", "storage_bytes", 9),
+               ("canary", "requests", 50), ("canary", "storage_bytes", 7), ("lurker", "storage_bytes", 5)]),
+        checks.ORPHANS_USAGE_ROLLUP,
+    )  # fmt: skip
     [out] = checks.orphans(allocated, use, cust, [D])
     assert not out.passed
-    rows = {(r["kind"], r["who"]) for r in out.offenders.iter_rows(named=True)}
-    assert rows == {("tenant without customer", "ghost"), ("tenant without customer", "canary"),
-                    ("active customer without usage", "C2")}  # fmt: skip
-    assert out.figures == {"tenants_without_customer": 2, "customers_without_usage": 1, "orphan_cost": 11.0,
+    rows = {(r["kind"], r["who"], r["cost"], r["requests"]) for r in out.offenders.iter_rows(named=True)}
+    assert rows == {("tenant without customer", "ghost", 4.0, None), ("tenant without customer", "canary", None, 50.0),
+                    ("tenant without customer", "lurker", None, 0.0),
+                    ("active customer without usage", "C2", 7.0, None)}  # fmt: skip
+    assert out.figures == {"tenants_without_customer": 3, "customers_without_usage": 1, "orphan_cost": 11.0,
                            "scope": "all customers"}  # fmt: skip
     # A scoped rollout audits its own customers for missing usage; tenants without a customer
     # are reported whatever the scope.
     [scoped] = checks.orphans(allocated, use, cust, [D], scope=pl.col("customer_id") == "C1", scope_description="C1 only")
     assert {(r["kind"], r["who"]) for r in scoped.offenders.iter_rows(named=True)} == {
-        ("tenant without customer", "ghost"), ("tenant without customer", "canary")}  # fmt: skip
+        ("tenant without customer", "ghost"), ("tenant without customer", "canary"), ("tenant without customer", "lurker")}  # fmt: skip
     assert scoped.figures["customers_without_usage"] == 0 and scoped.figures["scope"] == "C1 only"
     clean = _allocated([(D, "C1", "t1", "direct", 10.0, None)])
-    assert checks.orphans(clean, usage([("t1", "requests", 1)]), cust, [D])[0].passed
+    assert checks.orphans(clean, read(usage([("t1", "requests", 1)]), checks.ORPHANS_USAGE_ROLLUP), cust, [D])[0].passed
 
 
-def test_usage_freshness_missing_and_dropped():
-    history = pl.concat([usage([("t1", "requests", 1000), ("t1", "storage_bytes", 50)], day=d) for d in WEEK[:-1]])
-    normal = pl.concat([history, usage([("t1", "requests", 900), ("t1", "storage_bytes", 50)], day=D)])
-    assert checks.usage_freshness(normal, [D], 0.5)[0].passed
-    dropped = pl.concat([history, usage([("t1", "requests", 400), ("t1", "storage_bytes", 50)], day=D)])
-    [out] = checks.usage_freshness(dropped, [D], 0.5)
+@pytest.mark.parametrize("read", AS_READ.values(), ids=AS_READ.keys())
+def test_usage_freshness_missing_and_dropped(read):
+    # Each day's requests come from two tenants (600 + 400); the week's mean is 1000 a day.
+    history = pl.concat([
+        usage([("t1", "requests", 600), ("t2", "requests", 400), ("t1", "storage_bytes", 50)], day=d) for d in WEEK[:-1]
+    ])  # fmt: skip
+
+    def freshness(rows: pl.DataFrame) -> list:
+        return checks.usage_freshness(read(rows, checks.FRESHNESS_ROLLUP), [D], 0.5)
+
+    normal = pl.concat([history, usage([("t1", "requests", 500), ("t2", "requests", 400), ("t1", "storage_bytes", 50)], day=D)])
+    assert freshness(normal)[0].passed
+    dropped = pl.concat([history, usage([("t1", "requests", 300), ("t2", "requests", 100), ("t1", "storage_bytes", 50)], day=D)])
+    [out] = freshness(dropped)
     assert not out.passed and out.severity == "WARN" and "requests" in out.description
-    assert out.offenders.row(0, named=True)["change"] == pytest.approx(-0.6)
-    [missing] = checks.usage_freshness(history, [D], 0.5)
+    assert out.offenders.row(0, named=True)["change"] == pytest.approx(-0.6)  # 400 against 1000
+    [missing] = freshness(history)
     assert not missing.passed and missing.severity == "ERROR" and "no usage telemetry" in missing.description
 
 

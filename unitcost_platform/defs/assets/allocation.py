@@ -28,7 +28,11 @@ def build_allocation_assets(
 
     # The line items stay in the warehouse: each asset reads its sums of them (warehouse_sql.py).
     coverage_in = {"raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "coverage_items"}})}
-    allocation_in = {"raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "allocation_items"}})}
+    allocation_in = {
+        "raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "allocation_items"}}),
+        # The usage of the metrics the pools split by; the day's other metrics stay in the warehouse.
+        "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "pool_usage"}}),
+    }
 
     @dg.asset(ins=coverage_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def tag_coverage(

@@ -1,6 +1,5 @@
 """Walk and Run: product cost against usage, segment economics, and cost in the business's own units."""
 
-import datetime as dt
 
 import dagster as dg
 import polars as pl
@@ -15,9 +14,9 @@ from unitcost_platform.defs.metadata import (
     usd,
     user_errors_as_failures,
 )
-from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.partitions import days_of, days_text, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.defs.rollup import BY_DAY, ROLLUP_KEY, ByDay
 from unitcost_platform.transforms import products as products_t
 from unitcost_platform.transforms import segments as segments_t
 from unitcost_platform.transforms import unit_metrics as unit_metrics_t
@@ -129,28 +128,36 @@ def build_economics_assets(
 
     @dg.asset(
         ins={
-            "unit_cost": dg.AssetIn(partition_mapping=week, metadata={"columns": unit_metrics_t.UNIT_COST_COLUMNS}),
-            "tenant_usage": dg.AssetIn(partition_mapping=week, metadata={ROLLUP_KEY: unit_metrics_t.USAGE_ROLLUP}),
-            "customer_dimension": dg.AssetIn(partition_mapping=week, metadata={"columns": CUSTOMER_TENANTS}),
+            # Each read for the run's days and the days a week before them, not the days between.
+            "unit_cost": dg.AssetIn(
+                partition_mapping=week, input_manager_key=BY_DAY, metadata={"columns": unit_metrics_t.UNIT_COST_COLUMNS}
+            ),
+            "tenant_usage": dg.AssetIn(
+                partition_mapping=week, input_manager_key=BY_DAY, metadata={ROLLUP_KEY: unit_metrics_t.USAGE_ROLLUP}
+            ),
+            "customer_dimension": dg.AssetIn(
+                partition_mapping=week, input_manager_key=BY_DAY, metadata={"columns": CUSTOMER_TENANTS}
+            ),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def customer_unit_costs(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        unit_cost: pl.DataFrame,
-        tenant_usage: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
+        unit_cost: ByDay,
+        tenant_usage: ByDay,
+        customer_dimension: ByDay,
     ) -> pl.DataFrame:
         """Cost per unit of each configured unit metric, per customer and day, and its change over 7 days."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = unit_metrics_t.customer_unit_costs(unit_cost, tenant_usage, customer_dimension, cfg.unit_metrics, days)
-        first = min(days) - dt.timedelta(days=unit_metrics_t.HISTORY_DAYS - 1)
-        warnings = unit_metrics_t.unseen_metric_warnings(
-            cfg.unit_metrics, tenant_usage, f"{first.isoformat()}..{max(days).isoformat()}"
+        wanted = unit_metrics_t.days_read(days)
+        usage = tenant_usage.days(wanted)
+        frame = unit_metrics_t.customer_unit_costs(
+            unit_cost.days(wanted), usage, customer_dimension.days(wanted), cfg.unit_metrics, days
         )
+        warnings = unit_metrics_t.unseen_metric_warnings(cfg.unit_metrics, usage, days_text(wanted))
         for warning in warnings:
             context.log.warning(warning)
 

@@ -1,5 +1,7 @@
 """The engineers' view: what each service adds to the cost of serving a customer, and alert incidents."""
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
@@ -19,7 +21,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
+from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, window_spec
 from unitcost_platform.transforms.incidents import alert_incidents as compute_incidents
 from unitcost_platform.transforms.incidents import documents
@@ -56,8 +58,9 @@ def build_engineering_assets(
                 metadata={ROLLUP_KEY: SERVICE_CUSTOMER_ROLLUP},
             ),
             "tag_coverage": materialized_days_in(RUN_RATE_DAYS + TREND_DAYS),
+            # The run's days and the days a week before them (change_7d), not the days between.
             "customer_dimension": dg.AssetIn(
-                partition_mapping=trailing_days(TREND_DAYS + 1),
+                partition_mapping=trailing_days(TREND_DAYS + 1), input_manager_key=BY_DAY,
                 metadata={"columns": ["snapshot_date", "customer_id", "customer_name", "status", "tier", "segment", "customer_since"]},
             ),
         },
@@ -68,10 +71,11 @@ def build_engineering_assets(
         unitcost: UnitcostResource,
         allocated_cost: RollupByKey,
         tag_coverage: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
+        customer_dimension: ByDay,
     ) -> pl.DataFrame:
         """What each service adds to the monthly cost of serving one active customer, against its target."""
         days = days_of(context)
+        customers = customer_dimension.days([*days, *(d - dt.timedelta(days=TREND_DAYS) for d in days)])
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)
@@ -83,7 +87,7 @@ def build_engineering_assets(
             ),
             rows=lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows(window_spec("day", windows, ON_END)),
         )  # fmt: skip
-        frame = compute_service_unit_cost(read, present, customer_dimension, days, cfg.owners, cfg.targets, cfg.scope)
+        frame = compute_service_unit_cost(read, present, customers, days, cfg.owners, cfg.targets, cfg.scope)
         messages = impact_documents(frame, cfg.targets.notify_change)
 
         def describe(day: pl.DataFrame) -> dict:

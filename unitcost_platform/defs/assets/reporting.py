@@ -17,7 +17,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
+from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.alerts import (
     DriverCandidates,
     ReadOnce,
@@ -71,8 +71,9 @@ def build_reporting_assets(
                 metadata={ROLLUP_KEY: CUSTOMER_DAY_ROLLUP},
             ),
             "tag_coverage": materialized_days_in(RUN_RATE_DAYS),
-            "customer_dimension": dg.AssetIn(partition_mapping=trailing_days(TREND_DAYS + 1)),
-            "tenant_usage": dg.AssetIn(),
+            # The run's days and the days a week before them (cost_growth_7d), not the days between.
+            "customer_dimension": dg.AssetIn(partition_mapping=trailing_days(TREND_DAYS + 1), input_manager_key=BY_DAY),
+            "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "requests_usage"}}),  # cost per 1k requests
             # Which days are still provisional: one row per day and finality, counted by the warehouse.
             "raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"by": ["x_ChargeDate", "x_IsFinal"], "count": "line_items"}}),
         },
@@ -83,7 +84,7 @@ def build_reporting_assets(
         unitcost: UnitcostResource,
         allocated_cost: pl.DataFrame,
         tag_coverage: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
+        customer_dimension: ByDay,
         tenant_usage: pl.DataFrame,
         raw_billing: pl.DataFrame,
     ) -> pl.DataFrame:
@@ -94,12 +95,13 @@ def build_reporting_assets(
         thresholds = cfg.alerts
         present = materialized_days(tag_coverage)
         week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
+        customers = customer_dimension.days([*days, *week_ago])
         provisional = set(raw_billing.filter(~pl.col("x_IsFinal"))["x_ChargeDate"].unique().to_list())
         frame = compute_unit_cost(
             customer_daily_cost(allocated_cost),
             present,
-            customer_dimension.filter(pl.col("snapshot_date").is_in(days)),
-            customer_dimension.filter(pl.col("snapshot_date").is_in(week_ago)),
+            customers.filter(pl.col("snapshot_date").is_in(days)),
+            customers.filter(pl.col("snapshot_date").is_in(week_ago)),
             tenant_usage,
             provisional,
             days,
@@ -107,7 +109,7 @@ def build_reporting_assets(
         if cfg.scope is not None:
             # A scoped rollout: every customer was costed (shared pools are split over everyone),
             # only the customers in scope are reported, so widening the scope changes no figure.
-            in_scope = customer_dimension.filter(pl.col("snapshot_date").is_in(days) & cfg.scope.expr()).select(
+            in_scope = customers.filter(pl.col("snapshot_date").is_in(days) & cfg.scope.expr()).select(
                 pl.col("snapshot_date").alias("day"), "customer_id"
             )
             frame = frame.join(in_scope.unique(), on=["day", "customer_id"], how="semi")
@@ -197,23 +199,25 @@ def build_reporting_assets(
     @dg.asset(
         ins={
             "tag_coverage": materialized_days_in(GROWTH_HISTORY_DAYS),
+            # The run's days and the days 90 before them: two days of 91 in a daily run.
             "customer_dimension": dg.AssetIn(
-                partition_mapping=trailing_days(LOOKBACK_DAYS + 1),
+                partition_mapping=trailing_days(LOOKBACK_DAYS + 1), input_manager_key=BY_DAY,
                 metadata={"columns": ["snapshot_date", "customer_id", "status"]},
             ),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def growth_efficiency(
-        context: dg.AssetExecutionContext, tag_coverage: pl.DataFrame, customer_dimension: pl.DataFrame
+        context: dg.AssetExecutionContext, tag_coverage: pl.DataFrame, customer_dimension: ByDay
     ) -> pl.DataFrame:
         """Rolling 90-day growth of infrastructure cost against growth of active customers."""
         days = days_of(context)
         then = [d - dt.timedelta(days=LOOKBACK_DAYS) for d in days]
+        customers = customer_dimension.days([*days, *then])
         frame = compute_growth(
             _overall_totals(tag_coverage),
-            customer_dimension.filter(pl.col("snapshot_date").is_in(days)),
-            customer_dimension.filter(pl.col("snapshot_date").is_in(then)),
+            customers.filter(pl.col("snapshot_date").is_in(days)),
+            customers.filter(pl.col("snapshot_date").is_in(then)),
             days,
         )
 
