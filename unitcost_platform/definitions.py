@@ -18,10 +18,12 @@ from unitcost_platform.defs.checks import (
     ALLOCATION_BY_TENANT,
     ALLOCATION_TOTALS,
     COVERAGE_HISTORY,
+    USAGE_HISTORY,
     allocation_by_tenant,
     allocation_totals,
     build_checks,
     coverage_history,
+    usage_history,
 )
 from unitcost_platform.defs.environments import WAREHOUSES
 from unitcost_platform.defs.jobs import unit_cost_job
@@ -67,6 +69,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         **source_resources(cfg),
         "io_manager": warehouse.io_manager,
         COVERAGE_HISTORY: coverage_history,
+        USAGE_HISTORY: usage_history,
         ALLOCATION_TOTALS: allocation_totals,
         ALLOCATION_BY_TENANT: allocation_by_tenant,
         BY_KEY: rollup_by_key,

@@ -14,7 +14,6 @@ import polars as pl
 from dagster import TimeWindow
 
 from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
-from unitcost_platform.defs.partitions import trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import ROLLUP_KEY, ThroughWarehouse, WithRollup
 from unitcost_platform.transforms import checks
@@ -29,7 +28,6 @@ USAGE_FRESHNESS = "usage_freshness"
 COVERAGE_HISTORY = "coverage_history"  # the input manager of the tag audits
 
 SEVERITY = {"WARN": dg.AssetCheckSeverity.WARN, "ERROR": dg.AssetCheckSeverity.ERROR}
-HISTORY = trailing_days(checks.TRAILING_DAYS + 1)
 
 
 class _EarlierDaysToo(ThroughWarehouse):
@@ -72,6 +70,16 @@ def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
 @dg.input_manager(required_resource_keys={"io_manager"})
 def coverage_history(context: dg.InputContext) -> pl.DataFrame:
     """tag_coverage of the check's days and the trailing week before them, through the warehouse IO manager."""
+    return _EarlierDaysToo(context, checks.TRAILING_DAYS).load()
+
+
+USAGE_HISTORY = "usage_history"  # the input manager of the usage freshness check
+
+
+@dg.input_manager(required_resource_keys={"io_manager"})
+def usage_history(context: dg.InputContext) -> pl.DataFrame:
+    """tenant_usage of the check's days and the trailing week before them, summed per day and metric
+    by the warehouse (the input's rollup)."""
     return _EarlierDaysToo(context, checks.TRAILING_DAYS).load()
 
 
@@ -200,13 +208,14 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         )  # fmt: skip
         yield from evaluations("allocated_cost", ORPHANS, outcomes)
 
+    # Dagster loads a check's inputs for the check's days only, whatever their partition mapping: the
+    # trailing week comes through `USAGE_HISTORY`, summed per day and metric by the warehouse.
     @dg.asset_check(
         asset="allocated_cost",
         name=USAGE_FRESHNESS,
         partitions_def=partitions_def,
         additional_ins={
-            # The week's usage summed per day and metric by the warehouse, not every tenant's rows.
-            "tenant_usage": dg.AssetIn(partition_mapping=HISTORY, metadata={ROLLUP_KEY: checks.FRESHNESS_ROLLUP})
+            "tenant_usage": dg.AssetIn(input_manager_key=USAGE_HISTORY, metadata={ROLLUP_KEY: checks.FRESHNESS_ROLLUP})
         },
     )
     def usage_freshness(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tenant_usage: pl.DataFrame):

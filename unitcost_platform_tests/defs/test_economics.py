@@ -3,6 +3,8 @@
 (Range against day-by-day and Snowflake against DuckDB cover these tables too: they are in TABLES.)
 """
 
+import datetime as dt
+
 import polars as pl
 import pytest
 
@@ -81,7 +83,9 @@ def test_unit_metrics_default_equals_unit_cost_and_an_unseen_metric_is_a_warning
     assert c2["cost_per_unit_7d_change"] == pytest.approx(11.4 / 6.4 - 1)
     assert units.filter(pl.col("unit_metric") == "per_gb_month")["units"].null_count() == 16 * 3
     md = materialization_metadata(result, "customer_unit_costs", DAYS[-1].isoformat())
-    assert "unit_metrics per_gb_month: metric 'storage_bytes' appears in no usage" in md["config_warnings"]
+    # The range run read its days and the week before them: one run of consecutive days.
+    read = f"{(DAYS[0] - dt.timedelta(days=7)).isoformat()}..{DAYS[-1].isoformat()}"
+    assert f"unit_metrics per_gb_month: metric 'storage_bytes' appears in no usage of {read};" in md["config_warnings"]
     assert md["unit_metrics"] == ["per_1k_requests", "per_gb_month"]
 
 

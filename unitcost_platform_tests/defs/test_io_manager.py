@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal
 
 from unitcost_platform.defs import rollup
 from unitcost_platform.defs.io_managers import UnitcostDuckDBIOManager, _memory_limit
+from unitcost_platform.defs.partitions import consecutive_runs, days_text
 from unitcost_platform.defs.rollup import (
     BY_DAY,
     BY_KEY,
@@ -360,6 +361,13 @@ def test_an_input_read_by_day_reads_the_asked_days_of_its_window_only(tmp_path):
         _io(tmp_path / "w.duckdb"), {"columns": ["day", "customer_id", "allocated_cost"]}, BY_DAY_ASKS
     )
     _check_read_by_day(received, logged)
+
+
+def test_days_read_are_named_as_runs_of_consecutive_days():
+    assert consecutive_runs(_jan(9, 2, 3, 9)) == [_jan(2, 3), _jan(9)]
+    assert days_text(_jan(9, 2)) == "2026-01-02, 2026-01-09"
+    assert days_text(_jan(4, 2, 3, 7)) == "2026-01-02..2026-01-04, 2026-01-07"
+    assert consecutive_runs([]) == [] and days_text([]) == ""
 
 
 # CUSTOMER_SERVICE_ROLLUP of 01-02 and 01-09: each customer's service costs, allocated money only.
