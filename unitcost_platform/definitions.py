@@ -17,13 +17,11 @@ from unitcost_platform.defs.assets.reporting import build_reporting_assets
 from unitcost_platform.defs.checks import (
     ALLOCATION_BY_TENANT,
     ALLOCATION_TOTALS,
-    COVERAGE_HISTORY,
-    USAGE_HISTORY,
+    TRAILING_WEEK,
     allocation_by_tenant,
     allocation_totals,
     build_checks,
-    coverage_history,
-    usage_history,
+    trailing_week,
 )
 from unitcost_platform.defs.environments import WAREHOUSES
 from unitcost_platform.defs.jobs import unit_cost_job
@@ -68,8 +66,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ),
         **source_resources(cfg),
         "io_manager": warehouse.io_manager,
-        COVERAGE_HISTORY: coverage_history,
-        USAGE_HISTORY: usage_history,
+        TRAILING_WEEK: trailing_week,
         ALLOCATION_TOTALS: allocation_totals,
         ALLOCATION_BY_TENANT: allocation_by_tenant,
         BY_KEY: rollup_by_key,

@@ -25,7 +25,7 @@ PROPAGATION_GAPS = "tag_propagation_gaps"
 ORPHANS = "orphans"
 USAGE_FRESHNESS = "usage_freshness"
 
-COVERAGE_HISTORY = "coverage_history"  # the input manager of the tag audits
+TRAILING_WEEK = "trailing_week"  # the input manager of the checks that compare with the trailing week
 
 SEVERITY = {"WARN": dg.AssetCheckSeverity.WARN, "ERROR": dg.AssetCheckSeverity.ERROR}
 
@@ -68,18 +68,9 @@ def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
-def coverage_history(context: dg.InputContext) -> pl.DataFrame:
-    """tag_coverage of the check's days and the trailing week before them, through the warehouse IO manager."""
-    return _EarlierDaysToo(context, checks.TRAILING_DAYS).load()
-
-
-USAGE_HISTORY = "usage_history"  # the input manager of the usage freshness check
-
-
-@dg.input_manager(required_resource_keys={"io_manager"})
-def usage_history(context: dg.InputContext) -> pl.DataFrame:
-    """tenant_usage of the check's days and the trailing week before them, summed per day and metric
-    by the warehouse (the input's rollup)."""
+def trailing_week(context: dg.InputContext) -> pl.DataFrame:
+    """The input (its columns or its rollup) over the check's days and the trailing week before them,
+    through the warehouse IO manager."""
     return _EarlierDaysToo(context, checks.TRAILING_DAYS).load()
 
 
@@ -151,12 +142,12 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         yield from evaluations("tag_coverage", COVERAGE_FLOOR, outcomes)
 
     # The two tag audits are checks of tag_coverage and read its trailing days: Dagster loads a
-    # check's own asset for the check's days only, so their input goes through `COVERAGE_HISTORY`.
+    # check's own asset for the check's days only, so their input goes through `TRAILING_WEEK`.
     @dg.asset_check(
         asset="tag_coverage",
         name=ATTRIBUTION_DRIFT,
         partitions_def=partitions_def,
-        additional_ins={"tag_coverage": dg.AssetIn(input_manager_key=COVERAGE_HISTORY)},
+        additional_ins={"tag_coverage": dg.AssetIn(input_manager_key=TRAILING_WEEK)},
     )
     def attribution_drift(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
         """Coverage of the day's billing fell more than N points below its trailing 7-day mean."""
@@ -169,7 +160,7 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         asset="tag_coverage",
         name=PROPAGATION_GAPS,
         partitions_def=partitions_def,
-        additional_ins={"tag_coverage": dg.AssetIn(input_manager_key=COVERAGE_HISTORY)},
+        additional_ins={"tag_coverage": dg.AssetIn(input_manager_key=TRAILING_WEEK)},
     )
     def propagation_gaps(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tag_coverage: pl.DataFrame):
         """Services whose line items stopped (or never started) carrying the tenant tag."""
@@ -209,13 +200,13 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         yield from evaluations("allocated_cost", ORPHANS, outcomes)
 
     # Dagster loads a check's inputs for the check's days only, whatever their partition mapping: the
-    # trailing week comes through `USAGE_HISTORY`, summed per day and metric by the warehouse.
+    # trailing week comes through `TRAILING_WEEK`, summed per day and metric by the warehouse.
     @dg.asset_check(
         asset="allocated_cost",
         name=USAGE_FRESHNESS,
         partitions_def=partitions_def,
         additional_ins={
-            "tenant_usage": dg.AssetIn(input_manager_key=USAGE_HISTORY, metadata={ROLLUP_KEY: checks.FRESHNESS_ROLLUP})
+            "tenant_usage": dg.AssetIn(input_manager_key=TRAILING_WEEK, metadata={ROLLUP_KEY: checks.FRESHNESS_ROLLUP})
         },
     )
     def usage_freshness(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, tenant_usage: pl.DataFrame):
