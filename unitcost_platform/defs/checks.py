@@ -11,11 +11,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
-from dagster import TimeWindow
 
 from unitcost_platform.defs.metadata import markdown_table, user_errors_as_failures
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY, ThroughWarehouse, WithRollup
+from unitcost_platform.defs.rollup import ROLLUP_KEY, OnDays, WithRollup
 from unitcost_platform.transforms import checks
 
 CONSERVATION = "conservation"
@@ -28,27 +27,6 @@ USAGE_FRESHNESS = "usage_freshness"
 TRAILING_WEEK = "trailing_week"  # the input manager of the checks that compare with the trailing week
 
 SEVERITY = {"WARN": dg.AssetCheckSeverity.WARN, "ERROR": dg.AssetCheckSeverity.ERROR}
-
-
-class _EarlierDaysToo(ThroughWarehouse):
-    """The input with a window that starts `days` days earlier."""
-
-    def __init__(self, context: dg.InputContext, days: int):
-        super().__init__(context)
-        self._days = days
-
-    @property
-    def asset_partitions_time_window(self) -> TimeWindow:
-        window = self._context.asset_partitions_time_window
-        return TimeWindow(window.start - dt.timedelta(days=self._days), window.end)
-
-    @property
-    def asset_partition_keys(self) -> list[str]:
-        keys = list(self._context.asset_partition_keys)
-        if not keys:
-            return keys
-        first = dt.date.fromisoformat(keys[0])
-        return [(first - dt.timedelta(days=n)).isoformat() for n in range(self._days, 0, -1)] + keys
 
 
 ALLOCATION_TOTALS = "allocation_totals"  # the input manager of the conservation check
@@ -71,7 +49,10 @@ def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
 def trailing_week(context: dg.InputContext) -> pl.DataFrame:
     """The input (its columns or its rollup) over the check's days and the trailing week before them,
     through the warehouse IO manager."""
-    return _EarlierDaysToo(context, checks.TRAILING_DAYS).load()
+    keys = list(context.asset_partition_keys)
+    first = dt.date.fromisoformat(keys[0])
+    week = [(first - dt.timedelta(days=n)).isoformat() for n in range(checks.TRAILING_DAYS, 0, -1)]
+    return OnDays(context, week + keys).load()
 
 
 def _days(context: dg.AssetCheckExecutionContext) -> list[dt.date]:

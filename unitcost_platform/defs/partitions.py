@@ -49,3 +49,10 @@ def days_text(days: Iterable[dt.date]) -> str:
         run[0].isoformat() if len(run) == 1 else f"{run[0].isoformat()}..{run[-1].isoformat()}"
         for run in consecutive_runs(days)
     )
+
+
+def and_days_before(days: Iterable[dt.date], n: int) -> list[dt.date]:
+    """`days` and the day `n` days before each, sorted: what an asset comparing each day with the
+    same day `n` days earlier reads."""
+    days = set(days)
+    return sorted(days | {d - dt.timedelta(days=n) for d in days})

@@ -1,7 +1,5 @@
 """The engineers' view: what each service adds to the cost of serving a customer, and alert incidents."""
 
-import datetime as dt
-
 import dagster as dg
 import polars as pl
 
@@ -19,7 +17,7 @@ from unitcost_platform.defs.metadata import (
     usd,
     user_errors_as_failures,
 )
-from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.partitions import and_days_before, days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, window_spec
@@ -75,7 +73,7 @@ def build_engineering_assets(
     ) -> pl.DataFrame:
         """What each service adds to the monthly cost of serving one active customer, against its target."""
         days = days_of(context)
-        customers = customer_dimension.days([*days, *(d - dt.timedelta(days=TREND_DAYS) for d in days)])
+        customers = customer_dimension.days(and_days_before(days, TREND_DAYS))
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)

@@ -15,7 +15,7 @@ from unitcost_platform.defs.metadata import (
     usd,
     user_errors_as_failures,
 )
-from unitcost_platform.defs.partitions import days_of, trailing_days
+from unitcost_platform.defs.partitions import and_days_before, days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.alerts import (
@@ -95,7 +95,7 @@ def build_reporting_assets(
         thresholds = cfg.alerts
         present = materialized_days(tag_coverage)
         week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
-        customers = customer_dimension.days([*days, *week_ago])
+        customers = customer_dimension.days(and_days_before(days, TREND_DAYS))
         provisional = set(raw_billing.filter(~pl.col("x_IsFinal"))["x_ChargeDate"].unique().to_list())
         frame = compute_unit_cost(
             customer_daily_cost(allocated_cost),
