@@ -1,7 +1,7 @@
 """The unit-cost dashboard: one self-contained HTML page (plotly.js embedded, nothing fetched).
 
-`render_dashboard` takes the trailing history of the tables (already read by the asset) and
-returns the page and its headline numbers. Each plot is a plotly figure in its own `<div
+`render_dashboard` takes the trailing history of the tables (already read by the asset; the history
+of per-customer tables as a row per day, `transforms/daily_series.py`) and returns the page and its headline numbers. Each plot is a plotly figure in its own `<div
 class="unitcost-plot">`; the page sets `window.unitcostPlotsRendered` to the number of plots drawn
 once Plotly has drawn them all (the browser test waits on it).
 """
@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
+from unitcost_platform.transforms.daily_series import unit_cost_daily
+
 PAYING_COLORS = {"paying": "#1f77b4", "non-paying": "#ff7f0e"}
 TOP_CUSTOMERS = 20
 
@@ -25,7 +27,9 @@ class DashboardInputs:
     """The tables of the trailing window, read by the asset; `day` is the day the page is as of."""
 
     day: dt.date
-    unit_cost: pl.DataFrame  # day, customer_id, customer_name, tier, is_paying, mrr, total_cost, cost_to_mrr, monthly_run_rate
+    # unit_cost rows of `day` at least (more days are fine): day, customer_id, customer_name, tier,
+    # is_paying, mrr, total_cost, cost_to_mrr, monthly_run_rate
+    unit_cost: pl.DataFrame
     growth: pl.DataFrame  # day, cost_growth_90d, customer_growth_90d, ratio
     coverage: pl.DataFrame  # overall rows: day, total_cost, coverage, tagged_share, untagged_cost
     unallocated: pl.DataFrame  # day, unallocated_reason, allocated_cost
@@ -41,16 +45,18 @@ class DashboardInputs:
     # Walk and Run (absent: their panels are left out). product_cost of the day: day, product, cost,
     # usage_metric, cost_growth_7d, units_growth_7d, cost_outgrowing_usage; segment_economics of the
     # day: day, dimension, group_name, metric, revenue_share, cost_share, usage_share, infra_margin;
-    # customer_unit_costs of the window: day, unit_metric, cost_per_unit.
+    # customer_unit_costs of the window per day and unit metric (`daily_series.cost_per_unit_daily`).
     products: pl.DataFrame | None = None
     segments: pl.DataFrame | None = None
-    unit_costs: pl.DataFrame | None = None
+    cost_per_unit_daily: pl.DataFrame | None = None
     # cost_anomalies rows (day, customer_id, customer_name, is_anomaly, impact, price_effect,
     # volume_effect, cross_effect) and the day's margin_forecast rows; None: those plots are left out.
     anomalies: pl.DataFrame | None = None
     forecast: pl.DataFrame | None = None
     # tag_coverage rows of scope_type `idle` (day, scope = the idle pool, total_cost): idle capacity.
     idle: pl.DataFrame | None = None
+    # unit_cost of the window per day (`daily_series.unit_cost_daily`); None: computed from `unit_cost`.
+    unit_cost_daily: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -144,16 +150,12 @@ def top_cost_to_mrr(today: pl.DataFrame, p1: float, p2: float) -> go.Figure:
     )
 
 
-def paying_vs_non_paying(history: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
-    medians = (
-        history.group_by("day", "is_paying")
-        .agg(pl.col("total_cost").median().alias("median"))
-        .sort("day")
-    )
+def paying_vs_non_paying(daily: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    """`daily`: unit_cost per day (`unit_cost_daily`)."""
     fig = go.Figure()
-    for paying, name in ((True, "paying"), (False, "non-paying")):
-        part = medians.filter(pl.col("is_paying") == paying)
-        fig.add_trace(go.Scatter(x=_dates(part), y=part["median"].to_list(), mode="lines", name=name,
+    for column, name in (("median_paying", "paying"), ("median_non_paying", "non-paying")):
+        part = daily.filter(pl.col(column).is_not_null()).sort("day")
+        fig.add_trace(go.Scatter(x=_dates(part), y=part[column].to_list(), mode="lines", name=name,
                                  line_color=PAYING_COLORS[name]))  # fmt: skip
     return _over_time(
         fig,
@@ -220,16 +222,9 @@ def team_spend_over_time(team_spend: pl.DataFrame, xrange: tuple[dt.date, dt.dat
     return _over_time(fig, "Team spend (by owning team)", xrange, barmode="stack", yaxis={"title": "USD per day", "tickprefix": "$"})
 
 
-def unit_cost_over_time(history: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
-    daily = (
-        history.group_by("day")
-        .agg(
-            pl.col("total_cost").median().alias("median"),
-            pl.col("total_cost").quantile(0.9).alias("p90"),
-            pl.col("total_cost").mean().alias("mean"),
-        )
-        .sort("day")
-    )
+def unit_cost_over_time(daily: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    """`daily`: unit_cost per day (`unit_cost_daily`)."""
+    daily = daily.sort("day")
     fig = go.Figure()
     for column, name in (("p90", "90th percentile"), ("mean", "mean"), ("median", "median")):
         fig.add_trace(go.Scatter(x=_dates(daily), y=daily[column].to_list(), mode="lines", name=name))
@@ -348,17 +343,10 @@ def segment_margins(segments: pl.DataFrame, day: dt.date) -> go.Figure:
     )
 
 
-def cost_per_unit_over_time(unit_costs: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
-    """Cost per unit of each configured unit metric: median and 90th percentile over customers, per day."""
-    daily = (
-        unit_costs.filter(pl.col("cost_per_unit").is_not_null())
-        .group_by("day", "unit_metric")
-        .agg(
-            pl.col("cost_per_unit").median().alias("median"),
-            pl.col("cost_per_unit").quantile(0.9, interpolation="linear").alias("p90"),
-        )
-        .sort("unit_metric", "day")
-    )
+def cost_per_unit_over_time(daily: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
+    """Cost per unit of each configured unit metric: median and 90th percentile over customers, per
+    day. `daily`: customer_unit_costs per day and unit metric (`cost_per_unit_daily`)."""
+    daily = daily.sort("unit_metric", "day")
     fig = go.Figure()
     for (metric,), part in daily.group_by(["unit_metric"], maintain_order=True):
         for column, dash in (("median", "solid"), ("p90", "dot")):
@@ -375,8 +363,8 @@ def economics_figures(inputs: DashboardInputs, xrange: tuple[dt.date, dt.date] |
         figures["product_growth"] = product_growth(inputs.products, inputs.day)
     if inputs.segments is not None:
         figures["segment_economics"] = segment_margins(inputs.segments, inputs.day)
-    if inputs.unit_costs is not None:
-        figures["cost_per_unit"] = cost_per_unit_over_time(inputs.unit_costs, xrange)
+    if inputs.cost_per_unit_daily is not None:
+        figures["cost_per_unit"] = cost_per_unit_over_time(inputs.cost_per_unit_daily, xrange)
     return figures
 def anomaly_impact(anomalies: pl.DataFrame, xrange: tuple[dt.date, dt.date] | None = None) -> go.Figure:
     """Impact of the unit-cost anomalies per day, split into price, volume and cross effects: a
@@ -507,17 +495,18 @@ RENDER_SCRIPT = """
 def render_dashboard(inputs: DashboardInputs) -> Dashboard:
     """The page and its headline numbers; every plot reads only the frames it is given."""
     today = inputs.unit_cost.filter(pl.col("day") == inputs.day)
-    days = inputs.unit_cost["day"]
+    daily = inputs.unit_cost_daily if inputs.unit_cost_daily is not None else unit_cost_daily(inputs.unit_cost)
+    days = daily["day"]
     xrange = (days.min(), inputs.day) if days.len() else None
     figures = {
         "cost_distribution": cost_distribution(today),
         "top_cost_to_mrr": top_cost_to_mrr(today, inputs.p1_cost_to_mrr, inputs.p2_cost_to_mrr),
-        "paying_vs_non_paying": paying_vs_non_paying(inputs.unit_cost, xrange),
+        "paying_vs_non_paying": paying_vs_non_paying(daily, xrange),
         "growth_ratio": growth_ratio(inputs.growth, xrange),
         "tag_coverage": coverage_over_time(inputs.coverage, xrange, inputs.idle),
         "unallocated_by_reason": unallocated_over_time(inputs.unallocated, xrange),
         "team_spend": team_spend_over_time(inputs.team_spend, xrange),
-        "unit_cost": unit_cost_over_time(inputs.unit_cost, xrange),
+        "unit_cost": unit_cost_over_time(daily, xrange),
         "service_cost_against_target": service_cost_against_target(inputs.service_unit_cost, xrange),
         "alert_incidents": incidents_panel(inputs.incidents, inputs.day),
     }

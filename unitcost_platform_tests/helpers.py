@@ -210,6 +210,9 @@ def fake_snowflake_tables(tables: dict[str, pl.DataFrame]) -> Iterator[Callable[
         cur.execute("create schema if not exists ANALYTICS.UNITCOST")
         for name, frame in tables.items():
             pandas = frame.to_pandas()
+            for column, dtype in frame.schema.items():  # a null makes a plain bool column object (text)
+                if dtype == pl.Boolean:
+                    pandas[column] = pandas[column].astype("boolean")
             pandas.columns = [c.upper() for c in pandas.columns]
             snowflake.connector.pandas_tools.write_pandas(
                 con, pandas, name.upper(), database="ANALYTICS", schema="UNITCOST", quote_identifiers=False,

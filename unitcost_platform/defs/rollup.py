@@ -68,6 +68,12 @@ def queries() -> dict[str, WarehouseQuery]:
     """The named warehouse aggregates (imported on first use: they live beside their Polars twins)."""
     from unitcost_platform.transforms.allocation import ALLOCATION_QUERY, POOL_USAGE_QUERY
     from unitcost_platform.transforms.coverage import COVERAGE_QUERY
+    from unitcost_platform.transforms.daily_series import (
+        ANOMALIES_FOUND_QUERY,
+        COST_PER_UNIT_DAILY_QUERY,
+        INCIDENTS_ON_SHOW_QUERY,
+        UNIT_COST_DAILY_QUERY,
+    )
     from unitcost_platform.transforms.products import PRODUCT_QUERY
     from unitcost_platform.transforms.team_spend import TEAM_QUERY
     from unitcost_platform.transforms.unit_cost import REQUESTS_USAGE_QUERY
@@ -79,6 +85,10 @@ def queries() -> dict[str, WarehouseQuery]:
         "product_items": PRODUCT_QUERY,
         "pool_usage": POOL_USAGE_QUERY,
         "requests_usage": REQUESTS_USAGE_QUERY,
+        "unit_cost_daily": UNIT_COST_DAILY_QUERY,
+        "cost_per_unit_daily": COST_PER_UNIT_DAILY_QUERY,
+        "anomalies_found": ANOMALIES_FOUND_QUERY,
+        "incidents_on_show": INCIDENTS_ON_SHOW_QUERY,
     }
 
 
@@ -390,9 +400,14 @@ class ByDay:
         keys = {dt.date.fromisoformat(key): key for key in self._context.asset_partition_keys}
         runs = consecutive_runs(d for d in days if d in keys)
         frames = [OnDays(self._context, [keys[d] for d in run]).load() for run in runs]
-        if not frames:
-            return OnDays(self._context, []).load()
-        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+        return pl.concat(frames, how="vertical") if frames else OnDays(self._context, []).load()
+
+    def query(self, name: str) -> pl.DataFrame:
+        """The whole window through the named warehouse query `name` (one of `queries()`): what the
+        query returns, a row per day say, not the window's rows."""
+        if name not in queries():
+            raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} query {name!r} is not one of {', '.join(queries())}")
+        return WithRollup(self._context, {"query": name}).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})

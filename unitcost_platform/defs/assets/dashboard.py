@@ -19,7 +19,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import ROLLUP_KEY
+from unitcost_platform.defs.rollup import BY_DAY, ROLLUP_KEY, ByDay
 from unitcost_platform.transforms.team_spend import team_spend as compute_team_spend
 
 GROUP = "dashboard"
@@ -37,9 +37,6 @@ UNIT_COST_COLUMNS = [
 ]  # fmt: skip
 
 
-ANOMALY_COLUMNS = [
-    "day", "customer_id", "customer_name", "is_anomaly", "impact", "price_effect", "volume_effect", "cross_effect",
-]  # fmt: skip
 FORECAST_COLUMNS = [
     "day", "customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_30d", "cost_to_mrr_30d_low",
     "cost_to_mrr_30d_high", "days_to_p2", "days_to_p1",
@@ -103,7 +100,9 @@ def build_dashboard_assets(
 
     @dg.asset(
         ins={
-            "unit_cost": dg.AssetIn(partition_mapping=window, metadata={"columns": UNIT_COST_COLUMNS}),
+            # The run's days as rows (the headline, today's distribution), the window as a row per day
+            # (`daily_series`): the window's other rows never leave the warehouse.
+            "unit_cost": dg.AssetIn(partition_mapping=window, input_manager_key=BY_DAY, metadata={"columns": UNIT_COST_COLUMNS}),
             "growth_efficiency": dg.AssetIn(
                 partition_mapping=window,
                 metadata={"columns": ["day", "cost_growth_90d", "customer_growth_90d", "ratio"]},
@@ -119,13 +118,13 @@ def build_dashboard_assets(
                 metadata={"columns": ["day", "service_name", "owner", "cost_per_customer_month",
                                       "target_per_customer_month", "target_ratio"]},  # fmt: skip
             ),
-            "alert_incidents": dg.AssetIn(partition_mapping=window),
+            "alert_incidents": dg.AssetIn(partition_mapping=window, metadata={ROLLUP_KEY: {"query": "incidents_on_show"}}),
             "product_cost": dg.AssetIn(metadata={"columns": PRODUCT_COLUMNS}),
             "segment_economics": dg.AssetIn(metadata={"columns": SEGMENT_COLUMNS}),
             "customer_unit_costs": dg.AssetIn(
-                partition_mapping=window, metadata={"columns": ["day", "unit_metric", "cost_per_unit"]}
+                partition_mapping=window, metadata={ROLLUP_KEY: {"query": "cost_per_unit_daily"}}
             ),
-            "cost_anomalies": dg.AssetIn(partition_mapping=window, metadata={"columns": ANOMALY_COLUMNS}),
+            "cost_anomalies": dg.AssetIn(partition_mapping=window, metadata={ROLLUP_KEY: {"query": "anomalies_found"}}),
             "margin_forecast": dg.AssetIn(metadata={"columns": FORECAST_COLUMNS}),
         },
         partitions_def=partitions_def,
@@ -137,7 +136,7 @@ def build_dashboard_assets(
     def unit_cost_dashboard(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        unit_cost: pl.DataFrame,
+        unit_cost: ByDay,
         growth_efficiency: pl.DataFrame,
         tag_coverage: pl.DataFrame,
         allocated_cost: pl.DataFrame,
@@ -159,6 +158,8 @@ def build_dashboard_assets(
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         as_of = max(days)
+        unit_cost_rows = unit_cost.days(days)
+        unit_cost_daily = unit_cost.query("unit_cost_daily")
 
         def inputs_for(day: dt.date) -> DashboardInputs:
             start = day - dt.timedelta(days=history_days - 1)
@@ -168,7 +169,8 @@ def build_dashboard_assets(
 
             return DashboardInputs(
                 day=day,
-                unit_cost=window_of(unit_cost),
+                unit_cost=unit_cost_rows.filter(pl.col("day") == day),
+                unit_cost_daily=window_of(unit_cost_daily),
                 growth=window_of(growth_efficiency),
                 coverage=window_of(tag_coverage.filter(pl.col("scope_type") == "overall")),
                 idle=window_of(tag_coverage.filter(pl.col("scope_type") == "idle")),
@@ -178,7 +180,7 @@ def build_dashboard_assets(
                 incidents=window_of(alert_incidents),
                 products=window_of(product_cost),
                 segments=window_of(segment_economics),
-                unit_costs=window_of(customer_unit_costs),
+                cost_per_unit_daily=window_of(customer_unit_costs),
                 anomalies=window_of(cost_anomalies),
                 forecast=margin_forecast.filter(pl.col("day") == day),
                 p1_cost_to_mrr=cfg.alerts.p1_cost_to_mrr,
