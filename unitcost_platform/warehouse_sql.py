@@ -50,6 +50,14 @@ class Dialect:
             return f"percentile_cont({q}) within group (order by {column})"
         return f"quantile_cont({column}, {q})"
 
+    def days_between(self, start: str, end: str) -> str:
+        """The whole days from the date `start` to the date `end`."""
+        return f"datediff('day', {start}, {end})" if self.name == "duckdb" else f"datediff(day, {start}, {end})"
+
+    def date(self, value: str) -> str:
+        """A date literal from ISO text."""
+        return f"cast({self.text(value)} as date)"
+
     def text(self, value: str) -> str:
         """A string literal of any value: Snowflake also reads a backslash in one as an escape."""
         if self.name == "snowflake":
@@ -119,13 +127,15 @@ class WarehouseQuery:
     """An aggregate of a table's rows computed by the warehouse.
 
     `columns`: the table's columns it reads (the partition's rows are selected with these only);
-    `schema`: the frame it returns; `statement(rows, cfg, dialect)`: the SQL over `rows`, a select of
-    those columns for the input's partitions.
+    `schema`: the frame it returns; `statement(rows, cfg, dialect, **parameters)`: the SQL over
+    `rows`, a select of those columns for the input's partitions; `parameters`: the names of the
+    values the asset gives it when it reads (`ByDay.query(name, **parameters)`), text or numbers.
     """
 
     columns: Sequence[str]
     schema: dict[str, pl.DataType]
-    statement: Callable[[str, "UnitcostConfig", Dialect], str]
+    statement: Callable[..., str]
+    parameters: Sequence[str] = ()
 
 
 def usage_of_metrics(metrics: Callable[["UnitcostConfig"], Sequence[str]]) -> WarehouseQuery:

@@ -74,6 +74,7 @@ def queries() -> dict[str, WarehouseQuery]:
         INCIDENTS_ON_SHOW_QUERY,
         UNIT_COST_DAILY_QUERY,
     )
+    from unitcost_platform.transforms.incidents import INCIDENT_ALERTS_QUERY
     from unitcost_platform.transforms.products import PRODUCT_QUERY
     from unitcost_platform.transforms.team_spend import TEAM_QUERY
     from unitcost_platform.transforms.unit_cost import REQUESTS_USAGE_QUERY
@@ -89,6 +90,7 @@ def queries() -> dict[str, WarehouseQuery]:
         "cost_per_unit_daily": COST_PER_UNIT_DAILY_QUERY,
         "anomalies_found": ANOMALIES_FOUND_QUERY,
         "incidents_on_show": INCIDENTS_ON_SHOW_QUERY,
+        "incident_alerts": INCIDENT_ALERTS_QUERY,
     }
 
 
@@ -130,7 +132,12 @@ def query_of(context: dg.InputContext) -> WarehouseQuery | None:
         return None
     if name not in queries():
         raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} query {name!r} is not one of {', '.join(queries())}")
-    return queries()[name]
+    query = queries()[name]
+    spec = context.definition_metadata[ROLLUP_KEY]
+    missing = [p for p in query.parameters if p not in spec]
+    if missing:
+        raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} query {name!r} needs {', '.join(missing)}, got {dict(spec)}")
+    return query
 
 
 def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
@@ -249,7 +256,8 @@ def input_statement(
             raise dg.DagsterInvariantViolationError("this IO manager cannot run named warehouse queries")
         columns = ", ".join(query.columns)
         rows = f"select {columns} from {table} where 1 = 0" if empty else select(table_slice._replace(columns=list(query.columns)))
-        return query.statement(rows, config(), dialect)
+        spec = context.definition_metadata[ROLLUP_KEY]
+        return query.statement(rows, config(), dialect, **{p: spec[p] for p in query.parameters})
     rollup = rollup_of(context)
     if not rollup:
         return f"select * from {table} limit 0" if empty else select(table_slice)
@@ -402,12 +410,12 @@ class ByDay:
         frames = [OnDays(self._context, [keys[d] for d in run]).load() for run in runs]
         return pl.concat(frames, how="vertical") if frames else OnDays(self._context, []).load()
 
-    def query(self, name: str) -> pl.DataFrame:
-        """The whole window through the named warehouse query `name` (one of `queries()`): what the
-        query returns, a row per day say, not the window's rows."""
+    def query(self, name: str, **parameters: str | int | float) -> pl.DataFrame:
+        """The whole window through the named warehouse query `name` (one of `queries()`), given its
+        `parameters`: what the query returns, a row per day say, not the window's rows."""
         if name not in queries():
             raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} query {name!r} is not one of {', '.join(queries())}")
-        return WithRollup(self._context, {"query": name}).load()
+        return WithRollup(self._context, {"query": name, **parameters}).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})

@@ -20,12 +20,14 @@ import polars as pl
 
 from unitcost_platform.config import OwnersConfig
 from unitcost_platform.transforms.alerts import (
+    COST_ALERTS_SCHEMA,
     SEGMENT_KEY,
     ServiceCosts,
     _service_changes,
     alerts_as_documents,
     service_costs_of,
 )
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
 
 SEGMENT_INCIDENT_KEY = "segment"
 SEVERITY_RANK = {"P2": 1, "P1": 2}
@@ -70,9 +72,10 @@ def _clusters(history: pl.DataFrame, resolve_after_days: int) -> pl.DataFrame:
     rank = pl.col("alert_type").replace_strict(SEVERITY_RANK, default=0, return_dtype=pl.Int64)
     if "drivers" not in history.columns:
         history = history.with_columns(pl.lit(None, dtype=pl.String).alias("drivers"))
+    order = ["family", "_key", "day", *(["alert_id"] if "alert_id" in history.columns else [])]
     return (
         history.with_columns(FAMILY.alias("family"), pl.col("customer_id").fill_null(SEGMENT_INCIDENT_KEY).alias("_key"))
-        .sort("family", "_key", "day")
+        .sort(order)
         .with_columns((pl.col("day").diff().over("family", "_key").dt.total_days() > resolve_after_days).fill_null(True).alias("_new"))
         .with_columns(pl.col("_new").cum_sum().over("family", "_key").alias("_n"))
         .with_columns(
@@ -88,6 +91,88 @@ def _clusters(history: pl.DataFrame, resolve_after_days: int) -> pl.DataFrame:
             .forward_fill().over("family", "_key", "_n").alias("_peak_drivers"),
         )
     )
+
+
+# The running state `_clusters` gives each alert: its incident (family, key, number) and the
+# incident's state at that alert.
+CLUSTER_SCHEMA: dict[str, pl.DataType] = {
+    "family": pl.String(),
+    "_key": pl.String(),
+    "_n": pl.Int64(),
+    "opened_day": pl.Date(),
+    "value_at_open": pl.Float64(),
+    "peak_value": pl.Float64(),
+    "_peak_rank": pl.Int64(),
+    "_last": pl.Date(),
+    "_peak_drivers": pl.String(),
+}
+INCIDENT_ALERTS_SCHEMA = {**COST_ALERTS_SCHEMA, **CLUSTER_SCHEMA}
+
+
+def incident_alerts(history: pl.DataFrame, since: dt.date, through: dt.date, resolve_after_days: int) -> pl.DataFrame:
+    """What `alert_incidents` needs of the whole alert history to compute the days from `since` +
+    `resolve_after_days` to `through`: the alerts from `since` to `through` of the incidents still
+    alive on `since` or later, each with its incident's running state (`CLUSTER_SCHEMA`) computed
+    over the whole history. An incident alive on one of those days has all its alerts that matter
+    there on or after `since` (its latest alert up to the day is at most `resolve_after_days`
+    before it); its opening and peak, however old, come with them. The Polars twin of
+    INCIDENT_ALERTS_QUERY."""
+    alerts = _clusters(history.filter(pl.col("day") <= through), resolve_after_days)
+    if alerts.is_empty():
+        return pl.DataFrame(schema=INCIDENT_ALERTS_SCHEMA)
+    return (
+        alerts.filter((pl.col("day") >= since) & (pl.col("_last") >= since))
+        .select(list(INCIDENT_ALERTS_SCHEMA))
+        .cast(INCIDENT_ALERTS_SCHEMA)
+    )
+
+
+def _incident_alerts_statement(rows: str, cfg, dialect: Dialect, since: str, through: str) -> str:
+    """The SQL twin of `incident_alerts`: the alerts numbered into incidents with window functions
+    over every alert up to `through`, each alert's running state, and the rows from `since` on."""
+    incident = "partition by family, _key, _n"
+    running = "order by day, alert_id rows between unbounded preceding and current row"
+    columns = ", ".join(COST_ALERTS_SCHEMA)
+    gap = dialect.days_between("lag(day) over (partition by family, _key order by day, alert_id)", "day")
+    return f"""
+with keyed as (
+    select {columns},
+        case when alert_type in ('P1', 'P2') then 'COST_TO_MRR' else alert_type end as family,
+        coalesce(customer_id, {dialect.text(SEGMENT_INCIDENT_KEY)}) as _key,
+        case alert_type {" ".join(f"when {dialect.text(k)} then {v}" for k, v in SEVERITY_RANK.items())} else 0 end as unitcost_rank
+    from ({rows}) as unitcost_rows where day <= {dialect.date(through)}
+), flagged as (
+    select *, case when {gap} is null or {gap} > {int(cfg.alerts.resolve_after_days)} then 1 else 0 end as unitcost_new
+    from keyed
+), numbered as (
+    select *, sum(unitcost_new) over (partition by family, _key {running}) as _n from flagged
+), state as (
+    select *,
+        first_value(day) over ({incident} {running}) as opened_day,
+        first_value(value) over ({incident} {running}) as value_at_open,
+        max(value) over ({incident} {running}) as peak_value,
+        max(unitcost_rank) over ({incident} {running}) as _peak_rank,
+        max(day) over ({incident}) as _last,
+        row_number() over ({incident} order by day, alert_id) as unitcost_i
+    from numbered
+), peaks as (
+    -- the latest alert so far at the incident's running peak that has drivers (Polars: forward fill)
+    select *, max(case when value = peak_value and drivers is not null then unitcost_i end)
+        over ({incident} {running}) as unitcost_peak_i
+    from state
+)
+select {", ".join(f"peaks.{c}" for c in COST_ALERTS_SCHEMA)}, peaks.family, peaks._key, peaks._n, peaks.opened_day,
+    peaks.value_at_open, peaks.peak_value, peaks._peak_rank, peaks._last, at_peak.drivers as _peak_drivers
+from peaks left join state as at_peak
+    on at_peak.family = peaks.family and at_peak._key = peaks._key and at_peak._n = peaks._n
+    and at_peak.unitcost_i = peaks.unitcost_peak_i
+where peaks.day >= {dialect.date(since)} and peaks._last >= {dialect.date(since)}
+"""
+
+
+INCIDENT_ALERTS_QUERY = WarehouseQuery(
+    list(COST_ALERTS_SCHEMA), INCIDENT_ALERTS_SCHEMA, _incident_alerts_statement, parameters=("since", "through")
+)
 
 
 def what_changed(resolved: pl.DataFrame, service_costs: ServiceCosts, owners: OwnersConfig, top: int = 2) -> pl.DataFrame:
@@ -145,10 +230,12 @@ def alert_incidents(
     """One row per day of `days` and incident open on it or resolved on it.
 
     `history`: cost_alerts rows (day, alert_type, customer_id, customer_name, metric, value, owners)
-    of every day up to the last of `days`; `unit`: unit_cost rows of `days` (for `value_now` on quiet days).
+    of every day up to the last of `days`, or `incident_alerts` of them (the rows that matter, each
+    with its incident's state); `unit`: unit_cost rows of `days` (for `value_now` on quiet days).
     """
     last = max(days)
-    alerts = _clusters(history.filter(pl.col("day") <= last), resolve_after_days)
+    history = history.filter(pl.col("day") <= last)
+    alerts = history if "_peak_rank" in history.columns else _clusters(history, resolve_after_days)
     if alerts.is_empty():
         return pl.DataFrame(schema=INCIDENTS_SCHEMA)
     spans = alerts.group_by("family", "_key", "_n").agg(pl.col("opened_day").first(), pl.col("_last").first())

@@ -1,5 +1,7 @@
 """The engineers' view: what each service adds to the cost of serving a customer, and alert incidents."""
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
@@ -20,6 +22,7 @@ from unitcost_platform.defs.metadata import (
 from unitcost_platform.defs.partitions import and_days_before, days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
+from unitcost_platform.transforms.alerts import COST_ALERTS_SCHEMA
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP, window_spec
 from unitcost_platform.transforms.incidents import alert_incidents as compute_incidents
 from unitcost_platform.transforms.incidents import documents
@@ -117,8 +120,9 @@ def build_engineering_assets(
 
     @dg.asset(
         ins={
-            # Every alert day there is: an incident can be older than any fixed window.
-            "cost_alerts": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
+            # Every alert day there is (an incident can be older than any fixed window), reduced by the
+            # warehouse to the alerts that matter for the run's days, with their incidents' state.
+            "cost_alerts": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), input_manager_key=BY_DAY),
             "unit_cost": dg.AssetIn(
                 metadata={"columns": ["day", "customer_id", "cost_to_mrr", "cost_growth_7d", "status", "is_paying", "total_cost"]}
             ),
@@ -133,7 +137,7 @@ def build_engineering_assets(
     def alert_incidents(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        cost_alerts: pl.DataFrame,
+        cost_alerts: ByDay,
         unit_cost: pl.DataFrame,
         allocated_cost: RollupByKey,
     ) -> pl.DataFrame:
@@ -141,14 +145,17 @@ def build_engineering_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
+        since = min(days) - dt.timedelta(days=cfg.alerts.resolve_after_days)
+        history = cost_alerts.query("incident_alerts", since=since.isoformat(), through=max(days).isoformat())
+        alerts = history.select(list(COST_ALERTS_SCHEMA))
         frame = compute_incidents(
-            cost_alerts, unit_cost, days, cfg.alerts.resolve_after_days,
+            history, unit_cost, days, cfg.alerts.resolve_after_days,
             lambda customers: allocated_cost.rows("customer_id", customers), cfg.owners,
         )  # fmt: skip
 
         def describe(day: pl.DataFrame) -> dict:
             on = day["day"][0] if day.height else None
-            docs = documents(day, cost_alerts.filter(pl.col("day") == on)) if on else {"alerts": [], "resolved": []}
+            docs = documents(day, alerts.filter(pl.col("day") == on)) if on else {"alerts": [], "resolved": []}
             shown = day.sort("status", "days_open", descending=[False, True]).select(
                 "incident_id", "status", "severity", "days_open", "value_at_open", "value_now", "owners"
             )
