@@ -23,6 +23,10 @@ An asset that compares each day with the same day some days earlier (7-day trend
 declares its input with `input_manager_key=BY_DAY` and gets a `ByDay`: `days(days)` reads those
 days of the input's window only (its columns or its rollup, as declared), each run of consecutive
 days as one read, so a daily run reads two days of a window of eight (or ninety-one), not all of them.
+The same reader runs a named query over the whole window, `query(name, **parameters)` (the query's
+`parameters`, text or numbers, given when the asset knows them): the dashboard reads unit_cost's
+90 days as a row per day that way, and alert_incidents every alert day reduced to the incidents
+alive on the run's days.
 
 A rollup's `then: {"query": name, ...}` names a `RollupQuery` of `follow_ups()`: a query over the
 rollup's result that may join other tables of the warehouse (the rest of the spec are its
@@ -371,11 +375,16 @@ BY_DAY = "read_by_day"  # the input manager of inputs read for some days of thei
 
 
 class OnDays(ThroughWarehouse):
-    """The input read as declared, over `keys` (consecutive partitions of its window) only."""
+    """The input read as declared (or at `rollup`), over `keys` (consecutive partitions) only."""
 
-    def __init__(self, context: dg.InputContext, keys: list[str]):
+    def __init__(self, context: dg.InputContext, keys: list[str], rollup: Mapping[str, Any] | None = None):
         super().__init__(context)
-        self._keys = keys
+        self._keys, self._rollup = keys, rollup
+
+    @property
+    def definition_metadata(self):
+        declared = self._context.definition_metadata or {}
+        return declared if self._rollup is None else {**declared, ROLLUP_KEY: self._rollup}
 
     @property
     def asset_partition_keys(self) -> list[str]:
@@ -402,13 +411,14 @@ class ByDay:
     def __init__(self, context: dg.InputContext):
         self._context = context
 
-    def days(self, days: Iterable[dt.date]) -> pl.DataFrame:
+    def days(self, days: Iterable[dt.date], rollup: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """The input's rows (or rollup) of those of `days` that are in its window; none of them reads
-        the input's empty frame."""
+        the input's empty frame. `rollup`: read at that rollup instead of as declared (the declared
+        one with `keys`, say, once the asset knows which it needs)."""
         keys = {dt.date.fromisoformat(key): key for key in self._context.asset_partition_keys}
         runs = consecutive_runs(d for d in days if d in keys)
-        frames = [OnDays(self._context, [keys[d] for d in run]).load() for run in runs]
-        return pl.concat(frames, how="vertical") if frames else OnDays(self._context, []).load()
+        frames = [OnDays(self._context, [keys[d] for d in run], rollup).load() for run in runs]
+        return pl.concat(frames, how="vertical") if frames else OnDays(self._context, [], rollup).load()
 
     def query(self, name: str, **parameters: str | int | float) -> pl.DataFrame:
         """The whole window through the named warehouse query `name` (one of `queries()`), given its

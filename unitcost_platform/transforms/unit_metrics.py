@@ -10,6 +10,7 @@ requests, is the same figure as `unit_cost.cost_per_1k_requests`.
 """
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 
 import polars as pl
 
@@ -18,6 +19,8 @@ from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import TREND_DAYS
 
 USAGE_ROLLUP = {"by": ["usage_date", "tenant_id", "metric"], "sum": ["value"]}
+# The metrics tenant_usage holds (named by a warning about a metric that is not among them).
+METRICS_ROLLUP = {"by": ["metric"], "count": "usage_rows"}
 UNIT_COST_COLUMNS = ["day", "customer_id", "customer_name", "tier", "total_cost"]
 HISTORY_DAYS = TREND_DAYS + 1
 
@@ -93,9 +96,15 @@ def customer_unit_costs(
     )
 
 
-def unseen_metric_warnings(unit_metrics: list[UnitMetric], usage: pl.DataFrame, where: str) -> list[str]:
-    """A warning per configured unit metric whose metric appears nowhere in `usage` (read over `where`)."""
+def unseen_metric_warnings(
+    unit_metrics: list[UnitMetric], usage: pl.DataFrame, where: str, all_metrics: Callable[[], Iterable[str]] | None = None
+) -> list[str]:
+    """A warning per configured unit metric whose metric appears nowhere in `usage` (read over `where`);
+    it names the metrics there are: `all_metrics()` when given (`usage` then holds the unit metrics'
+    metrics only), else `usage`'s."""
     seen = set(usage["metric"].unique().to_list())
+    if all_metrics is not None and any(m.metric not in seen for m in unit_metrics):
+        seen = set(all_metrics())
     return [
         f"unit_metrics {m.name}: metric {m.metric!r} appears in no usage of {where}; its units and cost per unit "
         f"are null. Check the name against the metrics in tenant_usage ({', '.join(sorted(seen)) or 'none'}) "

@@ -316,7 +316,8 @@ def _read_by_day(io: dict, metadata: dict, asks: list[list[dt.date]]) -> tuple[l
         )},
     )  # fmt: skip
     def trend(allocated_cost: ByDay) -> None:
-        received.extend(allocated_cost.days(asked) for asked in asks)
+        # An ask is days, or (days, the rollup to read them at).
+        received.extend(allocated_cost.days(*asked) if isinstance(asked, tuple) else allocated_cost.days(asked) for asked in asks)
 
     resources = {**io, BY_DAY: read_by_day}
     for day in days:
@@ -382,6 +383,24 @@ def test_a_rollup_read_by_day_sums_the_asked_days_only(tmp_path):
     """customer_unit_costs reads tenant_usage's sums per tenant and metric of D and D-7 only."""
     [summed], _ = _read_by_day(_io(tmp_path / "w.duckdb"), {ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}, [_jan(2, 9)])
     assert_frame_equal(summed.sort("day", "customer_id", "service_name"), BY_DAY_ROLLUP_EXPECTED)
+
+
+def test_days_read_at_another_rollup_once_the_asset_knows_what_it_needs(tmp_path):
+    """customer_unit_costs reads the sums of its unit metrics' metrics only, and the metrics there are
+    only to name them in a warning: the same days at the declared rollup with keys, or at another one."""
+    keyed = {**CUSTOMER_SERVICE_ROLLUP, "keys": {"customer_id": ["o'neil"]}}
+    counted = {"by": ["service_name"], "count": "items"}
+    [mine, services], logged = _read_by_day(
+        _io(tmp_path / "w.duckdb"), {ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}, [(_jan(2, 9), keyed), (_jan(9), counted)]
+    )
+    assert_frame_equal(mine.sort("day", "service_name"), BY_DAY_ROLLUP_EXPECTED.filter(pl.col("customer_id") == "o'neil"))
+    # 01-09's seven rows: four EC2 (a, two of o'neil's, untagged), two RDS, one S3.
+    assert sorted(services.rows()) == [("EC2", 4), ("RDS", 2), ("S3", 1)]
+    assert logged[1:] == [
+        f"{ROWS_LOADED}: 2 rows of unitcost/allocated_cost (rollup of 1 customer_id, 1 day(s))",
+        f"{ROWS_LOADED}: 2 rows of unitcost/allocated_cost (rollup of 1 customer_id, 1 day(s))",
+        f"{ROWS_LOADED}: 3 rows of unitcost/allocated_cost (rollup, 1 day(s))",
+    ]
 
 
 FACTOR = {dt.date(2026, 1, 2): 1.0, dt.date(2026, 1, 3): 2.0, dt.date(2026, 1, 4): 4.0}

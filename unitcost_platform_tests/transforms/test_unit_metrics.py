@@ -84,3 +84,18 @@ def test_a_metric_never_seen_is_a_config_warning():
     assert len(warnings) == 1
     assert warnings[0].startswith("unit_metrics per_gb_month: metric 'storage_bytes' appears in no usage of 2026-03-03..2026-03-10")
     assert "(requests, transactions)" in warnings[0] and "unitcost.yaml" in warnings[0]
+
+
+def test_the_warning_names_every_metric_when_usage_holds_the_unit_metrics_only():
+    """customer_unit_costs reads the sums of its unit metrics' metrics only: a warning asks the
+    warehouse which metrics there are, and nothing is asked when every unit metric was seen."""
+    # What the warehouse returns at the rollup with the unit metrics' metrics as keys.
+    read = apply_rollup(USAGE, USAGE_ROLLUP).filter(pl.col("metric").is_in([m.metric for m in METRICS]))
+    [warning] = unseen_metric_warnings(METRICS, read, "2026-03-03", lambda: ["transactions", "requests", "tokens"])
+    assert warning.startswith("unit_metrics per_gb_month: metric 'storage_bytes'")
+    assert "tenant_usage (requests, tokens, transactions)" in warning
+
+    def never() -> list[str]:
+        raise AssertionError("asked for the metrics with no warning to give")
+
+    assert unseen_metric_warnings(METRICS[:2], read, "2026-03-03", never) == []

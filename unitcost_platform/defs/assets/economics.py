@@ -153,11 +153,16 @@ def build_economics_assets(
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         wanted = unit_metrics_t.days_read(days)
-        usage = tenant_usage.days(wanted)
+        # The sums of the unit metrics' metrics only; the metrics there are, only to name them in a warning.
+        metrics = {"metric": sorted({m.metric for m in cfg.unit_metrics})}
+        usage = tenant_usage.days(wanted, {**unit_metrics_t.USAGE_ROLLUP, "keys": metrics})
         frame = unit_metrics_t.customer_unit_costs(
             unit_cost.days(wanted), usage, customer_dimension.days(wanted), cfg.unit_metrics, days
         )
-        warnings = unit_metrics_t.unseen_metric_warnings(cfg.unit_metrics, usage, days_text(wanted))
+        warnings = unit_metrics_t.unseen_metric_warnings(
+            cfg.unit_metrics, usage, days_text(wanted),
+            lambda: tenant_usage.days(wanted, unit_metrics_t.METRICS_ROLLUP)["metric"].to_list(),
+        )  # fmt: skip
         for warning in warnings:
             context.log.warning(warning)
 
