@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
-from unitcost_platform.transforms.daily_series import unit_cost_daily
+from unitcost_platform.transforms.daily_series import CROSSING_DAYS, unit_cost_daily
 
 PAYING_COLORS = {"paying": "#1f77b4", "non-paying": "#ff7f0e"}
 TOP_CUSTOMERS = 20
@@ -382,7 +382,7 @@ def anomaly_impact(anomalies: pl.DataFrame, xrange: tuple[dt.date, dt.date] | No
     return _over_time(fig, title, xrange, barmode="relative", yaxis={"title": "USD per day", "tickprefix": "$"})
 
 
-def projected_crossings(forecast: pl.DataFrame, p1: float, p2: float, days: int = 30) -> go.Figure:
+def projected_crossings(forecast: pl.DataFrame, p1: float, p2: float, days: int = CROSSING_DAYS) -> go.Figure:
     """Customers projected to cross P2 or P1 within `days`: cost-to-MRR today and in 30 days, with
     the 80% interval of the projection, against the two lines."""
     soon = forecast.filter(

@@ -75,6 +75,7 @@ def queries() -> dict[str, WarehouseQuery]:
     from unitcost_platform.transforms.daily_series import (
         ANOMALIES_FOUND_QUERY,
         COST_PER_UNIT_DAILY_QUERY,
+        FORECAST_CROSSINGS_QUERY,
         INCIDENTS_ON_SHOW_QUERY,
         UNIT_COST_DAILY_QUERY,
     )
@@ -94,6 +95,7 @@ def queries() -> dict[str, WarehouseQuery]:
         "cost_per_unit_daily": COST_PER_UNIT_DAILY_QUERY,
         "anomalies_found": ANOMALIES_FOUND_QUERY,
         "incidents_on_show": INCIDENTS_ON_SHOW_QUERY,
+        "forecast_crossings": FORECAST_CROSSINGS_QUERY,
         "incident_alerts": INCIDENT_ALERTS_QUERY,
     }
 
@@ -422,9 +424,8 @@ class ByDay:
 
     def query(self, name: str, **parameters: str | int | float) -> pl.DataFrame:
         """The whole window through the named warehouse query `name` (one of `queries()`), given its
-        `parameters`: what the query returns, a row per day say, not the window's rows."""
-        if name not in queries():
-            raise dg.DagsterInvariantViolationError(f"{ROLLUP_KEY} query {name!r} is not one of {', '.join(queries())}")
+        `parameters`: what the query returns, a row per day say, not the window's rows (an unknown
+        name or a missing parameter is an error, `query_of`)."""
         return WithRollup(self._context, {"query": name, **parameters}).load()
 
 

@@ -14,6 +14,7 @@ Polars' `interpolation="linear"`), so all three engines give the same figure.
 import polars as pl
 
 from unitcost_platform.transforms.anomalies import COST_ANOMALIES_SCHEMA
+from unitcost_platform.transforms.forecast import MARGIN_FORECAST_SCHEMA
 from unitcost_platform.transforms.incidents import INCIDENTS_SCHEMA
 from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
 
@@ -37,6 +38,11 @@ COST_PER_UNIT_DAILY_SCHEMA: dict[str, pl.DataType] = {
 ANOMALY_COLUMNS = [
     "day", "customer_id", "customer_name", "is_anomaly", "impact", "price_effect", "volume_effect", "cross_effect",
 ]  # fmt: skip
+FORECAST_COLUMNS = [
+    "day", "customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_30d", "cost_to_mrr_30d_low",
+    "cost_to_mrr_30d_high", "days_to_p2", "days_to_p1",
+]  # fmt: skip
+CROSSING_DAYS = 30  # the dashboard shows the customers projected to cross P2 or P1 within this many days
 INCIDENT_COLUMNS = ["day", "incident_id", "family", "customer_id", "customer_name", "status", "days_open", "severity", "owners"]
 
 
@@ -126,5 +132,21 @@ INCIDENTS_ON_SHOW_QUERY = WarehouseQuery(
     lambda rows, _cfg, _dialect: (
         f"with unitcost_rows as ({rows}) select * from unitcost_rows "
         "where status = 'resolved' or day = (select max(day) from unitcost_rows)"
+    ),
+)
+
+
+def forecast_crossings(forecast: pl.DataFrame) -> pl.DataFrame:
+    """The customers projected to cross P2 or P1 within CROSSING_DAYS (not every customer's forecast)."""
+    soon = pl.col("days_to_p2").is_between(1, CROSSING_DAYS) | pl.col("days_to_p1").is_between(1, CROSSING_DAYS)
+    return forecast.filter(soon).select(FORECAST_COLUMNS)
+
+
+FORECAST_CROSSINGS_QUERY = WarehouseQuery(
+    FORECAST_COLUMNS,
+    {c: MARGIN_FORECAST_SCHEMA[c] for c in FORECAST_COLUMNS},
+    lambda rows, _cfg, _dialect: (
+        f"select * from ({rows}) as unitcost_rows "
+        f"where days_to_p2 between 1 and {CROSSING_DAYS} or days_to_p1 between 1 and {CROSSING_DAYS}"
     ),
 )

@@ -17,6 +17,7 @@ from unitcost_platform.settings import PROJECT_ROOT
 from unitcost_platform.transforms.daily_series import (
     anomalies_found,
     cost_per_unit_daily,
+    forecast_crossings,
     incidents_on_show,
     unit_cost_daily,
 )
@@ -69,9 +70,18 @@ INCIDENT_ROWS = pl.DataFrame(
     pl.lit("team-a").alias("owners"),
 )  # fmt: skip
 
+# Days to P2 and P1: already above (0), within the 30 days shown (1, 30; P1 in 5), beyond (31), never.
+FORECAST_ROWS = pl.DataFrame(
+    [(D3, f"c{i}", f"C{i}", 0.1, 0.2, 0.15, 0.25, p2, p1)
+     for i, (p2, p1) in enumerate([(0, None), (1, None), (30, 40), (31, None), (None, 5), (None, 31), (None, None)])],
+    schema={"day": pl.Date, "customer_id": pl.String, "customer_name": pl.String, "cost_to_mrr": pl.Float64,
+            "cost_to_mrr_30d": pl.Float64, "cost_to_mrr_30d_low": pl.Float64, "cost_to_mrr_30d_high": pl.Float64,
+            "days_to_p2": pl.Int64, "days_to_p1": pl.Int64}, orient="row",
+)  # fmt: skip
+
 TABLES = {
     "unit_cost": UNIT_COST, "customer_unit_costs": UNIT_COSTS, "cost_anomalies": ANOMALY_ROWS,
-    "alert_incidents": INCIDENT_ROWS,
+    "alert_incidents": INCIDENT_ROWS, "margin_forecast": FORECAST_ROWS,
 }  # fmt: skip
 
 
@@ -96,6 +106,7 @@ def run_queries(engine: str, tables: dict[str, pl.DataFrame], names: dict[str, s
 QUERY_TABLES = {
     "unit_cost_daily": "unit_cost", "cost_per_unit_daily": "customer_unit_costs",
     "anomalies_found": "cost_anomalies", "incidents_on_show": "alert_incidents",
+    "forecast_crossings": "margin_forecast",
 }  # fmt: skip
 
 
@@ -112,9 +123,12 @@ def test_the_dashboards_window_is_reduced_by_the_warehouse(engine):
     assert sorted(got["incidents_on_show"].select("day", "incident_id", "status").rows()) == [
         (D1, "gone-1", "resolved"), (D2, "gone-2", "resolved"), (D3, "new-3", "open"), (D3, "open-1", "open")
     ]
+    # The projected crossings the panel shows: P2 in 1 and in 30 days, P1 in 5.
+    assert sorted(got["forecast_crossings"]["customer_id"]) == ["c1", "c2", "c4"]
     # The Polars twins (what a caller holding the rows computes) give the same tables.
     for name, twin in (("unit_cost_daily", unit_cost_daily), ("cost_per_unit_daily", cost_per_unit_daily),
-                       ("anomalies_found", anomalies_found), ("incidents_on_show", incidents_on_show)):  # fmt: skip
+                       ("anomalies_found", anomalies_found), ("incidents_on_show", incidents_on_show),
+                       ("forecast_crossings", forecast_crossings)):  # fmt: skip
         keys = [c for c in ("day", "unit_metric", "customer_id", "incident_id") if c in got[name].columns]
         assert_frame_equal(got[name].sort(keys), twin(TABLES[QUERY_TABLES[name]]).sort(keys),
                            check_exact=False, abs_tol=1e-9, check_column_order=False)  # fmt: skip

@@ -37,12 +37,6 @@ UNIT_COST_COLUMNS = [
 ]  # fmt: skip
 
 
-FORECAST_COLUMNS = [
-    "day", "customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_30d", "cost_to_mrr_30d_low",
-    "cost_to_mrr_30d_high", "days_to_p2", "days_to_p1",
-]  # fmt: skip
-
-
 def dashboard_file(directory: Path, day: dt.date) -> Path:
     return directory / f"unitcost-dashboard-{day.isoformat()}.html"
 
@@ -125,7 +119,8 @@ def build_dashboard_assets(
                 partition_mapping=window, metadata={ROLLUP_KEY: {"query": "cost_per_unit_daily"}}
             ),
             "cost_anomalies": dg.AssetIn(partition_mapping=window, metadata={ROLLUP_KEY: {"query": "anomalies_found"}}),
-            "margin_forecast": dg.AssetIn(metadata={"columns": FORECAST_COLUMNS}),
+            # The customers projected to cross P2 or P1 soon, all the panel shows.
+            "margin_forecast": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "forecast_crossings"}}),
         },
         partitions_def=partitions_def,
         backfill_policy=backfill or dg.BackfillPolicy.single_run(),
