@@ -181,7 +181,7 @@ def rollup_of(context: dg.InputContext) -> Mapping[str, Any] | None:
 def _windows_source(rows: str, windows: Mapping[str, Any], dialect: Dialect) -> str:
     """The rows joined to (window end, day) pairs: a row counts once in each window holding its day."""
     pairs = " union all ".join(
-        f"select cast({dialect.text(end)} as date) as unitcost_end, cast({dialect.text(day)} as date) as unitcost_day"
+        f"select {dialect.date(end)} as unitcost_end, {dialect.date(day)} as unitcost_day"
         for end, days in windows["days"].items() for day in days
     ) or "select cast(null as date) as unitcost_end, cast(null as date) as unitcost_day"  # no window: joins no row  # fmt: skip
     return f"({rows}) as unitcost_rows join ({pairs}) as unitcost_windows on unitcost_rows.{windows['column']} = unitcost_day"

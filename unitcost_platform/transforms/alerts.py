@@ -117,15 +117,15 @@ def _alert_drivers_statement(rollup: str, spec: dict, cfg: UnitcostConfig, table
     (ranked as `_drivers` ranks them, by the amounts shown: 4 decimals, half to even, ties by service
     name), with both sums; and per service, the sum over the customers active and not paying on `day`
     (unit_cost's rows), with a null customer."""
-    day, before = dialect.text(spec["day"]), dialect.text(spec["before"])
+    day, before = dialect.date(spec["day"]), dialect.date(spec["before"])
     now, prev = round_half_even_sql("cost_7d", DRIVER_DECIMALS), round_half_even_sql("cost_prev_7d", DRIVER_DECIMALS)
     top = int(spec["top"])
     return f"""
 with w as ({rollup}),
 pairs as (
     select customer_id, service_name,
-           sum(case when day = cast({day} as date) then allocated_cost else 0 end) as cost_7d,
-           sum(case when day = cast({before} as date) then allocated_cost else 0 end) as cost_prev_7d
+           sum(case when day = {day} then allocated_cost else 0 end) as cost_7d,
+           sum(case when day = {before} then allocated_cost else 0 end) as cost_prev_7d
     from w group by customer_id, service_name
 ),
 ranked as (
@@ -136,7 +136,7 @@ ranked as (
 ),
 non_paying as (
     select distinct customer_id from {table('unit_cost')}
-    where day = cast({day} as date) and status = 'active' and not is_paying
+    where day = {day} and status = 'active' and not is_paying
 )
 select customer_id, service_name, cost_7d, cost_prev_7d from ranked where by_cost <= {top} or by_rise <= {top}
 union all

@@ -309,7 +309,7 @@ def scope_sql(scope: ScopeConfig | None, dialect: Dialect) -> str:
     if scope.segments:
         conditions.append(in_list("lower(segment)", [s.lower() for s in scope.segments], dialect))
     if scope.onboarded_since:
-        conditions.append(f"customer_since >= cast({dialect.text(scope.onboarded_since.isoformat())} as date)")
+        conditions.append(f"customer_since >= {dialect.date(scope.onboarded_since.isoformat())}")
     return f"coalesce(({' and '.join(conditions)}), false)"
 
 
@@ -380,7 +380,7 @@ from ranked where top_rank <= {TOP_CUSTOMERS}
 def _service_month(rollup: str, spec: dict, cfg: UnitcostConfig, table: Callable[[str], str], dialect: Dialect) -> str:
     customers = (
         f"select {', '.join(SERVICE_MONTH_CUSTOMER_COLUMNS)} from {table('customer_dimension')} "
-        f"where snapshot_date = cast({dialect.text(spec['day'])} as date)"
+        f"where snapshot_date = {dialect.date(spec['day'])}"
     )
     return _service_month_statement(rollup, customers, spec["history_days"], cfg, dialect)
 

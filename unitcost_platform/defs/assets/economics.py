@@ -1,6 +1,5 @@
 """Walk and Run: product cost against usage, segment economics, and cost in the business's own units."""
 
-
 import dagster as dg
 import polars as pl
 
