@@ -24,7 +24,8 @@ from unitcost_platform.contracts.focus import UNICODE_WHITESPACE
 from unitcost_platform.contracts.usage import USAGE_SCHEMA
 
 if TYPE_CHECKING:
-    from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
+    from unitcost_platform.config import UnitcostConfig
+    from unitcost_platform.config_pools import PoolConfig, PoolMatch
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def match_sql(match: "PoolMatch", dialect: Dialect) -> str:
 
 def pool_sql(pools: "list[PoolConfig]", dialect: Dialect) -> str:
     """The SQL twin of `transforms.pools.pool_expr`: direct, the first matching pool, or null."""
-    from unitcost_platform.config import DIRECT_POOL
+    from unitcost_platform.config_pools import DIRECT_POOL
 
     whens = "".join(f" when {match_sql(p.match, dialect)} then {dialect.text(p.name)}" for p in pools)
     return f"case when x_TenantId is not null then {dialect.text(DIRECT_POOL)}{whens} else null end"

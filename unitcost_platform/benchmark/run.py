@@ -25,7 +25,8 @@ from pathlib import Path
 
 import polars as pl
 
-from unitcost_platform.benchmark.stages import ALLOCATION_KEYS, ANOMALY_STAGE, FORECAST_STAGE
+from unitcost_platform.benchmark.ours import ALLOCATION_KEYS
+from unitcost_platform.benchmark.stages import ANOMALY_STAGE, FORECAST_STAGE
 from unitcost_platform.demo.scale import ScaleSpec, generate_scale
 
 SIZES: dict[str, ScaleSpec] = {

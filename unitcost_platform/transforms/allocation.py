@@ -11,10 +11,11 @@ equals the day's billed total.
 """
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from unitcost_platform.config import DIRECT_POOL, PoolConfig, UnitcostConfig
+from unitcost_platform.config_pools import DIRECT_POOL, PoolConfig
 from unitcost_platform.transforms.pools import match_expr, pool_expr
 from unitcost_platform.warehouse_sql import (
     Dialect,
@@ -23,6 +24,9 @@ from unitcost_platform.warehouse_sql import (
     pool_sql,
     usage_of_metrics,
 )
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import UnitcostConfig
 
 ALLOCATED_COST_SCHEMA: dict[str, pl.DataType] = {
     "day": pl.Date(),
@@ -259,7 +263,7 @@ def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column
     ]).cast(ALLOCATION_ITEMS_SCHEMA)  # fmt: skip
 
 
-def _allocation_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
+def _allocation_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:
     pools = cfg.resolved_pools()
     scopes = " || ".join(
         f"(case when x_TenantId is not null and {match_sql(p.direct_cost_scope, dialect)} "

@@ -19,7 +19,8 @@ import datetime as dt
 
 import polars as pl
 
-from unitcost_platform.config import PoolConfig, UnitcostConfig
+from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.config_pools import PoolConfig
 from unitcost_platform.transforms.allocation import BILLING_COLUMNS
 from unitcost_platform.transforms.pools import pool_expr
 from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery, in_list, pool_sql

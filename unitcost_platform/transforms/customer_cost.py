@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import polars as pl
 
-from unitcost_platform.config import DIRECT_POOL
+from unitcost_platform.config_pools import DIRECT_POOL
 
 # The grains the trailing-window assets read allocated_cost at, summed by the warehouse (defs/rollup.py):
 # only money that landed on a customer.

@@ -6,7 +6,7 @@ Out: the same rows with `pool`: `direct` for tenant-tagged cost, a pool name, or
 
 import polars as pl
 
-from unitcost_platform.config import DIRECT_POOL, PoolConfig, PoolMatch
+from unitcost_platform.config_pools import DIRECT_POOL, PoolConfig, PoolMatch
 
 
 def match_expr(match: PoolMatch) -> pl.Expr:

@@ -71,14 +71,14 @@ def test_the_equality_check_catches_a_moved_dollar_and_a_missing_key():
 def test_file_by_file_allocation_has_one_row_per_key_and_equals_the_whole_day(tmp_path):
     """The 100m size's path (ours_by_file): each file's sums are summed again, so allocation reads
     one row per key as from the warehouse, and gives what the whole-day read and the baseline give."""
-    from unitcost_platform.benchmark import stages
+    from unitcost_platform.benchmark import ours
     from unitcost_platform.benchmark.baseline import run_baseline
 
     spec = ScaleSpec(line_items_per_day=12_000, tenants=60, services=5, metrics=3, rows_per_file=3_000)
     data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
     assert len(list((data / "billing").glob("*.parquet"))) == 4
-    by_file = stages.ours(data, tmp_path / "by_file.parquet", by_file=True)
-    whole = stages.ours(data, tmp_path / "whole.parquet")
+    by_file = ours.ours(data, tmp_path / "by_file.parquet", by_file=True)
+    whole = ours.ours(data, tmp_path / "whole.parquet")
     assert by_file["line_items"] == whole["line_items"] == 12_000
     parts, day = pl.read_parquet(tmp_path / "by_file.parquet"), pl.read_parquet(tmp_path / "whole.parquet")
     keys = ["day", "customer_id", "tenant_id", "service_name", "pool"]
@@ -114,7 +114,23 @@ def test_each_worker_process_loads_what_its_kind_runs_and_nothing_more(tmp_path)
     ours = _modules_loaded_by_worker("ours", data, tmp_path / "ours.parquet")
     assert {"unitcost_platform.transforms.allocation", "unitcost_platform.sources.billing.files"} <= ours
     assert not {"scipy", "unitcost_platform.transforms.anomalies", "unitcost_platform.transforms.forecast"} & ours
+    # Nor unitcost.yaml's assembly from every connector (pydantic models of each source, requests):
+    # ours allocates with the default pools, as the baseline's SQL spells them.
+    assert not {"unitcost_platform.config", "unitcost_platform.sources.registry", "requests", "yaml"} & ours
     assert compare_allocations(pl.read_parquet(tmp_path / "ours.parquet"), pl.read_parquet(tmp_path / "baseline.parquet")) is None
+
+
+def test_ours_allocates_with_the_configs_defaults():
+    """Ours spells the defaults instead of loading unitcost.yaml's models: they are UnitcostConfig()'s."""
+    from unitcost_platform.benchmark import ours
+    from unitcost_platform.config import UnitcostConfig
+
+    defaults = UnitcostConfig()
+    assert ours.POOLS == defaults.resolved_pools()
+    assert [p.name for p in ours.POOLS] == ["default_compute_networking", "default_data", "default_other"]
+    assert ours.COST_COLUMN == defaults.billing.cost_column
+    assert ours.TENANT == defaults.tenant
+    assert ours.NON_PAYING == defaults.customers.non_paying_tiers
 
 
 def test_scale_data_has_the_asked_shape(tmp_path):

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from unitcost_platform.config import PoolConfig, PoolMatch
 from unitcost_platform.config_base import TenantConfig
+from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.defs.restatement import RESTATEMENT_SENSOR
 from unitcost_platform.errors import InputDataError
 from unitcost_platform.sources.billing.aws_exports import (

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from werkzeug import Response
 
-from unitcost_platform.config import PoolConfig, PoolMatch
+from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.sources.usage.opencost import OpenCostError, OpenCostSource, fetch_opencost
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import billing, customers

@@ -3,7 +3,8 @@
 import polars as pl
 import pytest
 
-from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
+from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import D, billing, customers, usage
 

@@ -5,7 +5,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
+from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.transforms import checks
 from unitcost_platform.transforms.coverage import tag_coverage
 from unitcost_platform.transforms.customer_cost import apply_rollup

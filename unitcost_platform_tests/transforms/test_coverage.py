@@ -6,7 +6,8 @@ import json
 import polars as pl
 import pytest
 
-from unitcost_platform.config import PoolConfig, PoolMatch, UnitcostConfig
+from unitcost_platform.config import UnitcostConfig
+from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.transforms.coverage import tag_coverage
 from unitcost_platform_tests.helpers import D, billing
 

@@ -4,7 +4,7 @@ own, direct-cost-proportional splits, blended drivers. Every case conserves the 
 import polars as pl
 import pytest
 
-from unitcost_platform.config import PoolConfig, PoolMatch
+from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.errors import ConfigError
 from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import D, billing, customers, usage
