@@ -30,6 +30,8 @@ service) over the 14 days ending at each day (the drivers). Out: `cost_anomalies
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -37,6 +39,10 @@ from scipy import stats
 
 from unitcost_platform.config import AnomaliesConfig, OwnersConfig
 from unitcost_platform.transforms.alerts import ServiceCosts, _service_changes, service_costs_of
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import UnitcostConfig
 
 BASELINE_DAYS = 28
 QUIET_DAYS = 7
@@ -80,7 +86,8 @@ def usage_rollup(metric: str) -> dict:
 
 
 def customer_units(usage: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
-    """(day, customer_id, units): the tenants' units (usage_rollup) summed per customer of that day."""
+    """(day, customer_id, units): the tenants' units (usage_rollup) summed per customer of that day;
+    the Polars twin of CUSTOMER_UNITS_QUERY."""
     return (
         usage.join(
             customers.select("snapshot_date", "tenant_id", "customer_id").unique(),
@@ -89,6 +96,30 @@ def customer_units(usage: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame
         .group_by(pl.col("usage_date").alias("day"), "customer_id")
         .agg(pl.col("units").sum())
     )  # fmt: skip
+
+
+CUSTOMER_UNITS_SCHEMA: dict[str, pl.DataType] = {"day": pl.Date(), "customer_id": pl.String(), "units": pl.Float64()}
+
+
+def _customer_units_statement(rollup: str, spec: dict, cfg: "UnitcostConfig", table: Callable[[str], str], dialect: Dialect) -> str:
+    """`customer_units` in the warehouse: usage_rollup's rows joined to customer_dimension's tenants of
+    the same days (only those days are scanned) and summed per customer."""
+    return f"""
+with usage as ({rollup})
+select u.usage_date as day, c.customer_id, sum(u.units) as units
+from usage as u
+join (
+    select distinct snapshot_date, tenant_id, customer_id from {table("customer_dimension")}
+    where snapshot_date >= (select min(usage_date) from usage) and snapshot_date <= (select max(usage_date) from usage)
+) as c on c.snapshot_date = u.usage_date and c.tenant_id = u.tenant_id
+group by u.usage_date, c.customer_id
+"""
+
+
+# tenant_usage's usage_rollup, reduced by the warehouse to one row per (day, customer) with the
+# customer_dimension of the same days: the rollup's `then` is CUSTOMER_UNITS_THEN.
+CUSTOMER_UNITS_QUERY = RollupQuery(CUSTOMER_UNITS_SCHEMA, _customer_units_statement)
+CUSTOMER_UNITS_THEN = {"query": "customer_units"}
 
 
 def nanmedian(values: np.ndarray, axis: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Unit-cost anomalies and margin forecasts of each day (transforms/anomalies.py, transforms/forecast.py).
 
-Both read unit_cost's trailing history (and, for anomalies, the unit metric's usage per tenant and
+Both read unit_cost's trailing history (and, for anomalies, the unit metric's usage per customer and
 the allocation per service, summed by the warehouse); their alerts reach people as ANOMALY and
 FORECAST rows of cost_alerts, delivered by the same sensor and ledger as every other alert.
 """
@@ -22,9 +22,9 @@ from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
 from unitcost_platform.transforms.anomalies import (
+    CUSTOMER_UNITS_THEN,
     DRIVER_DAYS,
     HISTORY_DAYS,
-    customer_units,
     usage_rollup,
 )
 from unitcost_platform.transforms.anomalies import cost_anomalies as compute_anomalies
@@ -52,13 +52,11 @@ def build_anomaly_assets(
                 partition_mapping=trailing_days(HISTORY_DAYS),
                 metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost"]},
             ),
+            # The unit metric per customer and day: tenants' sums joined to customer_dimension's
+            # tenants of the same days by the warehouse (one row per customer, not two per tenant).
             "tenant_usage": dg.AssetIn(
                 partition_mapping=trailing_days(HISTORY_DAYS),
-                metadata={ROLLUP_KEY: usage_rollup(anomalies.unit_metric)},
-            ),
-            "customer_dimension": dg.AssetIn(
-                partition_mapping=trailing_days(HISTORY_DAYS),
-                metadata={"columns": ["snapshot_date", "tenant_id", "customer_id"]},
+                metadata={ROLLUP_KEY: {**usage_rollup(anomalies.unit_metric), "then": CUSTOMER_UNITS_THEN}},
             ),
             # Read for the anomalous customers only, once they are known: their service drivers.
             "allocated_cost": dg.AssetIn(
@@ -67,6 +65,8 @@ def build_anomaly_assets(
                 metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
         },
+        # Read by tenant_usage's query (its tenants of the same days), not as an input of its own.
+        deps=[dg.AssetDep("customer_dimension", partition_mapping=trailing_days(HISTORY_DAYS))],
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def cost_anomalies(
@@ -74,7 +74,6 @@ def build_anomaly_assets(
         unitcost: UnitcostResource,
         unit_cost: pl.DataFrame,
         tenant_usage: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
         allocated_cost: RollupByKey,
     ) -> pl.DataFrame:
         """Each active customer's day against its own weekday-aware baseline: expected and actual
@@ -84,7 +83,7 @@ def build_anomaly_assets(
             cfg = unitcost.load_config()
         frame = compute_anomalies(
             unit_cost.select("day", "customer_id", "total_cost"),
-            customer_units(tenant_usage, customer_dimension),
+            tenant_usage,
             unit_cost,
             lambda customers: allocated_cost.rows("customer_id", customers),
             days,
