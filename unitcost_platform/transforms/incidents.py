@@ -129,18 +129,25 @@ def incident_alerts(history: pl.DataFrame, since: dt.date, through: dt.date, res
 
 def _incident_alerts_statement(rows: str, cfg, dialect: Dialect, since: str, through: str) -> str:
     """The SQL twin of `incident_alerts`: the alerts numbered into incidents with window functions
-    over every alert up to `through`, each alert's running state, and the rows from `since` on."""
+    over every alert up to `through` of the (family, key)s alerting from `since` on, each alert's
+    running state, and the rows from `since` on."""
     incident = "partition by family, _key, _n"
     running = "order by day, alert_id rows between unbounded preceding and current row"
     columns = ", ".join(COST_ALERTS_SCHEMA)
     gap = dialect.days_between("lag(day) over (partition by family, _key order by day, alert_id)", "day")
     return f"""
-with keyed as (
+with dated as (
     select {columns},
         case when alert_type in ('P1', 'P2') then 'COST_TO_MRR' else alert_type end as family,
         coalesce(customer_id, {dialect.text(SEGMENT_INCIDENT_KEY)}) as _key,
         case alert_type {" ".join(f"when {dialect.text(k)} then {v}" for k, v in SEVERITY_RANK.items())} else 0 end as unitcost_rank
     from ({rows}) as unitcost_rows where day <= {dialect.date(through)}
+), keyed as (
+    -- the whole history of the (family, key)s alerting from `since` on, the only ones whose incidents
+    -- can be alive; every window below is partitioned by them, so the others change nothing
+    select dated.* from dated join (
+        select distinct family, _key from dated where day >= {dialect.date(since)}
+    ) as alive on alive.family = dated.family and alive._key = dated._key
 ), flagged as (
     select *, case when {gap} is null or {gap} > {int(cfg.alerts.resolve_after_days)} then 1 else 0 end as unitcost_new
     from keyed
