@@ -126,11 +126,11 @@ def test_ours_allocates_with_the_configs_defaults():
     from unitcost_platform.config import UnitcostConfig
 
     defaults = UnitcostConfig()
-    assert ours.POOLS == defaults.resolved_pools()
+    assert defaults.resolved_pools() == ours.POOLS
     assert [p.name for p in ours.POOLS] == ["default_compute_networking", "default_data", "default_other"]
-    assert ours.COST_COLUMN == defaults.billing.cost_column
-    assert ours.TENANT == defaults.tenant
-    assert ours.NON_PAYING == defaults.customers.non_paying_tiers
+    assert defaults.billing.cost_column == ours.COST_COLUMN
+    assert defaults.tenant == ours.TENANT
+    assert defaults.customers.non_paying_tiers == ours.NON_PAYING
 
 
 def test_scale_data_has_the_asked_shape(tmp_path):
