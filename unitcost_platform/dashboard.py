@@ -16,7 +16,11 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
-from unitcost_platform.transforms.daily_series import CROSSING_DAYS, unit_cost_daily
+from unitcost_platform.transforms.daily_series import (
+    CROSSING_DAYS,
+    forecast_crossings,
+    unit_cost_daily,
+)
 
 PAYING_COLORS = {"paying": "#1f77b4", "non-paying": "#ff7f0e"}
 TOP_CUSTOMERS = 20
@@ -382,12 +386,10 @@ def anomaly_impact(anomalies: pl.DataFrame, xrange: tuple[dt.date, dt.date] | No
     return _over_time(fig, title, xrange, barmode="relative", yaxis={"title": "USD per day", "tickprefix": "$"})
 
 
-def projected_crossings(forecast: pl.DataFrame, p1: float, p2: float, days: int = CROSSING_DAYS) -> go.Figure:
-    """Customers projected to cross P2 or P1 within `days`: cost-to-MRR today and in 30 days, with
-    the 80% interval of the projection, against the two lines."""
-    soon = forecast.filter(
-        pl.col("days_to_p2").is_between(1, days) | pl.col("days_to_p1").is_between(1, days)
-    ).sort("days_to_p2", "days_to_p1", nulls_last=True)
+def projected_crossings(forecast: pl.DataFrame, p1: float, p2: float) -> go.Figure:
+    """Customers projected to cross P2 or P1 within CROSSING_DAYS: cost-to-MRR today and in 30 days,
+    with the 80% interval of the projection, against the two lines."""
+    soon = forecast_crossings(forecast).sort("days_to_p2", "days_to_p1", nulls_last=True)
     labels = [f"{n} ({d if d is not None else '-'} d to P2)" for n, d in zip(soon["customer_name"], soon["days_to_p2"], strict=True)]
     fig = go.Figure()
     fig.add_scatter(x=soon["cost_to_mrr"].to_list(), y=labels, mode="markers", name="today", marker={"size": 10})
@@ -400,7 +402,7 @@ def projected_crossings(forecast: pl.DataFrame, p1: float, p2: float, days: int 
     )  # fmt: skip
     for value, name in ((p2, "P2"), (p1, "P1")):
         fig.add_vline(x=value, line_dash="dash", annotation_text=name)
-    title = f"Projected to cross P2/P1 within {days} days: {soon.height} customer(s)"
+    title = f"Projected to cross P2/P1 within {CROSSING_DAYS} days: {soon.height} customer(s)"
     return _layout(fig, title, xaxis={"title": "cost to MRR", "tickformat": ".0%"}, yaxis={"autorange": "reversed"})
 
 
