@@ -102,6 +102,9 @@ def ours(data: Path, out: Path, with_unit_cost: bool = False, by_file: bool = Fa
     seconds = time.perf_counter() - start
     figure = Figure("ours", seconds, lines, peak_mib(), True)
     if past is None:  # what the parent compares with the baseline's six columns: both write the same
-        result = result.select(*ALLOCATION_KEYS, "allocated_cost")
+        # Columns taken as they are: allocate's columns come from frames chunked differently (the
+        # pools' splits and the direct costs), and `select` aligns their chunks by copying every
+        # row first (0.55 s of the 10M process, 7.1M rows, measured 2026-12-07).
+        result = result[[*ALLOCATION_KEYS, "allocated_cost"]]
     result.write_parquet(out)
     return {"figures": [figure.as_dict()], "line_items": lines, "result_rows": result.height}
