@@ -1,7 +1,7 @@
 """Unit-cost anomalies and margin forecasts of each day (transforms/anomalies.py, transforms/forecast.py).
 
-Both read unit_cost's trailing history (and, for anomalies, the unit metric's usage per customer and
-the allocation per service, summed by the warehouse); their alerts reach people as ANOMALY and
+Both read unit_cost's trailing history (and, for anomalies, the unit metric's usage per customer,
+which unit_cost holds for requests, and the allocation per service, summed by the warehouse); their alerts reach people as ANOMALY and
 FORECAST rows of cost_alerts, delivered by the same sensor and ledger as every other alert.
 """
 
@@ -31,6 +31,7 @@ from unitcost_platform.transforms.anomalies import cost_anomalies as compute_ano
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
 from unitcost_platform.transforms.forecast import history_days
 from unitcost_platform.transforms.forecast import margin_forecast as compute_forecast
+from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
 
 GROUP = "unit_cost"
 FORECAST_LIST_DAYS = 30
@@ -46,18 +47,30 @@ def build_anomaly_assets(
     """The two assets; the unit metric and the forecast horizon size their inputs, so they are read
     from the config when the definitions load (as the dashboard's days are)."""
 
+    # The unit metric per customer and day. unit_cost holds the requests of each customer's tenants
+    # of the day (0 without usage, which the model counts as no units, as it counts a missing day),
+    # so with the default unit metric they come with the cost, in the same rows. Another metric
+    # is tenant_usage's sums per tenant joined to customer_dimension's tenants of the same days by
+    # the warehouse (one row per customer and day).
+    units_in_unit_cost = anomalies.unit_metric == REQUESTS_METRIC
+    window = trailing_days(HISTORY_DAYS)
+    units_input = {} if units_in_unit_cost else {
+        "tenant_usage": dg.AssetIn(
+            partition_mapping=window,
+            metadata={ROLLUP_KEY: {**usage_rollup(anomalies.unit_metric), "then": CUSTOMER_UNITS_THEN}},
+        ),
+    }  # fmt: skip
+    # Upstreams read through unit_cost, or by tenant_usage's query, not as inputs of their own.
+    units_deps = ["customer_dimension"] + (["tenant_usage"] if units_in_unit_cost else [])
+
     @dg.asset(
         ins={
             "unit_cost": dg.AssetIn(
-                partition_mapping=trailing_days(HISTORY_DAYS),
-                metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost"]},
+                partition_mapping=window,
+                metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost",
+                                      *([REQUESTS_METRIC] if units_in_unit_cost else [])]},
             ),
-            # The unit metric per customer and day: tenants' sums joined to customer_dimension's
-            # tenants of the same days by the warehouse (one row per customer, not two per tenant).
-            "tenant_usage": dg.AssetIn(
-                partition_mapping=trailing_days(HISTORY_DAYS),
-                metadata={ROLLUP_KEY: {**usage_rollup(anomalies.unit_metric), "then": CUSTOMER_UNITS_THEN}},
-            ),
+            **units_input,
             # Read for the anomalous customers only, once they are known: their service drivers.
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(DRIVER_DAYS),
@@ -65,25 +78,28 @@ def build_anomaly_assets(
                 metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
         },
-        # Read by tenant_usage's query (its tenants of the same days), not as an input of its own.
-        deps=[dg.AssetDep("customer_dimension", partition_mapping=trailing_days(HISTORY_DAYS))],
+        deps=[dg.AssetDep(name, partition_mapping=window) for name in units_deps],
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
-    )
+    )  # fmt: skip
     def cost_anomalies(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
         unit_cost: pl.DataFrame,
-        tenant_usage: pl.DataFrame,
         allocated_cost: RollupByKey,
+        **usage: pl.DataFrame,  # tenant_usage's units per customer, for another unit metric
     ) -> pl.DataFrame:
         """Each active customer's day against its own weekday-aware baseline: expected and actual
         cost, the price/volume decomposition, the robust score and the anomaly (first day of a shift)."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
+        units = (
+            usage["tenant_usage"] if usage
+            else unit_cost.select("day", "customer_id", pl.col(REQUESTS_METRIC).alias("units"))
+        )  # fmt: skip
         frame = compute_anomalies(
             unit_cost.select("day", "customer_id", "total_cost"),
-            tenant_usage,
+            units,
             unit_cost,
             lambda customers: allocated_cost.rows("customer_id", customers),
             days,
