@@ -1,8 +1,9 @@
 """Unit-cost anomalies and margin forecasts of each day (transforms/anomalies.py, transforms/forecast.py).
 
-Both read unit_cost's trailing history (and, for anomalies, the unit metric's usage per customer,
-which unit_cost holds for requests, and the allocation per service, summed by the warehouse); their alerts reach people as ANOMALY and
-FORECAST rows of cost_alerts, delivered by the same sensor and ledger as every other alert.
+Both read unit_cost's trailing history. Anomalies also need the unit metric's usage per customer
+(unit_cost holds requests; another metric is summed by the warehouse) and the allocation per
+service. Their alerts reach people as ANOMALY and FORECAST rows of cost_alerts, delivered by the
+same sensor and ledger as every other alert.
 """
 
 import dagster as dg
