@@ -4,13 +4,20 @@ In: customer_daily_cost over the trailing 30 days of the computed days, the days
 materialized (history is read from the data: days before the first partition are simply absent),
 customer_dimension for the days and for seven days earlier, tenant_usage and the provisional flags
 of the days. Out: `unit_cost`, one row per (day, customer) of the day's customer dimension.
+
+A daily run reads the window's sums instead of its 30 days of rows (`DayWindows`): what a customer
+cost on the day, over the window's materialized days and over the two weeks of the 7-day trend, a
+row per customer each, summed by the warehouse; only the customers who became customers inside the
+window (their run rate counts the days since) are read day by day.
 """
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from unitcost_platform.transforms.customer_cost import customer_daily_cost
 from unitcost_platform.transforms.windows import shifted, window_sums
 from unitcost_platform.warehouse_sql import usage_of_metrics
 
@@ -44,6 +51,36 @@ UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
     "mrr_growth_7d": pl.Float64(),
     "is_provisional": pl.Boolean(),
 }
+
+
+@dataclass(frozen=True)
+class DayWindows:
+    """One day D's allocated_cost at CUSTOMER_DAY_ROLLUP as the warehouse sums it (`day_windows`
+    says which windows): `day` D's own rows; `month` per customer over the materialized days of the
+    30 ending at D; `weeks` per customer over the 7 days ending at D and at D-7 (the window column
+    holding the end); `joined` the daily rows of the customers whose customer_since falls inside the
+    month (their run rate counts the days since only)."""
+
+    day: pl.DataFrame
+    month: pl.DataFrame
+    weeks: pl.DataFrame
+    joined: pl.DataFrame
+
+
+def day_windows(day: dt.date, present_days: set[dt.date]) -> dict[str, dict[dt.date, list[dt.date]]]:
+    """The windows DayWindows' frames sum, as {end: days}: `day`, `month` and `weeks`."""
+    first = day - dt.timedelta(days=RUN_RATE_DAYS - 1)
+    month = [d for d in sorted(set(present_days) | {day}) if first <= d <= day]
+    week = lambda end: [end - dt.timedelta(days=k) for k in range(TREND_DAYS)]  # noqa: E731
+    before = day - dt.timedelta(days=TREND_DAYS)
+    return {"day": {day: [day]}, "month": {day: month}, "weeks": {day: week(day), before: week(before)}}
+
+
+def joined_in_month(customers: pl.DataFrame, day: dt.date) -> list[str]:
+    """The customers of `day` whose customer_since is after the month's first day: DayWindows.joined."""
+    first = day - dt.timedelta(days=RUN_RATE_DAYS - 1)
+    of_day = customers.filter(pl.col("snapshot_date") == day)
+    return sorted(of_day.filter(pl.col("customer_since") > first)["customer_id"].unique().to_list())
 
 
 def _customers_of_days(customers: pl.DataFrame) -> pl.DataFrame:
@@ -107,8 +144,51 @@ def _trailing(
     return pl.concat(frames)
 
 
+def _trailing_of_day(windows: DayWindows, present_days: set[dt.date], day: dt.date, since: pl.DataFrame) -> pl.DataFrame:
+    """`_trailing`'s figures of one day from its window sums (DayWindows): the same days counted,
+    added in the warehouse's order instead of as differences of running totals."""
+    first = day - dt.timedelta(days=RUN_RATE_DAYS - 1)
+    customers = since.sort("customer_id")
+    offset = (
+        customers.select((pl.col("customer_since") - pl.lit(first)).dt.total_days().fill_null(-1).clip(-1, RUN_RATE_DAYS))
+        .to_series()
+        .to_numpy()
+    )
+    present = np.array([first + dt.timedelta(days=i) in present_days for i in range(RUN_RATE_DAYS)])
+    eligible = present[None, :] & (np.arange(RUN_RATE_DAYS)[None, :] >= offset[:, None])
+    total = (pl.col("direct_cost") + pl.col("shared_cost")).alias("_cost")
+    month = windows.month.select("customer_id", total)
+    week = lambda end, name: windows.weeks.filter(pl.col("day") == end).select("customer_id", total.alias(name))  # noqa: E731
+    # Those who became customers inside the month: their days since (as `eligible` counts them).
+    since_joined = (
+        windows.joined.filter(pl.col("day").is_in(sorted(present_days)) & pl.col("day").is_between(first, day))
+        .join(customers, on="customer_id")
+        .filter(pl.col("customer_since").is_null() | (pl.col("day") >= pl.col("customer_since")))
+        .group_by("customer_id")
+        .agg(total.sum().alias("_since"))
+    )
+    return (
+        customers.select(
+            pl.lit(day).alias("day"), "customer_id",
+            pl.Series("_offset", offset),
+            pl.Series("history_days", eligible.sum(axis=1).astype(np.int64)),
+            pl.Series("_eligible14", eligible[:, -2 * TREND_DAYS :].sum(axis=1).astype(np.int64)),
+        )
+        .join(month, on="customer_id", how="left")
+        .join(since_joined, on="customer_id", how="left")
+        .join(week(day, "cost_7d"), on="customer_id", how="left")
+        .join(week(day - dt.timedelta(days=TREND_DAYS), "cost_prev_7d"), on="customer_id", how="left")
+        .select(
+            "day", "customer_id",
+            pl.when(pl.col("_offset") > 0).then(pl.col("_since")).otherwise(pl.col("_cost")).fill_null(0.0).alias("_sum30"),
+            "history_days", "_eligible14",
+            pl.col("cost_7d", "cost_prev_7d").fill_null(0.0),
+        )
+    )  # fmt: skip
+
+
 def unit_cost(
-    daily: pl.DataFrame,
+    daily: pl.DataFrame | DayWindows,
     present_days: set[dt.date],
     customers: pl.DataFrame,
     customers_week_ago: pl.DataFrame,
@@ -116,10 +196,16 @@ def unit_cost(
     provisional_days: set[dt.date],
     days: list[dt.date],
 ) -> pl.DataFrame:
+    """`daily`: customer_daily_cost over the trailing window of every day, or one day's DayWindows."""
     present = set(present_days) | set(days)
     base = _customers_of_days(customers.filter(pl.col("snapshot_date").is_in(days)))
     since = base.group_by("customer_id").agg(pl.col("customer_since").first())
-    trailing = _trailing(daily, present, days, since)
+    if isinstance(daily, DayWindows):
+        (day,) = days
+        trailing = _trailing_of_day(daily, present, day, since)
+        daily = customer_daily_cost(daily.day)
+    else:
+        trailing = _trailing(daily, present, days, since)
 
     requests = (
         usage.filter((pl.col("metric") == REQUESTS_METRIC) & pl.col("usage_date").is_in(days))

@@ -137,9 +137,9 @@ def test_pipeline_on_snowflake_equals_duckdb(snowflake_env, small_saas, make_set
         restored = restore(snow, table)
         assert_frame_equal(restored.sort(restored.columns, nulls_last=True), duck, rel_tol=1e-12, abs_tol=1e-12)
     # A daily run of the last day computes service_unit_cost and the alerts' drivers in the warehouse
-    # (SERVICE_MONTH_QUERY joined to customer_dimension's table, ALERT_DRIVERS_QUERY to unit_cost's):
-    # the same rows as the range run.
-    tables = ["service_unit_cost", "cost_alerts"]
+    # (SERVICE_MONTH_QUERY joined to customer_dimension's table, ALERT_DRIVERS_QUERY to unit_cost's),
+    # and unit_cost from its windows' sums: the same rows as the range run.
+    tables = ["service_unit_cost", "cost_alerts", "unit_cost"]
     before = {t: restore(read_snowflake(t), t) for t in tables}
     instance = dg.DagsterInstance.ephemeral()
     daily = job.execute_in_process(
@@ -149,10 +149,12 @@ def test_pipeline_on_snowflake_equals_duckdb(snowflake_env, small_saas, make_set
     messages = [entry.user_message for entry in instance.all_logs(daily.run_id)]
     for query in ("service_month", "alert_drivers"):
         assert [m for m in messages if f"reduced by {query}" in m and "rows of allocated_cost" in m], messages
+    unit_reads = [e.user_message for e in instance.all_logs(daily.run_id) if e.step_key == "unit_cost"]
+    assert len([m for m in unit_reads if "rows of allocated_cost" in m and "window(s)" in m]) == 3, unit_reads
     assert before["cost_alerts"].filter(pl.col("day") == DAYS[-1]).height > 0
     for table in tables:
         after = restore(read_snowflake(table), table)
-        keys = ["day", "service_name"] if table == "service_unit_cost" else ["day", "alert_id"]
+        keys = {"service_unit_cost": ["day", "service_name"], "cost_alerts": ["day", "alert_id"]}.get(table, ["day", "customer_id"])
         assert_frame_equal(after.sort(keys), before[table].sort(keys), rel_tol=1e-9, abs_tol=1e-9)
 
 def test_a_rollup_read_by_key_returns_only_the_asked_keys_on_snowflake(snowflake_env):

@@ -1,6 +1,7 @@
 """Unit cost: run rate over the days materialized, 7-day growth only on full history (docs/design.md §6)."""
 
 import datetime as dt
+import random
 
 import polars as pl
 import pytest
@@ -10,7 +11,9 @@ from unitcost_platform.transforms.customer_cost import (
     CUSTOMER_DAY_ROLLUP,
     apply_rollup,
     customer_daily_cost,
+    window_spec,
 )
+from unitcost_platform.transforms.unit_cost import DayWindows, day_windows, joined_in_month
 from unitcost_platform.transforms.unit_cost import unit_cost as compute_unit_cost
 from unitcost_platform_tests.helpers import D, customers, usage
 
@@ -134,3 +137,62 @@ def test_range_computes_each_day_like_single_days():
         single = unit_cost(history, {d for d in days if d <= day}, customers(CUST, [day]),
                            customers(CUST, [day - dt.timedelta(days=7)]), usage([]), set(), [day])  # fmt: skip
         assert_frame_equal(ranged.filter(pl.col("day") == day), single, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def windowed(allocated: pl.DataFrame, present: set[dt.date], *args, day: dt.date = D) -> pl.DataFrame:
+    """A daily run's read: the window sums the warehouse returns (apply_rollup is the IO manager's
+    rollup query in Polars, windows included) and the rows of the customers who joined in the month."""
+    rollup = lambda spans: apply_rollup(allocated, {**CUSTOMER_DAY_ROLLUP, "windows": window_spec("day", spans)})  # noqa: E731
+    month = allocated.filter(pl.col("day").is_between(day - dt.timedelta(days=29), day))
+    joined = joined_in_month(args[0], day)
+    costs = DayWindows(
+        **{name: rollup(spans) for name, spans in day_windows(day, present).items()},
+        joined=apply_rollup(month.filter(pl.col("customer_id").is_in(joined)), CUSTOMER_DAY_ROLLUP),
+    )
+    return compute_unit_cost(costs, present, *args, [day])
+
+
+def test_a_daily_run_from_window_sums_counts_a_new_customer_from_its_first_day():
+    since = D - dt.timedelta(days=5)
+    days = _days(30)
+    costs = [1.0] * 24 + [3.0] * 6  # tagged before it became a customer: in its trend, not its run rate
+    cust = [{"customer_id": "C2", "tenant_id": "t2", "mrr": 100, "valid_from": since}] + CUST
+    allocated = _allocated({"C2": costs, "C1": [2.0] * 30}, days)
+    out = windowed(allocated, set(days), customers(cust), customers([]), usage([]), set())
+    new, old = _row(out, "C2"), _row(out, "C1")
+    assert (new["history_days"], new["monthly_run_rate"], new["total_cost"]) == (6, pytest.approx(90.0), 3.0)
+    assert (new["cost_7d"], new["cost_prev_7d"]) == (pytest.approx(1.0 + 6 * 3.0), pytest.approx(7.0))
+    assert (old["history_days"], old["monthly_run_rate"], old["cost_growth_7d"]) == (30, pytest.approx(60.0), 0.0)
+
+
+def test_a_daily_run_from_window_sums_equals_the_days_rows():
+    """Random customers, joining before, inside and after the month or never dated, with days not
+    materialized (rows on some of them too): every figure of each of 10 days as from the rows."""
+    rng = random.Random(7)
+    days = _days(45)
+    present = {d for d in days if rng.random() > 0.15} | {days[-1]}
+    cust = []
+    for i in range(40):
+        offset = rng.choice([None, 60, 35, 29, 20, 10, 3, 0, -2])
+        since = None if offset is None else D - dt.timedelta(days=offset)
+        cust.append({"customer_id": f"C{i:02}", "tenant_id": f"t{i:02}", "mrr": rng.choice([0, 50, 400]),
+                     **({"valid_from": since} if since else {})})  # fmt: skip
+    rows = [
+        {"day": d, "customer_id": c["customer_id"], "pool": rng.choice(["direct", "nat_gateway"]),
+         "allocated_cost": round(rng.uniform(0, 40), 2), "unallocated_reason": None}
+        for d in days for c in cust if rng.random() < 0.8 and (d in present or rng.random() < 0.3)
+    ]  # fmt: skip
+    allocated = pl.DataFrame(rows, schema={"day": pl.Date, "customer_id": pl.String, "pool": pl.String,
+                                           "allocated_cost": pl.Float64, "unallocated_reason": pl.String})  # fmt: skip
+    checked, joined = 0, 0
+    for day in days[-10:]:
+        of_day = customers(cust, [day])
+        week_ago = customers(cust, [day - dt.timedelta(days=7)])
+        window = {d for d in present if d <= day} | {day}
+        history = allocated.filter(pl.col("day") <= day)
+        expected = unit_cost(history, window, of_day, week_ago, usage([]), set(), [day])
+        got = windowed(history, window, of_day, week_ago, usage([]), set(), day=day)
+        assert_frame_equal(got, expected, rel_tol=1e-12, abs_tol=1e-12)
+        checked += expected.height
+        joined += len(joined_in_month(of_day, day))
+    assert checked >= 250 and joined >= 30  # customers of the days, and those read day by day

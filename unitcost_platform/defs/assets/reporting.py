@@ -17,7 +17,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import and_days_before, days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
+from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, MAX_KEYS, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.alerts import (
     DriverCandidates,
     ReadOnce,
@@ -31,10 +31,17 @@ from unitcost_platform.transforms.customer_cost import (
     CUSTOMER_DAY_ROLLUP,
     CUSTOMER_SERVICE_ROLLUP,
     customer_daily_cost,
+    window_spec,
 )
 from unitcost_platform.transforms.growth import LOOKBACK_DAYS, WINDOW_DAYS
 from unitcost_platform.transforms.growth import growth_efficiency as compute_growth
-from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
+from unitcost_platform.transforms.unit_cost import (
+    RUN_RATE_DAYS,
+    TREND_DAYS,
+    DayWindows,
+    day_windows,
+    joined_in_month,
+)
 from unitcost_platform.transforms.unit_cost import unit_cost as compute_unit_cost
 
 GROUP = "unit_cost"
@@ -65,9 +72,11 @@ def build_reporting_assets(
     @dg.asset(
         ins={
             # 30 days of allocation rows summed by the warehouse to one row per customer and day
-            # (direct and shared): the run rate reads that, not 30 days of tenant-level detail.
+            # (direct and shared): a range run reads that; a daily run reads its windows' sums, a
+            # row per customer each (DayWindows), and the days of the customers who joined inside it.
             "allocated_cost": dg.AssetIn(
                 partition_mapping=trailing_days(RUN_RATE_DAYS),
+                input_manager_key=BY_KEY,
                 metadata={ROLLUP_KEY: CUSTOMER_DAY_ROLLUP},
             ),
             "tag_coverage": materialized_days_in(RUN_RATE_DAYS),
@@ -82,7 +91,7 @@ def build_reporting_assets(
     def unit_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        allocated_cost: pl.DataFrame,
+        allocated_cost: RollupByKey,
         tag_coverage: pl.DataFrame,
         customer_dimension: ByDay,
         tenant_usage: pl.DataFrame,
@@ -97,8 +106,20 @@ def build_reporting_assets(
         week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
         customers = customer_dimension.days(and_days_before(days, TREND_DAYS))
         provisional = set(raw_billing.filter(~pl.col("x_IsFinal"))["x_ChargeDate"].unique().to_list())
+        joined = joined_in_month(customers, days[0]) if len(days) == 1 else None
+        of_day = customers.filter(pl.col("snapshot_date") == days[0])["customer_id"].n_unique()
+        if joined is not None and len(joined) <= min(MAX_KEYS, of_day // 2):
+            # A daily run where most customers predate the month: a row per customer and window, and
+            # the days of the few who joined inside it. Otherwise (a range run, or a month most
+            # customers joined in) the days' rows are the smaller read.
+            costs = DayWindows(
+                **{name: allocated_cost.windows(window_spec("day", spans)) for name, spans in day_windows(days[0], present).items()},
+                joined=allocated_cost.rows("customer_id", joined),
+            )  # fmt: skip
+        else:
+            costs = customer_daily_cost(allocated_cost.all())
         frame = compute_unit_cost(
-            customer_daily_cost(allocated_cost),
+            costs,
             present,
             customers.filter(pl.col("snapshot_date").is_in(days)),
             customers.filter(pl.col("snapshot_date").is_in(week_ago)),
