@@ -6,9 +6,9 @@ customer_dimension for the days and for seven days earlier, tenant_usage and the
 of the days. Out: `unit_cost`, one row per (day, customer) of the day's customer dimension.
 
 A daily run reads the window's sums instead of its 30 days of rows (`DayWindows`): what a customer
-cost on the day, over the window's materialized days and over the two weeks of the 7-day trend, a
-row per customer each, summed by the warehouse; only the customers who became customers inside the
-window (their run rate counts the days since) are read day by day.
+cost on the day, and over the two weeks of the 7-day trend and the month's materialized days before
+them, a row per customer and window, summed by the warehouse; only the customers who became
+customers inside the window (their run rate counts the days since) are read day by day.
 """
 
 import datetime as dt
@@ -56,24 +56,29 @@ UNIT_COST_SCHEMA: dict[str, pl.DataType] = {
 @dataclass(frozen=True)
 class DayWindows:
     """One day D's allocated_cost at CUSTOMER_DAY_ROLLUP as the warehouse sums it (`day_windows`
-    says which windows): `day` D's own rows; `month` per customer over the materialized days of the
-    30 ending at D; `weeks` per customer over the 7 days ending at D and at D-7 (the window column
-    holding the end); `joined` the daily rows of the customers whose customer_since falls inside the
-    month (their run rate counts the days since only)."""
+    says which windows): `day` D's own rows; `weeks` per customer over the 7 days ending at D and at
+    D-7 (the window column holding the end) and, when those 14 days are all materialized, over the
+    month's materialized days before them (end D-14), so that one scan gives the month too;
+    otherwise `month` per customer over the month's materialized days. `joined` the daily rows of the
+    customers whose customer_since falls inside the month (their run rate counts the days since)."""
 
     day: pl.DataFrame
-    month: pl.DataFrame
     weeks: pl.DataFrame
     joined: pl.DataFrame
+    month: pl.DataFrame | None = None
 
 
 def day_windows(day: dt.date, present_days: set[dt.date]) -> dict[str, dict[dt.date, list[dt.date]]]:
-    """The windows DayWindows' frames sum, as {end: days}: `day`, `month` and `weeks`."""
+    """The windows DayWindows' frames sum, as {end: days}: `day`, `weeks` and, when a day of the
+    trend's two weeks is not materialized, `month`."""
     first = day - dt.timedelta(days=RUN_RATE_DAYS - 1)
     month = [d for d in sorted(set(present_days) | {day}) if first <= d <= day]
     week = lambda end: [end - dt.timedelta(days=k) for k in range(TREND_DAYS)]  # noqa: E731
-    before = day - dt.timedelta(days=TREND_DAYS)
-    return {"day": {day: [day]}, "month": {day: month}, "weeks": {day: week(day), before: week(before)}}
+    before, earlier = day - dt.timedelta(days=TREND_DAYS), day - dt.timedelta(days=2 * TREND_DAYS)
+    weeks = {day: week(day), before: week(before)}
+    if set(week(day) + week(before)) <= set(month):  # the month is the two weeks and its days before
+        return {"day": {day: [day]}, "weeks": weeks | {earlier: [d for d in month if d <= earlier]}}
+    return {"day": {day: [day]}, "weeks": weeks, "month": {day: month}}
 
 
 def joined_in_month(customers: pl.DataFrame, day: dt.date) -> list[str]:
@@ -157,7 +162,10 @@ def _trailing_of_day(windows: DayWindows, present_days: set[dt.date], day: dt.da
     present = np.array([first + dt.timedelta(days=i) in present_days for i in range(RUN_RATE_DAYS)])
     eligible = present[None, :] & (np.arange(RUN_RATE_DAYS)[None, :] >= offset[:, None])
     total = (pl.col("direct_cost") + pl.col("shared_cost")).alias("_cost")
-    month = windows.month.select("customer_id", total)
+    month = (
+        windows.weeks.group_by("customer_id").agg(total.sum())  # the two weeks and the days before
+        if windows.month is None else windows.month.select("customer_id", total)
+    )  # fmt: skip
     week = lambda end, name: windows.weeks.filter(pl.col("day") == end).select("customer_id", total.alias(name))  # noqa: E731
     # Those who became customers inside the month: their days since (as `eligible` counts them).
     since_joined = (

@@ -150,7 +150,7 @@ def test_pipeline_on_snowflake_equals_duckdb(snowflake_env, small_saas, make_set
     for query in ("service_month", "alert_drivers"):
         assert [m for m in messages if f"reduced by {query}" in m and "rows of allocated_cost" in m], messages
     unit_reads = [e.user_message for e in instance.all_logs(daily.run_id) if e.step_key == "unit_cost"]
-    assert len([m for m in unit_reads if "rows of allocated_cost" in m and "window(s)" in m]) == 3, unit_reads
+    assert len([m for m in unit_reads if "rows of allocated_cost" in m and "window(s)" in m]) == 2, unit_reads
     assert before["cost_alerts"].filter(pl.col("day") == DAYS[-1]).height > 0
     for table in tables:
         after = restore(read_snowflake(table), table)

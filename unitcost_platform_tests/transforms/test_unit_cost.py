@@ -184,15 +184,19 @@ def test_a_daily_run_from_window_sums_equals_the_days_rows():
     ]  # fmt: skip
     allocated = pl.DataFrame(rows, schema={"day": pl.Date, "customer_id": pl.String, "pool": pl.String,
                                            "allocated_cost": pl.Float64, "unallocated_reason": pl.String})  # fmt: skip
-    checked, joined = 0, 0
-    for day in days[-10:]:
-        of_day = customers(cust, [day])
-        week_ago = customers(cust, [day - dt.timedelta(days=7)])
-        window = {d for d in present if d <= day} | {day}
-        history = allocated.filter(pl.col("day") <= day)
-        expected = unit_cost(history, window, of_day, week_ago, usage([]), set(), [day])
-        got = windowed(history, window, of_day, week_ago, usage([]), set(), day=day)
-        assert_frame_equal(got, expected, rel_tol=1e-12, abs_tol=1e-12)
-        checked += expected.height
-        joined += len(joined_in_month(of_day, day))
-    assert checked >= 250 and joined >= 30  # customers of the days, and those read day by day
+    checked, joined, paths = 0, 0, set()
+    # Days missing from the two weeks (the month read apart), and every day materialized (the month
+    # from the weeks' scan).
+    for materialized in (present, set(days)):
+        for day in days[-10:]:
+            of_day = customers(cust, [day])
+            week_ago = customers(cust, [day - dt.timedelta(days=7)])
+            window = {d for d in materialized if d <= day} | {day}
+            history = allocated.filter(pl.col("day") <= day)
+            expected = unit_cost(history, window, of_day, week_ago, usage([]), set(), [day])
+            got = windowed(history, window, of_day, week_ago, usage([]), set(), day=day)
+            assert_frame_equal(got, expected, rel_tol=1e-12, abs_tol=1e-12)
+            checked += expected.height
+            joined += len(joined_in_month(of_day, day))
+            paths.add("month" in day_windows(day, window))
+    assert checked >= 500 and joined >= 60 and paths == {True, False}
