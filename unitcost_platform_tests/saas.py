@@ -26,6 +26,14 @@ FILE_ASSETS = ["unit_cost_dashboard"]
 DAY_COLUMN = {"raw_billing": "x_ChargeDate", "tenant_usage": "usage_date", "customer_dimension": "snapshot_date"}
 
 
+# The small SaaS's customers: a tenant each, no valid_from (customers since before any data).
+CUSTOMERS = [
+    {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
+    {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 900, "status": "active"},
+    {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
+]  # fmt: skip
+
+
 def write_small_saas(root: Path) -> Path:
     """Billing (two CSV files), usage and customers of 16 days; C2's cost doubles in the last week."""
     billing, use = [], []
@@ -45,11 +53,7 @@ def write_small_saas(root: Path) -> Path:
     focus_csv(root / "billing" / "march-a.csv", billing[: len(billing) // 2])
     focus_csv(root / "billing" / "march-b.csv", billing[len(billing) // 2 :])
     write_usage_csv(root / "usage" / "usage.csv", use)
-    write_customers_csv(root / "customers.csv", [
-        {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
-        {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 900, "status": "active"},
-        {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
-    ])  # fmt: skip
+    write_customers_csv(root / "customers.csv", CUSTOMERS)
     config = root / "unitcost.yaml"
     config.write_text(
         "pools:\n"

@@ -95,6 +95,19 @@ def _customers_of_days(customers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _eligible(customers: pl.DataFrame, present: np.ndarray, first: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """Which (customer, calendar day from `first`) count towards the run rate: the day is
+    materialized (`present`) and the customer existed (customer_since; none: every day). Also each
+    customer's offset of customer_since in the calendar (-1 when none or before it)."""
+    n_days = present.shape[0]
+    offset = (
+        customers.select((pl.col("customer_since") - pl.lit(first)).dt.total_days().fill_null(-1).clip(-1, n_days))
+        .to_series()
+        .to_numpy()
+    )
+    return offset, present[None, :] & (np.arange(n_days)[None, :] >= offset[:, None])
+
+
 def _trailing(
     daily: pl.DataFrame, present_days: set[dt.date], days: list[dt.date], since: pl.DataFrame
 ) -> pl.DataFrame:
@@ -116,13 +129,7 @@ def _trailing(
         .with_columns((pl.col("day") - pl.lit(first)).dt.total_days().alias("_d"))
     )
     costs[located["_c"].to_numpy(), located["_d"].to_numpy()] = located["total_cost"].to_numpy()
-    present = calendar.is_in(sorted(present_days)).to_numpy()
-    since_offset = (
-        customers.select((pl.col("customer_since") - pl.lit(first)).dt.total_days().fill_null(-1).clip(-1, n_days))
-        .to_series()
-        .to_numpy()
-    )
-    eligible = present[None, :] & (np.arange(n_days)[None, :] >= since_offset[:, None])
+    _, eligible = _eligible(customers, calendar.is_in(sorted(present_days)).to_numpy(), first)
     cost_7d = window_sums(costs, TREND_DAYS)
     cost_prev_7d = shifted(cost_7d, TREND_DAYS)
     columns = {
@@ -154,13 +161,8 @@ def _trailing_of_day(windows: DayWindows, present_days: set[dt.date], day: dt.da
     added in the warehouse's order instead of as differences of running totals."""
     first = day - dt.timedelta(days=RUN_RATE_DAYS - 1)
     customers = since.sort("customer_id")
-    offset = (
-        customers.select((pl.col("customer_since") - pl.lit(first)).dt.total_days().fill_null(-1).clip(-1, RUN_RATE_DAYS))
-        .to_series()
-        .to_numpy()
-    )
     present = np.array([first + dt.timedelta(days=i) in present_days for i in range(RUN_RATE_DAYS)])
-    eligible = present[None, :] & (np.arange(RUN_RATE_DAYS)[None, :] >= offset[:, None])
+    offset, eligible = _eligible(customers, present, first)
     total = (pl.col("direct_cost") + pl.col("shared_cost")).alias("_cost")
     month = (
         windows.weeks.group_by("customer_id").agg(total.sum())  # the two weeks and the days before

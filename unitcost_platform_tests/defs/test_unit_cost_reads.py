@@ -11,13 +11,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from unitcost_platform_tests.helpers import write_customers_csv
-from unitcost_platform_tests.saas import DAYS, read_table, run_range
-
-CUSTOMERS = [
-    {"customer_id": "C1", "tenant_id": "t1", "customer_name": "One", "tier": "mid-market", "mrr": 3000, "status": "active"},
-    {"customer_id": "C2", "tenant_id": "t2", "customer_name": "Two", "tier": "smb", "mrr": 900, "status": "active"},
-    {"customer_id": "F", "tenant_id": "tf", "customer_name": "Free", "tier": "free", "mrr": 0, "status": "active"},
-]  # fmt: skip
+from unitcost_platform_tests.saas import CUSTOMERS, DAYS, read_table, run_range
 
 
 def _daily_against_range(small_saas, make_settings) -> list[str]:
