@@ -54,16 +54,21 @@ def list_data_files(location: Path, what: str) -> list[Path]:
     return sorted(found)
 
 
-def scan_file(path: Path, label: str | None = None) -> pl.LazyFrame:
-    """A lazy frame of the file: CSV columns all as strings (typed later, with row-level errors)."""
+def scan_file(path: Path, label: str | None = None, row_index: str | None = None) -> pl.LazyFrame:
+    """A lazy frame of the file: CSV columns all as strings (typed later, with row-level errors).
+
+    `row_index`: a column numbering the file's rows from 1, made by the reader itself, so that a
+    filter on the frame still skips Parquet row groups by their statistics (a row index added after
+    the scan would make every row be read to be numbered)."""
     name = path.name.lower()
+    numbered = {"row_index_name": row_index, "row_index_offset": 1} if row_index else {}
     try:
         if name.endswith(".parquet"):
-            lazy = pl.scan_parquet(path)
+            lazy = pl.scan_parquet(path, **numbered)
         elif name.endswith(".csv.gz"):
-            lazy = pl.read_csv(path, infer_schema=False).lazy()
+            lazy = pl.read_csv(path, infer_schema=False, **numbered).lazy()
         else:
-            lazy = pl.scan_csv(path, infer_schema=False)
+            lazy = pl.scan_csv(path, infer_schema=False, **numbered)
         schema = lazy.collect_schema()
     except Exception as exc:  # polars raises several error types for unreadable files
         raise InputDataError(

@@ -401,3 +401,49 @@ def test_a_cur2_file_with_split_cost_allocation_data(tmp_path):
                    ("pod/ingress", None, False): 3.0, ("i-node", None, True): 7.5}  # fmt: skip
     assert round(out["EffectiveCost"].sum(), 2) == 24.00 and round(out["BilledCost"].sum(), 2) == 24.00
     assert set(out["ServiceName"]) == {"AmazonEC2"} and out["x_IsFinal"].all()
+
+
+def _hourly_parquet(path, starts, costs, row_group_size):
+    """A typed FOCUS Parquet file of hourly line items, `row_group_size` rows per row group."""
+    table = pa.table({
+        "BilledCost": pa.array(costs, pa.float64()), "EffectiveCost": pa.array(costs, pa.float64()),
+        "BillingCurrency": ["USD"] * len(starts),
+        "ChargePeriodStart": pa.array(starts, pa.timestamp("us")),
+        "ChargePeriodEnd": pa.array([None if s is None else s + dt.timedelta(hours=1) for s in starts], pa.timestamp("us")),
+        "ChargeCategory": ["Usage"] * len(starts), "ProviderName": ["AWS"] * len(starts),
+        "ServiceName": ["Amazon EC2"] * len(starts), "ServiceCategory": ["Compute"] * len(starts),
+        "Tags": [json.dumps({"tenant_id": "acme"})] * len(starts),
+    })  # fmt: skip
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def test_typed_line_item_without_a_start_is_refused_not_dropped(tmp_path):
+    # Parquet timestamps: the window's filter runs in the reader, and a null start must not fall out of it.
+    path = _hourly_parquet(tmp_path / "b.parquet", [dt.datetime(2026, 3, 10, 5), None], [3.0, 4.0], 2)
+    with pytest.raises(InputDataError, match=r"b\.parquet: column ChargePeriodStart has 1 missing .* row 2 None"):
+        _read([path])
+
+
+def test_row_groups_of_other_days_are_not_read_and_rows_keep_their_numbers(tmp_path):
+    day = [dt.datetime(2026, 3, 10, h) for h in (5, 6)]
+    before, after = [dt.datetime(2026, 3, 9, h) for h in (5, 6)], [dt.datetime(2026, 3, 11, h) for h in (5, 6)]
+    path = _hourly_parquet(tmp_path / "month.parquet", before + day + after, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2)
+    out = _read([path]).sort("x_SourceRow")
+    assert out.select("x_SourceRow", "EffectiveCost").rows() == [(3, 3.0), (4, 4.0)]
+
+    # Another day's row group damaged on disk: the day's read never decodes it (its statistics
+    # exclude it), so a month's export is read for one day without reading the month.
+    metadata = pq.ParquetFile(path).metadata
+    chunk = metadata.row_group(0).column(metadata.schema.names.index("BilledCost"))
+    with open(path, "r+b") as f:
+        f.seek(chunk.data_page_offset)
+        f.write(b"\xff" * chunk.total_compressed_size)
+    with pytest.raises(InputDataError, match=r"month\.parquet: cannot be read"):
+        _read([path], days=[dt.date(2026, 3, 9)])
+    assert _read([path]).sort("x_SourceRow")["x_SourceRow"].to_list() == [3, 4]
+
+    # A bad value on the day is named by its row in the file, after the skipped row group.
+    bad = _hourly_parquet(tmp_path / "bad.parquet", before + day + after, [1.0, 2.0, 3.0, None, 5.0, 6.0], 2)
+    with pytest.raises(InputDataError, match=r"bad\.parquet: column EffectiveCost has 1 empty cost value\(s\): row 4"):
+        _read([bad])

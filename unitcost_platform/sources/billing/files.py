@@ -217,7 +217,7 @@ def read_focus_file(
     the day, the cost, the currency and the tenant come from).
     """
     where = label or str(path)
-    lazy = scan_file(path, where)
+    lazy = scan_file(path, where, row_index=_ROW)
     schema = lazy.collect_schema()
     problems = missing_columns_problem(where, schema.names(), focus.REQUIRED_COLUMNS, "FOCUS billing")
     if problems:
@@ -235,16 +235,19 @@ def read_focus_file(
         if (c in focus.FOCUS_COLUMNS or c == "x_IsFinal") and (wanted is None or c in wanted)
         or c in ALLOCATED_COLUMNS
     ]  # fmt: skip
-    lazy = lazy.select(keep).with_row_index("x_SourceRow", offset=1)
+    lazy = lazy.select(*keep, pl.col(_ROW).alias("x_SourceRow"))
     strings = [c for c in keep if schema[c] == pl.String and c not in ("Tags", "AllocatedTags")]
     lazy = lazy.with_columns(focus.null_literals_to_null(strings))
     lo, hi = window
     if isinstance(schema["ChargePeriodStart"], pl.Datetime):
-        # Typed timestamps: let Parquet statistics skip row groups outside the window.
-        start = pl.col("ChargePeriodStart")
-        if schema["ChargePeriodStart"].time_zone is not None:
-            start = start.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        lazy = lazy.filter(start.cast(pl.Datetime("us")) < hi)
+        # Typed timestamps: the window's rows only, so that Parquet statistics skip the row groups
+        # (and files) of other days: a folder of exports is read for one day. The overlap is the one
+        # applied below; a row without a start is kept, to be refused below rather than dropped.
+        start = _naive_utc("ChargePeriodStart", schema)
+        inside = start < hi
+        if isinstance(schema.get("ChargePeriodEnd"), pl.Datetime):
+            inside = inside & ((_naive_utc("ChargePeriodEnd", schema) > lo) | (start >= lo))
+        lazy = lazy.filter(start.is_null() | inside)
     frame, unreadable = collect_file(lazy, where)
     if frame is None:
         return None, unreadable
@@ -420,6 +423,18 @@ def _with_tenant(
     return frame, describe_bad_values(
         path, frame.with_columns(bad.alias("_bad")), pl.col("_bad"), "Tags", problem.problem, problem.fix
     )
+
+
+# The reader's row number (a name no export uses; a file may carry raw_billing's own x_SourceRow).
+_ROW = "__unitcost_source_row"
+
+
+def _naive_utc(column: str, schema: pl.Schema) -> pl.Expr:
+    """A typed timestamp column as naive UTC microseconds, as `_typed_timestamps` makes it."""
+    expr = pl.col(column)
+    if schema[column].time_zone is not None:
+        expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return expr.cast(pl.Datetime("us"))
 
 
 def _typed_timestamps(where: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
