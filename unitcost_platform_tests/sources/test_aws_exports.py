@@ -412,3 +412,48 @@ def test_split_cost_allocation_data_splits_a_node_without_counting_it_twice(s3):
     out = allocate(billing, usage([("a", "requests", 200), ("b", "requests", 100)]), dims, [D], pools, "EffectiveCost")
     per = dict(out.group_by("customer_id").agg(pl.col("allocated_cost").sum()).iter_rows())
     assert per == {"A": pytest.approx(16.0), "B": pytest.approx(8.0)}
+
+
+def _damage_row_group(path, group: int, column: str) -> None:
+    """Overwrite one row group's data pages of `column`: that row group cannot be decoded any more."""
+    metadata = pq.ParquetFile(path).metadata
+    chunk = metadata.row_group(group).column(metadata.schema.names.index(column))
+    with open(path, "r+b") as f:
+        f.seek(chunk.data_page_offset)
+        f.write(b"\xff" * chunk.total_compressed_size)
+
+
+def test_a_month_of_cur2_is_read_for_the_day_only(s3, tmp_path):
+    # A month's export, a row group per day (D-1, D, D+1). The day's read keeps D's line items and
+    # never decodes the other days' row groups: one of them is damaged and the read still succeeds.
+    month = [cur_item("Usage", cost, day=D + dt.timedelta(days=shift), tags={"user_tenant_id": "acme"})
+             for shift, cost in ((-1, 1.0), (-1, 2.0), (0, 3.0), (0, 4.0), (1, 5.0), (1, 6.0))]  # fmt: skip
+    path = tmp_path / "cur2-00001.snappy.parquet"
+    pq.write_table(pa.Table.from_pylist(month, schema=CUR_SCHEMA), path, row_group_size=2)
+    _damage_row_group(path, 0, "line_item_unblended_cost")
+    key = CUR.data_prefix("2026-03") + "cur2-00001.snappy.parquet"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    put_manifest(s3, CUR, "2026-03", "exec-1", [f"s3://{BUCKET}/{key}"])
+    rows = _fetch(s3).rows.sort("x_SourceRow")
+    assert rows.select("x_SourceRow", "EffectiveCost").rows() == [(3, 3.0), (4, 4.0)]  # rows of the file, as exported
+    with pytest.raises(InputDataError, match=r"cur2-00001\.snappy\.parquet: cannot be read"):
+        fetch_aws_export(CUR, [D - dt.timedelta(days=1)], cost_column="EffectiveCost", tenant=TenantConfig(),
+                         spread=True, today=dt.date(2026, 3, 20), s3=s3)  # fmt: skip
+
+
+def test_a_cur2_file_among_billing_files_is_read_for_the_day_only(tmp_path):
+    from unitcost_platform.sources.billing.files import read_billing_files
+
+    month = [cur_item("Usage", cost, day=D + dt.timedelta(days=shift), tags={"user_tenant_id": "acme"})
+             for shift, cost in ((-1, 1.0), (-1, 2.0), (0, 3.0), (0, float("inf")), (1, 5.0), (1, 6.0))]  # fmt: skip
+    path = tmp_path / "cur2.parquet"
+    pq.write_table(pa.Table.from_pylist(month, schema=CUR_SCHEMA), path, row_group_size=2)
+    _damage_row_group(path, 2, "line_item_unblended_cost")
+
+    def read(day):
+        return read_billing_files([path], [day], cost_column="EffectiveCost", tenant=TenantConfig(), spread=True)
+
+    # D's second line item has an infinite cost: named by its row in the file, after the skipped row group.
+    with pytest.raises(InputDataError, match=r"cur2\.parquet: column BilledCost has 1 non-finite value\(s\) .*: row 4 'inf'"):
+        read(D)
+    assert read(D - dt.timedelta(days=1)).sort("x_SourceRow").select("x_SourceRow", "EffectiveCost").rows() == [(1, 1.0), (2, 2.0)]

@@ -25,7 +25,7 @@ from unitcost_platform.contracts import focus
 from unitcost_platform.contracts.problems import describe_bad_values
 from unitcost_platform.contracts.raw_billing import finish_raw_billing, value_problems
 from unitcost_platform.errors import InputDataError, UnitcostError
-from unitcost_platform.sources.billing.files import read_focus_file
+from unitcost_platform.sources.billing.files import read_cur2_file, read_focus_file
 from unitcost_platform.sources.connector import (
     BillingRead,
     Connector,
@@ -33,7 +33,7 @@ from unitcost_platform.sources.connector import (
     Secret,
     lazy_resources,
 )
-from unitcost_platform.sources.files import collect_file, missing_columns_problem
+from unitcost_platform.sources.files import missing_columns_problem
 from unitcost_platform.sources.service_categories import service_category
 
 if TYPE_CHECKING:
@@ -172,7 +172,9 @@ def cur2_rows(
         .otherwise(unblended)
     )  # fmt: skip
     service = pl.coalesce([_map_value(frame, "product", "product_name"), text("product_servicecode"), text("line_item_product_code")])
-    frame = frame.with_row_index("x_SourceRow", offset=1).with_columns(
+    # Numbered by the reader when it filtered the file's rows (`files.read_cur2_file`), else here.
+    numbered = frame if "x_SourceRow" in frame.columns else frame.with_row_index("x_SourceRow", offset=1)
+    frame = numbered.with_columns(
         focus.timestamp_to_naive_utc(frame["line_item_usage_start_date"]).alias("ChargePeriodStart"),
         focus.timestamp_to_naive_utc(frame["line_item_usage_end_date"]).alias("ChargePeriodEnd")
         if "line_item_usage_end_date" in frame.columns else pl.lit(None, dtype=pl.Datetime("us")).alias("ChargePeriodEnd"),
@@ -307,8 +309,8 @@ def fetch_aws_export(
                     if rows is not None:
                         rows = _focus_finality(rows, has_invoice, cfg, today)
                 else:
-                    raw, found = collect_file(pl.scan_parquet(local), uri)
-                    rows, found = (None, found) if raw is None else cur2_rows(raw, uri, limits)
+                    # The file's rows of the window only (a month's export is read for a day).
+                    rows, found = read_cur2_file(local, window, label=uri, limits=limits)
                 problems += found
                 if rows is not None:
                     frames.append(focus.conform(rows.with_columns(x_Source=pl.lit("aws_exports"))))

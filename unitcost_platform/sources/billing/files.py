@@ -184,7 +184,11 @@ def read_cur2_file(
     from unitcost_platform.sources.billing.aws_exports import cur2_rows
 
     where = label or str(path)
-    raw, problems = collect_file(scan_file(path, where), where)
+    lazy = scan_file(path, where, row_index=_ROW)
+    in_window = _in_window(lazy.collect_schema(), CUR2_START, CUR2_END, window)
+    if in_window is not None:
+        lazy = lazy.filter(in_window)
+    raw, problems = collect_file(lazy.rename({_ROW: "x_SourceRow"}), where)
     if raw is None:
         return None, problems
     rows, problems = cur2_rows(raw, where, limits)
@@ -239,15 +243,9 @@ def read_focus_file(
     strings = [c for c in keep if schema[c] == pl.String and c not in ("Tags", "AllocatedTags")]
     lazy = lazy.with_columns(focus.null_literals_to_null(strings))
     lo, hi = window
-    if isinstance(schema["ChargePeriodStart"], pl.Datetime):
-        # Typed timestamps: the window's rows only, so that Parquet statistics skip the row groups
-        # (and files) of other days: a folder of exports is read for one day. The overlap is the one
-        # applied below; a row without a start is kept, to be refused below rather than dropped.
-        start = _naive_utc("ChargePeriodStart", schema)
-        inside = start < hi
-        if isinstance(schema.get("ChargePeriodEnd"), pl.Datetime):
-            inside = inside & ((_naive_utc("ChargePeriodEnd", schema) > lo) | (start >= lo))
-        lazy = lazy.filter(start.is_null() | inside)
+    in_window = _in_window(schema, "ChargePeriodStart", "ChargePeriodEnd", window)
+    if in_window is not None:
+        lazy = lazy.filter(in_window)
     frame, unreadable = collect_file(lazy, where)
     if frame is None:
         return None, unreadable
@@ -427,6 +425,23 @@ def _with_tenant(
 
 # The reader's row number (a name no export uses; a file may carry raw_billing's own x_SourceRow).
 _ROW = "__unitcost_source_row"
+CUR2_START, CUR2_END = "line_item_usage_start_date", "line_item_usage_end_date"
+
+
+def _in_window(schema: pl.Schema, start_column: str, end_column: str, window: tuple[dt.datetime, dt.datetime]) -> pl.Expr | None:
+    """The rows a file's reader keeps for `window` when its start column holds typed timestamps
+    (None for text, parsed later): those that overlap it, as the readers' own filter keeps them,
+    and those without a start, to be refused rather than dropped. A filter on the scan, so that
+    Parquet statistics skip the row groups (and files) of other days: a folder of exports, or a
+    month's export, is read for one day without reading the rest."""
+    if not isinstance(schema.get(start_column), pl.Datetime):
+        return None
+    lo, hi = window
+    start = _naive_utc(start_column, schema)
+    inside = start < hi
+    if isinstance(schema.get(end_column), pl.Datetime):
+        inside = inside & ((_naive_utc(end_column, schema) > lo) | (start >= lo))
+    return start.is_null() | inside
 
 
 def _naive_utc(column: str, schema: pl.Schema) -> pl.Expr:
