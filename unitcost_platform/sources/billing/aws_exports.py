@@ -280,6 +280,7 @@ def fetch_aws_export(
     from botocore.exceptions import ClientError
 
     window = focus.day_bounds(days)
+    parsed = focus.ParsedTags()  # each distinct Tags string parsed once for every file of the read
     frames, problems, versions = [], [], {}
     for period in periods_of(days):
         manifest = latest_manifest(s3, cfg, period)
@@ -305,12 +306,14 @@ def fetch_aws_export(
                     log(f"reading {uri} ({i}/{len(files)})")
                 if cfg.format == "focus":
                     has_invoice = "InvoiceId" in pl.read_parquet_schema(local)
-                    rows, found = read_focus_file(local, window, cost_column, label=uri, limits=limits)
+                    rows, found = read_focus_file(
+                        local, window, cost_column, label=uri, tenant=tenant, limits=limits, parsed=parsed
+                    )
                     if rows is not None:
                         rows = _focus_finality(rows, has_invoice, cfg, today)
                 else:
                     # The file's rows of the window only (a month's export is read for a day).
-                    rows, found = read_cur2_file(local, window, label=uri, limits=limits)
+                    rows, found = read_cur2_file(local, window, label=uri, tenant=tenant, limits=limits, parsed=parsed)
                 problems += found
                 if rows is not None:
                     frames.append(focus.conform(rows.with_columns(x_Source=pl.lit("aws_exports"))))
@@ -318,10 +321,12 @@ def fetch_aws_export(
         raise InputDataError(problems, what=f"the {cfg.export_name} export")
     if not frames:
         return ExportRead(focus.empty_raw_billing(), versions)
-    combined = focus.normalize_enumerations(pl.concat(frames, how="vertical"))
+    # Each file's rows come from its reader with their enumerations spelled and tenants extracted
+    # (in the pass that checks the tags), as the billing files' do.
     rows = finish_raw_billing(
-        combined, days, cost_column=cost_column, tenant=tenant, spread=spread, source="aws_exports"
-    )
+        pl.concat(frames, how="vertical"), days, cost_column=cost_column, tenant=tenant, spread=spread,
+        source="aws_exports", tenants_extracted=True,
+    )  # fmt: skip
     return ExportRead(rows, versions)
 
 
