@@ -16,7 +16,7 @@ from unitcost_platform.transforms.coverage import TAG_COVERAGE_SCHEMA
 from unitcost_platform.transforms.forecast import MARGIN_FORECAST_SCHEMA
 from unitcost_platform.transforms.growth import GROWTH_EFFICIENCY_SCHEMA
 from unitcost_platform.transforms.incidents import INCIDENTS_SCHEMA
-from unitcost_platform.transforms.products import PRODUCT_COST_SCHEMA
+from unitcost_platform.transforms.products import PRODUCT_BILLING_SCHEMA, PRODUCT_COST_SCHEMA
 from unitcost_platform.transforms.segments import SEGMENT_ECONOMICS_SCHEMA
 from unitcost_platform.transforms.service_unit_cost import SERVICE_UNIT_COST_SCHEMA
 from unitcost_platform.transforms.team_spend import TEAM_SPEND_SCHEMA
@@ -35,6 +35,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "team_spend": TEAM_SPEND_SCHEMA,
     "service_unit_cost": SERVICE_UNIT_COST_SCHEMA,
     "alert_incidents": INCIDENTS_SCHEMA,
+    "product_billing": PRODUCT_BILLING_SCHEMA,
     "product_cost": PRODUCT_COST_SCHEMA,
     "segment_economics": SEGMENT_ECONOMICS_SCHEMA,
     "customer_unit_costs": CUSTOMER_UNIT_COSTS_SCHEMA,

@@ -18,7 +18,7 @@ TABLES = [
     "raw_billing", "tenant_usage", "customer_dimension", "tag_coverage",
     "allocated_cost", "unit_cost", "cost_alerts", "growth_efficiency", "team_spend",
     "service_unit_cost", "alert_incidents",
-    "product_cost", "segment_economics", "customer_unit_costs",
+    "product_billing", "product_cost", "segment_economics", "customer_unit_costs",
     "cost_anomalies", "margin_forecast",
 ]  # fmt: skip
 # Assets that are files, not tables.

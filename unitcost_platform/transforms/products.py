@@ -7,12 +7,16 @@ its bill. A product given a usage metric (`products.usage`) gets the day's units
 tenant's usage, optionally of one service), a cost per unit, and its 7-day cost growth against its
 7-day usage growth: a product whose cost outgrows its usage is getting less efficient to run.
 
-The asset reads 14 days of billing summed by the warehouse per day, service and product tag
-(`PRODUCT_QUERY`; frames summed per `Tags` string, `BILLING_ROLLUP`, are read too) and 14 days of
-usage per day, service and metric (`USAGE_ROLLUP`).
+The day's bill summed by the warehouse per service and product tag (`PRODUCT_QUERY`) is a table of
+its own, `product_billing`, written once per day with the tag keys it was summed with; product_cost
+reads 14 days of it (a few rows per day, where it read and parsed 14 days of line items) and 14 days
+of usage per day, service and metric (`USAGE_ROLLUP`). A day of `product_billing` summed with other
+tag keys than the run's is left out of the 7-day growth (`usable_days`), as a day not materialized
+is. Frames summed per `Tags` string (`BILLING_ROLLUP`) and line items are read too (tests).
 """
 
 import datetime as dt
+import json
 
 import polars as pl
 
@@ -69,6 +73,52 @@ PRODUCT_QUERY = WarehouseQuery(
      "BilledCost": pl.Float64(), "EffectiveCost": pl.Float64(), "line_items": pl.Int64()},
     _product_statement,
 )  # fmt: skip
+
+
+# product_billing: PRODUCT_QUERY's sums of one day, with the tag keys that chose the product tag.
+TAG_KEYS_COLUMN = "product_tag_keys"
+PRODUCT_BILLING_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "ServiceName": pl.String(),
+    PRODUCT_TAG: pl.String(),
+    "BilledCost": pl.Float64(),
+    "EffectiveCost": pl.Float64(),
+    "line_items": pl.Int64(),
+    TAG_KEYS_COLUMN: pl.String(),
+}
+
+
+def tag_keys_text(tag_keys: list[str]) -> str:
+    """How product_billing records `products.tag_keys`: a JSON list, in order (order decides)."""
+    return json.dumps(list(tag_keys))
+
+
+def product_billing(sums: pl.DataFrame, tag_keys: list[str]) -> pl.DataFrame:
+    """product_billing rows from the warehouse's PRODUCT_QUERY sums (x_ChargeDate renamed `day`)."""
+    return (
+        sums.rename({"x_ChargeDate": "day"})
+        .with_columns(pl.lit(tag_keys_text(tag_keys)).alias(TAG_KEYS_COLUMN))
+        .select(pl.col(c).cast(t) for c, t in PRODUCT_BILLING_SCHEMA.items())
+        .sort("day", "ServiceName", PRODUCT_TAG, nulls_last=True)
+    )
+
+
+def usable_days(billing: pl.DataFrame, day_totals: pl.DataFrame, tag_keys: list[str]) -> tuple[set[dt.date], list[dt.date]]:
+    """(days the 7-day growth may count, days summed with other tag keys) of a product_billing window.
+
+    `day_totals`: (day, total_cost) of the materialized days (tag_coverage's overall rows). A day
+    counts when its product_billing rows were summed with `tag_keys`, or when it has none and its
+    bill is zero; a day billed but without rows (product_billing not materialized for it) does not,
+    nor a day summed with other keys (its products would be another config's)."""
+    wanted = tag_keys_text(tag_keys)
+    keys = billing.group_by("day").agg(pl.col(TAG_KEYS_COLUMN).unique())
+    summed = {day: set(found) for day, found in keys.iter_rows()}
+    other = sorted(day for day, found in summed.items() if found != {wanted})
+    usable = {
+        day for day, total in day_totals.select("day", "total_cost").iter_rows()
+        if summed.get(day) == {wanted} or (day not in summed and not total)
+    }  # fmt: skip
+    return usable, other
 
 
 def product_of_line_items(billing: pl.DataFrame, products: ProductsConfig) -> pl.DataFrame:

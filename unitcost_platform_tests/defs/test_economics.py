@@ -5,11 +5,13 @@
 
 import datetime as dt
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from unitcost_platform.cli import economics_lines, summarize
 from unitcost_platform.config import load_config
+from unitcost_platform.definitions import build_definitions
 from unitcost_platform.errors import ConfigError
 from unitcost_platform_tests.saas import DAYS, materialization_metadata, read_table, run_range
 
@@ -67,6 +69,52 @@ def test_products_sum_to_the_bill_and_the_app_outgrows_its_usage(small_saas, mak
     assert lines[3] == f"Lowest-margin segment on {DAYS[-1]}: smb (infra margin 71.4%)"
     assert lines[2] == f"Products whose cost outgrows their usage on {DAYS[-1]}: app (cost +29.4% against requests +0.0% in 7 days)"
     assert lines[2] in summarize(settings.duckdb_path, settings.config_path).splitlines()
+
+
+def _run_selected(settings, assets: list[str], first: dt.date, last: dt.date, instance):
+    """One run of `assets` only over [first, last], as selecting them in the UI does."""
+    job = build_definitions(settings).resolve_job_def("unit_cost_daily")
+    subset = job.get_subset(asset_selection={dg.AssetKey(a) for a in assets})
+    return subset.execute_in_process(
+        instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": first.isoformat(),
+              "dagster/asset_partition_range_end": last.isoformat()},
+    )  # fmt: skip
+
+
+def test_product_billing_days_summed_with_other_tag_keys_are_not_counted(small_saas, make_settings):
+    """product_cost reads 14 days of product_billing; a day summed with other products.tag_keys is
+    refused for the run's own day and left out of the 7-day growth for the days before it."""
+    settings, _ = _run(small_saas, make_settings, "economics", ECONOMICS)
+    assert set(read_table(settings, "product_billing")["product_tag_keys"]) == {'["product", "app"]'}
+    # The same warehouse, now with the tenant tag as the product tag: EC2 goes to t1, t2 and tf.
+    by_tenant = small_saas / "by_tenant.yaml"
+    by_tenant.write_text(settings.config_path.read_text().replace("products:\n", "products:\n  tag_keys: [tenant_id]\n"))
+    settings = make_settings(small_saas, db_name="economics.duckdb", config=by_tenant)
+    last, instance = DAYS[-1], dg.DagsterInstance.ephemeral()
+
+    alone = _run_selected(settings, ["product_cost"], last, last, instance)
+    assert not alone.success
+    failure = next(e for e in alone.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert (f"product_billing of {last} was summed with other products.tag_keys than [\"tenant_id\"]: materialize "
+            f"product_billing for {last} with product_cost") in failure.event_specific_data.error.message  # fmt: skip
+
+    day = _run_selected(settings, ["product_billing", "product_cost"], last, last, instance)
+    assert day.success
+    products = read_table(settings, "product_cost").filter(pl.col("day") == last)
+    rows = {r["product"]: r for r in products.iter_rows(named=True)}
+    assert {p: rows[p]["cost"] for p in ("t1", "t2", "tf")} == {"t1": 10.0, "t2": 10.0, "tf": 2.0}
+    # The 13 days before were summed with the product/app keys: not counted, no growth, and said so.
+    assert rows["t2"]["cost_7d"] == 10.0 and products["cost_growth_7d"].null_count() == products.height
+    logs = [e.user_message for e in instance.all_logs(day.run_id) if e.user_message]
+    assert any(m.startswith(f"product_billing of {DAYS[2]}..{DAYS[14]} was summed with other products.tag_keys") for m in logs)
+
+    assert _run_selected(settings, ["product_billing"], DAYS[2], DAYS[14], instance).success
+    assert _run_selected(settings, ["product_cost"], last, last, instance).success
+    rows = {r["product"]: r for r in read_table(settings, "product_cost").filter(pl.col("day") == last).iter_rows(named=True)}
+    # t2: 10 a day on days 9-15 against 5 on days 2-8; t1 flat at 10.
+    assert rows["t2"]["cost_7d"] == 70.0 and rows["t2"]["cost_growth_7d"] == pytest.approx(1.0)
+    assert rows["t1"]["cost_growth_7d"] == pytest.approx(0.0)
 
 
 def test_unit_metrics_default_equals_unit_cost_and_an_unseen_metric_is_a_warning(small_saas, make_settings):

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from unitcost_platform.defs.assets.common import daily_asset
-from unitcost_platform.defs.assets.reporting import materialized_days, materialized_days_in
+from unitcost_platform.defs.assets.reporting import day_totals, materialized_days_in
 from unitcost_platform.defs.metadata import (
     markdown_table,
     money,
@@ -35,9 +35,34 @@ def build_economics_assets(
     history = trailing_days(products_t.HISTORY_DAYS)
 
     @dg.asset(
+        # The day's line items summed per service and product tag by the warehouse (a few rows).
+        ins={"raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "product_items"}})},
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def product_billing(
+        context: dg.AssetExecutionContext, unitcost: UnitcostResource, raw_billing: pl.DataFrame
+    ) -> pl.DataFrame:
+        """The day's bill per service and product tag (the first of products.tag_keys), as product_cost's 14 days read it."""
+        days = days_of(context)
+        with user_errors_as_failures():
+            cfg = unitcost.load_config()
+        frame = products_t.product_billing(raw_billing, cfg.products.tag_keys)
+
+        def describe(day: pl.DataFrame) -> dict:
+            return {
+                "total_cost": money(day[cfg.cost_column].sum()),
+                "line_items": int(day["line_items"].sum()),
+                "product_tags": day[products_t.PRODUCT_TAG].drop_nulls().n_unique(),
+                "tag_keys": ", ".join(cfg.products.tag_keys) or "none",
+            }
+
+        per_day_metadata(context, days, frame, "day", describe)
+        return frame
+
+    @dg.asset(
         ins={
-            # 14 days of billing summed per day, service and Tags string by the warehouse.
-            "raw_billing": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: {"query": "product_items"}}),
+            # 14 days of the bill summed per day, service and product tag (product_billing's rows).
+            "product_billing": dg.AssetIn(partition_mapping=history),
             "tenant_usage": dg.AssetIn(partition_mapping=history, metadata={ROLLUP_KEY: products_t.USAGE_ROLLUP}),
             "tag_coverage": materialized_days_in(products_t.HISTORY_DAYS),
         },
@@ -46,7 +71,7 @@ def build_economics_assets(
     def product_cost(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        raw_billing: pl.DataFrame,
+        product_billing: pl.DataFrame,
         tenant_usage: pl.DataFrame,
         tag_coverage: pl.DataFrame,
     ) -> pl.DataFrame:
@@ -54,8 +79,24 @@ def build_economics_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
+        present, other_keys = products_t.usable_days(product_billing, day_totals(tag_coverage), cfg.products.tag_keys)
+        if stale := sorted(set(other_keys) & set(days)):
+            raise dg.Failure(
+                description=f"product_billing of {days_text(stale)} was summed with other products.tag_keys than "
+                f"{products_t.tag_keys_text(cfg.products.tag_keys)}: materialize product_billing for "
+                f"{days_text(stale)} with product_cost (select both), so the day's products follow the config",
+                allow_retries=False,
+            )
+        if other_keys:
+            context.log.warning(
+                f"product_billing of {days_text(other_keys)} was summed with other products.tag_keys than "
+                f"{products_t.tag_keys_text(cfg.products.tag_keys)}: those days are left out of the 7-day "
+                "growth; re-materialize product_billing for them (then product_cost) to count them"
+            )
+        billing = product_billing.filter(pl.col("day").is_in(sorted(present | set(days)))).rename({"day": "x_ChargeDate"})
+        with user_errors_as_failures():
             frame = products_t.product_cost(
-                raw_billing, tenant_usage, materialized_days(tag_coverage), days, cfg.products, cfg.cost_column
+                billing.drop(products_t.TAG_KEYS_COLUMN), tenant_usage, present, days, cfg.products, cfg.cost_column
             )
 
         def describe(day: pl.DataFrame) -> dict:
@@ -184,7 +225,7 @@ def build_economics_assets(
         per_day_metadata(context, days, frame, "day", describe)
         return frame
 
-    return [product_cost, segment_economics, customer_unit_costs]
+    return [product_billing, product_cost, segment_economics, customer_unit_costs]
 
 
 def _usd_unit(value: float) -> str:

@@ -50,7 +50,7 @@ ALERT_HISTORY_DAYS = 2 * TREND_DAYS
 GROWTH_HISTORY_DAYS = LOOKBACK_DAYS + WINDOW_DAYS
 
 
-def _overall_totals(tag_coverage: pl.DataFrame) -> pl.DataFrame:
+def day_totals(tag_coverage: pl.DataFrame) -> pl.DataFrame:
     """(day, total_cost) of each materialized day: tag_coverage has an overall row for every day."""
     return tag_coverage.filter(pl.col("scope_type") == "overall").select("day", "total_cost")
 
@@ -62,7 +62,7 @@ def materialized_days_in(days: int) -> dg.AssetIn:
 
 def materialized_days(tag_coverage: pl.DataFrame) -> set:
     """The days of a window that are materialized (read through `materialized_days_in`)."""
-    return set(_overall_totals(tag_coverage)["day"].to_list())
+    return set(day_totals(tag_coverage)["day"].to_list())
 
 
 def build_reporting_assets(
@@ -236,7 +236,7 @@ def build_reporting_assets(
         then = [d - dt.timedelta(days=LOOKBACK_DAYS) for d in days]
         customers = customer_dimension.days([*days, *then])
         frame = compute_growth(
-            _overall_totals(tag_coverage),
+            day_totals(tag_coverage),
             customers.filter(pl.col("snapshot_date").is_in(days)),
             customers.filter(pl.col("snapshot_date").is_in(then)),
             days,
