@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from unitcost_platform.contracts.problems import MAX_EXAMPLES, Where, describe_bad_values, row_ref
@@ -181,10 +182,6 @@ def duplicates_across_parts(
     to the parts; each bucket is then sorted alone, and a hash found twice is in two parts (a part's
     hashes are distinct). Only the rows with such a hash are read back and compared on every column.
     """
-    # Imported here: every reader imports this module, and numpy's import (0.1 s) is a tenth of
-    # the 1M benchmark's whole process, for a check that runs only on staged days.
-    import numpy as np
-
     hash_on = [c for c in (prefilter or key_columns) if c in key_columns] or key_columns
     row_hash = pl.struct(hash_on).hash(seed=0)
     spill = parts[0].parent / "hashes"

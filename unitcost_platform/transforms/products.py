@@ -103,22 +103,25 @@ def product_billing(sums: pl.DataFrame, tag_keys: list[str]) -> pl.DataFrame:
     )
 
 
-def usable_days(billing: pl.DataFrame, day_totals: pl.DataFrame, tag_keys: list[str]) -> tuple[set[dt.date], list[dt.date]]:
-    """(days the 7-day growth may count, days summed with other tag keys) of a product_billing window.
+def usable_days(
+    billing: pl.DataFrame, day_totals: pl.DataFrame, tag_keys: list[str]
+) -> tuple[set[dt.date], list[dt.date], list[dt.date]]:
+    """(days the 7-day growth may count, days summed with other tag keys, billed days without
+    product_billing) of a product_billing window.
 
     `day_totals`: (day, total_cost) of the materialized days (tag_coverage's overall rows). A day
     counts when its product_billing rows were summed with `tag_keys`, or when it has none and its
-    bill is zero; a day billed but without rows (product_billing not materialized for it) does not,
-    nor a day summed with other keys (its products would be another config's)."""
+    bill is zero; a day billed but without rows (product_billing not materialized for it, as in a
+    warehouse older than the table) does not, nor a day summed with other keys (its products would
+    be another config's)."""
     wanted = tag_keys_text(tag_keys)
     keys = billing.group_by("day").agg(pl.col(TAG_KEYS_COLUMN).unique())
     summed = {day: set(found) for day, found in keys.iter_rows()}
     other = sorted(day for day, found in summed.items() if found != {wanted})
-    usable = {
-        day for day, total in day_totals.select("day", "total_cost").iter_rows()
-        if summed.get(day) == {wanted} or (day not in summed and not total)
-    }  # fmt: skip
-    return usable, other
+    totals = dict(day_totals.select("day", "total_cost").iter_rows())
+    missing = sorted(day for day, total in totals.items() if day not in summed and total)
+    usable = {day for day in totals if summed.get(day) == {wanted} or (day not in summed and not totals[day])}
+    return usable, other, missing
 
 
 def product_of_line_items(billing: pl.DataFrame, products: ProductsConfig) -> pl.DataFrame:

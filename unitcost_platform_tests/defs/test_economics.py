@@ -6,6 +6,7 @@
 import datetime as dt
 
 import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 
@@ -13,6 +14,7 @@ from unitcost_platform.cli import economics_lines, summarize
 from unitcost_platform.config import load_config
 from unitcost_platform.definitions import build_definitions
 from unitcost_platform.errors import ConfigError
+from unitcost_platform.settings import WAREHOUSE_SCHEMA
 from unitcost_platform_tests.saas import DAYS, materialization_metadata, read_table, run_range
 
 ECONOMICS = (
@@ -115,6 +117,15 @@ def test_product_billing_days_summed_with_other_tag_keys_are_not_counted(small_s
     # t2: 10 a day on days 9-15 against 5 on days 2-8; t1 flat at 10.
     assert rows["t2"]["cost_7d"] == 70.0 and rows["t2"]["cost_growth_7d"] == pytest.approx(1.0)
     assert rows["t1"]["cost_growth_7d"] == pytest.approx(0.0)
+
+    # A billed day without product_billing (a warehouse from before the table): not counted, and said so.
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute(f"delete from {WAREHOUSE_SCHEMA}.product_billing where day = ?", [DAYS[4]])
+    again = _run_selected(settings, ["product_cost"], last, last, instance)
+    rows = {r["product"]: r for r in read_table(settings, "product_cost").filter(pl.col("day") == last).iter_rows(named=True)}
+    assert rows["t2"]["cost_prev_7d"] == 30.0 and rows["t2"]["cost_growth_7d"] is None
+    logs = [e.user_message for e in instance.all_logs(again.run_id) if e.user_message]
+    assert any(m.startswith(f"product_billing of {DAYS[4]} is not materialized, though those days are billed") for m in logs)
 
 
 def test_unit_metrics_default_equals_unit_cost_and_an_unseen_metric_is_a_warning(small_saas, make_settings):

@@ -79,7 +79,8 @@ def build_economics_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        present, other_keys = products_t.usable_days(product_billing, day_totals(tag_coverage), cfg.products.tag_keys)
+        totals = day_totals(tag_coverage)
+        present, other_keys, missing = products_t.usable_days(product_billing, totals, cfg.products.tag_keys)
         if stale := sorted(set(other_keys) & set(days)):
             raise dg.Failure(
                 description=f"product_billing of {days_text(stale)} was summed with other products.tag_keys than "
@@ -92,6 +93,12 @@ def build_economics_assets(
                 f"product_billing of {days_text(other_keys)} was summed with other products.tag_keys than "
                 f"{products_t.tag_keys_text(cfg.products.tag_keys)}: those days are left out of the 7-day "
                 "growth; re-materialize product_billing for them (then product_cost) to count them"
+            )
+        if missing := [d for d in missing if d not in days]:
+            context.log.warning(
+                f"product_billing of {days_text(missing)} is not materialized, though those days are billed: "
+                "they are left out of the 7-day growth; materialize product_billing for them (then "
+                "product_cost) to count them"
             )
         billing = product_billing.filter(pl.col("day").is_in(sorted(present | set(days)))).rename({"day": "x_ChargeDate"})
         with user_errors_as_failures():
