@@ -10,14 +10,25 @@ Long format for usage: one row per day x dimension x group x usage metric. The g
 (customers, MRR, run rate, cost, margins) repeat on each of its metric rows, so filter to one
 metric before summing them. A day without any usage has one row per group with a null metric.
 A customer without a segment is in group `unspecified`.
+
+The usage shares come from the warehouse summed per group (`SEGMENT_USAGE_QUERY`, the rollup of
+tenant_usage joined to customer_dimension's tenants and unit_cost's population of the same days),
+a few rows per group and metric rather than a row per tenant and metric; `segment_usage` is its
+Polars twin over the tenants' rows.
 """
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import UnitcostConfig
 
 DIMENSIONS = ("tier", "segment", "paying")
 UNSPECIFIED = "unspecified"
@@ -66,15 +77,87 @@ def _grouped(population: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def segment_economics(
+KEYS = ["day", "dimension", "group_name"]
+SEGMENT_USAGE_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(), "dimension": pl.String(), "group_name": pl.String(), "metric": pl.String(), "usage": pl.Float64(),
+}  # fmt: skip
+
+
+def _population(unit_cost: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
+    return unit_cost.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+
+
+def segment_usage(
     unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, days: list[dt.date]
 ) -> pl.DataFrame:
-    """(day, dimension, group, metric) rows from the days' unit_cost (already scoped), usage at
-    USAGE_ROLLUP and the customer dimension's (snapshot_date, tenant_id, customer_id)."""
-    population = unit_cost.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+    """(day, dimension, group_name, metric, usage): the population's usage per group, from usage at
+    USAGE_ROLLUP and the customer dimension's (snapshot_date, tenant_id, customer_id); the Polars
+    twin of SEGMENT_USAGE_QUERY."""
+    grouped = _grouped(_population(unit_cost, days))
+    # Usage of the population's tenants, per customer and metric (a tenant no customer owns is nobody's).
+    per_customer = usage_per_customer(usage.filter(pl.col("usage_date").is_in(days)), customers)
+    return (
+        grouped.select(*KEYS, "customer_id")
+        .join(per_customer, on=["day", "customer_id"])
+        .sort(*KEYS, "metric", "customer_id")
+        .group_by(*KEYS, "metric", maintain_order=True)
+        .agg(pl.col("value").sum().alias("usage"))
+        .cast(SEGMENT_USAGE_SCHEMA)
+    )
+
+
+def _segment_usage_statement(rollup: str, spec: dict, cfg: "UnitcostConfig", table: Callable[[str], str], dialect: Dialect) -> str:
+    """`segment_usage` in the warehouse: USAGE_ROLLUP's rows joined to customer_dimension's tenants
+    and unit_cost's active customers of the same days (only those days are scanned), summed per
+    customer, then per group of each dimension."""
+    days = "between (select min(usage_date) from usage) and (select max(usage_date) from usage)"
+    groups = {
+        "tier": f"coalesce(p.tier, '{UNSPECIFIED}')",
+        "segment": f"coalesce(p.segment, '{UNSPECIFIED}')",
+        "paying": f"case when coalesce(p.is_paying, false) then '{PAYING}' else '{NON_PAYING}' end",
+    }
+    labelled = "\nunion all\n".join(
+        f"select c.day, '{d}' as dimension, {label} as group_name, c.metric, c.value from per_customer as c "
+        "join population as p on p.day = c.day and p.customer_id = c.customer_id"
+        for d, label in groups.items()
+    )
+    return f"""
+with usage as ({rollup}),
+owners as (
+    select distinct snapshot_date, tenant_id, customer_id from {table("customer_dimension")}
+    where snapshot_date {days}
+),
+per_customer as (
+    select u.usage_date as day, o.customer_id, u.metric, sum(u.value) as value
+    from usage as u join owners as o on o.snapshot_date = u.usage_date and o.tenant_id = u.tenant_id
+    group by u.usage_date, o.customer_id, u.metric
+),
+population as (
+    select day, customer_id, tier, segment, is_paying from {table("unit_cost")}
+    where status = 'active' and day {days}
+),
+labelled as (
+{labelled}
+)
+select day, dimension, group_name, metric, sum(value) as usage from labelled group by day, dimension, group_name, metric
+"""
+
+
+# tenant_usage's USAGE_ROLLUP reduced by the warehouse to one row per (day, dimension, group, metric).
+SEGMENT_USAGE_QUERY = RollupQuery(SEGMENT_USAGE_SCHEMA, _segment_usage_statement)
+SEGMENT_USAGE_THEN = {"query": "segment_usage"}
+
+
+def segment_economics(
+    unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame | None, days: list[dt.date]
+) -> pl.DataFrame:
+    """(day, dimension, group, metric) rows from the days' unit_cost (already scoped) and the usage
+    per group (SEGMENT_USAGE_SCHEMA), or usage at USAGE_ROLLUP with the customer dimension's
+    (snapshot_date, tenant_id, customer_id) to compute it from (`segment_usage`)."""
+    population = _population(unit_cost, days)
     if population.is_empty():
         return pl.DataFrame(schema=SEGMENT_ECONOMICS_SCHEMA)
-    keys = ["day", "dimension", "group_name"]
+    keys = KEYS
     # Sorted, and grouped in that order: float sums come out the same bits whatever the run's range.
     grouped = _grouped(population).sort(*keys, "customer_id")
     economics = (
@@ -94,14 +177,10 @@ def segment_economics(
         )
         .with_columns((1 - pl.col("cost_to_mrr")).alias("infra_margin"))
     )
-    # Usage of the population's tenants, per customer and metric (a tenant no customer owns is nobody's).
-    per_customer = usage_per_customer(usage.filter(pl.col("usage_date").is_in(days)), customers)
     group_usage = (
-        grouped.select(*keys, "customer_id")
-        .join(per_customer, on=["day", "customer_id"])
-        .sort(*keys, "metric", "customer_id")
-        .group_by(*keys, "metric", maintain_order=True)
-        .agg(pl.col("value").sum().alias("usage"))
+        usage.filter(pl.col("day").is_in(days)).cast(SEGMENT_USAGE_SCHEMA)
+        if "dimension" in usage.columns
+        else segment_usage(unit_cost, usage, customers, days)
     )
     metrics_of_day = group_usage.select("day", "metric").unique()
     usage_rows = (

@@ -124,23 +124,22 @@ def build_economics_assets(
     @dg.asset(
         ins={
             "unit_cost": dg.AssetIn(metadata={"columns": segments_t.UNIT_COST_COLUMNS}),
-            "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: segments_t.USAGE_ROLLUP}),
-            "customer_dimension": dg.AssetIn(metadata={"columns": CUSTOMER_TENANTS}),
+            # The usage per group and metric: the tenants' sums joined by the warehouse to
+            # customer_dimension's tenants and unit_cost's active customers (a few rows per group).
+            "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: {**segments_t.USAGE_ROLLUP, "then": segments_t.SEGMENT_USAGE_THEN}}),
         },
+        # Read by tenant_usage's query, not as an input of its own.
+        deps=["customer_dimension"],
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def segment_economics(
-        context: dg.AssetExecutionContext,
-        unitcost: UnitcostResource,
-        unit_cost: pl.DataFrame,
-        tenant_usage: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
+        context: dg.AssetExecutionContext, unitcost: UnitcostResource, unit_cost: pl.DataFrame, tenant_usage: pl.DataFrame
     ) -> pl.DataFrame:
         """Per tier, segment and paying class: customers, MRR, run rate, usage shares, cost-to-MRR and margin."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = segments_t.segment_economics(unit_cost, tenant_usage, customer_dimension, days)
+        frame = segments_t.segment_economics(unit_cost, tenant_usage, None, days)
 
         def describe(day: pl.DataFrame) -> dict:
             lowest = segments_t.lowest_margin_tier(day)
