@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -228,3 +229,26 @@ def fake_snowflake_tables(tables: dict[str, pl.DataFrame]) -> Iterator[Callable[
             yield run
         finally:
             con.close()
+
+
+def random_tenant_usage(seed: int, first: dt.date, days: int = 20) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(tenant_usage, customer_dimension's snapshot_date, tenant_id, customer_id, status): `days` days
+    from `first`, 60 tenants of 25 customers (reassigned now and then), 2 services and 3 metrics, with
+    gaps on both sides: a tenant missing from the dimension on a day, a metric missing from usage."""
+    rng = random.Random(seed)
+    usage, dimension = [], []
+    owner = {f"t{t:02d}": f"C{rng.randrange(25):02d}" for t in range(60)}
+    for offset in range(days):
+        day = first + dt.timedelta(days=offset)
+        for tenant in owner:
+            if rng.random() < 0.05:
+                owner[tenant] = f"C{rng.randrange(25):02d}"
+            if rng.random() < 0.9:
+                dimension.append((day, tenant, owner[tenant], "active"))
+            for service in ("api", "web"):
+                for metric in ("requests", "storage_bytes", "sessions"):
+                    if rng.random() < 0.7:
+                        usage.append((day, tenant, service, metric, round(rng.random() * 1000, 3), "files"))
+    schema = {"snapshot_date": pl.Date, "tenant_id": pl.String, "customer_id": pl.String, "status": pl.String}
+    return (pl.DataFrame(usage, schema=USAGE_SCHEMA, orient="row"),
+            pl.DataFrame(dimension, schema=schema, orient="row"))  # fmt: skip

@@ -5,7 +5,6 @@ statements the IO managers build (the rollup over tenant_usage, then the follow-
 customer_dimension's table)."""
 
 import datetime as dt
-import random
 
 import polars as pl
 import pytest
@@ -23,7 +22,11 @@ from unitcost_platform.transforms.anomalies import (
 )
 from unitcost_platform.transforms.customer_cost import apply_rollup
 from unitcost_platform.warehouse_sql import DUCKDB, SNOWFLAKE, Dialect
-from unitcost_platform_tests.helpers import duckdb_tables, fake_snowflake_tables
+from unitcost_platform_tests.helpers import (
+    duckdb_tables,
+    fake_snowflake_tables,
+    random_tenant_usage,
+)
 
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 CUSTOMERS = {"snapshot_date": pl.Date, "tenant_id": pl.String, "customer_id": pl.String, "status": pl.String}
@@ -69,22 +72,7 @@ def _polars(usage: pl.DataFrame, dimension: pl.DataFrame, metric: str = "request
 
 
 def _random(seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """20 days, 60 tenants of 25 customers (reassigned now and then), 3 metrics, gaps on both sides."""
-    rng = random.Random(seed)
-    usage, dimension = [], []
-    owner = {f"t{t:02d}": f"C{rng.randrange(25):02d}" for t in range(60)}
-    for offset in range(20):
-        day = D1 + dt.timedelta(days=offset)
-        for tenant in owner:
-            if rng.random() < 0.05:
-                owner[tenant] = f"C{rng.randrange(25):02d}"
-            if rng.random() < 0.9:
-                dimension.append((day, tenant, owner[tenant], "active"))
-            for service in ("api", "web"):
-                for metric in ("requests", "storage_bytes", "sessions"):
-                    if rng.random() < 0.7:
-                        usage.append((day, tenant, service, metric, round(rng.random() * 1000, 3)))
-    return _usage(usage), pl.DataFrame(dimension, schema=CUSTOMERS, orient="row")
+    return random_tenant_usage(seed, D1)
 
 
 def test_duckdb_sums_units_per_customer_of_the_day():

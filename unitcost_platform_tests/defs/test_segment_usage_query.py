@@ -22,7 +22,11 @@ from unitcost_platform.transforms.segments import (
     segment_usage,
 )
 from unitcost_platform.warehouse_sql import DUCKDB, SNOWFLAKE, Dialect
-from unitcost_platform_tests.helpers import duckdb_tables, fake_snowflake_tables
+from unitcost_platform_tests.helpers import (
+    duckdb_tables,
+    fake_snowflake_tables,
+    random_tenant_usage,
+)
 
 D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 CUSTOMERS = {"snapshot_date": pl.Date, "tenant_id": pl.String, "customer_id": pl.String}
@@ -84,26 +88,16 @@ def _polars(usage: pl.DataFrame, dimension: pl.DataFrame, population: pl.DataFra
 
 
 def _random(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """10 days, 60 tenants of 25 customers (reassigned now and then), 3 metrics, 3 tiers, some churned."""
+    """10 days of random_tenant_usage, and a population of its 25 customers each day: 3 tiers (one
+    unspecified), a segment or none, paying, not or unknown, some churned."""
+    usage, dimension = random_tenant_usage(seed, D1, days=10)
     rng = random.Random(seed)
-    usage, dimension, population = [], [], []
-    owner = {f"t{t:02d}": f"C{rng.randrange(25):02d}" for t in range(60)}
-    for offset in range(10):
-        day = D1 + dt.timedelta(days=offset)
-        for tenant in owner:
-            if rng.random() < 0.05:
-                owner[tenant] = f"C{rng.randrange(25):02d}"
-            if rng.random() < 0.9:
-                dimension.append((day, tenant, owner[tenant]))
-            for metric in ("requests", "storage_bytes", "sessions"):
-                if rng.random() < 0.7:
-                    usage.append((day, tenant, "api", metric, round(rng.random() * 1000, 3)))
-        for c in range(25):
-            tier = rng.choice(["smb", "mid", None])
-            population.append((day, f"C{c:02d}", tier, rng.choice(["a", None]), rng.choice([True, False, None]),
-                               rng.choice(["active"] * 4 + ["churned"]), 100.0, 1.0, 30.0))  # fmt: skip
-    return (_usage(usage), pl.DataFrame(dimension, schema=CUSTOMERS, orient="row"),
-            pl.DataFrame(population, schema=UNIT_COST, orient="row"))  # fmt: skip
+    population = [
+        (day, f"C{c:02d}", rng.choice(["smb", "mid", None]), rng.choice(["a", None]), rng.choice([True, False, None]),
+         rng.choice(["active"] * 4 + ["churned"]), 100.0, 1.0, 30.0)
+        for day in sorted(set(dimension["snapshot_date"])) for c in range(25)
+    ]  # fmt: skip
+    return usage, dimension.drop("status"), pl.DataFrame(population, schema=UNIT_COST, orient="row")
 
 
 def test_duckdb_sums_usage_per_group_of_the_day():
