@@ -126,6 +126,13 @@ def test_product_billing_days_summed_with_other_tag_keys_are_not_counted(small_s
     assert rows["t2"]["cost_prev_7d"] == 30.0 and rows["t2"]["cost_growth_7d"] is None
     logs = [e.user_message for e in instance.all_logs(again.run_id) if e.user_message]
     assert any(m.startswith(f"product_billing of {DAYS[4]} is not materialized, though those days are billed") for m in logs)
+    # The run's own day without product_billing is refused: its bill would have no product at all.
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute(f"delete from {WAREHOUSE_SCHEMA}.product_billing where day = ?", [last])
+    refused = _run_selected(settings, ["product_cost"], last, last, instance)
+    failure = next(e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert (f"product_billing of {last} is not materialized, though those days are billed: materialize "
+            f"product_billing for {last} with product_cost") in failure.event_specific_data.error.message  # fmt: skip
 
 
 def test_unit_metrics_default_equals_unit_cost_and_an_unseen_metric_is_a_warning(small_saas, make_settings):

@@ -88,6 +88,12 @@ def build_economics_assets(
                 f"{days_text(stale)} with product_cost (select both), so the day's products follow the config",
                 allow_retries=False,
             )
+        if absent := sorted(set(missing) & set(days)):  # the day's bill would have no product at all
+            raise dg.Failure(
+                description=f"product_billing of {days_text(absent)} is not materialized, though those days are "
+                f"billed: materialize product_billing for {days_text(absent)} with product_cost (select both)",
+                allow_retries=False,
+            )
         if other_keys:
             context.log.warning(
                 f"product_billing of {days_text(other_keys)} was summed with other products.tag_keys than "
