@@ -111,13 +111,14 @@ def _segment_usage_statement(rollup: str, spec: dict, cfg: "UnitcostConfig", tab
     and unit_cost's active customers of the same days (only those days are scanned), summed per
     customer, then per group of each dimension."""
     days = "between (select min(usage_date) from usage) and (select max(usage_date) from usage)"
+    text = dialect.text
     groups = {
-        "tier": f"coalesce(p.tier, '{UNSPECIFIED}')",
-        "segment": f"coalesce(p.segment, '{UNSPECIFIED}')",
-        "paying": f"case when coalesce(p.is_paying, false) then '{PAYING}' else '{NON_PAYING}' end",
+        "tier": f"coalesce(p.tier, {text(UNSPECIFIED)})",
+        "segment": f"coalesce(p.segment, {text(UNSPECIFIED)})",
+        "paying": f"case when coalesce(p.is_paying, false) then {text(PAYING)} else {text(NON_PAYING)} end",
     }
     labelled = "\nunion all\n".join(
-        f"select c.day, '{d}' as dimension, {label} as group_name, c.metric, c.value from per_customer as c "
+        f"select c.day, {text(d)} as dimension, {label} as group_name, c.metric, c.value from per_customer as c "
         "join population as p on p.day = c.day and p.customer_id = c.customer_id"
         for d, label in groups.items()
     )

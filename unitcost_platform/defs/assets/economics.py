@@ -100,7 +100,7 @@ def build_economics_assets(
                 f"{products_t.tag_keys_text(cfg.products.tag_keys)}: those days are left out of the 7-day "
                 "growth; re-materialize product_billing for them (then product_cost) to count them"
             )
-        if missing := [d for d in missing if d not in days]:
+        if missing:  # the run's own days among them were refused above
             context.log.warning(
                 f"product_billing of {days_text(missing)} is not materialized, though those days are billed: "
                 "they are left out of the 7-day growth; materialize product_billing for them (then "
