@@ -252,3 +252,52 @@ def random_tenant_usage(seed: int, first: dt.date, days: int = 20) -> tuple[pl.D
     schema = {"snapshot_date": pl.Date, "tenant_id": pl.String, "customer_id": pl.String, "status": pl.String}
     return (pl.DataFrame(usage, schema=USAGE_SCHEMA, orient="row"),
             pl.DataFrame(dimension, schema=schema, orient="row"))  # fmt: skip
+
+
+def warehouse_allocate(
+    billing: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, days: list[dt.date], pools, cost_column: str,
+    run: Callable[[str], pl.DataFrame] | None = None, dialect=None,
+) -> pl.DataFrame:
+    """`allocate`'s result computed by the warehouse (`allocation_sql`) over the same frames as tables:
+    an in-memory DuckDB unless `run` (say `fake_snowflake_tables`) and its `dialect` are given."""
+    from unitcost_platform.transforms.allocation import ALLOCATED_COST_SCHEMA, allocation_sql
+    from unitcost_platform.warehouse_sql import DUCKDB
+
+    if run is None:
+        run = duckdb_tables({"raw_billing": billing, "tenant_usage": usage, "customer_dimension": customers})
+    frame = run(allocation_sql(days, pools, cost_column, lambda name: f"unitcost.{name}", dialect or DUCKDB))
+    return frame.select(list(ALLOCATED_COST_SCHEMA)).cast(ALLOCATED_COST_SCHEMA)
+
+
+def selected_rows_assets(partitions, produce: Callable[[str], pl.DataFrame], broken: bool = False) -> tuple[list, list]:
+    """`upstream` (a frame per day from `produce`, with day, name and cost) and `doubled`, whose rows
+    the warehouse computes from it (`SelectedRows`: each row's cost times two; `broken`: a statement
+    that fails in the warehouse after the day was deleted). Returns (assets, the summaries the IO
+    manager handed back: one frame per write)."""
+    import dagster as dg
+
+    from unitcost_platform.selected import SelectedRows
+
+    summaries: list[pl.DataFrame] = []
+
+    @dg.asset(partitions_def=partitions, metadata={"partition_expr": "day"}, name="upstream")
+    def upstream(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        return produce(context.partition_key)
+
+    @dg.asset(partitions_def=partitions, metadata={"partition_expr": "day"}, deps=[upstream])
+    def doubled(context: dg.AssetExecutionContext) -> SelectedRows:
+        first, last = context.partition_key_range.start, context.partition_key_range.end
+        cost = "cast('not a number' as double)" if broken else "cost * 2"
+        return SelectedRows(
+            {"day": pl.Date(), "name": pl.String(), "cost": pl.Float64()},
+            lambda table, dialect: (
+                f"select day, name, {cost} as cost from {table('upstream')} "
+                f"where day >= {dialect.date(first)} and day <= {dialect.date(last)}"
+            ),
+            reads=["upstream"],
+            summary=lambda rows, dialect: f"select day, count(*) as row_count, sum(cost) as cost from ({rows}) as r group by day",
+            summary_schema={"day": pl.Date(), "row_count": pl.Int64(), "cost": pl.Float64()},
+            summarized=summaries.append,
+        )
+
+    return [upstream, doubled], summaries

@@ -11,6 +11,7 @@ equals the day's billed total.
 """
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -263,8 +264,8 @@ def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column
     ]).cast(ALLOCATION_ITEMS_SCHEMA)  # fmt: skip
 
 
-def _allocation_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:
-    pools = cfg.resolved_pools()
+def _items_statement(rows: str, pools: list[PoolConfig], cost_column: str, dialect: Dialect) -> str:
+    """ALLOCATION_ITEMS_SCHEMA over `rows` (line items with allocation_columns)."""
     scopes = " || ".join(
         f"(case when x_TenantId is not null and {match_sql(p.direct_cost_scope, dialect)} "
         f"then {dialect.text('|' + p.name + '|')} else '' end)"
@@ -272,9 +273,13 @@ def _allocation_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) ->
     ) or "''"
     return (
         f"select x_ChargeDate as day, ServiceName as service_name, x_TenantId as tenant_id, "
-        f"{pool_sql(pools, dialect)} as pool, {scopes} as direct_scopes, sum({cfg.cost_column}) as cost "
+        f"{pool_sql(pools, dialect)} as pool, {scopes} as direct_scopes, sum({cost_column}) as cost "
         f"from ({rows}) as unitcost_rows group by 1, 2, 3, 4, 5"
     )
+
+
+def _allocation_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:
+    return _items_statement(rows, cfg.resolved_pools(), cfg.cost_column, dialect)
 
 
 ALLOCATION_QUERY = WarehouseQuery(BILLING_COLUMNS, ALLOCATION_ITEMS_SCHEMA, _allocation_statement)
@@ -371,3 +376,226 @@ def _split_pool(
         _metric_pool(pool_costs, usage, customers, tenants, pool, metric, weight, method)
         for metric, weight in metrics.items()
     ])  # fmt: skip
+
+
+# allocate in the warehouse: the same rows computed where the line items live and written there by
+# the IO manager (`selected.SelectedRows`), so neither the line items' sums (millions of tenant x
+# service rows a day at scale) nor the allocated rows pass through Python. `allocate` is its Polars
+# twin: unitcost_platform_tests/transforms/test_allocation_sql.py holds the two equal, and the
+# hand-worked allocation tests run on both (unitcost_platform_tests/transforms/conftest.py).
+
+
+def _literal(value: float) -> str:
+    """A double literal (Snowflake would read `0.7` or `1.0 / n` as fixed-point NUMBER)."""
+    return f"cast({float(value)!r} as double)"
+
+
+def _text_or_null(value: str | None, dialect: Dialect) -> str:
+    return "cast(null as varchar)" if value is None else dialect.text(value)
+
+
+def _allocated_select(
+    source: str,
+    dialect: Dialect,
+    *,
+    customer: str = "cast(null as varchar)",
+    tenant: str = "cast(null as varchar)",
+    pool: str = "pool",
+    method: str,
+    driver: str | None = None,
+    ratio: str,
+    cost: str,
+    reason: str = "cast(null as varchar)",
+) -> str:
+    """One part of allocated_cost, its columns in ALLOCATED_COST_SCHEMA's order."""
+    return (
+        f"select day, {customer} as customer_id, {tenant} as tenant_id, service_name, {pool} as pool, "
+        f"{dialect.text(method)} as allocation_method, {_text_or_null(driver, dialect)} as driver, "
+        f"{ratio} as allocation_ratio, {cost} as allocated_cost, {reason} as unallocated_reason from {source}"
+    )
+
+
+def _reason(value: str, dialect: Dialect) -> str:
+    return f"cast({dialect.text(value)} as varchar)"
+
+
+def _unknown_tenant(dialect: Dialect) -> str:
+    return f"case when customer_id is null then {_reason(UNKNOWN_TENANT, dialect)} end"
+
+
+def _with_tenants(rows: str) -> str:
+    """`rows` (with day and tenant_id, no customer_id) with each tenant's customer of the day (null:
+    an unknown tenant), as `_with_customers` joins them."""
+    return (
+        f"(select r.*, t.customer_id from ({rows}) as r left join unitcost_tenants as t "
+        f"on t.day = r.day and t.tenant_id = r.tenant_id) as unitcost_part"
+    )
+
+
+def _equal_split_sql(pool_costs: str, dialect: Dialect, method: str, driver: str | None) -> list[str]:
+    """_split_equally: each (day, pool, service) cost over the day's active customers."""
+    split = (
+        f"(select c.*, a.customer_id, a.customers from {pool_costs} as c join unitcost_active as a on a.day = c.day) as unitcost_part"
+    )
+    nobody = f"(select * from {pool_costs} as c where c.day not in (select day from unitcost_active)) as unitcost_part"
+    return [
+        _allocated_select(split, dialect, customer="customer_id", method=method, driver=driver,
+                          ratio=f"{_literal(1.0)} / customers", cost="cost / customers"),
+        _allocated_select(nobody, dialect, method=method, driver=driver, ratio=_literal(1.0), cost="cost",
+                          reason=_reason(NO_ACTIVE_CUSTOMERS, dialect)),
+    ]  # fmt: skip
+
+
+def _weighted_split_sql(
+    pool_costs: str, weights: str, dialect: Dialect, method: str, driver: str, weight: float, undriven: list[str]
+) -> list[str]:
+    """The pool's cost (times `weight`) split by `weights` (day, tenant_id, ratio) joined to the
+    tenants' customers; `undriven`: the parts of the days without weights."""
+    split = _with_tenants(
+        f"select c.day, c.service_name, c.pool, c.cost * {_literal(weight)} as cost, w.tenant_id, w.ratio "
+        f"from {pool_costs} as c join ({weights}) as w on w.day = c.day"
+    )
+    return [
+        _allocated_select(
+            split, dialect, customer="customer_id", tenant="tenant_id", method=method, driver=driver,
+            ratio=f"ratio * {_literal(weight)}", cost="cost * ratio", reason=_unknown_tenant(dialect),
+        ),
+        *undriven,
+    ]  # fmt: skip
+
+
+def _shares_sql(rows: str, value: str) -> str:
+    """Each (day, tenant_id) of `rows` with its share of the day's total of `value` (positive only)."""
+    return f"select day, tenant_id, {value} / sum({value}) over (partition by day) as ratio from ({rows}) as s"
+
+
+def _pool_sql(pool: PoolConfig, dialect: Dialect) -> list[str]:
+    """_split_pool in SQL: one pool's parts."""
+    costs = f"(select * from unitcost_pooled where pool = {dialect.text(pool.name)})"
+    if pool.idle == "separate":
+        return [_allocated_select(f"{costs} as c", dialect, method="idle", driver="idle", ratio=_literal(1.0),
+                                  cost="cost", reason=_reason(IDLE, dialect))]  # fmt: skip
+    if pool.idle == "by_direct_cost" or pool.driver == "direct_cost":
+        method = "idle_by_direct_cost" if pool.idle else "direct_cost"
+        scope = (
+            f" and direct_scopes like {dialect.text('%|' + pool.name + '|%')}" if pool.direct_cost_scope is not None else ""
+        )
+        direct = (
+            f"select day, tenant_id, sum(cost) as direct from unitcost_items where tenant_id is not null{scope} "
+            f"group by day, tenant_id having sum(cost) > 0"
+        )
+        weights = _shares_sql(direct, "direct")
+        nothing = (
+            f"(select * from {costs} as c where c.day not in (select day from ({direct}) as d)) as unitcost_part"
+        )
+        undriven = [_allocated_select(nothing, dialect, method=method, driver="direct_cost", ratio=_literal(1.0),
+                                      cost="cost", reason=_reason(NO_DIRECT_COST, dialect))]  # fmt: skip
+        return _weighted_split_sql(costs, weights, dialect, method, "direct_cost", 1.0, undriven)
+    if pool.driver == "exclude":
+        return [_allocated_select(f"{costs} as c", dialect, method="exclude", ratio=_literal(1.0), cost="cost",
+                                  reason=_reason(EXCLUDED, dialect))]  # fmt: skip
+    if pool.driver == "flat":
+        return _equal_split_sql(costs, dialect, "flat", None)
+    if pool.driver == "fixed":
+        shares = " union all ".join(
+            f"select {dialect.text(customer)} as customer_id, {_literal(share / 100.0)} as ratio"
+            for customer, share in (pool.shares or {}).items()
+        )
+        split = (
+            f"(select c.*, s.customer_id, s.ratio, p.customer_id as present from {costs} as c cross join ({shares}) as s "
+            f"left join unitcost_present as p on p.day = c.day and p.customer_id = s.customer_id) as unitcost_part"
+        )
+        return [_allocated_select(
+            split, dialect, customer="customer_id", method="fixed", ratio="ratio", cost="cost * ratio",
+            reason=f"case when present is null then {_reason(UNKNOWN_CUSTOMER, dialect)} end",
+        )]  # fmt: skip
+    method = "idle_usage" if pool.idle else "blended" if isinstance(pool.driver, dict) else "usage"
+    parts: list[str] = []
+    for metric, weight in pool.metrics().items():
+        service = f" and service_name = {dialect.text(pool.usage_service)}" if pool.usage_service is not None else ""
+        drivers = (
+            f"select usage_date as day, tenant_id, sum(value) as value from unitcost_usage "
+            f"where metric = {dialect.text(metric)}{service} group by usage_date, tenant_id having sum(value) > 0"
+        )
+        weighted = f"(select day, service_name, pool, cost * {_literal(weight)} as cost from {costs} as c)"
+        undriven_costs = f"(select * from {weighted} as c where c.day not in (select day from ({drivers}) as d))"
+        if pool.fallback == "flat":
+            undriven = _equal_split_sql(undriven_costs, dialect, "flat_fallback", metric)
+        else:
+            undriven = [_allocated_select(
+                f"{undriven_costs} as unitcost_part", dialect, method=method, driver=metric, ratio=_literal(weight),
+                cost="cost", reason=_reason(NO_DRIVER_USAGE, dialect),
+            )]  # fmt: skip
+        parts += _weighted_split_sql(costs, _shares_sql(drivers, "value"), dialect, method, metric, weight, undriven)
+    return parts
+
+
+def allocation_sql(
+    days: list[dt.date], pools: list[PoolConfig], cost_column: str, table: Callable[[str], str], dialect: Dialect
+) -> str:
+    """allocated_cost of `days` as one select over the warehouse's raw_billing, tenant_usage and
+    customer_dimension of those days (`table(name)`: the quoted table): `allocate` in SQL, its
+    columns ALLOCATED_COST_SCHEMA's. `days` are consecutive (a partition range)."""
+    first, last = dialect.date(min(days).isoformat()), dialect.date(max(days).isoformat())
+    columns = ", ".join(allocation_columns(pools, cost_column))
+    billing = f"select {columns} from {table('raw_billing')} where x_ChargeDate >= {first} and x_ChargeDate <= {last}"
+    metrics = pool_metrics(pools)
+    wanted = f"metric in ({', '.join(dialect.text(m) for m in metrics)})" if metrics else "1 = 0"
+    customers = (
+        f"from {table('customer_dimension')} where snapshot_date >= {first} and snapshot_date <= {last}"
+    )
+    ctes = {
+        # ALLOCATION_QUERY's sums over the days' line items.
+        "unitcost_items": _items_statement(billing, pools, cost_column, dialect),
+        "unitcost_pooled": "select day, service_name, pool, sum(cost) as cost from unitcost_items where tenant_id is null group by 1, 2, 3",
+        "unitcost_usage": (
+            f"select usage_date, tenant_id, service_name, metric, value from {table('tenant_usage')} "
+            f"where usage_date >= {first} and usage_date <= {last} and {wanted}"
+        ),
+        "unitcost_tenants": f"select distinct snapshot_date as day, tenant_id, customer_id {customers}",
+        "unitcost_present": f"select distinct snapshot_date as day, customer_id {customers}",
+        "unitcost_active": (
+            f"select day, customer_id, count(*) over (partition by day) as customers from "
+            f"(select distinct snapshot_date as day, customer_id {customers} and status = {dialect.text('active')}) as a"
+        ),
+    }
+    tagged = _with_tenants(
+        "select day, service_name, tenant_id, sum(cost) as cost from unitcost_items where tenant_id is not null "
+        "group by 1, 2, 3"
+    )
+    parts = [
+        _allocated_select(
+            tagged, dialect, customer="customer_id", tenant="tenant_id", pool=dialect.text(DIRECT_POOL),
+            method="direct", ratio=_literal(1.0), cost="cost", reason=_unknown_tenant(dialect),
+        ),
+        _allocated_select(
+            "(select * from unitcost_pooled where pool is null) as c", dialect, pool="cast(null as varchar)",
+            method="unmatched", ratio=_literal(1.0), cost="cost", reason=_reason(NO_MATCHING_POOL, dialect),
+        ),
+    ]  # fmt: skip
+    for pool in pools:
+        parts += _pool_sql(pool, dialect)
+    with_clause = ",\n".join(f"{name} as ({sql})" for name, sql in ctes.items())
+    return f"with {with_clause}\n" + "\nunion all\n".join(parts)
+
+
+# What the allocated_cost asset reads back of the rows it wrote, for its metadata: per day and
+# unallocated reason, the money and the rows, and the day's customers.
+ALLOCATION_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "unallocated_reason": pl.String(),
+    "allocated_cost": pl.Float64(),
+    "row_count": pl.Int64(),
+    "customers": pl.Int64(),
+}
+
+
+def allocation_summary_sql(rows: str, dialect: Dialect) -> str:
+    """ALLOCATION_SUMMARY_SCHEMA over `rows` (allocated_cost's rows of the days written)."""
+    return (
+        f"with unitcost_rows as ({rows}), unitcost_days as (select day, count(distinct customer_id) as customers "
+        f"from unitcost_rows group by day) "
+        f"select g.day, g.unallocated_reason, g.allocated_cost, g.row_count, d.customers from ("
+        f"select day, unallocated_reason, sum(allocated_cost) as allocated_cost, count(*) as row_count "
+        f"from unitcost_rows group by day, unallocated_reason) as g join unitcost_days as d on d.day = g.day"
+    )

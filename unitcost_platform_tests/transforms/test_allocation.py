@@ -5,7 +5,6 @@ import pytest
 
 from unitcost_platform.config import UnitcostConfig
 from unitcost_platform.config_pools import PoolConfig, PoolMatch
-from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import D, billing, customers, usage
 
 POOLS = [
@@ -43,7 +42,7 @@ CUSTOMERS = customers([
 ])
 
 
-def _allocate(pools=POOLS) -> pl.DataFrame:
+def _allocate(allocate, pools=POOLS) -> pl.DataFrame:
     return allocate(BILL, USAGE, CUSTOMERS, [D], pools, "EffectiveCost")
 
 
@@ -54,8 +53,8 @@ def _cost(frame: pl.DataFrame, **where) -> float:
     return frame.filter(cond)["allocated_cost"].sum()
 
 
-def test_every_figure_of_the_day():
-    out = _allocate()
+def test_every_figure_of_the_day(allocate):
+    out = _allocate(allocate)
     # Direct: C1 = 100 - 10 (credit) = 90; C2 = 50.
     assert _cost(out, customer_id="C1", pool="direct") == pytest.approx(90.0)
     assert _cost(out, customer_id="C2", pool="direct") == pytest.approx(50.0)
@@ -86,8 +85,8 @@ def test_every_figure_of_the_day():
     assert out["allocated_cost"].sum() == pytest.approx(265.0, rel=1e-12)
 
 
-def test_methods_and_ratios_explain_each_row():
-    out = _allocate()
+def test_methods_and_ratios_explain_each_row(allocate):
+    out = _allocate(allocate)
     nat = out.filter(pl.col("pool") == "nat").sort("tenant_id")
     assert nat["allocation_method"].unique().to_list() == ["usage"]
     assert nat["driver"].unique().to_list() == ["requests"]
@@ -99,9 +98,9 @@ def test_methods_and_ratios_explain_each_row():
     assert set(direct["allocation_ratio"]) == {1.0}
 
 
-def test_pool_without_driver_usage_can_fall_back_to_flat():
+def test_pool_without_driver_usage_can_fall_back_to_flat(allocate):
     pools = [p if p.name != "sessions" else p.model_copy(update={"fallback": "flat"}) for p in POOLS]
-    out = _allocate(pools)
+    out = _allocate(allocate, pools)
     sessions = out.filter(pl.col("pool") == "sessions")
     assert sessions["unallocated_reason"].is_null().all()
     assert set(sessions["allocation_method"]) == {"flat_fallback"}
@@ -109,7 +108,7 @@ def test_pool_without_driver_usage_can_fall_back_to_flat():
     assert _cost(sessions, customer_id="C2") == pytest.approx(4.0)
 
 
-def test_default_pools_follow_the_service_category():
+def test_default_pools_follow_the_service_category(allocate):
     """Compute/Networking by requests, Databases/Storage by storage bytes, the rest flat."""
     cfg = UnitcostConfig()
     bill = billing([
@@ -125,27 +124,27 @@ def test_default_pools_follow_the_service_category():
     assert out["allocated_cost"].sum() == pytest.approx(21.0)
 
 
-def test_no_matching_pool_is_explained_not_dropped():
+def test_no_matching_pool_is_explained_not_dropped(allocate):
     cfg = UnitcostConfig(default_pools=False)
     bill = billing([{"cost": 3.0, "service": "Amazon EC2"}])
     out = allocate(bill, USAGE, CUSTOMERS, [D], cfg.resolved_pools(), "EffectiveCost")
     assert out.select("unallocated_reason", "allocated_cost").rows() == [("no_matching_pool", 3.0)]
 
 
-def test_flat_pool_with_no_active_customer_is_unallocated():
+def test_flat_pool_with_no_active_customer_is_unallocated(allocate):
     nobody = customers([{"customer_id": "C3", "tenant_id": "t3", "status": "churned"}])
     bill = billing([{"cost": 12.0, "service": "Amazon CloudWatch"}])
     out = allocate(bill, USAGE, nobody, [D], POOLS, "EffectiveCost")
     assert out.select("unallocated_reason", "allocated_cost").rows() == [("no_active_customers", 12.0)]
 
 
-def test_billed_cost_column_is_configurable():
+def test_billed_cost_column_is_configurable(allocate):
     bill = billing([{"cost": 10.0, "billed": 14.0, "tenant": "t1"}])
     out = allocate(bill, USAGE, CUSTOMERS, [D], POOLS, "BilledCost")
     assert out["allocated_cost"].sum() == pytest.approx(14.0)
 
 
-def test_days_are_allocated_independently():
+def test_days_are_allocated_independently(allocate):
     d2 = D.replace(day=D.day + 1)
     bill = billing([
         {"cost": 30.0, "service": "NAT Gateway", "resource": "natgateway/a"},

@@ -6,7 +6,6 @@ import pytest
 
 from unitcost_platform.config_pools import PoolConfig, PoolMatch
 from unitcost_platform.errors import ConfigError
-from unitcost_platform.transforms.allocation import allocate
 from unitcost_platform_tests.helpers import D, billing, customers, usage
 
 TENANTS = customers([
@@ -18,7 +17,7 @@ def _by_customer(out: pl.DataFrame) -> dict:
     return dict(out.group_by("customer_id").agg(pl.col("allocated_cost").sum()).iter_rows())
 
 
-def test_a_node_day_with_pods_a_shared_ingress_and_idle_by_direct_cost():
+def test_a_node_day_with_pods_a_shared_ingress_and_idle_by_direct_cost(allocate):
     # A $24 node day: pod rows a $9 and b $4.50 (tagged by namespace), a shared ingress pod $3 split by
     # requests 2:1, and $7.50 of unused capacity split by each tenant's direct cost in the cluster (9 : 4.5).
     bill = billing([
@@ -41,7 +40,7 @@ def test_a_node_day_with_pods_a_shared_ingress_and_idle_by_direct_cost():
     assert sorted(idle["allocation_ratio"].to_list()) == pytest.approx([1 / 3, 2 / 3])
 
 
-def test_idle_kept_separate_is_unallocated_as_idle():
+def test_idle_kept_separate_is_unallocated_as_idle(allocate):
     bill = billing([{"cost": 9.0, "tenant": "a"}, {"cost": 7.5, "resource": "node-1", "tags": '{"k8s:idle": "true"}'}])
     pools = [PoolConfig(name="cluster_idle", match=PoolMatch(tags={"k8s:idle": "true"}), idle="separate")]
     out = allocate(bill, usage([]), TENANTS, [D], pools, "EffectiveCost")
@@ -50,7 +49,7 @@ def test_idle_kept_separate_is_unallocated_as_idle():
     assert out["allocated_cost"].sum() == pytest.approx(16.5, rel=1e-12)  # conservation
 
 
-def test_a_blended_driver():
+def test_a_blended_driver(allocate):
     # $1,000 by 0.7 requests + 0.3 storage; A has 60% of requests and 20% of storage.
     bill = billing([{"cost": 1000.0, "service": "Amazon RDS"}])
     pools = [PoolConfig(name="db", match=PoolMatch(service_name=["Amazon RDS"]), driver={"requests": 0.7, "storage_bytes": 0.3})]
@@ -63,7 +62,7 @@ def test_a_blended_driver():
     assert a["allocation_ratio"].to_list() == pytest.approx([0.42, 0.06])
 
 
-def test_a_blended_metric_without_usage_leaves_its_weight_unallocated():
+def test_a_blended_metric_without_usage_leaves_its_weight_unallocated(allocate):
     bill = billing([{"cost": 1000.0, "service": "Amazon RDS"}])
     pools = [PoolConfig(name="db", match=PoolMatch(service_name=["Amazon RDS"]), driver={"requests": 0.7, "storage_bytes": 0.3})]
     out = allocate(bill, usage([("a", "requests", 1)]), TENANTS, [D], pools, "EffectiveCost")
@@ -71,7 +70,7 @@ def test_a_blended_metric_without_usage_leaves_its_weight_unallocated():
     assert out.filter(pl.col("unallocated_reason") == "no_driver_usage")["allocated_cost"].sum() == pytest.approx(300.0)
 
 
-def test_direct_cost_proportional_split():
+def test_direct_cost_proportional_split(allocate):
     # $300 of support over direct costs 50 / 30 / 20.
     bill = billing([
         {"cost": 50.0, "tenant": "a"}, {"cost": 30.0, "tenant": "b"}, {"cost": 20.0, "tenant": "c"},
@@ -84,7 +83,7 @@ def test_direct_cost_proportional_split():
     assert out["allocated_cost"].sum() == pytest.approx(400.0, rel=1e-12)
 
 
-def test_direct_cost_scope_and_a_day_without_direct_cost():
+def test_direct_cost_scope_and_a_day_without_direct_cost(allocate):
     bill = billing([
         {"cost": 50.0, "tenant": "a", "service": "Amazon EC2"}, {"cost": 30.0, "tenant": "b", "service": "AWS Lambda"},
         {"cost": 100.0, "service": "AWS Support"},
