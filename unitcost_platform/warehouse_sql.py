@@ -6,7 +6,9 @@ it reads, the frame it returns, and its statement built from the run's config), 
 input's rollup metadata (`defs/rollup.py`, `{"query": name}`) and run by both IO managers. Its Polars
 twin (the same function over a frame of line items, used by the benchmark and the tests) must give
 the same table; `unitcost_platform_tests/defs/test_warehouse_queries.py` checks both, and that
-Snowflake (fakesnow) returns what DuckDB returns.
+Snowflake (fakesnow) returns what DuckDB returns. The allocation goes further: its whole table is
+computed and written by the warehouse (`transforms/allocation.allocation_sql`, `selected.py`), with
+the line items summed by the same statement as the `allocation_items` query.
 
 The two engines differ in a few functions only, so the statements are plain SQL with these few
 spelled per dialect (`Dialect`): a string literal, a regular-expression search, a JSON object's

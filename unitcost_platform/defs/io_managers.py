@@ -24,6 +24,7 @@ from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 
 from unitcost_platform.defs.rollup import (
+    ROWS_LOADED,
     follow_up_of,
     input_statement,
     keep_config,
@@ -32,6 +33,7 @@ from unitcost_platform.defs.rollup import (
     rollup_of,
     run_config,
 )
+from unitcost_platform.selected import SelectedRows
 from unitcost_platform.staging import StagedRows
 from unitcost_platform.warehouse_sql import DUCKDB
 
@@ -101,15 +103,7 @@ class PolarsDuckDBTypeHandler(DuckDBPolarsTypeHandler):
                 _run(connection, f"insert into {_quoted(table_slice)} by name select * from __unitcost_frame")
             finally:
                 connection.unregister("__unitcost_frame")
-        context.add_output_metadata(
-            {
-                "dataframe_columns": dg.MetadataValue.table_schema(
-                    dg.TableSchema(
-                        columns=[dg.TableColumn(name=n, type=str(t)) for n, t in obj.schema.items()]
-                    )
-                ),
-            }
-        )
+        context.add_output_metadata({"dataframe_columns": columns_metadata(obj.schema)})
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
         _missing_table(connection, table_slice)
@@ -168,6 +162,45 @@ class StagedRowsDuckDBTypeHandler(DbTypeHandler[StagedRows]):
     @property
     def supported_types(self):
         return [StagedRows]
+
+
+class SelectedRowsTypeHandler(DbTypeHandler[SelectedRows]):
+    """Rows computed by the warehouse from other tables (`SelectedRows`), written by the subclass for
+    its warehouse; never read back as such (the table is read as a frame)."""
+
+    @staticmethod
+    def summarized(context: dg.OutputContext, table_slice: TableSlice, obj: SelectedRows, frame: pl.DataFrame) -> None:
+        """The summary of what was written handed to the asset, and logged as what left the warehouse."""
+        summary = obj.summarize(frame)
+        context.log.info(f"{ROWS_LOADED}: {summary.height} rows of {table_slice.table} (summary of the rows the warehouse wrote)")
+
+    def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> SelectedRows:
+        raise dg.DagsterInvariantViolationError("selected rows are written, not read: read the table as a Polars frame")
+
+    @property
+    def supported_types(self):
+        return [SelectedRows]
+
+
+class SelectedRowsDuckDBTypeHandler(SelectedRowsTypeHandler):
+    """One INSERT ... SELECT in the transaction that replaced the days, then the summary of what it wrote."""
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: SelectedRows, connection):
+        for name in obj.reads:
+            _missing_table(connection, table_slice._replace(table=name))
+        _ensure_table(connection, table_slice, obj.schema)
+        _run(connection, obj.insert(_quoted(table_slice), lambda name: _quoted(table_slice._replace(table=name)), DUCKDB))
+        if obj.summary is not None:
+            statement = obj.summary(DuckDbClient.get_select_statement(table_slice), DUCKDB)
+            self.summarized(context, table_slice, obj, pl.from_arrow(connection.sql(statement).to_arrow_table()))
+        context.add_output_metadata({"dataframe_columns": columns_metadata(obj.schema)})
+
+
+def columns_metadata(schema: pl.Schema | dict) -> dg.MetadataValue:
+    """The table's columns as Dagster shows them (`dataframe_columns`)."""
+    return dg.MetadataValue.table_schema(
+        dg.TableSchema(columns=[dg.TableColumn(name=n, type=str(t)) for n, t in schema.items()])
+    )
 
 
 def _missing_table(connection: duckdb.DuckDBPyConnection, table_slice: TableSlice) -> None:
@@ -256,7 +289,11 @@ class UnitcostDuckDBIOManager(DuckDBPolarsIOManager):
 
     def type_handlers(self) -> Sequence[DbTypeHandler]:
         own = (self.connection_config or {}).get("memory_limit")
-        return [PolarsDuckDBTypeHandler(self.config_path, self.read_memory_limit, own), StagedRowsDuckDBTypeHandler()]
+        return [
+            PolarsDuckDBTypeHandler(self.config_path, self.read_memory_limit, own),
+            StagedRowsDuckDBTypeHandler(),
+            SelectedRowsDuckDBTypeHandler(),
+        ]
 
     def create_io_manager(self, context) -> DbIOManager:
         return keep_config(DbIOManager(

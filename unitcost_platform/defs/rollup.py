@@ -16,8 +16,9 @@ daily run that needs two 30-day sums reads two rows per key, not 37.
 
 `metadata={ROLLUP_KEY: {"query": name}}` names a `WarehouseQuery` of QUERIES instead: an aggregate
 whose SQL depends on the run's config (the pools, the cost column, the team tag keys), so the IO
-manager loads the config to build it. That is how tag coverage, allocation, team spend and product
-cost read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
+manager loads the config to build it. That is how tag coverage, team spend and product_billing
+read raw_billing: the warehouse scans the line items, Python gets sums (`warehouse_sql.py`).
+allocated_cost reads nothing: the warehouse computes and writes it (`selected.SelectedRows`).
 
 An asset that compares each day with the same day some days earlier (7-day trends, 90-day growth)
 declares its input with `input_manager_key=BY_DAY` and gets a `ByDay`: `days(days)` reads those

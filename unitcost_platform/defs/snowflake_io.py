@@ -24,6 +24,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_snowflake import SnowflakeIOManager
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient, _get_cleanup_statement
 
+from unitcost_platform.defs.io_managers import SelectedRowsTypeHandler, columns_metadata
 from unitcost_platform.defs.rollup import (
     follow_up_of,
     input_statement,
@@ -34,6 +35,7 @@ from unitcost_platform.defs.rollup import (
     rollup_of,
     run_config,
 )
+from unitcost_platform.selected import SelectedRows
 from unitcost_platform.staging import StagedRows
 from unitcost_platform.tables import TABLE_SCHEMAS
 from unitcost_platform.warehouse_sql import SNOWFLAKE
@@ -81,6 +83,30 @@ def restore(frame: pl.DataFrame, table: str, extra: dict[str, pl.DataType] | Non
     return frame.with_columns(casts) if casts else frame
 
 
+def _ensure_table(cursor, table_slice: TableSlice, schema: dict[str, pl.DataType]) -> str:
+    """The table with (at least) the columns of `schema`, created from it if new; its column definitions."""
+    definition = ", ".join(f"{c} {snowflake_type(t)}" for c, t in schema.items())
+    cursor.execute(f"create table if not exists {_name(table_slice)} ({definition})")
+    existing = set(_columns(cursor, table_slice))
+    for column, dtype in schema.items():
+        if column.upper() not in existing:
+            cursor.execute(f"alter table {_name(table_slice)} add column {column} {snowflake_type(dtype)}")
+    return definition
+
+
+def _swap_in(cursor, table_slice: TableSlice, insert: str | None) -> None:
+    """The days deleted and the new rows inserted (`insert`, none for an empty day) in one transaction."""
+    try:
+        cursor.execute("begin")
+        cursor.execute(_get_cleanup_statement(table_slice))
+        if insert is not None:
+            cursor.execute(insert)
+        cursor.execute("commit")
+    except BaseException:
+        cursor.execute("rollback")
+        raise
+
+
 def _replace_days(
     context: dg.OutputContext,
     table_slice: TableSlice,
@@ -92,12 +118,7 @@ def _replace_days(
     swapped in one transaction."""
     target = _name(table_slice)
     with connection.cursor() as cursor:
-        definition = ", ".join(f"{c} {snowflake_type(t)}" for c, t in schema.items())
-        cursor.execute(f"create table if not exists {target} ({definition})")
-        existing = set(_columns(cursor, table_slice))
-        for column, dtype in schema.items():
-            if column.upper() not in existing:
-                cursor.execute(f"alter table {target} add column {column} {snowflake_type(dtype)}")
+        definition = _ensure_table(cursor, table_slice, schema)
         stage = f"{table_slice.table}__load_{uuid.uuid4().hex[:12]}"
         staged = False
         try:
@@ -113,26 +134,15 @@ def _replace_days(
                     connection, frame, stage.upper(), database=table_slice.database,
                     schema=table_slice.schema, quote_identifiers=False, use_logical_type=True,
                 )  # fmt: skip
-            try:
-                cursor.execute("begin")
-                cursor.execute(_get_cleanup_statement(table_slice))
-                if staged:
-                    columns = ", ".join(schema)
-                    cursor.execute(f"insert into {target} ({columns}) select {columns} from {_name(table_slice, stage)}")
-                cursor.execute("commit")
-            except BaseException:
-                cursor.execute("rollback")
-                raise
+            columns = ", ".join(schema)
+            _swap_in(
+                cursor, table_slice,
+                f"insert into {target} ({columns}) select {columns} from {_name(table_slice, stage)}" if staged else None,
+            )  # fmt: skip
         finally:
             if staged:
                 cursor.execute(f"drop table if exists {_name(table_slice, stage)}")
-    context.add_output_metadata(
-        {
-            "dataframe_columns": dg.MetadataValue.table_schema(
-                dg.TableSchema(columns=[dg.TableColumn(name=n, type=str(t)) for n, t in schema.items()])
-            )
-        }
-    )
+    context.add_output_metadata({"dataframe_columns": columns_metadata(schema)})
 
 
 class StagedRowsSnowflakeTypeHandler(DbTypeHandler[StagedRows]):
@@ -150,6 +160,29 @@ class StagedRowsSnowflakeTypeHandler(DbTypeHandler[StagedRows]):
     @property
     def supported_types(self):
         return [StagedRows]
+
+
+class SelectedRowsSnowflakeTypeHandler(SelectedRowsTypeHandler):
+    """The days deleted and the INSERT ... SELECT in one transaction, then the summary of what it wrote."""
+
+    def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: SelectedRows, connection):
+        with connection.cursor() as cursor:
+            for name in obj.reads:
+                if not _columns(cursor, table_slice._replace(table=name)):
+                    raise dg.Failure(
+                        description=(
+                            f"table {table_slice.schema}.{name} does not exist in Snowflake: materialize the asset "
+                            f"{name} for these days first (or select it with {table_slice.table})."
+                        )
+                    )
+            _ensure_table(cursor, table_slice, obj.schema)
+            _swap_in(cursor, table_slice, obj.insert(_name(table_slice), lambda name: _name(table_slice, name), SNOWFLAKE))
+            if obj.summary is not None:
+                cursor.execute(obj.summary(SnowflakeDbClient.get_select_statement(table_slice), SNOWFLAKE))
+                found = cursor.fetch_pandas_all()
+                frame = pl.DataFrame(schema=obj.summary_schema) if found.empty else pl.from_pandas(found)
+                self.summarized(context, table_slice, obj, frame)
+        context.add_output_metadata({"dataframe_columns": columns_metadata(obj.schema)})
 
 
 class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
@@ -219,7 +252,7 @@ class UnitcostSnowflakeIOManager(SnowflakeIOManager):
     config_path: str | None = None
 
     def type_handlers(self) -> Sequence[DbTypeHandler]:
-        return [PolarsSnowflakeTypeHandler(self.config_path), StagedRowsSnowflakeTypeHandler()]
+        return [PolarsSnowflakeTypeHandler(self.config_path), StagedRowsSnowflakeTypeHandler(), SelectedRowsSnowflakeTypeHandler()]
 
     @staticmethod
     def default_load_type() -> type | None:

@@ -14,7 +14,6 @@ import logging
 
 import dagster as dg
 import duckdb
-import polars as pl
 import pytest
 from werkzeug import Response
 
@@ -337,15 +336,16 @@ def test_weekly_digest_sends_one_message_per_destination(alerting, httpserver):
 def test_failing_conservation_blocks_unit_cost(small_saas, make_settings, monkeypatch):
     import unitcost_platform.defs.assets.allocation as allocation_assets
 
-    real = allocation_assets.allocate
+    real = allocation_assets.allocation_sql
 
     def leaky(*args, **kwargs):  # a bug that loses a dollar of NAT cost
-        frame = real(*args, **kwargs)
-        return frame.with_columns(
-            pl.when(pl.col("pool") == "nat_gateway").then(pl.col("allocated_cost") * 0.9).otherwise(pl.col("allocated_cost")).alias("allocated_cost")
+        return (
+            "select day, customer_id, tenant_id, service_name, pool, allocation_method, driver, allocation_ratio, "
+            "case when pool = 'nat_gateway' then allocated_cost * 0.9 else allocated_cost end as allocated_cost, "
+            f"unallocated_reason from ({real(*args, **kwargs)}) as leaked"
         )
 
-    monkeypatch.setattr(allocation_assets, "allocate", leaky)
+    monkeypatch.setattr(allocation_assets, "allocation_sql", leaky)
     settings = make_settings(small_saas)
     instance = dg.DagsterInstance.ephemeral()
     result = run_range(settings, DAYS[2], DAYS[3], instance=instance, raise_on_error=False)

@@ -29,6 +29,7 @@ from unitcost_platform.transforms.customer_cost import (
     window_spec,
 )
 from unitcost_platform.transforms.service_unit_cost import ON_END, SERVICE_CUSTOMER_ROLLUP
+from unitcost_platform_tests.helpers import selected_rows_assets
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-10")
 SCHEMA = {"day": pl.Date, "name": pl.String, "cost": pl.Float64, "at": pl.Datetime("us"), "ok": pl.Boolean}
@@ -500,3 +501,44 @@ def test_the_read_memory_limit_is_set_for_the_read_and_then_restored():
         assert limit() == own
         with _memory_limit(con, None, "1GB"):
             assert limit() == own
+
+
+def _schema_io(path) -> dict:
+    return {"io_manager": UnitcostDuckDBIOManager(database=str(path), schema="unitcost")}
+
+
+def _named(day: str, n: int, cost: float = 1.5) -> pl.DataFrame:
+    return _frame(day, n, cost).select("day", "name", "cost")
+
+
+def test_rows_computed_by_the_warehouse_replace_their_days_atomically(tmp_path):
+    db = tmp_path / "w.duckdb"
+    assets, summaries = selected_rows_assets(PARTITIONS, lambda k: _named(k, 3))
+    result = dg.materialize(assets, partition_key="2026-01-02", resources=_schema_io(db))
+    assert result.success
+    assert _table(db, "doubled").rows() == [(dt.date(2026, 1, 2), f"r{i}", 3.0) for i in range(3)]
+    # The summary is of the rows written, read back by the IO manager: 3 rows of 3.0.
+    assert summaries[-1].rows() == [(dt.date(2026, 1, 2), 3, 9.0)]
+    assert summaries[-1].schema == pl.Schema({"day": pl.Date, "row_count": pl.Int64, "cost": pl.Float64})
+    # Another day, then the first again with other rows: only that day is replaced.
+    assert dg.materialize(assets, partition_key="2026-01-03", resources=_schema_io(db)).success
+    assets, summaries = selected_rows_assets(PARTITIONS, lambda k: _named(k, 1, cost=5.0))
+    assert dg.materialize(assets, partition_key="2026-01-02", resources=_schema_io(db)).success
+    assert _table(db, "doubled").group_by("day").agg(pl.col("cost").sum()).sort("day").rows() == [
+        (dt.date(2026, 1, 2), 10.0), (dt.date(2026, 1, 3), 9.0),
+    ]  # fmt: skip
+    # A statement that fails in the warehouse leaves the day as it was.
+    assets, _ = selected_rows_assets(PARTITIONS, lambda k: _named(k, 1), broken=True)
+    result = dg.materialize(assets, partition_key="2026-01-02", resources=_schema_io(db), raise_on_error=False, selection=["doubled"])
+    assert not result.success
+    assert _table(db, "doubled").filter(pl.col("day") == dt.date(2026, 1, 2)).rows() == [(dt.date(2026, 1, 2), "r0", 10.0)]
+
+
+def test_rows_computed_from_a_table_never_written_say_what_to_materialize(tmp_path):
+    db = tmp_path / "w.duckdb"
+    assets, summaries = selected_rows_assets(PARTITIONS, lambda k: _named(k, 1))
+    result = dg.materialize(assets, partition_key="2026-01-02", resources=_schema_io(db), raise_on_error=False, selection=["doubled"])
+    assert not result.success and not summaries
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "table unitcost.upstream does not exist" in str(failure.step_failure_data.error)
+    assert "materialize the asset upstream" in str(failure.step_failure_data.error)

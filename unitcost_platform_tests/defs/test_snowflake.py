@@ -32,6 +32,7 @@ from unitcost_platform_tests.defs.test_io_manager import (
     _read_by_day,
     _summed_over_windows,
 )
+from unitcost_platform_tests.helpers import selected_rows_assets
 from unitcost_platform_tests.saas import DAYS, START, TABLES, run_range, sorted_table
 
 SNOWFLAKE_ENV = {
@@ -180,3 +181,27 @@ def test_an_input_read_by_day_on_snowflake(snowflake_env):
     [summed], _ = _read_by_day(_io(), {ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP}, [_jan(2, 9)])
     summed = restore(summed, "allocated_cost").select(BY_DAY_ROLLUP_EXPECTED.columns)
     assert_frame_equal(summed.sort("day", "customer_id", "service_name"), BY_DAY_ROLLUP_EXPECTED)
+
+
+def test_rows_computed_by_snowflake_replace_their_days_atomically(snowflake_env):
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-03-01", end_date="2026-03-10")
+
+    def named(day: str, n: int, cost: float) -> pl.DataFrame:
+        return pl.DataFrame({"day": [dt.date.fromisoformat(day)] * n, "name": [f"r{i}" for i in range(n)], "cost": [cost] * n})
+
+    assets, summaries = selected_rows_assets(partitions, lambda k: named(k, 3, 1.5))
+    assert dg.materialize(assets, partition_key="2026-03-05", resources=_io()).success
+    assert dg.materialize(assets, partition_key="2026-03-06", resources=_io()).success
+    # Read back with the summary schema's names and types, though Snowflake answers in upper case.
+    assert summaries[0].rows() == [(dt.date(2026, 3, 5), 3, 9.0)]
+    assert summaries[0].schema == pl.Schema({"day": pl.Date, "row_count": pl.Int64, "cost": pl.Float64})
+    assets, _ = selected_rows_assets(partitions, lambda k: named(k, 1, 5.0))
+    assert dg.materialize(assets, partition_key="2026-03-05", resources=_io()).success
+    stored = read_snowflake("doubled")
+    assert stored.group_by("DAY").agg(pl.col("COST").sum()).sort("DAY").rows() == [
+        (dt.date(2026, 3, 5), 10.0), (dt.date(2026, 3, 6), 9.0),
+    ]  # fmt: skip
+    assets, _ = selected_rows_assets(partitions, lambda k: named(k, 1, 5.0), broken=True)
+    result = dg.materialize(assets, partition_key="2026-03-05", resources=_io(), selection=["doubled"], raise_on_error=False)
+    assert not result.success
+    assert read_snowflake("doubled").filter(pl.col("DAY") == dt.date(2026, 3, 5))["COST"].to_list() == [10.0]

@@ -15,7 +15,13 @@ from unitcost_platform.defs.metadata import (
 from unitcost_platform.defs.partitions import days_of
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import ROLLUP_KEY
-from unitcost_platform.transforms.allocation import allocate
+from unitcost_platform.selected import SelectedRows
+from unitcost_platform.transforms.allocation import (
+    ALLOCATED_COST_SCHEMA,
+    ALLOCATION_SUMMARY_SCHEMA,
+    allocation_sql,
+    allocation_summary_sql,
+)
 from unitcost_platform.transforms.coverage import tag_coverage as compute_tag_coverage
 
 GROUP = "allocation"
@@ -28,11 +34,6 @@ def build_allocation_assets(
 
     # The line items stay in the warehouse: each asset reads its sums of them (warehouse_sql.py).
     coverage_in = {"raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "coverage_items"}})}
-    allocation_in = {
-        "raw_billing": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "allocation_items"}}),
-        # The usage of the metrics the pools split by; the day's other metrics stay in the warehouse.
-        "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "pool_usage"}}),
-    }
 
     @dg.asset(ins=coverage_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
     def tag_coverage(
@@ -67,46 +68,41 @@ def build_allocation_assets(
         per_day_metadata(context, days, frame, "day", describe)
         return frame
 
-    @dg.asset(ins=allocation_in, **daily_asset(partitions_def, kinds, GROUP, "day", backfill))
-    def allocated_cost(
-        context: dg.AssetExecutionContext,
-        unitcost: UnitcostResource,
-        raw_billing: pl.DataFrame,
-        tenant_usage: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
-    ) -> pl.DataFrame:
+    # allocated_cost is computed by the warehouse from its upstreams' days (allocation_sql) and written
+    # there: the line items' sums, the usage and the allocated rows never pass through Python.
+    @dg.asset(
+        deps=["raw_billing", "tenant_usage", "customer_dimension"],
+        **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
+    )
+    def allocated_cost(context: dg.AssetExecutionContext, unitcost: UnitcostResource) -> SelectedRows:
         """Every dollar of the day on a customer (direct or by pool driver) or in an explained unallocated bucket."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = allocate(
-            raw_billing, tenant_usage, customer_dimension, days, cfg.resolved_pools(), cfg.cost_column
+        pools, cost_column = cfg.resolved_pools(), cfg.cost_column
+
+        def describe(summary: pl.DataFrame) -> None:
+            """Each day's metadata from the warehouse's sums of what it wrote (ALLOCATION_SUMMARY)."""
+            for day in days:
+                part = summary.filter(pl.col("day") == day)
+                unallocated = part.filter(pl.col("unallocated_reason").is_not_null()).sort("unallocated_reason")
+                context.add_asset_metadata({
+                    "dagster/row_count": int(part["row_count"].sum()),
+                    "total_cost": money(part["allocated_cost"].sum()),
+                    "allocated_to_customers": money(part.filter(pl.col("unallocated_reason").is_null())["allocated_cost"].sum()),
+                    "unallocated_by_reason": {
+                        r: money(v) for r, v in unallocated.select("unallocated_reason", "allocated_cost").iter_rows()
+                    },
+                    "customers": int(part["customers"].max() or 0),
+                }, partition_key=day.isoformat())  # fmt: skip
+
+        return SelectedRows(
+            ALLOCATED_COST_SCHEMA,
+            lambda table, dialect: allocation_sql(days, pools, cost_column, table, dialect),
+            reads=["raw_billing", "tenant_usage", "customer_dimension"],
+            summary=allocation_summary_sql,
+            summary_schema=ALLOCATION_SUMMARY_SCHEMA,
+            summarized=describe,
         )
-
-        def describe(day: pl.DataFrame) -> dict:
-            # Lazy: an eager filter of the day's rows (7M at 10M line items, in a hundred chunks)
-            # allocated 0.76 GiB, for a handful of unallocated rows.
-            rows = day.lazy()
-            unallocated = (
-                rows.filter(pl.col("unallocated_reason").is_not_null())
-                .group_by("unallocated_reason")
-                .agg(pl.col("allocated_cost").sum())
-                .sort("unallocated_reason")
-                .collect()
-            )
-            figures = rows.select(
-                pl.col("allocated_cost").sum().alias("total_cost"),
-                pl.col("allocated_cost").filter(pl.col("unallocated_reason").is_null()).sum().alias("allocated"),
-                pl.col("customer_id").drop_nulls().n_unique().alias("customers"),
-            ).collect().row(0, named=True)
-            return {
-                "total_cost": money(figures["total_cost"]),
-                "allocated_to_customers": money(figures["allocated"]),
-                "unallocated_by_reason": {r: money(v) for r, v in unallocated.iter_rows()},
-                "customers": figures["customers"],
-            }
-
-        per_day_metadata(context, days, frame, "day", describe)
-        return frame
 
     return [tag_coverage, allocated_cost]
