@@ -141,13 +141,17 @@ class WarehouseQuery:
     parameters: Sequence[str] = ()
 
 
+def metrics_filter(metrics: Sequence[str], dialect: Dialect) -> str:
+    """The condition keeping tenant_usage's rows of `metrics` (none: no row)."""
+    wanted = sorted(set(metrics))
+    return f"metric in ({', '.join(dialect.text(m) for m in wanted)})" if wanted else "1 = 0"
+
+
 def usage_of_metrics(metrics: Callable[["UnitcostConfig"], Sequence[str]]) -> WarehouseQuery:
     """tenant_usage's rows of the metrics a step uses (`metrics(cfg)`), the others left in the
     warehouse: the same rows, not sums."""
     def statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:
-        wanted = sorted(set(metrics(cfg)))
-        where = f"metric in ({', '.join(dialect.text(m) for m in wanted)})" if wanted else "1 = 0"
-        return f"select * from ({rows}) as unitcost_rows where {where}"
+        return f"select * from ({rows}) as unitcost_rows where {metrics_filter(metrics(cfg), dialect)}"
 
     return WarehouseQuery(list(USAGE_SCHEMA), dict(USAGE_SCHEMA), statement)
 

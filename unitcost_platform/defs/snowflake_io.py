@@ -83,6 +83,17 @@ def restore(frame: pl.DataFrame, table: str, extra: dict[str, pl.DataType] | Non
     return frame.with_columns(casts) if casts else frame
 
 
+def _missing_table(cursor, table_slice: TableSlice) -> None:
+    """A table read that was never written fails the run with what to materialize."""
+    if not _columns(cursor, table_slice):
+        raise dg.Failure(
+            description=(
+                f"table {table_slice.schema}.{table_slice.table} does not exist in Snowflake: materialize the "
+                f"asset {table_slice.table} for these days first (or select it with its downstream assets)."
+            )
+        )
+
+
 def _ensure_table(cursor, table_slice: TableSlice, schema: dict[str, pl.DataType]) -> str:
     """The table with (at least) the columns of `schema`, created from it if new; its column definitions."""
     definition = ", ".join(f"{c} {snowflake_type(t)}" for c, t in schema.items())
@@ -168,13 +179,7 @@ class SelectedRowsSnowflakeTypeHandler(SelectedRowsTypeHandler):
     def handle_output(self, context: dg.OutputContext, table_slice: TableSlice, obj: SelectedRows, connection):
         with connection.cursor() as cursor:
             for name in obj.reads:
-                if not _columns(cursor, table_slice._replace(table=name)):
-                    raise dg.Failure(
-                        description=(
-                            f"table {table_slice.schema}.{name} does not exist in Snowflake: materialize the asset "
-                            f"{name} for these days first (or select it with {table_slice.table})."
-                        )
-                    )
+                _missing_table(cursor, table_slice._replace(table=name))
             _ensure_table(cursor, table_slice, obj.schema)
             _swap_in(cursor, table_slice, obj.insert(_name(table_slice), lambda name: _name(table_slice, name), SNOWFLAKE))
             if obj.summary is not None:
@@ -196,13 +201,7 @@ class PolarsSnowflakeTypeHandler(DbTypeHandler[pl.DataFrame]):
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pl.DataFrame:
         with connection.cursor() as cursor:
-            if not _columns(cursor, table_slice):
-                raise dg.Failure(
-                    description=(
-                        f"table {table_slice.schema}.{table_slice.table} does not exist in Snowflake: materialize the "
-                        f"asset {table_slice.table} for these days first (or select it with its downstream assets)."
-                    )
-                )
+            _missing_table(cursor, table_slice)
             rollup = rollup_of(context)
             named = query_of(context) or follow_up_of(rollup)
             statement = input_statement(

@@ -22,6 +22,7 @@ from unitcost_platform.warehouse_sql import (
     Dialect,
     WarehouseQuery,
     match_sql,
+    metrics_filter,
     pool_sql,
     usage_of_metrics,
 )
@@ -539,8 +540,7 @@ def allocation_sql(
     first, last = dialect.date(min(days).isoformat()), dialect.date(max(days).isoformat())
     columns = ", ".join(allocation_columns(pools, cost_column))
     billing = f"select {columns} from {table('raw_billing')} where x_ChargeDate >= {first} and x_ChargeDate <= {last}"
-    metrics = pool_metrics(pools)
-    wanted = f"metric in ({', '.join(dialect.text(m) for m in metrics)})" if metrics else "1 = 0"
+    wanted = metrics_filter(pool_metrics(pools), dialect)  # POOL_USAGE_QUERY's filter
     customers = (
         f"from {table('customer_dimension')} where snapshot_date >= {first} and snapshot_date <= {last}"
     )
