@@ -26,7 +26,7 @@ from unitcost_platform.contracts.focus import UNICODE_WHITESPACE
 from unitcost_platform.contracts.usage import USAGE_SCHEMA
 
 if TYPE_CHECKING:
-    from unitcost_platform.config import UnitcostConfig
+    from unitcost_platform.config import ScopeConfig, UnitcostConfig
     from unitcost_platform.config_pools import PoolConfig, PoolMatch
 
 
@@ -78,6 +78,20 @@ SNOWFLAKE = Dialect("snowflake")
 
 def in_list(column: str, values: Sequence[str], dialect: Dialect) -> str:
     return f"{column} in ({', '.join(dialect.text(v) for v in values)})"
+
+
+def scope_sql(scope: "ScopeConfig | None", dialect: Dialect) -> str:
+    """The SQL twin of `ScopeConfig.expr`: true for a customer_dimension row in scope."""
+    if scope is None:
+        return "true"
+    conditions = []
+    if scope.tiers:
+        conditions.append(in_list("lower(tier)", [t.lower() for t in scope.tiers], dialect))
+    if scope.segments:
+        conditions.append(in_list("lower(segment)", [s.lower() for s in scope.segments], dialect))
+    if scope.onboarded_since:
+        conditions.append(f"customer_since >= {dialect.date(scope.onboarded_since.isoformat())}")
+    return f"coalesce(({' and '.join(conditions)}), false)"
 
 
 def match_sql(match: "PoolMatch", dialect: Dialect) -> str:

@@ -41,8 +41,11 @@ def allocation_totals(context: dg.InputContext) -> pl.DataFrame:
 
 @dg.input_manager(required_resource_keys={"io_manager"})
 def allocation_by_tenant(context: dg.InputContext) -> pl.DataFrame:
-    """allocated_cost summed per day, tenant, customer and unallocated reason by the warehouse."""
-    return WithRollup(context, checks.ORPHANS_ROLLUP).load()
+    """The days' orphans as the warehouse finds them: allocated_cost summed per day, tenant, customer
+    and unallocated reason, joined there to the same days' tenant_usage and customer_dimension, and
+    reduced to each day's worst offenders and figures (checks.ORPHANS_QUERY)."""
+    days = [dt.date.fromisoformat(k) for k in context.asset_partition_keys]
+    return WithRollup(context, {**checks.ORPHANS_ROLLUP, "then": checks.orphans_spec(days)}).load()
 
 
 @dg.input_manager(required_resource_keys={"io_manager"})
@@ -153,32 +156,20 @@ def build_checks(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetChecks
         yield from evaluations("tag_coverage", PROPAGATION_GAPS, outcomes)
 
     # On allocated_cost, which reads the customers and the usage it compares: selecting
-    # customer_dimension alone does not run a check that needs the allocation.
+    # customer_dimension alone does not run a check that needs the allocation. The warehouse joins
+    # the three (ORPHANS_QUERY); Python gets each day's worst offenders and figures.
     @dg.asset_check(
         asset="allocated_cost",
         name=ORPHANS,
         partitions_def=partitions_def,
-        additional_ins={
-            "allocated_cost": dg.AssetIn(input_manager_key=ALLOCATION_BY_TENANT),
-            "customer_dimension": dg.AssetIn(),
-            "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: checks.ORPHANS_USAGE_ROLLUP}),
-        },
+        additional_ins={"allocated_cost": dg.AssetIn(input_manager_key=ALLOCATION_BY_TENANT)},
+        additional_deps=["customer_dimension", "tenant_usage"],
     )
-    def orphans(
-        context: dg.AssetCheckExecutionContext,
-        unitcost: UnitcostResource,
-        allocated_cost: pl.DataFrame,
-        customer_dimension: pl.DataFrame,
-        tenant_usage: pl.DataFrame,
-    ):
+    def orphans(context: dg.AssetCheckExecutionContext, unitcost: UnitcostResource, allocated_cost: pl.DataFrame):
         """Tenants with cost or usage but no customer record; active customers (in scope) with direct cost and no usage."""
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        outcomes = checks.orphans(
-            allocated_cost, tenant_usage, customer_dimension, _days(context),
-            scope=cfg.scope.expr() if cfg.scope else None, scope_description=cfg.scope_description(),
-        )  # fmt: skip
-        yield from evaluations("allocated_cost", ORPHANS, outcomes)
+        yield from evaluations("allocated_cost", ORPHANS, checks.orphan_outcomes(allocated_cost, _days(context), cfg.scope_description()))
 
     # Dagster loads a check's inputs for the check's days only, whatever their partition mapping: the
     # trailing week comes through `TRAILING_WEEK`, summed per day and metric by the warehouse.

@@ -106,11 +106,13 @@ def follow_ups() -> dict[str, RollupQuery]:
     """The queries over a rollup's result (a rollup's `then`)."""
     from unitcost_platform.transforms.alerts import ALERT_DRIVERS_QUERY
     from unitcost_platform.transforms.anomalies import CUSTOMER_UNITS_QUERY
+    from unitcost_platform.transforms.checks import ORPHANS_QUERY
     from unitcost_platform.transforms.segments import SEGMENT_USAGE_QUERY
     from unitcost_platform.transforms.service_unit_cost import SERVICE_MONTH_QUERY
 
     return {"service_month": SERVICE_MONTH_QUERY, "alert_drivers": ALERT_DRIVERS_QUERY,
-            "customer_units": CUSTOMER_UNITS_QUERY, "segment_usage": SEGMENT_USAGE_QUERY}  # fmt: skip
+            "customer_units": CUSTOMER_UNITS_QUERY, "segment_usage": SEGMENT_USAGE_QUERY,
+            "orphans": ORPHANS_QUERY}  # fmt: skip
 
 
 def follow_up_of(rollup: Mapping[str, Any] | None) -> RollupQuery | None:

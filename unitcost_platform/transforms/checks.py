@@ -8,9 +8,16 @@ conservation is meant to block; the others report.
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, scope_sql
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import UnitcostConfig
 
 WORST = 5
 TRAILING_DAYS = 7
@@ -219,20 +226,27 @@ def propagation_gaps(
     return outcomes
 
 
-def orphans(
-    allocated: pl.DataFrame,
-    usage: pl.DataFrame,
-    customers: pl.DataFrame,
-    days: list[dt.date],
-    scope: pl.Expr | None = None,
-    scope_description: str = "all customers",
-) -> list[CheckOutcome]:
-    """Tenants with cost or usage but no customer; active customers with direct cost but no usage.
+ORPHAN_TENANT, ORPHAN_CUSTOMER = "tenant without customer", "active customer without usage"
+# What the orphans check reads: each day's worst offenders (WORST at most), each row with the day's
+# counts and orphan cost (`worst_orphans`, and ORPHANS_QUERY in the warehouse).
+ORPHANS_FOUND_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(), "kind": pl.String(), "who": pl.String(), "cost": pl.Float64(), "requests": pl.Float64(),
+    "tenants_without_customer": pl.Int64(), "customers_without_usage": pl.Int64(), "orphan_cost": pl.Float64(),
+}  # fmt: skip
+# The offenders' order: the costliest first, then the busiest; ties by kind and name, so the worst
+# five are the same whichever engine ranks them.
+_ORPHAN_ORDER = (["cost", "requests", "kind", "who"], [True, True, False, False])
 
-    `usage`: tenant_usage rows, or their requests per (usage_date, tenant_id) (ORPHANS_USAGE_ROLLUP).
 
-    With a scope (a scoped rollout), only customers in scope are audited for missing usage; a tenant
-    without a customer record is reported whatever the scope (it cannot be placed in or out of it).
+def orphans_found(
+    allocated: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame, scope: pl.Expr | None = None
+) -> pl.DataFrame:
+    """Every orphan of the days, (day, kind, who, cost, requests): tenants with cost or usage but no
+    customer, and active customers (in scope) with direct cost but no usage.
+
+    `allocated`: allocated_cost rows, or their sums per (day, tenant_id, customer_id,
+    unallocated_reason) with `direct_cost` (ORPHANS_ROLLUP); `usage`: tenant_usage rows, or their
+    requests per (usage_date, tenant_id) (ORPHANS_USAGE_ROLLUP).
     """
     known = customers.select(pl.col("snapshot_date").alias("day"), "tenant_id").unique()
     cost_orphans = (
@@ -251,7 +265,7 @@ def orphans(
         .agg(requests.alias("requests"))
     )
     tenants = cost_orphans.join(usage_orphans, on=["day", "tenant_id"], how="full", coalesce=True).with_columns(
-        pl.lit("tenant without customer").alias("kind"), pl.col("tenant_id").alias("who")
+        pl.lit(ORPHAN_TENANT).alias("kind"), pl.col("tenant_id").alias("who")
     )
     used = usage.select(pl.col("usage_date").alias("day"), "tenant_id").unique().join(
         customers.select(pl.col("snapshot_date").alias("day"), "tenant_id", "customer_id"), on=["day", "tenant_id"]
@@ -268,26 +282,130 @@ def orphans(
     audited = customers if scope is None else customers.filter(scope)
     active = audited.filter(pl.col("status") == "active").select(pl.col("snapshot_date").alias("day"), "customer_id").unique()
     silent = direct.join(active, on=["day", "customer_id"]).join(used, on=["day", "customer_id"], how="anti").with_columns(
-        pl.lit("active customer without usage").alias("kind"), pl.col("customer_id").alias("who"),
+        pl.lit(ORPHAN_CUSTOMER).alias("kind"), pl.col("customer_id").alias("who"),
         pl.lit(None, dtype=pl.Float64).alias("requests"),
     )
     columns = ["day", "kind", "who", "cost", "requests"]
-    found = pl.concat([tenants.select(columns), silent.select(columns)], how="vertical_relaxed")
-    parts = _by_day(found, "day")
+    return pl.concat([tenants.select(columns), silent.select(columns)], how="vertical_relaxed")
+
+
+def worst_orphans(found: pl.DataFrame, worst: int = WORST) -> pl.DataFrame:
+    """Each day's `worst` offenders of `found` (orphans_found), with the day's counts and orphan cost
+    on every row: what ORPHANS_QUERY returns from the warehouse."""
+    by_day = pl.col("day")
+    return (
+        found.with_columns(
+            (pl.col("kind") == ORPHAN_TENANT).sum().over(by_day).cast(pl.Int64).alias("tenants_without_customer"),
+            (pl.col("kind") == ORPHAN_CUSTOMER).sum().over(by_day).cast(pl.Int64).alias("customers_without_usage"),
+            pl.col("cost").fill_null(0.0).sum().over(by_day).alias("orphan_cost"),
+        )
+        .sort("day", *_ORPHAN_ORDER[0], descending=[False, *_ORPHAN_ORDER[1]], nulls_last=True)
+        .filter(pl.int_range(pl.len()).over(by_day) < worst)
+        .select(list(ORPHANS_FOUND_SCHEMA))
+        .cast(ORPHANS_FOUND_SCHEMA)
+    )
+
+
+def orphan_outcomes(worst: pl.DataFrame, days: list[dt.date], scope_description: str = "all customers") -> list[CheckOutcome]:
+    """One outcome per day from its worst offenders and figures (ORPHANS_FOUND_SCHEMA); a day
+    without a row has no orphan."""
+    parts = _by_day(worst, "day")
     outcomes = []
     for day in days:
-        rows = parts.get(day, found.clear()).sort("cost", "requests", descending=True, nulls_last=True)
-        n_tenants = rows.filter(pl.col("kind") == "tenant without customer").height
-        n_silent = rows.height - n_tenants
+        rows = parts.get(day, worst.clear()).sort(*_ORPHAN_ORDER[0], descending=_ORPHAN_ORDER[1], nulls_last=True)
+        first = rows.row(0, named=True) if rows.height else {}
+        n_tenants, n_silent = first.get("tenants_without_customer", 0), first.get("customers_without_usage", 0)
         outcomes.append(CheckOutcome(
             day=day, passed=rows.is_empty(), severity="WARN",
             description=(f"{n_tenants} tenant(s) with cost or usage but no customer record; "
                          f"{n_silent} active customer(s) with direct cost and no usage"),
             figures={"tenants_without_customer": n_tenants, "customers_without_usage": n_silent,
-                     "orphan_cost": float(rows["cost"].fill_null(0).sum()), "scope": scope_description},
-            offenders=rows.drop("day").head(WORST),
+                     "orphan_cost": float(first.get("orphan_cost", 0.0)), "scope": scope_description},
+            offenders=rows.select("kind", "who", "cost", "requests"),
         ))  # fmt: skip
     return outcomes
+
+
+def orphans(
+    allocated: pl.DataFrame,
+    usage: pl.DataFrame,
+    customers: pl.DataFrame,
+    days: list[dt.date],
+    scope: pl.Expr | None = None,
+    scope_description: str = "all customers",
+) -> list[CheckOutcome]:
+    """Tenants with cost or usage but no customer; active customers with direct cost but no usage.
+
+    The Polars path of the check (`orphans_found`, `worst_orphans`, `orphan_outcomes`); the asset
+    check gets `worst_orphans`' frame from the warehouse (ORPHANS_QUERY). With a scope (a scoped
+    rollout), only customers in scope are audited for missing usage; a tenant without a customer
+    record is reported whatever the scope (it cannot be placed in or out of it).
+    """
+    return orphan_outcomes(worst_orphans(orphans_found(allocated, usage, customers, scope)), days, scope_description)
+
+
+def _orphans_statement(rollup: str, spec: dict, cfg: "UnitcostConfig", table: Callable[[str], str], dialect: Dialect) -> str:
+    """`orphans_found` then `worst_orphans` in the warehouse, over `rollup` (allocated_cost at
+    ORPHANS_ROLLUP) and the same days' tenant_usage and customer_dimension (`spec["days"]`, ISO text):
+    each day's `spec["worst"]` offenders, the day's counts and orphan cost on each row."""
+    days = ", ".join(dialect.date(d) for d in spec["days"]) or "cast(null as date)"
+    text = dialect.text
+    order = ", ".join(f"{c} {'desc' if down else 'asc'} nulls last" for c, down in zip(*_ORPHAN_ORDER, strict=True))
+    return f"""
+with alloc as ({rollup}),
+customers as (
+    select snapshot_date as day, tenant_id, customer_id, status, {scope_sql(cfg.scope, dialect)} as in_scope
+    from {table('customer_dimension')} where snapshot_date in ({days})
+),
+usage as (
+    select usage_date as day, tenant_id, sum(case when metric = {text('requests')} then value else 0 end) as requests
+    from {table('tenant_usage')} where usage_date in ({days}) group by usage_date, tenant_id
+),
+cost_orphans as (
+    select day, tenant_id, sum(allocated_cost) as cost from alloc
+    where unallocated_reason = {text('unknown_tenant')} group by day, tenant_id
+),
+usage_orphans as (
+    select u.day, u.tenant_id, u.requests from usage as u
+    where not exists (select 1 from customers as k where k.day = u.day and k.tenant_id = u.tenant_id)
+),
+used as (
+    select distinct u.day, k.customer_id from usage as u join customers as k on k.day = u.day and k.tenant_id = u.tenant_id
+),
+direct as (
+    select day, customer_id, sum(direct_cost) as cost from alloc where unallocated_reason is null
+    group by day, customer_id having sum(direct_cost) > 0
+),
+active as (select distinct day, customer_id from customers where status = {text('active')} and in_scope),
+found as (
+    select coalesce(c.day, u.day) as day, {text(ORPHAN_TENANT)} as kind, coalesce(c.tenant_id, u.tenant_id) as who,
+           c.cost, u.requests
+    from cost_orphans as c full outer join usage_orphans as u on c.day = u.day and c.tenant_id = u.tenant_id
+    union all
+    select d.day, {text(ORPHAN_CUSTOMER)}, d.customer_id, d.cost, cast(null as double)
+    from direct as d join active as a on a.day = d.day and a.customer_id = d.customer_id
+    where not exists (select 1 from used where used.day = d.day and used.customer_id = d.customer_id)
+),
+ranked as (
+    select day, kind, who, cost, requests,
+           sum(case when kind = {text(ORPHAN_TENANT)} then 1 else 0 end) over (partition by day) as tenants_without_customer,
+           sum(case when kind = {text(ORPHAN_CUSTOMER)} then 1 else 0 end) over (partition by day) as customers_without_usage,
+           sum(coalesce(cost, 0)) over (partition by day) as orphan_cost,
+           row_number() over (partition by day order by {order}) as unitcost_rank
+    from found
+)
+select day, kind, who, cost, requests, tenants_without_customer, customers_without_usage, orphan_cost
+from ranked where unitcost_rank <= {int(spec["worst"])}
+"""
+
+
+# allocated_cost at ORPHANS_ROLLUP, reduced by the warehouse with the days' usage and customers: the
+# rollup's `then` is `orphans_spec(days)`.
+ORPHANS_QUERY = RollupQuery(ORPHANS_FOUND_SCHEMA, _orphans_statement)
+
+
+def orphans_spec(days: list[dt.date], worst: int = WORST) -> dict:
+    return {"query": "orphans", "days": [d.isoformat() for d in days], "worst": worst}
 
 
 def usage_freshness(usage: pl.DataFrame, days: list[dt.date], drop_fraction: float) -> list[CheckOutcome]:

@@ -34,7 +34,7 @@ from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig, U
 from unitcost_platform.formatting import money
 from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
-from unitcost_platform.warehouse_sql import Dialect, RollupQuery, in_list, round_half_even_sql
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, round_half_even_sql, scope_sql
 
 # allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
 SERVICE_CUSTOMER_ROLLUP = {
@@ -297,20 +297,6 @@ SERVICE_MONTH_SCHEMA: dict[str, pl.DataType] = {
 }
 # The customer_dimension columns the query reads of the window's end day.
 SERVICE_MONTH_CUSTOMER_COLUMNS = ["customer_id", "customer_name", "status", "tier", "segment", "customer_since"]
-
-
-def scope_sql(scope: ScopeConfig | None, dialect: Dialect) -> str:
-    """The SQL twin of `ScopeConfig.expr`: true for a customer_dimension row in scope."""
-    if scope is None:
-        return "true"
-    conditions = []
-    if scope.tiers:
-        conditions.append(in_list("lower(tier)", [t.lower() for t in scope.tiers], dialect))
-    if scope.segments:
-        conditions.append(in_list("lower(segment)", [s.lower() for s in scope.segments], dialect))
-    if scope.onboarded_since:
-        conditions.append(f"customer_since >= {dialect.date(scope.onboarded_since.isoformat())}")
-    return f"coalesce(({' and '.join(conditions)}), false)"
 
 
 def _service_month_statement(window: str, customers: str, history_days: int, cfg: UnitcostConfig, dialect: Dialect) -> str:

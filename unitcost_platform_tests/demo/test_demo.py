@@ -133,6 +133,12 @@ def test_the_main_job_on_the_demo_raises_every_kind_of_alert(demo_run, capsys):
     # The tag audit sees the DynamoDB tagging break of day 100.
     gaps = {ev.partition for ev in evaluations if ev.check_name == "tag_propagation_gaps" and not ev.passed}
     assert (DEMO_START_DATE + dt.timedelta(days=100)).isoformat() in gaps
+    # The orphans check (found by the warehouse) names the forgotten instance and the canary's usage every day.
+    orphans = [ev for ev in evaluations if ev.check_name == "orphans"]
+    assert len(orphans) == DEMO_DAYS and not any(ev.passed for ev in orphans)
+    for ev in orphans:
+        assert "legacy-import-0999" in ev.metadata["worst_offenders"].value and "synthetic-canary" in ev.metadata["worst_offenders"].value
+        assert ev.metadata["tenants_without_customer"].value >= 2
 
     report = summarize(db, PROJECT_ROOT / "unitcost.yaml")
     assert f"Days processed: {DEMO_DAYS} ({DEMO_START_DATE} .. {LAST})" in report
