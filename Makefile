@@ -25,8 +25,9 @@ demo: setup
 		--config-json '{"loggers": {"console": {"config": {"log_level": "INFO"}}}}'
 	$(BIN)/unitcost summary
 
+# One worker per core, a test file per worker (a file's fixtures are shared by its tests).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 dev: setup
 	$(BIN)/dg dev -w workspace.yaml
