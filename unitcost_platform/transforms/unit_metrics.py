@@ -7,19 +7,24 @@ week earlier (null when either day has none). A metric absent from the day's usa
 rather than an error (telemetry for it may arrive later); a metric never seen in the usage read is
 reported as a config warning by `unseen_metric_warnings`. The default unit metric, cost per 1k
 requests, is the same figure as `unit_cost.cost_per_1k_requests`.
+
+The asset's rows are computed by the warehouse (`customer_unit_costs_sql`, written by the IO manager
+as `SelectedRows`): unit_cost's rows of the days and of a week before, the unit metrics' usage
+summed per customer there, never read into Python. `customer_unit_costs` is its Polars twin.
 """
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import polars as pl
 
 from unitcost_platform.config import UnitMetric
 from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import TREND_DAYS
+from unitcost_platform.warehouse_sql import Dialect
 
 USAGE_ROLLUP = {"by": ["usage_date", "tenant_id", "metric"], "sum": ["value"]}
-# The metrics tenant_usage holds (named by a warning about a metric that is not among them).
+# The metrics tenant_usage holds over the days read: what the asset reads of it, for its warnings.
 METRICS_ROLLUP = {"by": ["metric"], "count": "usage_rows"}
 UNIT_COST_COLUMNS = ["day", "customer_id", "customer_name", "tier", "total_cost"]
 HISTORY_DAYS = TREND_DAYS + 1
@@ -96,15 +101,10 @@ def customer_unit_costs(
     )
 
 
-def unseen_metric_warnings(
-    unit_metrics: list[UnitMetric], usage: pl.DataFrame, where: str, all_metrics: Callable[[], Iterable[str]] | None = None
-) -> list[str]:
-    """A warning per configured unit metric whose metric appears nowhere in `usage` (read over `where`);
-    it names the metrics there are: `all_metrics()` when given (`usage` then holds the unit metrics'
-    metrics only), else `usage`'s."""
+def unseen_metric_warnings(unit_metrics: list[UnitMetric], usage: pl.DataFrame, where: str) -> list[str]:
+    """A warning per configured unit metric whose metric appears nowhere in `usage` (read over
+    `where`: its rows, or a row per metric, METRICS_ROLLUP); it names the metrics there are."""
     seen = set(usage["metric"].unique().to_list())
-    if all_metrics is not None and any(m.metric not in seen for m in unit_metrics):
-        seen = set(all_metrics())
     return [
         f"unit_metrics {m.name}: metric {m.metric!r} appears in no usage of {where}; its units and cost per unit "
         f"are null. Check the name against the metrics in tenant_usage ({', '.join(sorted(seen)) or 'none'}) "
@@ -112,3 +112,68 @@ def unseen_metric_warnings(
         for m in unit_metrics
         if m.metric not in seen
     ]
+
+
+def customer_unit_costs_sql(days: list[dt.date], unit_metrics: list[UnitMetric], table: Callable[[str], str], dialect: Dialect) -> str:
+    """`customer_unit_costs` in the warehouse: the rows of `days` (CUSTOMER_UNIT_COSTS_SCHEMA's columns)
+    from the tables unit_cost, tenant_usage and customer_dimension of `days` and the days a week before
+    them (`table(name)` quotes a table's name)."""
+    date = lambda d: dialect.date(d.isoformat())  # noqa: E731
+    read = ", ".join(date(d) for d in days_read(days))
+    pairs = " union all ".join(
+        f"select {date(d)} as day, {date(d - dt.timedelta(days=TREND_DAYS))} as before_day" for d in sorted(set(days))
+    ) or "select cast(null as date) as day, cast(null as date) as before_day"
+    configured = " union all ".join(
+        f"select {dialect.text(m.name)} as unit_metric, {dialect.text(m.metric)} as metric, cast({float(m.per)!r} as double) as per"
+        for m in unit_metrics
+    ) or "select cast(null as varchar) as unit_metric, cast(null as varchar) as metric, cast(null as double) as per where 1 = 0"
+    return f"""
+with configured as ({configured}),
+unit as (select day, customer_id, customer_name, tier, total_cost from {table('unit_cost')} where day in ({read})),
+usage as (
+    select usage_date as day, tenant_id, metric, value from {table('tenant_usage')}
+    where usage_date in ({read}) and metric in (select metric from configured)
+),
+present as (select distinct day, metric from usage),
+owners as (
+    select distinct snapshot_date as day, tenant_id, customer_id from {table('customer_dimension')}
+    where snapshot_date in ({read})
+),
+per_customer as (
+    select u.day, o.customer_id, u.metric, sum(u.value) as units
+    from usage as u join owners as o on o.day = u.day and o.tenant_id = u.tenant_id
+    group by u.day, o.customer_id, u.metric
+),
+costed as (
+    select n.day, n.customer_id, n.customer_name, n.tier, c.unit_metric, c.metric, c.per,
+           case when p.metric is not null then coalesce(pc.units, 0) end as units, n.total_cost
+    from unit as n cross join configured as c
+    left join present as p on p.day = n.day and p.metric = c.metric
+    left join per_customer as pc on pc.day = n.day and pc.customer_id = n.customer_id and pc.metric = c.metric
+),
+rows as (select *, case when units > 0 then total_cost / units * per end as cost_per_unit from costed),
+pairs as ({pairs})
+select r.day, r.customer_id, r.customer_name, r.tier, r.unit_metric, r.metric, r.per, r.units, r.total_cost, r.cost_per_unit,
+       case when b.cost_per_unit is not null and b.cost_per_unit <> 0 then r.cost_per_unit / b.cost_per_unit - 1 end
+           as cost_per_unit_7d_change
+from rows as r join pairs as w on w.day = r.day
+left join rows as b on b.day = w.before_day and b.customer_id = r.customer_id and b.unit_metric = r.unit_metric
+"""
+
+
+# What the asset's metadata reads of the rows the warehouse wrote: per day and unit metric.
+UNIT_COSTS_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(), "unit_metric": pl.String(), "row_count": pl.Int64(),
+    "median": pl.Float64(), "p90": pl.Float64(), "customers_with_units": pl.Int64(),
+}  # fmt: skip
+
+
+def unit_costs_summary_sql(rows: str, dialect: Dialect) -> str:
+    """UNIT_COSTS_SUMMARY_SCHEMA over `rows` (customer_unit_costs' rows of the days written): the
+    median and 90th percentile (linear) of the cost per unit, and the customers with units."""
+    return (
+        f"select day, unit_metric, count(*) as row_count, {dialect.quantile('cost_per_unit', 0.5)} as median, "
+        f"{dialect.quantile('cost_per_unit', 0.9)} as p90, count(cost_per_unit) as customers_with_units "
+        f"from ({rows}) as unitcost_rows group by day, unit_metric"
+    )
+

@@ -11,9 +11,11 @@ from unitcost_platform.transforms.unit_metrics import (
     CUSTOMER_UNIT_COSTS_SCHEMA,
     USAGE_ROLLUP,
     customer_unit_costs,
+    customer_unit_costs_sql,
     unseen_metric_warnings,
 )
-from unitcost_platform_tests.helpers import D, usage
+from unitcost_platform.warehouse_sql import DUCKDB
+from unitcost_platform_tests.helpers import D, duckdb_tables, usage
 
 WEEK_AGO = D - dt.timedelta(days=7)
 METRICS = [
@@ -46,15 +48,29 @@ USAGE = pl.concat([
 ])  # fmt: skip
 
 
-def _run() -> pl.DataFrame:
+def _polars() -> pl.DataFrame:
     return customer_unit_costs(_unit_cost(), apply_rollup(USAGE, USAGE_ROLLUP), _dimension(), METRICS, [D])
+
+
+def _warehouse() -> pl.DataFrame:
+    """What the asset runs: the SQL over the three tables, in DuckDB."""
+    run = duckdb_tables({"unit_cost": _unit_cost(), "tenant_usage": USAGE, "customer_dimension": _dimension()})
+    statement = customer_unit_costs_sql([D], METRICS, lambda t: f"unitcost.{t}", DUCKDB)
+    return run(statement).cast(CUSTOMER_UNIT_COSTS_SCHEMA).sort("day", "customer_id", "unit_metric")
+
+
+@pytest.fixture(params=["polars", "warehouse"])
+def _run(request):
+    """The rows under test: `customer_unit_costs` on frames, or its SQL twin (what the asset runs);
+    the hand-worked figures hold for both."""
+    return _polars if request.param == "polars" else _warehouse
 
 
 def _row(out: pl.DataFrame, customer: str, metric: str) -> dict:
     return out.filter((pl.col("customer_id") == customer) & (pl.col("unit_metric") == metric)).row(0, named=True)
 
 
-def test_cost_per_unit_and_its_change_over_seven_days():
+def test_cost_per_unit_and_its_change_over_seven_days(_run):
     out = _run()
     assert out.schema == pl.Schema(CUSTOMER_UNIT_COSTS_SCHEMA)
     assert out.height == 3 * 3 and set(out["day"]) == {D}
@@ -67,7 +83,7 @@ def test_cost_per_unit_and_its_change_over_seven_days():
     assert c3["cost_per_unit_7d_change"] == pytest.approx(4.0 / 2.0 - 1)  # 1/500 x 1000 = 2 a week ago
 
 
-def test_zero_units_and_a_metric_missing_that_day_are_null_not_errors():
+def test_zero_units_and_a_metric_missing_that_day_are_null_not_errors(_run):
     out = _run()
     c2 = _row(out, "C2", "per_1k_requests")  # requests were reported that day, none by C2
     assert c2["units"] == 0.0 and c2["cost_per_unit"] is None and c2["cost_per_unit_7d_change"] is None
@@ -84,18 +100,3 @@ def test_a_metric_never_seen_is_a_config_warning():
     assert len(warnings) == 1
     assert warnings[0].startswith("unit_metrics per_gb_month: metric 'storage_bytes' appears in no usage of 2026-03-03..2026-03-10")
     assert "(requests, transactions)" in warnings[0] and "unitcost.yaml" in warnings[0]
-
-
-def test_the_warning_names_every_metric_when_usage_holds_the_unit_metrics_only():
-    """customer_unit_costs reads the sums of its unit metrics' metrics only: a warning asks the
-    warehouse which metrics there are, and nothing is asked when every unit metric was seen."""
-    # What the warehouse returns at the rollup with the unit metrics' metrics as keys.
-    read = apply_rollup(USAGE, USAGE_ROLLUP).filter(pl.col("metric").is_in([m.metric for m in METRICS]))
-    [warning] = unseen_metric_warnings(METRICS, read, "2026-03-03", lambda: ["transactions", "requests", "tokens"])
-    assert warning.startswith("unit_metrics per_gb_month: metric 'storage_bytes'")
-    assert "tenant_usage (requests, tokens, transactions)" in warning
-
-    def never() -> list[str]:
-        raise AssertionError("asked for the metrics with no warning to give")
-
-    assert unseen_metric_warnings(METRICS[:2], read, "2026-03-03", never) == []

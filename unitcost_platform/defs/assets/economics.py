@@ -16,12 +16,12 @@ from unitcost_platform.defs.metadata import (
 from unitcost_platform.defs.partitions import days_of, days_text, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
 from unitcost_platform.defs.rollup import BY_DAY, ROLLUP_KEY, ByDay
+from unitcost_platform.selected import SelectedRows
 from unitcost_platform.transforms import products as products_t
 from unitcost_platform.transforms import segments as segments_t
 from unitcost_platform.transforms import unit_metrics as unit_metrics_t
 
 GROUP = "economics"
-CUSTOMER_TENANTS = ["snapshot_date", "tenant_id", "customer_id"]
 
 
 def _fmt(value: float | None, fmt=pct) -> str:
@@ -178,64 +178,52 @@ def build_economics_assets(
 
     week = trailing_days(unit_metrics_t.HISTORY_DAYS)
 
+    # Computed and written by the warehouse from unit_cost, tenant_usage and customer_dimension of the
+    # run's days and the days a week before them: only the metrics there are (to name them in a
+    # warning) and a summary per day and unit metric come back.
     @dg.asset(
         ins={
-            # Each read for the run's days and the days a week before them, not the days between.
-            "unit_cost": dg.AssetIn(
-                partition_mapping=week, input_manager_key=BY_DAY, metadata={"columns": unit_metrics_t.UNIT_COST_COLUMNS}
-            ),
             "tenant_usage": dg.AssetIn(
-                partition_mapping=week, input_manager_key=BY_DAY, metadata={ROLLUP_KEY: unit_metrics_t.USAGE_ROLLUP}
-            ),
-            "customer_dimension": dg.AssetIn(
-                partition_mapping=week, input_manager_key=BY_DAY, metadata={"columns": CUSTOMER_TENANTS}
+                partition_mapping=week, input_manager_key=BY_DAY, metadata={ROLLUP_KEY: unit_metrics_t.METRICS_ROLLUP}
             ),
         },
+        deps=[dg.AssetDep(name, partition_mapping=week) for name in ("unit_cost", "customer_dimension")],
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
     def customer_unit_costs(
-        context: dg.AssetExecutionContext,
-        unitcost: UnitcostResource,
-        unit_cost: ByDay,
-        tenant_usage: ByDay,
-        customer_dimension: ByDay,
-    ) -> pl.DataFrame:
+        context: dg.AssetExecutionContext, unitcost: UnitcostResource, tenant_usage: ByDay
+    ) -> SelectedRows:
         """Cost per unit of each configured unit metric, per customer and day, and its change over 7 days."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
+        unit_metrics = cfg.unit_metrics
         wanted = unit_metrics_t.days_read(days)
-        # The sums of the unit metrics' metrics only; the metrics there are, only to name them in a warning.
-        metrics = {"metric": sorted({m.metric for m in cfg.unit_metrics})}
-        usage = tenant_usage.days(wanted, {**unit_metrics_t.USAGE_ROLLUP, "keys": metrics})
-        frame = unit_metrics_t.customer_unit_costs(
-            unit_cost.days(wanted), usage, customer_dimension.days(wanted), cfg.unit_metrics, days
-        )
-        warnings = unit_metrics_t.unseen_metric_warnings(
-            cfg.unit_metrics, usage, days_text(wanted),
-            lambda: tenant_usage.days(wanted, unit_metrics_t.METRICS_ROLLUP)["metric"].to_list(),
-        )  # fmt: skip
+        seen = tenant_usage.days(wanted)  # the metrics there are, a row each
+        warnings = unit_metrics_t.unseen_metric_warnings(unit_metrics, seen, days_text(wanted))
         for warning in warnings:
             context.log.warning(warning)
 
-        def describe(day: pl.DataFrame) -> dict:
-            stats = (
-                day.group_by("unit_metric")
-                .agg(
-                    pl.col("cost_per_unit").median().alias("median"),
-                    pl.col("cost_per_unit").quantile(0.9, interpolation="linear").alias("p90"),
-                    pl.col("cost_per_unit").is_not_null().sum().alias("customers_with_units"),
-                )
-                .sort("unit_metric")
-            )
-            return {
-                "unit_metrics": [m.name for m in cfg.unit_metrics],
-                "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
-                "cost_per_unit": dg.MetadataValue.md(markdown_table(stats, {"median": _usd_unit, "p90": _usd_unit})),
-            }
+        def describe(summary: pl.DataFrame) -> None:
+            """Each day's metadata from the warehouse's figures of what it wrote (UNIT_COSTS_SUMMARY)."""
+            for day in days:
+                part = summary.filter(pl.col("day") == day).sort("unit_metric")
+                stats = part.select("unit_metric", "median", "p90", "customers_with_units")
+                context.add_asset_metadata({
+                    "dagster/row_count": int(part["row_count"].sum()),
+                    "unit_metrics": [m.name for m in unit_metrics],
+                    "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
+                    "cost_per_unit": dg.MetadataValue.md(markdown_table(stats, {"median": _usd_unit, "p90": _usd_unit})),
+                }, partition_key=day.isoformat())  # fmt: skip
 
-        per_day_metadata(context, days, frame, "day", describe)
-        return frame
+        return SelectedRows(
+            unit_metrics_t.CUSTOMER_UNIT_COSTS_SCHEMA,
+            lambda table, dialect: unit_metrics_t.customer_unit_costs_sql(days, unit_metrics, table, dialect),
+            reads=["unit_cost", "tenant_usage", "customer_dimension"],
+            summary=unit_metrics_t.unit_costs_summary_sql,
+            summary_schema=unit_metrics_t.UNIT_COSTS_SUMMARY_SCHEMA,
+            summarized=describe,
+        )
 
     return [product_billing, product_cost, segment_economics, customer_unit_costs]
 
