@@ -21,7 +21,7 @@ import polars as pl
 from unitcost_platform.config import UnitMetric
 from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import TREND_DAYS
-from unitcost_platform.warehouse_sql import Dialect
+from unitcost_platform.warehouse_sql import Dialect, metrics_filter
 
 USAGE_ROLLUP = {"by": ["usage_date", "tenant_id", "metric"], "sum": ["value"]}
 # The metrics tenant_usage holds over the days read: what the asset reads of it, for its warnings.
@@ -132,7 +132,7 @@ with configured as ({configured}),
 unit as (select day, customer_id, customer_name, tier, total_cost from {table('unit_cost')} where day in ({read})),
 usage as (
     select usage_date as day, tenant_id, metric, value from {table('tenant_usage')}
-    where usage_date in ({read}) and metric in (select metric from configured)
+    where usage_date in ({read}) and {metrics_filter([m.metric for m in unit_metrics], dialect)}
 ),
 present as (select distinct day, metric from usage),
 owners as (
@@ -151,13 +151,13 @@ costed as (
     left join present as p on p.day = n.day and p.metric = c.metric
     left join per_customer as pc on pc.day = n.day and pc.customer_id = n.customer_id and pc.metric = c.metric
 ),
-rows as (select *, case when units > 0 then total_cost / units * per end as cost_per_unit from costed),
+unit_costs as (select *, case when units > 0 then total_cost / units * per end as cost_per_unit from costed),
 pairs as ({pairs})
 select r.day, r.customer_id, r.customer_name, r.tier, r.unit_metric, r.metric, r.per, r.units, r.total_cost, r.cost_per_unit,
        case when b.cost_per_unit is not null and b.cost_per_unit <> 0 then r.cost_per_unit / b.cost_per_unit - 1 end
            as cost_per_unit_7d_change
-from rows as r join pairs as w on w.day = r.day
-left join rows as b on b.day = w.before_day and b.customer_id = r.customer_id and b.unit_metric = r.unit_metric
+from unit_costs as r join pairs as w on w.day = r.day
+left join unit_costs as b on b.day = w.before_day and b.customer_id = r.customer_id and b.unit_metric = r.unit_metric
 """
 
 
@@ -176,4 +176,3 @@ def unit_costs_summary_sql(rows: str, dialect: Dialect) -> str:
         f"{dialect.quantile('cost_per_unit', 0.9)} as p90, count(cost_per_unit) as customers_with_units "
         f"from ({rows}) as unitcost_rows group by day, unit_metric"
     )
-
