@@ -72,6 +72,7 @@ def log_rows_loaded(context: dg.InputContext, rows: int, how: str | None = None)
 def queries() -> dict[str, WarehouseQuery]:
     """The named warehouse aggregates (imported on first use: they live beside their Polars twins)."""
     from unitcost_platform.transforms.allocation import ALLOCATION_QUERY, POOL_USAGE_QUERY
+    from unitcost_platform.transforms.anomalies import ANOMALY_SCORES_QUERY
     from unitcost_platform.transforms.coverage import COVERAGE_QUERY
     from unitcost_platform.transforms.daily_series import (
         ANOMALIES_FOUND_QUERY,
@@ -80,8 +81,10 @@ def queries() -> dict[str, WarehouseQuery]:
         INCIDENTS_ON_SHOW_QUERY,
         UNIT_COST_DAILY_QUERY,
     )
+    from unitcost_platform.transforms.growth import ACTIVE_CUSTOMERS_QUERY
     from unitcost_platform.transforms.incidents import INCIDENT_ALERTS_QUERY
     from unitcost_platform.transforms.products import PRODUCT_QUERY
+    from unitcost_platform.transforms.segments import SEGMENT_GROUPS_QUERY
     from unitcost_platform.transforms.team_spend import TEAM_QUERY
     from unitcost_platform.transforms.unit_cost import REQUESTS_USAGE_QUERY
 
@@ -98,6 +101,9 @@ def queries() -> dict[str, WarehouseQuery]:
         "incidents_on_show": INCIDENTS_ON_SHOW_QUERY,
         "forecast_crossings": FORECAST_CROSSINGS_QUERY,
         "incident_alerts": INCIDENT_ALERTS_QUERY,
+        "active_customers": ACTIVE_CUSTOMERS_QUERY,
+        "segment_groups": SEGMENT_GROUPS_QUERY,
+        "anomaly_scores": ANOMALY_SCORES_QUERY,
     }
 
 

@@ -39,7 +39,7 @@ from scipy import stats
 
 from unitcost_platform.config import AnomaliesConfig, OwnersConfig
 from unitcost_platform.transforms.alerts import ServiceCosts, _service_changes, service_costs_of
-from unitcost_platform.warehouse_sql import Dialect, RollupQuery
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, WarehouseQuery
 
 if TYPE_CHECKING:
     from unitcost_platform.config import UnitcostConfig
@@ -217,82 +217,221 @@ def _with_logs(m: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return m
 
 
-def _score_days(
-    cost: pl.DataFrame, units: pl.DataFrame, ids: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
-) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dt.date]:
-    """Every figure of every customer for the days, from matrices over the calendar; the days of the
-    shift lookback before them are scored too (for the quiet period and first_day), not returned,
-    and only for the customers beyond the threshold on one of the days. Returns also the units
-    matrix of those customers (the candidates, with their ids) over the calendar from `first`."""
+def _score(m: dict[str, np.ndarray], weekend: np.ndarray, t: int, cfg: AnomaliesConfig) -> dict[str, np.ndarray]:
+    """The figures of the rows of `m` (customers x calendar matrices, `weekend` per column) on calendar
+    column t, against the baseline of the `BASELINE_DAYS` columns before it."""
+    base = robust_baseline(m["log_price"], m["log_units"], weekend, t)
+    p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
+    actual_cost = np.nan_to_num(m["total_cost"][:, t])
+    actual_units = np.nan_to_num(m["units"][:, t])
+    usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
+    with np.errstate(all="ignore"):
+        price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
+        z = (m["log_price"][:, t] - base["log_price"]) / base["noise"]
+        expected_cost = np.where(usable, p_hat * u_hat, np.nan)
+        return {
+            "baseline_days": base["days"].astype(np.float64),
+            "expected_units": np.where(usable, u_hat, np.nan),
+            "actual_units": actual_units,
+            "expected_cost_per_1k_units": np.where(usable, 1000 * p_hat, np.nan),
+            "actual_cost_per_1k_units": 1000 * price,
+            "expected_cost": expected_cost,
+            "actual_cost": actual_cost,
+            "impact": actual_cost - expected_cost,
+            "price_effect": (price - p_hat) * u_hat,
+            "volume_effect": p_hat * (actual_units - u_hat),
+            "cross_effect": (price - p_hat) * (actual_units - u_hat),
+            "score": np.where(usable, z, np.nan),
+            "z": z,
+        }
+
+
+def _beyond_sign(figures: dict[str, np.ndarray], cfg: AnomaliesConfig) -> np.ndarray:
+    """+1 (up) or -1 (down) where the day is beyond the thresholds, 0 elsewhere."""
+    with np.errstate(invalid="ignore"):
+        z, impact = figures["score"], figures["impact"]
+        beyond = (np.abs(z) > cfg.min_score) & (np.abs(impact) >= cfg.min_impact)
+        return np.where(beyond, np.where(z > 0, 1, -1), 0)
+
+
+def _calendar(days: list[dt.date]) -> tuple[dt.date, int, np.ndarray]:
+    """The calendar the days' history spans: its first day, its length, and which of its days are weekend days."""
     first = min(days) - dt.timedelta(days=HISTORY_DAYS - 1)
     n_days = (max(days) - first).days + 1
-    calendar = [first + dt.timedelta(days=i) for i in range(n_days)]
-    weekend = np.array([d.weekday() >= 5 for d in calendar])
-    n_c, n_t = ids.height, n_days - BASELINE_DAYS
-    # Every customer's figures on the days need the days and the BASELINE_DAYS before only: their
-    # matrices start at calendar column `since`; the candidates' cover the whole calendar.
+    weekend = np.array([(first + dt.timedelta(days=i)).weekday() >= 5 for i in range(n_days)])
+    return first, n_days, weekend
+
+
+ANOMALY_SCORES_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "customer_id": pl.String(),
+    "customer_name": pl.String(),
+    "tier": pl.String(),
+    **{c: COST_ANOMALIES_SCHEMA[c] for c in SCORE_COLUMNS},
+    "direction": pl.String(),
+    "beyond": pl.Int64(),
+}
+
+
+def anomaly_scores(cost: pl.DataFrame, units: pl.DataFrame, active: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig) -> pl.DataFrame:
+    """ANOMALY_SCORES_SCHEMA: every active customer of each day (`active`: day, customer_id,
+    customer_name, tier) scored against the `BASELINE_DAYS` before it, with `beyond`, +1 or -1 where
+    the day is beyond the thresholds (0 elsewhere); the Polars twin of ANOMALY_SCORES_QUERY."""
+    days = sorted(set(days))
+    active = active.filter(pl.col("day").is_in(days))
+    if active.is_empty():
+        return pl.DataFrame(schema=ANOMALY_SCORES_SCHEMA)
+    ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    first, n_days, weekend = _calendar(days)
+    # The days' figures need the days and the BASELINE_DAYS before them only: the matrices start at `since`.
     since = (min(days) - first).days - BASELINE_DAYS
     everyone = _price_and_units(cost, units, ids, first + dt.timedelta(days=since), n_days - since)
+    frames = []
+    for d in days:
+        figures = _score(everyone, weekend[since:], (d - first).days - since, cfg)
+        z = figures["z"]
+        frames.append(pl.DataFrame({
+            "day": pl.repeat(d, ids.height, eager=True),
+            "customer_id": ids["customer_id"],
+            **{name: figures[name] for name in SCORE_COLUMNS},
+            "direction": pl.Series(np.where(z >= 0, "up", "down"), dtype=pl.String).scatter(np.flatnonzero(np.isnan(z)), None),
+            "beyond": _beyond_sign(figures, cfg),
+        }, nan_to_null=True).with_columns(pl.col("baseline_days").cast(pl.Int64)))  # fmt: skip
+    scored = pl.concat(frames)
+    return active.select("day", "customer_id", "customer_name", "tier").join(scored, on=["day", "customer_id"]).cast(
+        ANOMALY_SCORES_SCHEMA
+    ).select(list(ANOMALY_SCORES_SCHEMA))
 
-    def score(m: dict[str, np.ndarray], offset: int, j: int) -> dict[str, np.ndarray]:
-        """The figures of the rows of `m` (matrices from calendar column `offset`) on target j
-        (calendar column BASELINE_DAYS + j)."""
-        t = BASELINE_DAYS + j - offset
-        base = robust_baseline(m["log_price"], m["log_units"], weekend[offset:], t)
-        p_hat, u_hat = np.exp(base["log_price"]), np.exp(base["log_units"])
-        actual_cost = np.nan_to_num(m["total_cost"][:, t])
-        actual_units = np.nan_to_num(m["units"][:, t])
-        usable = (base["days"] >= cfg.min_baseline_days) & (base["same_type_days"] >= SAME_WEEKDAY) & np.isfinite(u_hat)
-        with np.errstate(all="ignore"):
-            price = np.where(actual_units > 0, actual_cost / actual_units, np.nan)
-            z = (m["log_price"][:, t] - base["log_price"]) / base["noise"]
-            expected_cost = np.where(usable, p_hat * u_hat, np.nan)
-            return {
-                "baseline_days": base["days"].astype(np.float64),
-                "expected_units": np.where(usable, u_hat, np.nan),
-                "actual_units": actual_units,
-                "expected_cost_per_1k_units": np.where(usable, 1000 * p_hat, np.nan),
-                "actual_cost_per_1k_units": 1000 * price,
-                "expected_cost": expected_cost,
-                "actual_cost": actual_cost,
-                "impact": actual_cost - expected_cost,
-                "price_effect": (price - p_hat) * u_hat,
-                "volume_effect": p_hat * (actual_units - u_hat),
-                "cross_effect": (price - p_hat) * (actual_units - u_hat),
-                "score": np.where(usable, z, np.nan),
-            }
 
-    def beyond_sign(figures: dict[str, np.ndarray]) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            z, impact = figures["score"], figures["impact"]
-            beyond = (np.abs(z) > cfg.min_score) & (np.abs(impact) >= cfg.min_impact)
-            return np.where(beyond, np.where(z > 0, 1, -1), 0)
+def _anomaly_scores_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect, days: str) -> str:
+    """`anomaly_scores` in the warehouse, over unit_cost's rows of the window (requests are the units):
+    each target (a day of `days`, comma-separated ISO dates, and an active customer of it) joined to
+    its customer's rows of the 28 days before it, the medians and counts of `robust_baseline` per
+    target, the MAD of every baseline day against its own day type's median, then the figures."""
+    a = cfg.anomalies
+    targets = ", ".join(dialect.date(d) for d in days.split(",") if d) or "cast(null as date)"
+    # Days as numbers from a Monday (1970-01-05): the baseline's days are the target's minus 1..28, and
+    # a day is a weekend day when its number mod 7 is 5 or 6.
+    number = lambda day: dialect.days_between(dialect.date("1970-01-05"), day)  # noqa: E731
+    q = dialect.quantile
+    lags = ", ".join(f"({k})" for k in range(1, BASELINE_DAYS + 1))
+    return f"""
+with unit_rows as (
+    select day, {number("day")} as day_number, customer_id, customer_name, tier, status, total_cost, requests as units
+    from ({rows}) as unitcost_rows
+),
+base as (
+    select day, day_number, customer_id, total_cost, units,
+        case when total_cost > 0 and units > 0 then ln(total_cost / units) end as log_price,
+        case when units > 0 then ln(units) end as log_units
+    from unit_rows
+),
+targets as (
+    select day as target, day_number as target_number, customer_id, customer_name, tier
+    from unit_rows where status = 'active' and day in ({targets})
+),
+baseline as (
+    select t.target, t.customer_id, lags.lag, b.log_price, b.log_units,
+        (mod(b.day_number, 7) >= 5) = (mod(t.target_number, 7) >= 5) as same_type
+    from targets as t
+    cross join (values {lags}) as lags(lag)
+    join base as b on b.customer_id = t.customer_id and b.day_number = t.target_number - lags.lag
+),
+levels as (
+    select target, customer_id,
+        {q("case when same_type then log_price end", 0.5)} as level,
+        {q("case when not same_type then log_price end", 0.5)} as other_level,
+        count(case when same_type then log_price end) as same_type_days,
+        count(log_price) as baseline_days,
+        {q("case when mod(lag, 7) = 0 then log_units end", 0.5)} as log_units_hat
+    from baseline group by target, customer_id
+),
+spread as (
+    select b.target, b.customer_id,
+        {q("abs(b.log_price - case when b.same_type then l.level else l.other_level end)", 0.5)} as mad
+    from baseline as b join levels as l on l.target = b.target and l.customer_id = b.customer_id
+    group by b.target, b.customer_id
+),
+figures as (
+    select t.target as day, t.customer_id, t.customer_name, t.tier,
+        coalesce(l.baseline_days, 0) as baseline_days,
+        coalesce(d.total_cost, 0) as actual_cost,
+        coalesce(d.units, 0) as actual_units,
+        case when d.units > 0 then coalesce(d.total_cost, 0) / d.units end as price,
+        exp(l.level) as p_hat,
+        exp(l.log_units_hat) as u_hat,
+        coalesce(l.baseline_days, 0) >= {int(a.min_baseline_days)} and coalesce(l.same_type_days, 0) >= {SAME_WEEKDAY}
+            and l.log_units_hat is not null as usable,
+        (d.log_price - l.level) / greatest(coalesce(
+            case when l.same_type_days > 0 then {float(MAD_SCALE)!r} * s.mad * sqrt(1 + {np.pi!r} / (2 * l.same_type_days)) end,
+            {MIN_NOISE!r}), {MIN_NOISE!r}) as z
+    from targets as t
+    left join base as d on d.customer_id = t.customer_id and d.day = t.target
+    left join levels as l on l.target = t.target and l.customer_id = t.customer_id
+    left join spread as s on s.target = t.target and s.customer_id = t.customer_id
+),
+scored as (
+    select day, customer_id, customer_name, tier, baseline_days,
+        case when usable then u_hat end as expected_units,
+        actual_units,
+        case when usable then 1000 * p_hat end as expected_cost_per_1k_units,
+        1000 * price as actual_cost_per_1k_units,
+        case when usable then p_hat * u_hat end as expected_cost,
+        actual_cost,
+        actual_cost - case when usable then p_hat * u_hat end as impact,
+        (price - p_hat) * u_hat as price_effect,
+        p_hat * (actual_units - u_hat) as volume_effect,
+        (price - p_hat) * (actual_units - u_hat) as cross_effect,
+        case when usable then z end as score,
+        case when z is null then null when z >= 0 then 'up' else 'down' end as direction
+    from figures
+)
+select *,
+    case when abs(score) > {float(a.min_score)!r} and abs(impact) >= {float(a.min_impact)!r}
+        then case when score > 0 then 1 else -1 end else 0 end as beyond
+from scored
+"""
 
-    # Every customer is scored on the days; only those beyond on one of them on the lookback too
-    # (the quiet period and first_day need it), so the lookback costs little.
-    wanted = sorted({(d - first).days - BASELINE_DAYS for d in days})
-    on_days = {j: score(everyone, since, j) for j in wanted}
-    sign_on_days = np.stack([beyond_sign(on_days[j]) for j in wanted], axis=1)
-    candidates = np.flatnonzero((sign_on_days != 0).any(axis=1))
-    n_k = candidates.size
-    few = ids[candidates].select("customer_id").with_row_index("_c")  # numbered as their matrices' rows
+
+# unit_cost's window scored by the warehouse on the run's days (`days`): a row per active customer
+# and day, the figures cost_anomalies writes; only the customers beyond on one of them leave the
+# warehouse with their history (for the quiet period, first_day and the drivers).
+ANOMALY_SCORES_QUERY = WarehouseQuery(
+    ["day", "customer_id", "customer_name", "tier", "status", "total_cost", "requests"],
+    ANOMALY_SCORES_SCHEMA, _anomaly_scores_statement, parameters=("days",),
+)  # fmt: skip
+
+
+def _shifts(
+    scores: pl.DataFrame, cost: pl.DataFrame, units: pl.DataFrame, days: list[dt.date], cfg: AnomaliesConfig
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, dt.date]:
+    """The anomalies and first days of the customers beyond on one of the days (`scores`' beyond): their
+    days of the shift lookback are scored too, from `cost` and `units` over the calendar (only
+    theirs are read). Returns (day, customer_id, is_anomaly, first_day) of those customers on the days,
+    their units matrix over the calendar from `first`, and their ids numbering its rows."""
+    first, n_days, weekend = _calendar(days)
+    n_t = n_days - BASELINE_DAYS
+    few = scores.filter(pl.col("beyond") != 0).select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    n_k = few.height
     lookback = {name: np.full((n_k, n_days), np.nan) for name in ("total_cost", "units")}
-    if n_k:  # the days read for everyone, then the earlier ones of the candidates
-        for name, matrix in lookback.items():
-            matrix[:, since:] = everyone[name][candidates]
-        calendar_matrices(cost, few, first, n_days, {"total_cost": None}, (0, since), lookback)
-        calendar_matrices(units, few, first, n_days, {"units": None}, (0, since), lookback)
-        _with_logs(lookback)
-    # Beyond days (+1 up, -1 down, 0 not) of the candidates, the anomaly (no beyond day in the same
-    # direction in the QUIET_DAYS before) and first_day: the shift's alert day, the latest anomaly in
-    # the same direction, looked up to SHIFT_LOOKBACK_DAYS back (a range run and a single day
-    # agree); an older shift reports that bound. The other customers are beyond on none of the days.
+    calendar_matrices(cost, few, first, n_days, {"total_cost": None}, out=lookback)
+    calendar_matrices(units, few, first, n_days, {"units": None}, out=lookback)
+    _with_logs(lookback)
+    # Beyond days (+1 up, -1 down, 0 not) of the candidates: the days' from `scores`, the earlier
+    # ones scored here. The anomaly (no beyond day in the same direction in the QUIET_DAYS before)
+    # and first_day: the shift's alert day, the latest anomaly in the same direction, looked up to
+    # SHIFT_LOOKBACK_DAYS back (a range run and a single day agree); an older shift reports that
+    # bound. The other customers are beyond on none of the days.
+    wanted = {(d - first).days - BASELINE_DAYS: d for d in days}
+    on_days = (
+        few.join(scores.select("day", "customer_id", "beyond"), on="customer_id")
+        .with_columns(((pl.col("day") - pl.lit(first)).dt.total_days() - BASELINE_DAYS).alias("_j"))
+    )
     sign = np.zeros((n_k, n_t), dtype=np.int64)
-    for j in range(n_t):
-        if j in on_days:
-            sign[:, j] = sign_on_days[candidates, wanted.index(j)]
-        elif n_k:
-            sign[:, j] = beyond_sign(score(lookback, 0, j))
+    for j in range(n_t):  # the days too: a customer not active on one of them has no score there
+        if n_k:
+            sign[:, j] = _beyond_sign(_score(lookback, weekend, BASELINE_DAYS + j, cfg), cfg)
+    sign[on_days["_c"].to_numpy(), on_days["_j"].to_numpy()] = on_days["beyond"].to_numpy()
     anomaly = np.zeros((n_k, n_t), dtype=bool)
     first_day = np.full((n_k, n_t), -1)
     last = {1: np.full(n_k, -1), -1: np.full(n_k, -1)}
@@ -304,23 +443,17 @@ def _score_days(
             last[direction] = np.where(anomaly[:, j] & (sign[:, j] == direction), j, last[direction])
         alerted = np.where(sign[:, j] == 1, last[1], last[-1])
         first_day[:, j] = np.where(sign[:, j] != 0, np.maximum(alerted, j - SHIFT_LOOKBACK_DAYS), -1)
-    frames = []
-    epoch_days = (calendar[BASELINE_DAYS] - dt.date(1970, 1, 1)).days  # first_day as a polars Date
-    for j in wanted:
-        figures = on_days[j]
-        z = figures["score"]
-        is_anomaly = np.zeros(n_c, dtype=bool)
-        is_anomaly[candidates] = anomaly[:, j]
-        shift = np.full(n_c, -1)
-        shift[candidates] = first_day[:, j]
-        frames.append(pl.DataFrame({
-            "day": pl.repeat(calendar[BASELINE_DAYS + j], n_c, eager=True),
-            "customer_id": ids["customer_id"],
-            **{name: figures[name] for name in SCORE_COLUMNS},
-            "direction": np.where(np.isnan(z), None, np.where(z >= 0, "up", "down")),
-            "is_anomaly": is_anomaly,
-            "first_day": pl.Series(shift + epoch_days, dtype=pl.Int32).cast(pl.Date).scatter(np.flatnonzero(shift < 0), None),
-        }, nan_to_null=True).with_columns(pl.col("baseline_days").cast(pl.Int64), pl.col("direction").cast(pl.String)))  # fmt: skip
+    epoch_days = (first + dt.timedelta(days=BASELINE_DAYS) - dt.date(1970, 1, 1)).days  # first_day as a polars Date
+    frames = [
+        pl.DataFrame({
+            "day": pl.repeat(d, n_k, eager=True, dtype=pl.Date),
+            "customer_id": few["customer_id"],
+            "is_anomaly": anomaly[:, j],
+            "first_day": pl.Series(first_day[:, j] + epoch_days, dtype=pl.Int32).cast(pl.Date)
+            .scatter(np.flatnonzero(first_day[:, j] < 0), None),
+        })
+        for j, d in wanted.items()
+    ]  # fmt: skip
     return pl.concat(frames), lookback["units"], few, first
 
 
@@ -405,6 +538,7 @@ def cost_anomalies(
     cfg: AnomaliesConfig,
     owners: OwnersConfig,
     max_drivers: int = 3,
+    scores: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """`cost_anomalies` of the days.
 
@@ -413,16 +547,22 @@ def cost_anomalies(
     (day, customer_id, customer_name, tier, status): the active ones get a row; service_costs:
     allocated_cost at CUSTOMER_SERVICE_ROLLUP over the 14 days ending at each day (or a function
     reading the rows of the anomalous customers it is given).
+
+    `scores`: the days' ANOMALY_SCORES_SCHEMA rows as the warehouse computed them
+    (ANOMALY_SCORES_QUERY); then `customers` is not read, and `cost` and `units` need only hold
+    the customers beyond on one of the days (their history, for the quiet period and first_day).
     """
     days = sorted(set(days))
-    active = customers.filter(pl.col("day").is_in(days) & (pl.col("status") == "active")).select(
-        "day", "customer_id", "customer_name", "tier"
-    )
-    if not days or active.is_empty():
+    if scores is None:
+        active = customers.filter(pl.col("day").is_in(days) & (pl.col("status") == "active")).select(
+            "day", "customer_id", "customer_name", "tier"
+        )
+        scores = anomaly_scores(cost, units, active, days, cfg)
+    scores = scores.filter(pl.col("day").is_in(days))
+    if not days or scores.is_empty():
         return pl.DataFrame(schema=COST_ANOMALIES_SCHEMA)
-    ids = active.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    scored, unit_values, candidates, first = _score_days(cost, units, ids, days, cfg)
-    frame = active.join(scored, on=["day", "customer_id"], how="left")
+    shifts, unit_values, candidates, first = _shifts(scores, cost, units, days, cfg)
+    frame = scores.drop("beyond").join(shifts, on=["day", "customer_id"], how="left")
     drivers = _anomaly_drivers(
         frame.filter(pl.col("is_anomaly")), service_costs, unit_values, candidates, first, owners, max_drivers
     )

@@ -1,14 +1,17 @@
 """Growth efficiency: is infrastructure cost growing faster than the customer base? (docs/design.md §8)
 
 In: the daily billed totals of the 120 days ending at each computed day (only materialized days are
-present), and the customer dimension of each day and of the day 90 days earlier (absent before the
-first partition). Out:
+present), and the active customers counted on each day and on the day 90 days earlier (absent before
+the first partition). The warehouse counts them (ACTIVE_CUSTOMERS_QUERY over customer_dimension, a
+row per day rather than a row per tenant); `active_counts` is its Polars twin. Out:
 `growth_efficiency`, one row per day; a figure is null while its window reaches before the history.
 """
 
 import datetime as dt
 
 import polars as pl
+
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
 
 WINDOW_DAYS = 30
 LOOKBACK_DAYS = 90
@@ -25,12 +28,36 @@ GROWTH_EFFICIENCY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _active_counts(customers: pl.DataFrame, shift_days: int) -> pl.DataFrame:
+ACTIVE_CUSTOMERS_SCHEMA: dict[str, pl.DataType] = {"snapshot_date": pl.Date(), "active_customers": pl.Int64()}
+
+
+def active_counts(customers: pl.DataFrame) -> pl.DataFrame:
+    """(snapshot_date, active_customers): the distinct active customers of each day of the customer
+    dimension (a customer owning several tenants counts once); the Polars twin of ACTIVE_CUSTOMERS_QUERY."""
     return (
         customers.filter(pl.col("status") == "active")
         .group_by("snapshot_date")
-        .agg(pl.col("customer_id").n_unique().cast(pl.Int64).alias("n"))
-        .select((pl.col("snapshot_date") + pl.duration(days=shift_days)).cast(pl.Date).alias("day"), "n")
+        .agg(pl.col("customer_id").n_unique().alias("active_customers"))
+        .cast(ACTIVE_CUSTOMERS_SCHEMA)
+    )
+
+
+def _active_counts_statement(rows: str, _cfg, _dialect: Dialect) -> str:
+    return (
+        "select snapshot_date, count(distinct customer_id) as active_customers "
+        f"from ({rows}) as unitcost_rows where status = 'active' group by snapshot_date"
+    )
+
+
+ACTIVE_CUSTOMERS_QUERY = WarehouseQuery(
+    ["snapshot_date", "customer_id", "status"], ACTIVE_CUSTOMERS_SCHEMA, _active_counts_statement
+)
+
+
+def _shifted(counts: pl.DataFrame, shift_days: int, name: str) -> pl.DataFrame:
+    return counts.select(
+        (pl.col("snapshot_date") + pl.duration(days=shift_days)).cast(pl.Date).alias("day"),
+        pl.col("active_customers").alias(name),
     )
 
 
@@ -41,11 +68,13 @@ def _growth(now: str, then: str) -> pl.Expr:
 
 def growth_efficiency(
     daily_totals: pl.DataFrame,
-    customers: pl.DataFrame,
-    customers_90d_ago: pl.DataFrame,
+    active: pl.DataFrame,
+    active_90d_ago: pl.DataFrame,
     days: list[dt.date],
 ) -> pl.DataFrame:
-    """`daily_totals` has (day, total_cost) for each materialized day; a missing day breaks a window."""
+    """`daily_totals` has (day, total_cost) for each materialized day; a missing day breaks a window.
+    `active`, `active_90d_ago`: ACTIVE_CUSTOMERS_SCHEMA rows of the days and of the days 90 before
+    them (a day without a row has no customer dimension)."""
     first = min(days) - dt.timedelta(days=LOOKBACK_DAYS + WINDOW_DAYS - 1)
     calendar = pl.DataFrame({"day": pl.date_range(first, max(days), "1d", eager=True)})
     dense = (
@@ -58,8 +87,8 @@ def growth_efficiency(
         .with_columns(pl.when(pl.col("_n") == WINDOW_DAYS).then(pl.col("_sum")).alias("cost_30d"))
         .with_columns(pl.col("cost_30d").shift(LOOKBACK_DAYS).alias("cost_30d_90d_ago"))
     )
-    now = _active_counts(customers, 0).rename({"n": "active_customers"})
-    then = _active_counts(customers_90d_ago, LOOKBACK_DAYS).rename({"n": "active_customers_90d_ago"})
+    now = _shifted(active, 0, "active_customers")
+    then = _shifted(active_90d_ago, LOOKBACK_DAYS, "active_customers_90d_ago")
     frame = (
         pl.DataFrame({"day": days}, schema={"day": pl.Date})
         .join(dense.select("day", "cost_30d", "cost_30d_90d_ago"), on="day", how="left")

@@ -14,7 +14,9 @@ A customer without a segment is in group `unspecified`.
 The usage shares come from the warehouse summed per group (`SEGMENT_USAGE_QUERY`, the rollup of
 tenant_usage joined to customer_dimension's tenants and unit_cost's population of the same days),
 a few rows per group and metric rather than a row per tenant and metric; `segment_usage` is its
-Polars twin over the tenants' rows.
+Polars twin over the tenants' rows. The groups' own figures (customers, sums, median and p90) come
+from the warehouse too (`SEGMENT_GROUPS_QUERY` over unit_cost, a row per group rather than one per
+customer); `segment_groups` is its Polars twin.
 """
 
 import datetime as dt
@@ -25,7 +27,7 @@ import polars as pl
 
 from unitcost_platform.transforms.customers import usage_per_customer
 from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
-from unitcost_platform.warehouse_sql import Dialect, RollupQuery
+from unitcost_platform.warehouse_sql import Dialect, RollupQuery, WarehouseQuery
 
 if TYPE_CHECKING:
     from unitcost_platform.config import UnitcostConfig
@@ -60,6 +62,19 @@ SEGMENT_ECONOMICS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+SEGMENT_GROUPS_SCHEMA: dict[str, pl.DataType] = {
+    "day": pl.Date(),
+    "dimension": pl.String(),
+    "group_name": pl.String(),
+    "customers": pl.Int64(),
+    "mrr": pl.Float64(),
+    "monthly_run_rate": pl.Float64(),
+    "total_cost": pl.Float64(),
+    "median_cost_per_day": pl.Float64(),
+    "p90_cost_per_day": pl.Float64(),
+}
+
+
 def _share(value: str, keys: list[str]) -> pl.Expr:
     total = pl.col(value).sum().over(keys)
     return pl.when(total != 0).then(pl.col(value) / total)
@@ -75,6 +90,16 @@ def _grouped(population: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [population.with_columns(pl.lit(d).alias("dimension"), labels[d].alias("group_name")) for d in DIMENSIONS]
     )
+
+
+def _group_labels_sql(prefix: str, dialect: Dialect) -> dict[str, str]:
+    """The SQL twin of `_grouped`'s labels: each dimension's group of a unit_cost row (`prefix`: its alias and a dot)."""
+    text = dialect.text
+    return {
+        "tier": f"coalesce({prefix}tier, {text(UNSPECIFIED)})",
+        "segment": f"coalesce({prefix}segment, {text(UNSPECIFIED)})",
+        "paying": f"case when coalesce({prefix}is_paying, false) then {text(PAYING)} else {text(NON_PAYING)} end",
+    }
 
 
 KEYS = ["day", "dimension", "group_name"]
@@ -111,16 +136,10 @@ def _segment_usage_statement(rollup: str, spec: dict, cfg: "UnitcostConfig", tab
     and unit_cost's active customers of the same days (only those days are scanned), summed per
     customer, then per group of each dimension."""
     days = "between (select min(usage_date) from usage) and (select max(usage_date) from usage)"
-    text = dialect.text
-    groups = {
-        "tier": f"coalesce(p.tier, {text(UNSPECIFIED)})",
-        "segment": f"coalesce(p.segment, {text(UNSPECIFIED)})",
-        "paying": f"case when coalesce(p.is_paying, false) then {text(PAYING)} else {text(NON_PAYING)} end",
-    }
     labelled = "\nunion all\n".join(
-        f"select c.day, {text(d)} as dimension, {label} as group_name, c.metric, c.value from per_customer as c "
+        f"select c.day, {dialect.text(d)} as dimension, {label} as group_name, c.metric, c.value from per_customer as c "
         "join population as p on p.day = c.day and p.customer_id = c.customer_id"
-        for d, label in groups.items()
+        for d, label in _group_labels_sql("p.", dialect).items()
     )
     return f"""
 with usage as ({rollup}),
@@ -149,28 +168,66 @@ SEGMENT_USAGE_QUERY = RollupQuery(SEGMENT_USAGE_SCHEMA, _segment_usage_statement
 SEGMENT_USAGE_THEN = {"query": "segment_usage"}
 
 
-def segment_economics(
-    unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame | None, days: list[dt.date]
-) -> pl.DataFrame:
-    """(day, dimension, group, metric) rows from the days' unit_cost (already scoped) and the usage
-    per group (SEGMENT_USAGE_SCHEMA), or usage at USAGE_ROLLUP with the customer dimension's
-    (snapshot_date, tenant_id, customer_id) to compute it from (`segment_usage`)."""
-    population = _population(unit_cost, days)
-    if population.is_empty():
-        return pl.DataFrame(schema=SEGMENT_ECONOMICS_SCHEMA)
-    keys = KEYS
+def segment_groups(unit_cost: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
+    """SEGMENT_GROUPS_SCHEMA: each group's customers, MRR, run rate and cost of the day, and the median
+    and 90th percentile of its customers' cost, over the days' active unit_cost rows; the Polars
+    twin of SEGMENT_GROUPS_QUERY."""
     # Sorted, and grouped in that order: float sums come out the same bits whatever the run's range.
-    grouped = _grouped(population).sort(*keys, "customer_id")
-    economics = (
-        grouped.group_by(keys, maintain_order=True)
+    grouped = _grouped(_population(unit_cost, days)).sort(*KEYS, "customer_id")
+    return (
+        grouped.group_by(KEYS, maintain_order=True)
         .agg(
-            pl.len().cast(pl.Int64).alias("customers"),
+            pl.len().alias("customers"),
             pl.col("mrr").sum(),
             pl.col("monthly_run_rate").fill_null(0.0).sum(),
             pl.col("total_cost").sum(),
             pl.col("total_cost").median().alias("median_cost_per_day"),
             pl.col("total_cost").quantile(P90, interpolation="linear").alias("p90_cost_per_day"),
         )
+        .cast(SEGMENT_GROUPS_SCHEMA)
+    )
+
+
+def _segment_groups_statement(rows: str, _cfg: "UnitcostConfig", dialect: Dialect) -> str:
+    """`segment_groups` in the warehouse: the population's rows labelled once per dimension and grouped
+    (a customer without a run rate adds 0 to it, as `fill_null(0.0)` does)."""
+    labelled = "\nunion all\n".join(
+        f"select day, {dialect.text(d)} as dimension, {label} as group_name, mrr, monthly_run_rate, total_cost "
+        "from population"
+        for d, label in _group_labels_sql("", dialect).items()
+    )
+    return f"""
+with population as (select * from ({rows}) as unitcost_rows where status = 'active'),
+labelled as (
+{labelled}
+)
+select day, dimension, group_name, count(*) as customers, sum(mrr) as mrr,
+    sum(coalesce(monthly_run_rate, 0)) as monthly_run_rate, sum(total_cost) as total_cost,
+    {dialect.quantile("total_cost", 0.5)} as median_cost_per_day, {dialect.quantile("total_cost", P90)} as p90_cost_per_day
+from labelled group by day, dimension, group_name
+"""
+
+
+# unit_cost's active customers of the input's days reduced by the warehouse to a row per group.
+SEGMENT_GROUPS_QUERY = WarehouseQuery(UNIT_COST_COLUMNS, SEGMENT_GROUPS_SCHEMA, _segment_groups_statement)
+
+
+def segment_economics(
+    unit_cost: pl.DataFrame, usage: pl.DataFrame, customers: pl.DataFrame | None, days: list[dt.date]
+) -> pl.DataFrame:
+    """(day, dimension, group, metric) rows from the days' unit_cost (already scoped), or its groups
+    (SEGMENT_GROUPS_SCHEMA, as the warehouse sums them), and the usage per group
+    (SEGMENT_USAGE_SCHEMA), or usage at USAGE_ROLLUP with the customer dimension's (snapshot_date,
+    tenant_id, customer_id) and the days' unit_cost rows to compute it from (`segment_usage`)."""
+    keys = KEYS
+    if "dimension" in unit_cost.columns:
+        groups = unit_cost.filter(pl.col("day").is_in(days))
+    else:
+        groups = segment_groups(unit_cost, days)
+    if groups.is_empty():
+        return pl.DataFrame(schema=SEGMENT_ECONOMICS_SCHEMA)
+    economics = (
+        groups.sort(keys)
         .with_columns(
             _share("mrr", ["day", "dimension"]).alias("revenue_share"),
             _share("monthly_run_rate", ["day", "dimension"]).alias("cost_share"),
@@ -178,11 +235,12 @@ def segment_economics(
         )
         .with_columns((1 - pl.col("cost_to_mrr")).alias("infra_margin"))
     )
-    group_usage = (
-        usage.filter(pl.col("day").is_in(days)).cast(SEGMENT_USAGE_SCHEMA)
-        if "dimension" in usage.columns
-        else segment_usage(unit_cost, usage, customers, days)
-    )
+    if "dimension" in usage.columns:
+        group_usage = usage.filter(pl.col("day").is_in(days)).cast(SEGMENT_USAGE_SCHEMA)
+    elif "dimension" in unit_cost.columns:
+        raise ValueError("segment_economics: usage per tenant needs unit_cost's rows, not its groups")
+    else:
+        group_usage = segment_usage(unit_cost, usage, customers, days)
     metrics_of_day = group_usage.select("day", "metric").unique()
     usage_rows = (
         economics.select(keys)

@@ -8,12 +8,16 @@ import pytest
 from unitcost_platform.transforms.customer_cost import apply_rollup
 from unitcost_platform.transforms.segments import (
     SEGMENT_ECONOMICS_SCHEMA,
+    SEGMENT_GROUPS_QUERY,
+    UNIT_COST_COLUMNS,
     USAGE_ROLLUP,
     freemium_line,
     lowest_margin_tier,
     segment_economics,
+    segment_usage,
 )
-from unitcost_platform_tests.helpers import D, usage
+from unitcost_platform.warehouse_sql import DUCKDB, SNOWFLAKE
+from unitcost_platform_tests.helpers import D, duckdb_tables, fake_snowflake_tables, usage
 
 #          id     tier          segment paying status     mrr      run rate  cost of D  tenants
 CUSTOMERS = [
@@ -48,8 +52,29 @@ USAGE = usage([
 ])  # fmt: skip
 
 
-def _run(days=(D,)) -> pl.DataFrame:
-    return segment_economics(_unit_cost(), apply_rollup(USAGE, USAGE_ROLLUP), _dimension(), list(days))
+def _groups_in(engine: str, unit_cost: pl.DataFrame) -> pl.DataFrame:
+    """SEGMENT_GROUPS_QUERY over `unit_cost` as the IO managers run it (DuckDB, Snowflake by fakesnow)."""
+    rows = f"select {', '.join(UNIT_COST_COLUMNS)} from unitcost.unit_cost"
+    if engine == "duckdb":
+        out = duckdb_tables({"unit_cost": unit_cost})(SEGMENT_GROUPS_QUERY.statement(rows, None, DUCKDB))
+    else:
+        with fake_snowflake_tables({"unit_cost": unit_cost}) as snowflake:
+            out = snowflake(SEGMENT_GROUPS_QUERY.statement(rows, None, SNOWFLAKE))
+    return out.select(list(SEGMENT_GROUPS_QUERY.schema)).cast(SEGMENT_GROUPS_QUERY.schema)
+
+
+@pytest.fixture(params=["polars", "duckdb", "snowflake"])
+def engine(request) -> str:
+    """Who sums the groups: Polars from unit_cost's rows, or the warehouse (what the asset reads)."""
+    return request.param
+
+
+def _run(engine: str = "polars", days=(D,)) -> pl.DataFrame:
+    usage = apply_rollup(USAGE, USAGE_ROLLUP)
+    if engine == "polars":
+        return segment_economics(_unit_cost(), usage, _dimension(), list(days))
+    group_usage = segment_usage(_unit_cost(), usage, _dimension(), list(days))
+    return segment_economics(_groups_in(engine, _unit_cost()), group_usage, None, list(days))
 
 
 def _row(out: pl.DataFrame, dimension: str, group: str, metric: str = "requests") -> dict:
@@ -58,8 +83,8 @@ def _row(out: pl.DataFrame, dimension: str, group: str, metric: str = "requests"
     ).row(0, named=True)
 
 
-def test_tiers_with_shares_margins_and_percentiles():
-    out = _run()
+def test_tiers_with_shares_margins_and_percentiles(engine):
+    out = _run(engine)
     assert out.schema == pl.Schema(SEGMENT_ECONOMICS_SCHEMA)
     # Active: E1, E2, S1, S2, F1. MRR 10000 + 6000 + 500 + 500 + 0 = 17000; run rate 1500 + 900 + 150 + 210 + 240 = 3000.
     ent = _row(out, "tier", "enterprise")
@@ -89,8 +114,8 @@ def test_tiers_with_shares_margins_and_percentiles():
     assert _row(out, "tier", "free", "storage_bytes")["usage_share"] == 0.0
 
 
-def test_every_dimension_shares_sum_to_one_and_groups_cover_the_active_customers():
-    out = _run()
+def test_every_dimension_shares_sum_to_one_and_groups_cover_the_active_customers(engine):
+    out = _run(engine)
     assert set(out["dimension"]) == {"tier", "segment", "paying"}
     assert sorted(out.filter(pl.col("dimension") == "segment")["group_name"].unique()) == ["emea", "na", "unspecified"]
     for dimension in ("tier", "segment", "paying"):
@@ -102,8 +127,8 @@ def test_every_dimension_shares_sum_to_one_and_groups_cover_the_active_customers
             assert rows["customers"].sum() == 5 and rows["mrr"].sum() == 17000.0
 
 
-def test_paying_against_non_paying_the_freemium_line_and_the_lowest_margin_tier():
-    out = _run()
+def test_paying_against_non_paying_the_freemium_line_and_the_lowest_margin_tier(engine):
+    out = _run(engine)
     paying, free = _row(out, "paying", "paying"), _row(out, "paying", "non_paying")
     assert (paying["customers"], paying["mrr"], paying["monthly_run_rate"]) == (4, 17000.0, 2760.0)
     assert paying["cost_to_mrr"] == pytest.approx(2760 / 17000)
@@ -121,3 +146,40 @@ def test_a_day_without_usage_has_one_row_per_group_and_no_customers_no_rows():
     assert freemium_line(out) == "non-paying customers: 8.0% of cost, 0% of revenue"
     empty = segment_economics(_unit_cost(), USAGE, _dimension(), [D + dt.timedelta(days=1)])
     assert empty.is_empty() and empty.schema == pl.Schema(SEGMENT_ECONOMICS_SCHEMA)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "snowflake"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_warehouse_groups_equal_the_polars_twin(engine, seed):
+    """Random days of unit_cost (tiers and segments some unspecified, paying unknown, churned rows, a
+    run rate unknown, costs of zero and ties, shuffled): the warehouse's groups equal `segment_groups`,
+    and segment economics from them equals it from the rows."""
+    import random
+
+    from polars.testing import assert_frame_equal
+
+    from unitcost_platform.transforms.segments import segment_groups
+
+    rng = random.Random(seed)
+    days = [D - dt.timedelta(days=k) for k in range(3)]
+    rows = [
+        {"day": day, "customer_id": f"C{c:02d}", "tier": rng.choice(["smb", "mid", "enterprise", None]),
+         "segment": rng.choice(["emea", "na", None]), "is_paying": rng.choice([True, False, None]),
+         "status": rng.choice(["active"] * 4 + ["churned"]), "mrr": rng.choice([0.0, round(rng.uniform(10, 5000), 2)]),
+         "monthly_run_rate": rng.choice([None, round(rng.uniform(0, 900), 4)]),
+         "total_cost": rng.choice([0.0, 1.5, round(rng.lognormvariate(1, 1.2), 6)])}
+        for day in days for c in range(rng.randrange(30, 60))
+    ]  # fmt: skip
+    unit_cost = pl.DataFrame(rows, schema_overrides={"segment": pl.String, "monthly_run_rate": pl.Float64})
+    unit_cost = unit_cost.select(UNIT_COST_COLUMNS).sample(fraction=1.0, shuffle=True, seed=seed)
+    keys = ["day", "dimension", "group_name"]
+    expected = segment_groups(unit_cost, days).sort(keys)
+    assert expected.height >= 3 * 8 and (expected["customers"] > 2).any()
+    found = _groups_in(engine, unit_cost).sort(keys)
+    assert_frame_equal(found, expected, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+    group_usage = segment_usage(unit_cost, apply_rollup(USAGE, USAGE_ROLLUP), _dimension(), days)
+    assert_frame_equal(
+        segment_economics(found, group_usage, None, days),
+        segment_economics(unit_cost, group_usage, None, days),
+        check_exact=False, rel_tol=1e-12, abs_tol=1e-12,
+    )  # fmt: skip

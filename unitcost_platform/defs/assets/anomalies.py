@@ -6,6 +6,8 @@ service. Their alerts reach people as ANOMALY and FORECAST rows of cost_alerts, 
 same sensor and ledger as every other alert.
 """
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
@@ -21,7 +23,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import BY_KEY, ROLLUP_KEY, RollupByKey
+from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, MAX_KEYS, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.anomalies import (
     CUSTOMER_UNITS_THEN,
     DRIVER_DAYS,
@@ -36,6 +38,10 @@ from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
 
 GROUP = "unit_cost"
 FORECAST_LIST_DAYS = 30
+# The history of the customers beyond the thresholds on a run's days: their unit_cost rows (one per
+# customer and day, so the sums are the rows), read by key.
+HISTORY_ROLLUP = {"by": ["day", "customer_id"], "sum": ["total_cost", REQUESTS_METRIC]}
+HISTORY_SCHEMA = {"day": pl.Date(), "customer_id": pl.String(), "total_cost": pl.Float64(), REQUESTS_METRIC: pl.Float64()}
 
 
 def build_anomaly_assets(
@@ -66,8 +72,12 @@ def build_anomaly_assets(
 
     @dg.asset(
         ins={
+            # With requests as the unit metric, the warehouse scores every customer on the run's days
+            # (ANOMALY_SCORES_QUERY over the window) and only the customers beyond the thresholds
+            # leave it with their history; with another metric the window's rows are read.
             "unit_cost": dg.AssetIn(
                 partition_mapping=window,
+                input_manager_key=BY_DAY,
                 metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost",
                                       *([REQUESTS_METRIC] if units_in_unit_cost else [])]},
             ),
@@ -85,7 +95,7 @@ def build_anomaly_assets(
     def cost_anomalies(
         context: dg.AssetExecutionContext,
         unitcost: UnitcostResource,
-        unit_cost: pl.DataFrame,
+        unit_cost: ByDay,
         allocated_cost: RollupByKey,
         **usage: pl.DataFrame,  # tenant_usage's units per customer, for another unit metric
     ) -> pl.DataFrame:
@@ -94,19 +104,30 @@ def build_anomaly_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        units = (
-            usage["tenant_usage"] if usage
-            else unit_cost.select("day", "customer_id", pl.col(REQUESTS_METRIC).alias("units"))
-        )  # fmt: skip
+        window_days = [min(days) - dt.timedelta(days=HISTORY_DAYS - 1 - i) for i in range((max(days) - min(days)).days + HISTORY_DAYS)]
+        scores = None
+        if usage:
+            rows = unit_cost.days(window_days)
+            units = usage["tenant_usage"]
+        else:
+            scores = unit_cost.query("anomaly_scores", days=",".join(d.isoformat() for d in days))
+            beyond = sorted(set(scores.filter(pl.col("beyond") != 0)["customer_id"].to_list()))
+            if len(beyond) > MAX_KEYS:  # too many to name in the query: the window's rows, kept for them
+                rows = unit_cost.days(window_days).filter(pl.col("customer_id").is_in(beyond))
+            else:
+                rows = unit_cost.days(window_days, {**HISTORY_ROLLUP, "keys": {"customer_id": beyond}}) if beyond else None
+            rows = pl.DataFrame(schema=HISTORY_SCHEMA) if rows is None else rows
+            units = rows.select("day", "customer_id", pl.col(REQUESTS_METRIC).alias("units"))
         frame = compute_anomalies(
-            unit_cost.select("day", "customer_id", "total_cost"),
+            rows.select("day", "customer_id", "total_cost"),
             units,
-            unit_cost,
+            rows,
             lambda customers: allocated_cost.rows("customer_id", customers),
             days,
             cfg.anomalies,
             cfg.owners,
             cfg.alerts.max_drivers,
+            scores=scores,
         )
 
         def describe(day: pl.DataFrame) -> dict:

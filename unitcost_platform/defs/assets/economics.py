@@ -129,7 +129,8 @@ def build_economics_assets(
 
     @dg.asset(
         ins={
-            "unit_cost": dg.AssetIn(metadata={"columns": segments_t.UNIT_COST_COLUMNS}),
+            # The day's active customers summed per group by the warehouse (SEGMENT_GROUPS_QUERY).
+            "unit_cost": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "segment_groups"}}),
             # The usage per group and metric: the tenants' sums joined by the warehouse to
             # customer_dimension's tenants and unit_cost's active customers (a few rows per group).
             "tenant_usage": dg.AssetIn(metadata={ROLLUP_KEY: {**segments_t.USAGE_ROLLUP, "then": segments_t.SEGMENT_USAGE_THEN}}),

@@ -220,10 +220,11 @@ def build_reporting_assets(
     @dg.asset(
         ins={
             "tag_coverage": materialized_days_in(GROWTH_HISTORY_DAYS),
-            # The run's days and the days 90 before them: two days of 91 in a daily run.
+            # The run's days and the days 90 before them (two days of 91 in a daily run), each
+            # counted by the warehouse: a row per day, not per tenant (ACTIVE_CUSTOMERS_QUERY).
             "customer_dimension": dg.AssetIn(
                 partition_mapping=trailing_days(LOOKBACK_DAYS + 1), input_manager_key=BY_DAY,
-                metadata={"columns": ["snapshot_date", "customer_id", "status"]},
+                metadata={ROLLUP_KEY: {"query": "active_customers"}},
             ),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
@@ -234,11 +235,11 @@ def build_reporting_assets(
         """Rolling 90-day growth of infrastructure cost against growth of active customers."""
         days = days_of(context)
         then = [d - dt.timedelta(days=LOOKBACK_DAYS) for d in days]
-        customers = customer_dimension.days([*days, *then])
+        active = customer_dimension.days([*days, *then])
         frame = compute_growth(
             day_totals(tag_coverage),
-            customers.filter(pl.col("snapshot_date").is_in(days)),
-            customers.filter(pl.col("snapshot_date").is_in(then)),
+            active.filter(pl.col("snapshot_date").is_in(days)),
+            active.filter(pl.col("snapshot_date").is_in(then)),
             days,
         )
 
