@@ -77,6 +77,7 @@ def queries() -> dict[str, WarehouseQuery]:
     from unitcost_platform.transforms.daily_series import (
         ANOMALIES_FOUND_QUERY,
         COST_PER_UNIT_DAILY_QUERY,
+        FORECAST_ALERTS_QUERY,
         FORECAST_CROSSINGS_QUERY,
         INCIDENTS_ON_SHOW_QUERY,
         UNIT_COST_DAILY_QUERY,
@@ -100,6 +101,7 @@ def queries() -> dict[str, WarehouseQuery]:
         "anomalies_found": ANOMALIES_FOUND_QUERY,
         "incidents_on_show": INCIDENTS_ON_SHOW_QUERY,
         "forecast_crossings": FORECAST_CROSSINGS_QUERY,
+        "forecast_alerts": FORECAST_ALERTS_QUERY,
         "incident_alerts": INCIDENT_ALERTS_QUERY,
         "active_customers": ACTIVE_CUSTOMERS_QUERY,
         "segment_groups": SEGMENT_GROUPS_QUERY,

@@ -26,6 +26,12 @@ In: unit_cost's total cost per (day, customer) and the customer's units (`anomal
 per day over the window, the customers of the days, and allocated_cost per (day, customer,
 service) over the 14 days ending at each day (the drivers). Out: `cost_anomalies`, one row per
 (day, active customer).
+
+Where it runs: the warehouse scores every active customer on the run's days (ANOMALY_SCORES_QUERY,
+the baseline and figures above in SQL, over unit_cost's window with requests as the units), and only
+the customers beyond the thresholds on one of those days leave it with their history: the quiet
+period and first_day look back over days no other customer needs. `anomaly_scores` is the query's
+numpy twin; `cost_anomalies` without `scores` computes everything from the frames.
 """
 
 import datetime as dt

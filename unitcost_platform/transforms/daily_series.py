@@ -3,7 +3,8 @@
 The dashboard's history panels are statistics over customers per day (the median and 90th
 percentile of cost per customer, of cost per unit) or a few rows of a large table (the anomalies
 found, the incidents on show). Read as rows, its 90-day window is 90 rows per customer of three
-tables: 27 million rows a day at 100k customers. Each is a `WarehouseQuery` here, with its Polars
+tables: 27 million rows a day at 100k customers. cost_alerts reads the day's anomalies and forecast
+alerts the same way, not a row per customer of each table. Each is a `WarehouseQuery` here, with its Polars
 twin (the same figures from the rows, for the tests and for a caller holding the rows); the
 warehouse returns a row per day (and unit metric), or the rows the panel shows.
 
@@ -35,8 +36,16 @@ COST_PER_UNIT_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "p90": pl.Float64(),
 }
 
+# What the dashboard's anomaly panel and cost_alerts' ANOMALY rows show of an anomaly.
 ANOMALY_COLUMNS = [
     "day", "customer_id", "customer_name", "is_anomaly", "impact", "price_effect", "volume_effect", "cross_effect",
+    "actual_cost", "expected_cost", "actual_cost_per_1k_units", "expected_cost_per_1k_units", "score", "drivers",
+    "owners",
+]  # fmt: skip
+# What cost_alerts' FORECAST rows show of a forecast alert.
+FORECAST_ALERT_COLUMNS = [
+    "day", "customer_id", "is_forecast_alert", "days_to_p2", "daily_growth", "cost_to_mrr_14d", "cost_to_mrr_14d_low",
+    "cost_to_mrr_14d_high",
 ]  # fmt: skip
 FORECAST_COLUMNS = [
     "day", "customer_id", "customer_name", "cost_to_mrr", "cost_to_mrr_30d", "cost_to_mrr_30d_low",
@@ -149,4 +158,16 @@ FORECAST_CROSSINGS_QUERY = WarehouseQuery(
         f"select * from ({rows}) as unitcost_rows "
         f"where days_to_p2 between 1 and {CROSSING_DAYS} or days_to_p1 between 1 and {CROSSING_DAYS}"
     ),
+)
+
+
+def forecast_alerts(forecast: pl.DataFrame) -> pl.DataFrame:
+    """The forecasts that raise a FORECAST alert (cost_alerts reads those, not every customer's)."""
+    return forecast.filter(pl.col("is_forecast_alert")).select(FORECAST_ALERT_COLUMNS)
+
+
+FORECAST_ALERTS_QUERY = WarehouseQuery(
+    FORECAST_ALERT_COLUMNS,
+    {c: MARGIN_FORECAST_SCHEMA[c] for c in FORECAST_ALERT_COLUMNS},
+    lambda rows, _cfg, _dialect: f"select * from ({rows}) as unitcost_rows where is_forecast_alert",
 )

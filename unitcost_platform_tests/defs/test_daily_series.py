@@ -17,6 +17,7 @@ from unitcost_platform.settings import PROJECT_ROOT
 from unitcost_platform.transforms.daily_series import (
     anomalies_found,
     cost_per_unit_daily,
+    forecast_alerts,
     forecast_crossings,
     incidents_on_show,
     unit_cost_daily,
@@ -58,6 +59,10 @@ ANOMALY_ROWS = pl.DataFrame(
     schema={"day": pl.Date, "customer_id": pl.String, "customer_name": pl.String, "is_anomaly": pl.Boolean,
             "impact": pl.Float64, "price_effect": pl.Float64, "volume_effect": pl.Float64, "cross_effect": pl.Float64},
     orient="row",
+).with_columns(
+    pl.col("impact").abs().alias("actual_cost"), pl.lit(1.0).alias("expected_cost"),
+    pl.lit(2.5).alias("actual_cost_per_1k_units"), pl.lit(1.5).alias("expected_cost_per_1k_units"),
+    pl.lit(6.0).alias("score"), pl.lit('[{"service":"EC2"}]').alias("drivers"), pl.lit("compute").alias("owners"),
 )  # fmt: skip
 
 INCIDENT_ROWS = pl.DataFrame(
@@ -77,6 +82,10 @@ FORECAST_ROWS = pl.DataFrame(
     schema={"day": pl.Date, "customer_id": pl.String, "customer_name": pl.String, "cost_to_mrr": pl.Float64,
             "cost_to_mrr_30d": pl.Float64, "cost_to_mrr_30d_low": pl.Float64, "cost_to_mrr_30d_high": pl.Float64,
             "days_to_p2": pl.Int64, "days_to_p1": pl.Int64}, orient="row",
+).with_columns(
+    # A FORECAST alert on c1 and c2 only (c1: the first day of its crossing; c0 is above P2 already).
+    pl.col("customer_id").is_in(["c1", "c2"]).alias("is_forecast_alert"), pl.lit(0.01).alias("daily_growth"),
+    pl.lit(0.2).alias("cost_to_mrr_14d"), pl.lit(0.18).alias("cost_to_mrr_14d_low"), pl.lit(0.22).alias("cost_to_mrr_14d_high"),
 )  # fmt: skip
 
 TABLES = {
@@ -106,7 +115,7 @@ def run_queries(engine: str, tables: dict[str, pl.DataFrame], names: dict[str, s
 QUERY_TABLES = {
     "unit_cost_daily": "unit_cost", "cost_per_unit_daily": "customer_unit_costs",
     "anomalies_found": "cost_anomalies", "incidents_on_show": "alert_incidents",
-    "forecast_crossings": "margin_forecast",
+    "forecast_crossings": "margin_forecast", "forecast_alerts": "margin_forecast",
 }  # fmt: skip
 
 
@@ -125,10 +134,12 @@ def test_the_dashboards_window_is_reduced_by_the_warehouse(engine):
     ]
     # The projected crossings the panel shows: P2 in 1 and in 30 days, P1 in 5.
     assert sorted(got["forecast_crossings"]["customer_id"]) == ["c1", "c2", "c4"]
+    # cost_alerts' FORECAST rows: the forecast alerts only.
+    assert sorted(got["forecast_alerts"]["customer_id"]) == ["c1", "c2"]
     # The Polars twins (what a caller holding the rows computes) give the same tables.
     for name, twin in (("unit_cost_daily", unit_cost_daily), ("cost_per_unit_daily", cost_per_unit_daily),
                        ("anomalies_found", anomalies_found), ("incidents_on_show", incidents_on_show),
-                       ("forecast_crossings", forecast_crossings)):  # fmt: skip
+                       ("forecast_crossings", forecast_crossings), ("forecast_alerts", forecast_alerts)):  # fmt: skip
         keys = [c for c in ("day", "unit_metric", "customer_id", "incident_id") if c in got[name].columns]
         assert_frame_equal(got[name].sort(keys), twin(TABLES[QUERY_TABLES[name]]).sort(keys),
                            check_exact=False, abs_tol=1e-9, check_column_order=False)  # fmt: skip

@@ -167,9 +167,10 @@ def build_reporting_assets(
                 input_manager_key=BY_KEY,
                 metadata={ROLLUP_KEY: CUSTOMER_SERVICE_ROLLUP},
             ),
-            # ANOMALY and FORECAST rows (defs/assets/anomalies.py), the same day.
-            "cost_anomalies": dg.AssetIn(),
-            "margin_forecast": dg.AssetIn(),
+            # ANOMALY and FORECAST rows (defs/assets/anomalies.py), the same day: the anomalies and
+            # the forecast alerts only, chosen by the warehouse (transforms/daily_series.py).
+            "cost_anomalies": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "anomalies_found"}}),
+            "margin_forecast": dg.AssetIn(metadata={ROLLUP_KEY: {"query": "forecast_alerts"}}),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )
