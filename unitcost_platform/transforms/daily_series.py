@@ -119,11 +119,14 @@ def anomalies_found(anomalies: pl.DataFrame) -> pl.DataFrame:
     return anomalies.filter(pl.col("is_anomaly")).select(ANOMALY_COLUMNS)
 
 
-ANOMALIES_FOUND_QUERY = WarehouseQuery(
-    ANOMALY_COLUMNS,
-    {c: COST_ANOMALIES_SCHEMA[c] for c in ANOMALY_COLUMNS},
-    lambda rows, _cfg, _dialect: f"select * from ({rows}) as unitcost_rows where is_anomaly",
-)
+def flagged_rows(schema: dict[str, pl.DataType], columns: list[str], flag: str) -> WarehouseQuery:
+    """The `columns` of the rows whose boolean column `flag` is true (a few rows of a large table)."""
+    return WarehouseQuery(
+        columns, {c: schema[c] for c in columns}, lambda rows, _cfg, _dialect: f"select * from ({rows}) as unitcost_rows where {flag}"
+    )
+
+
+ANOMALIES_FOUND_QUERY = flagged_rows(COST_ANOMALIES_SCHEMA, ANOMALY_COLUMNS, "is_anomaly")
 
 
 def incidents_on_show(incidents: pl.DataFrame) -> pl.DataFrame:
@@ -166,8 +169,4 @@ def forecast_alerts(forecast: pl.DataFrame) -> pl.DataFrame:
     return forecast.filter(pl.col("is_forecast_alert")).select(FORECAST_ALERT_COLUMNS)
 
 
-FORECAST_ALERTS_QUERY = WarehouseQuery(
-    FORECAST_ALERT_COLUMNS,
-    {c: MARGIN_FORECAST_SCHEMA[c] for c in FORECAST_ALERT_COLUMNS},
-    lambda rows, _cfg, _dialect: f"select * from ({rows}) as unitcost_rows where is_forecast_alert",
-)
+FORECAST_ALERTS_QUERY = flagged_rows(MARGIN_FORECAST_SCHEMA, FORECAST_ALERT_COLUMNS, "is_forecast_alert")
