@@ -248,7 +248,6 @@ def _score(m: dict[str, np.ndarray], weekend: np.ndarray, t: int, cfg: Anomalies
             "volume_effect": p_hat * (actual_units - u_hat),
             "cross_effect": (price - p_hat) * (actual_units - u_hat),
             "score": np.where(usable, z, np.nan),
-            "z": z,
         }
 
 
@@ -295,7 +294,7 @@ def anomaly_scores(cost: pl.DataFrame, units: pl.DataFrame, active: pl.DataFrame
     frames = []
     for d in days:
         figures = _score(everyone, weekend[since:], (d - first).days - since, cfg)
-        z = figures["z"]
+        z = figures["score"]  # a day without a usable baseline has no score, and no direction
         frames.append(pl.DataFrame({
             "day": pl.repeat(d, ids.height, eager=True),
             "customer_id": ids["customer_id"],
@@ -389,7 +388,7 @@ scored as (
         p_hat * (actual_units - u_hat) as volume_effect,
         (price - p_hat) * (actual_units - u_hat) as cross_effect,
         case when usable then z end as score,
-        case when z is null then null when z >= 0 then 'up' else 'down' end as direction
+        case when not usable or z is null then null when z >= 0 then 'up' else 'down' end as direction
     from figures
 )
 select *,

@@ -112,6 +112,9 @@ def test_the_warehouse_scores_equal_the_twin(engine, seed):
         if name == "a range over the step":
             assert (expected["beyond"] == 1).sum() >= 4 and (expected["beyond"] == 0).sum() > 100
             assert expected["score"].null_count() > 0 and expected["score"].is_not_null().sum() > 100  # holes and a new customer
+            # A day without a usable baseline has no score and no direction; a scored day has both.
+            assert (expected["score"].is_null() == expected["direction"].is_null()).all()
+            assert expected.filter(pl.col("score") < 0)["direction"].eq("down").all()
             unscored = expected.filter((pl.col("customer_id") == "fc0005") & (pl.col("day") == day(97)))
             assert unscored["score"].is_null().all() and unscored["expected_units"].is_null().all()
             assert unscored["baseline_days"][0] >= 14  # days enough; no units on its weekday
