@@ -86,6 +86,7 @@ def queries() -> dict[str, WarehouseQuery]:
     from unitcost_platform.transforms.incidents import INCIDENT_ALERTS_QUERY
     from unitcost_platform.transforms.products import PRODUCT_QUERY
     from unitcost_platform.transforms.segments import SEGMENT_GROUPS_QUERY
+    from unitcost_platform.transforms.service_unit_cost import ACTIVE_IN_SCOPE_QUERY
     from unitcost_platform.transforms.team_spend import TEAM_QUERY
     from unitcost_platform.transforms.unit_cost import REQUESTS_USAGE_QUERY
 
@@ -106,6 +107,7 @@ def queries() -> dict[str, WarehouseQuery]:
         "active_customers": ACTIVE_CUSTOMERS_QUERY,
         "segment_groups": SEGMENT_GROUPS_QUERY,
         "anomaly_scores": ANOMALY_SCORES_QUERY,
+        "active_in_scope": ACTIVE_IN_SCOPE_QUERY,
     }
 
 

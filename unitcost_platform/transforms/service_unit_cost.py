@@ -18,7 +18,9 @@ A daily run (up to DIRECT_WINDOWS evaluated days: D and D-7) reads allocated_cos
 windows by the warehouse, one row per window and (service, customer, reason) rather than 37 days of
 them; from the warehouse (`ServiceMonthReader`) it reads less still: the warehouse also joins the
 window to the day's customers and reduces it to each service's figures, percentiles and top customers
-(`SERVICE_MONTH_QUERY`), a few rows per service rather than one per service and customer. A range run reads the days' rows once, and its trailing sums are running totals per (service,
+(`SERVICE_MONTH_QUERY`), a few rows per service rather than one per service and customer, and counts
+the days' active customers in scope (`ACTIVE_IN_SCOPE_QUERY`), a row per day rather than one per
+tenant. A range run reads the days' rows once, and its trailing sums are running totals per (service,
 customer) looked up at D and D-30 (an as-of join), so a range of days costs one sort, not one 30-day
 read per day.
 """
@@ -34,7 +36,13 @@ from unitcost_platform.config import OwnersConfig, ScopeConfig, TargetsConfig, U
 from unitcost_platform.formatting import money
 from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS, TREND_DAYS
-from unitcost_platform.warehouse_sql import Dialect, RollupQuery, round_half_even_sql, scope_sql
+from unitcost_platform.warehouse_sql import (
+    Dialect,
+    RollupQuery,
+    WarehouseQuery,
+    round_half_even_sql,
+    scope_sql,
+)
 
 # allocated_cost read at this grain by the warehouse: the reason tells placed rows (null) from the rest.
 SERVICE_CUSTOMER_ROLLUP = {
@@ -61,6 +69,9 @@ class ServiceMonthReader:
 
     service_month: Callable[[dt.date, list[dt.date]], pl.DataFrame]
     rows: WindowReader
+    # The active customers in scope of each of those days, counted by the warehouse
+    # (ACTIVE_IN_SCOPE_QUERY: day, active_customers); without it, counted from the customers' rows.
+    active_customers: Callable[[list[dt.date]], pl.DataFrame] | None = None
 
 
 ServiceCustomerCost = pl.DataFrame | WindowReader | ServiceMonthReader
@@ -251,14 +262,40 @@ def _per_service(costs: WindowCosts, scoped: pl.DataFrame, active: pl.DataFrame,
         .join(_percentiles(monthly, active), on=["day", "service_name"], how="left")
         .join(_top_customers(monthly), on=["day", "service_name"], how="left")
     )
-    return _with_rates(figures, active, history)
+    return _with_rates(figures, _count_active(active), history)
 
 
-def _with_rates(figures: pl.DataFrame, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+ACTIVE_IN_SCOPE_SCHEMA: dict[str, pl.DataType] = {"day": pl.Date(), "active_customers": pl.Int64()}
+
+
+def _count_active(active: pl.DataFrame) -> pl.DataFrame:
+    return active.group_by("day").agg(pl.len().alias("active_customers")).cast(ACTIVE_IN_SCOPE_SCHEMA)
+
+
+def active_in_scope(customers: pl.DataFrame, scope: ScopeConfig | None) -> pl.DataFrame:
+    """(day, active_customers): the active customers in scope of each day of the customer dimension;
+    the Polars twin of ACTIVE_IN_SCOPE_QUERY."""
+    return _count_active(_customers_in_scope(customers, scope).filter(pl.col("active")))
+
+
+def _active_in_scope_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
+    return (
+        "select snapshot_date as day, count(distinct customer_id) as active_customers "
+        f"from ({rows}) as unitcost_rows where status = 'active' and {scope_sql(cfg.scope, dialect)} group by snapshot_date"
+    )
+
+
+# customer_dimension's days counted by the warehouse: a row per day, not one per tenant.
+ACTIVE_IN_SCOPE_QUERY = WarehouseQuery(
+    ["snapshot_date", "customer_id", "status", "tier", "segment", "customer_since"],
+    ACTIVE_IN_SCOPE_SCHEMA, _active_in_scope_statement,
+)  # fmt: skip
+
+
+def _with_rates(figures: pl.DataFrame, active_counts: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
     """`figures` (per eval day and service: cost, customers_with_cost, unallocated_cost, _window, the
     percentiles and top_customers, null where the service had none) with the day's history and
-    active customers, the run rate and the cost per customer."""
-    active_counts = active.group_by("day").agg(pl.len().cast(pl.Int64).alias("active_customers"))
+    active customers (ACTIVE_IN_SCOPE_SCHEMA), the run rate and the cost per customer."""
     return (
         figures.join(history, on="day", how="left")
         .join(active_counts, on="day", how="left")
@@ -382,7 +419,7 @@ def service_month_spec(end: dt.date, days: list[dt.date]) -> dict:
     return {"query": "service_month", "day": end.isoformat(), "history_days": len(days)}
 
 
-def _per_service_from_warehouse(rows: pl.DataFrame, end: dt.date, active: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+def _per_service_from_warehouse(rows: pl.DataFrame, end: dt.date, active_counts: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
     """`_per_service` of one window from what SERVICE_MONTH_QUERY returned for it."""
     rows = rows.with_columns(day=pl.lit(end, dtype=pl.Date))
     top = rows.filter(pl.col("kind") == "top").select(
@@ -394,13 +431,13 @@ def _per_service_from_warehouse(rows: pl.DataFrame, end: dt.date, active: pl.Dat
                 pl.col("window_cost").alias("_window"), "p50_customer_month", "p90_customer_month", "max_customer_month")
         .join(_top_customers(top), on=["day", "service_name"], how="left")
     )  # fmt: skip
-    return _with_rates(figures, active, history)
+    return _with_rates(figures, active_counts, history)
 
 
 def service_unit_cost(
     rollup: ServiceCustomerCost,
     present_days: set[dt.date],
-    customers: pl.DataFrame,
+    customers: pl.DataFrame | Callable[[], pl.DataFrame],
     days: list[dt.date],
     owners: OwnersConfig,
     targets: TargetsConfig,
@@ -410,26 +447,37 @@ def service_unit_cost(
 
     `rollup`: allocated_cost at SERVICE_CUSTOMER_ROLLUP over the 37 days ending at each day (D-7's own
     window included), or a reader of it (ServiceCustomerCost); `present_days`: the materialized days
-    among them; `customers`: customer_dimension of each day and of 7 days earlier.
+    among them; `customers`: customer_dimension of each day and of 7 days earlier, or a function
+    reading them (not called when the warehouse counts the active customers, `ServiceMonthReader`).
     """
     present = sorted(set(present_days) | set(days))
     week_ago = [d - dt.timedelta(days=TREND_DAYS) for d in days]
     eval_days = sorted(set(days) | {d for d in week_ago if d in set(present)})
-    scoped = _customers_in_scope(customers.filter(pl.col("snapshot_date").is_in(eval_days)), scope)
-    active = scoped.filter(pl.col("active"))
+
+    def scoped_customers() -> tuple[pl.DataFrame, pl.DataFrame]:
+        rows = customers() if callable(customers) else customers
+        scoped = _customers_in_scope(rows.filter(pl.col("snapshot_date").is_in(eval_days)), scope)
+        return scoped, scoped.filter(pl.col("active"))
+
     history = pl.DataFrame(
         {"day": eval_days,
          "history_days": [len(_window_days(present, e)) for e in eval_days]},
         schema={"day": pl.Date, "history_days": pl.Int64},
     )  # fmt: skip
     if isinstance(rollup, ServiceMonthReader) and len(eval_days) <= DIRECT_WINDOWS:
-        # A daily run from the warehouse: each window's figures computed where its rows are.
+        # A daily run from the warehouse: each window's figures computed where its rows are, and
+        # the days' active customers counted there.
+        counts = (
+            rollup.active_customers(eval_days).cast(ACTIVE_IN_SCOPE_SCHEMA) if rollup.active_customers
+            else _count_active(scoped_customers()[1])
+        )  # fmt: skip
         frame = pl.concat(
-            [_per_service_from_warehouse(rollup.service_month(e, _window_days(present, e)), e, active, history)
+            [_per_service_from_warehouse(rollup.service_month(e, _window_days(present, e)), e, counts, history)
              for e in eval_days],
             how="vertical_relaxed",
         )  # fmt: skip
     elif len(eval_days) <= DIRECT_WINDOWS:
+        scoped, active = scoped_customers()
         read = _reader(rollup)
         # A daily run, one window at a time: each is read, reduced to per-service rows and dropped
         # before the next, so the run holds one window of customer x service sums, not two.
@@ -438,6 +486,7 @@ def service_unit_cost(
             how="vertical_relaxed",
         )
     else:
+        scoped, active = scoped_customers()
         read = _reader(rollup.rows if isinstance(rollup, ServiceMonthReader) else rollup)
         frame = _per_service(_running_costs(read, present, eval_days), scoped, active, history)
     before = frame.select(

@@ -28,10 +28,12 @@ from unitcost_platform.defs.rollup import follow_up_of, rollup_statement
 from unitcost_platform.transforms.customer_cost import apply_rollup, window_spec
 from unitcost_platform.transforms.customers import customer_dimension
 from unitcost_platform.transforms.service_unit_cost import (
+    ACTIVE_IN_SCOPE_QUERY,
     ON_END,
     SERVICE_CUSTOMER_ROLLUP,
     SERVICE_MONTH_SCHEMA,
     ServiceMonthReader,
+    active_in_scope,
     service_month_spec,
     service_unit_cost,
 )
@@ -107,13 +109,26 @@ def _warehouse_reader(run, dialect: Dialect, cfg: UnitcostConfig, table) -> Serv
         statement = query.statement(rollup_statement(allocated_slice, rollup, select, dialect), spec, cfg, table, dialect)
         return run(statement).cast(SERVICE_MONTH_SCHEMA)
 
-    return ServiceMonthReader(service_month, rows=lambda windows: pytest.fail("a daily run reads no rows"))
+    def active_customers(days: list[dt.date]) -> pl.DataFrame:
+        wanted = ", ".join(dialect.date(d.isoformat()) for d in days)
+        rows = f"select {', '.join(ACTIVE_IN_SCOPE_QUERY.columns)} from {table('customer_dimension')} where snapshot_date in ({wanted})"
+        return run(ACTIVE_IN_SCOPE_QUERY.statement(rows, cfg, dialect)).cast(ACTIVE_IN_SCOPE_QUERY.schema)
+
+    return ServiceMonthReader(
+        service_month, rows=lambda windows: pytest.fail("a daily run reads no rows"), active_customers=active_customers
+    )
 
 
 def _both(allocated: pl.DataFrame, dimension: pl.DataFrame, reader: ServiceMonthReader, scope: ScopeConfig | None):
     days = [D]
     polars = service_unit_cost(apply_rollup(allocated, SERVICE_CUSTOMER_ROLLUP), set(DAYS), dimension, days, OWNERS, TARGETS, scope)
-    warehouse = service_unit_cost(reader, set(DAYS), dimension, days, OWNERS, TARGETS, scope)
+    # The warehouse counts the active customers: the dimension's rows are not read.
+    customers = lambda: pytest.fail("a daily run from the warehouse reads no customer rows")  # noqa: E731
+    warehouse = service_unit_cost(reader, set(DAYS), customers, days, OWNERS, TARGETS, scope)
+    # The counts themselves: the warehouse's against the Polars twin's, for D and D-7.
+    week = [D - dt.timedelta(days=7), D]
+    counted = reader.active_customers(week).sort("day")
+    assert counted.height == 2 and counted.equals(active_in_scope(dimension.filter(pl.col("snapshot_date").is_in(week)), scope).sort("day"))
     return polars, warehouse
 
 

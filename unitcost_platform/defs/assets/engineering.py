@@ -59,7 +59,8 @@ def build_engineering_assets(
                 metadata={ROLLUP_KEY: SERVICE_CUSTOMER_ROLLUP},
             ),
             "tag_coverage": materialized_days_in(RUN_RATE_DAYS + TREND_DAYS),
-            # The run's days and the days a week before them (change_7d), not the days between.
+            # The run's days and the days a week before them (change_7d), not the days between: a
+            # daily run reads their active customers counted by the warehouse (ACTIVE_IN_SCOPE_QUERY).
             "customer_dimension": dg.AssetIn(
                 partition_mapping=trailing_days(TREND_DAYS + 1), input_manager_key=BY_DAY,
                 metadata={"columns": ["snapshot_date", "customer_id", "customer_name", "status", "tier", "segment", "customer_since"]},
@@ -76,7 +77,6 @@ def build_engineering_assets(
     ) -> pl.DataFrame:
         """What each service adds to the monthly cost of serving one active customer, against its target."""
         days = days_of(context)
-        customers = customer_dimension.days(and_days_before(days, TREND_DAYS))
         with user_errors_as_failures():
             cfg = unitcost.load_config()
         present = materialized_days(tag_coverage)
@@ -87,8 +87,13 @@ def build_engineering_assets(
                 window_spec("day", {end: window}, ON_END), service_month_spec(end, window)
             ),
             rows=lambda windows: allocated_cost.all() if windows is None else allocated_cost.windows(window_spec("day", windows, ON_END)),
+            # The days' active customers in scope, counted by the warehouse (a row per day).
+            active_customers=lambda eval_days: customer_dimension.days(eval_days, {"query": "active_in_scope"}),
         )  # fmt: skip
-        frame = compute_service_unit_cost(read, present, customers, days, cfg.owners, cfg.targets, cfg.scope)
+        frame = compute_service_unit_cost(
+            read, present, lambda: customer_dimension.days(and_days_before(days, TREND_DAYS)), days, cfg.owners,
+            cfg.targets, cfg.scope,
+        )  # fmt: skip
         messages = impact_documents(frame, cfg.targets.notify_change)
 
         def describe(day: pl.DataFrame) -> dict:
