@@ -77,7 +77,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(what: str, check, timeout: float, every: float = 1.0):
+def _wait(what: str, check, timeout: float, every: float = 1.0, detail=None):
+    """`check()` until it returns something true; on timeout, its last answer and `detail()` (what
+    the failure message should show, e.g. a code location's load error)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -89,7 +91,8 @@ def _wait(what: str, check, timeout: float, every: float = 1.0):
             if last:
                 return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+    shown = f"; {detail()!r}" if detail is not None else ""
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r}{shown})")
 
 
 @pytest.fixture
@@ -151,11 +154,16 @@ def dagster_services(small_saas, tmp_path):
 
 def test_backfill_from_the_ui_api_then_the_daily_schedule_tick(dagster_services):
     services = dagster_services
+    def locations() -> list[dict]:
+        return services.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
+
+    # The code location loads in a subprocess; on a 2-core machine running the other tests beside it
+    # (make test runs a worker per core), that took more than 120 s once: the same minutes as the webserver.
     entries = _wait(
         "the workspace to load",
-        lambda: [e for e in services.graphql(WORKSPACE)["workspaceOrError"]["locationEntries"]
+        lambda: [e for e in locations()
                  if e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"],
-        timeout=120,
+        timeout=300, detail=locations,
     )  # fmt: skip
     assert entries[0]["name"] == "unitcost_platform.definitions"
 
