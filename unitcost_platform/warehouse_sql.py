@@ -94,6 +94,15 @@ def scope_sql(scope: "ScopeConfig | None", dialect: Dialect) -> str:
     return f"coalesce(({' and '.join(conditions)}), false)"
 
 
+def active_customers_sql(rows: str, scope: "ScopeConfig | None", dialect: Dialect, day: str) -> str:
+    """The distinct active customers of each day of customer_dimension's `rows` (in `scope`, when
+    given), as (`day`, active_customers): a row per day, not one per tenant."""
+    return (
+        f"select snapshot_date as {day}, count(distinct customer_id) as active_customers from ({rows}) as unitcost_rows "
+        f"where status = 'active' and {scope_sql(scope, dialect)} group by snapshot_date"
+    )
+
+
 def match_sql(match: "PoolMatch", dialect: Dialect) -> str:
     """The SQL twin of `transforms.pools.match_expr`: true for the line items the rule matches."""
     conditions: list[str] = []

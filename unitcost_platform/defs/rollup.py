@@ -27,7 +27,8 @@ days as one read, so a daily run reads two days of a window of eight (or ninety-
 The same reader runs a named query over the whole window, `query(name, **parameters)` (the query's
 `parameters`, text or numbers, given when the asset knows them): the dashboard reads unit_cost's
 90 days as a row per day that way, and alert_incidents every alert day reduced to the incidents
-alive on the run's days.
+alive on the run's days. `rows(days, rollup, column, keys)` reads some keys' rows of those days, as
+`RollupByKey.rows` does (cost_anomalies: the history of the customers beyond its thresholds).
 
 A rollup's `then: {"query": name, ...}` names a `RollupQuery` of `follow_ups()`: a query over the
 rollup's result that may join other tables of the warehouse (the rest of the spec are its
@@ -346,6 +347,17 @@ BY_KEY = "rollup_by_key"  # the input manager of inputs read for some keys only
 MAX_KEYS = 10_000
 
 
+def read_keys(
+    load: Callable[[Mapping[str, Any]], pl.DataFrame], rollup: Mapping[str, Any], column: str, values: Iterable[str | None]
+) -> pl.DataFrame:
+    """`load(rollup)` for the keys `values` of `column` only: the warehouse adds `column in (...)`, or,
+    beyond MAX_KEYS keys, the whole rollup is read and filtered here. No key reads no row."""
+    wanted = sorted({v for v in values if v is not None})
+    if len(wanted) > MAX_KEYS:
+        return load(rollup).filter(pl.col(column).is_in(wanted))
+    return load({**rollup, "keys": {column: wanted}})
+
+
 class RollupByKey:
     """A rollup input read when the asset knows what it needs, and nothing else leaves the warehouse:
     `rows(column, values)` the rows of those keys only (every partition of the input's window); an
@@ -357,11 +369,8 @@ class RollupByKey:
 
     def rows(self, column: str, values: Iterable[str | None], windows: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """The rows of those keys; summed over `windows` (a `window_spec`) when given."""
-        wanted = sorted({v for v in values if v is not None})
         rollup = {**self._rollup, "windows": windows} if windows else self._rollup
-        if len(wanted) > MAX_KEYS:
-            return WithRollup(self._context, rollup).load().filter(pl.col(column).is_in(wanted))
-        return WithRollup(self._context, {**rollup, "keys": {column: wanted}}).load()
+        return read_keys(lambda r: WithRollup(self._context, r).load(), rollup, column, values)
 
     def windows(self, windows: Mapping[str, Any]) -> pl.DataFrame:
         """The rollup summed over `windows` (a `window_spec`): one row per window end and key, the end
@@ -437,6 +446,16 @@ class ByDay:
         runs = consecutive_runs(d for d in days if d in keys)
         frames = [OnDays(self._context, [keys[d] for d in run], rollup).load() for run in runs]
         return pl.concat(frames, how="vertical") if frames else OnDays(self._context, [], rollup).load()
+
+    @property
+    def window(self) -> list[dt.date]:
+        """Every day of the input's window (its partitions), in order."""
+        return sorted(dt.date.fromisoformat(key) for key in self._context.asset_partition_keys)
+
+    def rows(self, days: Iterable[dt.date], rollup: Mapping[str, Any], column: str, values: Iterable[str | None]) -> pl.DataFrame:
+        """`days(days, rollup)` for the keys `values` of `column` only (`read_keys`)."""
+        days = list(days)
+        return read_keys(lambda r: self.days(days, r), rollup, column, values)
 
     def query(self, name: str, **parameters: str | int | float) -> pl.DataFrame:
         """The whole window through the named warehouse query `name` (one of `queries()`), given its

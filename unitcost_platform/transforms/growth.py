@@ -11,7 +11,7 @@ import datetime as dt
 
 import polars as pl
 
-from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
+from unitcost_platform.warehouse_sql import WarehouseQuery, active_customers_sql
 
 WINDOW_DAYS = 30
 LOOKBACK_DAYS = 90
@@ -42,16 +42,11 @@ def active_counts(customers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _active_counts_statement(rows: str, _cfg, _dialect: Dialect) -> str:
-    return (
-        "select snapshot_date, count(distinct customer_id) as active_customers "
-        f"from ({rows}) as unitcost_rows where status = 'active' group by snapshot_date"
-    )
-
-
+# Every active customer counts, whatever the rollout's scope: growth is the whole business's.
 ACTIVE_CUSTOMERS_QUERY = WarehouseQuery(
-    ["snapshot_date", "customer_id", "status"], ACTIVE_CUSTOMERS_SCHEMA, _active_counts_statement
-)
+    ["snapshot_date", "customer_id", "status"], ACTIVE_CUSTOMERS_SCHEMA,
+    lambda rows, _cfg, dialect: active_customers_sql(rows, None, dialect, "snapshot_date"),
+)  # fmt: skip
 
 
 def _shifted(counts: pl.DataFrame, shift_days: int, name: str) -> pl.DataFrame:

@@ -40,6 +40,7 @@ from unitcost_platform.warehouse_sql import (
     Dialect,
     RollupQuery,
     WarehouseQuery,
+    active_customers_sql,
     round_half_even_sql,
     scope_sql,
 )
@@ -278,17 +279,10 @@ def active_in_scope(customers: pl.DataFrame, scope: ScopeConfig | None) -> pl.Da
     return _count_active(_customers_in_scope(customers, scope).filter(pl.col("active")))
 
 
-def _active_in_scope_statement(rows: str, cfg: UnitcostConfig, dialect: Dialect) -> str:
-    return (
-        "select snapshot_date as day, count(distinct customer_id) as active_customers "
-        f"from ({rows}) as unitcost_rows where status = 'active' and {scope_sql(cfg.scope, dialect)} group by snapshot_date"
-    )
-
-
 # customer_dimension's days counted by the warehouse: a row per day, not one per tenant.
 ACTIVE_IN_SCOPE_QUERY = WarehouseQuery(
-    ["snapshot_date", "customer_id", "status", "tier", "segment", "customer_since"],
-    ACTIVE_IN_SCOPE_SCHEMA, _active_in_scope_statement,
+    ["snapshot_date", "customer_id", "status", "tier", "segment", "customer_since"], ACTIVE_IN_SCOPE_SCHEMA,
+    lambda rows, cfg, dialect: active_customers_sql(rows, cfg.scope, dialect, "day"),
 )  # fmt: skip
 
 

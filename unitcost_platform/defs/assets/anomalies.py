@@ -6,8 +6,6 @@ service. Their alerts reach people as ANOMALY and FORECAST rows of cost_alerts, 
 same sensor and ledger as every other alert.
 """
 
-import datetime as dt
-
 import dagster as dg
 import polars as pl
 
@@ -23,7 +21,7 @@ from unitcost_platform.defs.metadata import (
 )
 from unitcost_platform.defs.partitions import days_of, trailing_days
 from unitcost_platform.defs.resources import UnitcostResource
-from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, MAX_KEYS, ROLLUP_KEY, ByDay, RollupByKey
+from unitcost_platform.defs.rollup import BY_DAY, BY_KEY, ROLLUP_KEY, ByDay, RollupByKey
 from unitcost_platform.transforms.anomalies import (
     CUSTOMER_UNITS_THEN,
     DRIVER_DAYS,
@@ -41,7 +39,6 @@ FORECAST_LIST_DAYS = 30
 # The history of the customers beyond the thresholds on a run's days: their unit_cost rows (one per
 # customer and day, so the sums are the rows), read by key.
 HISTORY_ROLLUP = {"by": ["day", "customer_id"], "sum": ["total_cost", REQUESTS_METRIC]}
-HISTORY_SCHEMA = {"day": pl.Date(), "customer_id": pl.String(), "total_cost": pl.Float64(), REQUESTS_METRIC: pl.Float64()}
 
 
 def build_anomaly_assets(
@@ -104,19 +101,14 @@ def build_anomaly_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        window_days = [min(days) - dt.timedelta(days=HISTORY_DAYS - 1 - i) for i in range((max(days) - min(days)).days + HISTORY_DAYS)]
         scores = None
         if usage:
-            rows = unit_cost.days(window_days)
+            rows = unit_cost.days(unit_cost.window)
             units = usage["tenant_usage"]
         else:
             scores = unit_cost.query("anomaly_scores", days=",".join(d.isoformat() for d in days))
-            beyond = sorted(set(scores.filter(pl.col("beyond") != 0)["customer_id"].to_list()))
-            if len(beyond) > MAX_KEYS:  # too many to name in the query: the window's rows, kept for them
-                rows = unit_cost.days(window_days).filter(pl.col("customer_id").is_in(beyond))
-            else:
-                rows = unit_cost.days(window_days, {**HISTORY_ROLLUP, "keys": {"customer_id": beyond}}) if beyond else None
-            rows = pl.DataFrame(schema=HISTORY_SCHEMA) if rows is None else rows
+            beyond = scores.filter(pl.col("beyond") != 0)["customer_id"]
+            rows = unit_cost.rows(unit_cost.window, HISTORY_ROLLUP, "customer_id", beyond)
             units = rows.select("day", "customer_id", pl.col(REQUESTS_METRIC).alias("units"))
         frame = compute_anomalies(
             rows.select("day", "customer_id", "total_cost"),
