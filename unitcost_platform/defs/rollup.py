@@ -83,6 +83,7 @@ def queries() -> dict[str, WarehouseQuery]:
         INCIDENTS_ON_SHOW_QUERY,
         UNIT_COST_DAILY_QUERY,
     )
+    from unitcost_platform.transforms.forecast import FORECAST_WINDOWS_QUERY
     from unitcost_platform.transforms.growth import ACTIVE_CUSTOMERS_QUERY
     from unitcost_platform.transforms.incidents import INCIDENT_ALERTS_QUERY
     from unitcost_platform.transforms.products import PRODUCT_QUERY
@@ -108,6 +109,7 @@ def queries() -> dict[str, WarehouseQuery]:
         "active_customers": ACTIVE_CUSTOMERS_QUERY,
         "segment_groups": SEGMENT_GROUPS_QUERY,
         "anomaly_scores": ANOMALY_SCORES_QUERY,
+        "forecast_windows": FORECAST_WINDOWS_QUERY,
         "active_in_scope": ACTIVE_IN_SCOPE_QUERY,
     }
 

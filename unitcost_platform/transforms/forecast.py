@@ -22,9 +22,17 @@ it averages); the others' answer is the same without the projection.
 FORECAST: a customer not at P2 today (cost-to-MRR ≤ p2) projected to cross P2 within
 `forecast.horizon_days`; it alerts on the first such day only: not again while a crossing was
 already forecast in the `horizon_days` before (one alert per crossing).
+
+Where it runs: the warehouse lays out each active customer's 60 days on the run's days, one row per
+customer and day with a column per day back (FORECAST_WINDOWS_QUERY; `forecast_windows` is its Polars
+twin). Each row is fitted and projected on its own in numpy (the weekly points, Theil–Sen and the
+run rate read nothing older than 60 days), and only the customers forecast to cross on one of the
+days leave the warehouse with their history, for the one-alert lookback (`forecast_from_windows`).
 """
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -34,6 +42,10 @@ from unitcost_platform.config import AlertsConfig, ForecastConfig
 from unitcost_platform.transforms.anomalies import calendar_matrices, nanmedian
 from unitcost_platform.transforms.unit_cost import RUN_RATE_DAYS
 from unitcost_platform.transforms.windows import cumulative, running_count
+from unitcost_platform.warehouse_sql import Dialect, WarehouseQuery
+
+if TYPE_CHECKING:
+    from unitcost_platform.config import UnitcostConfig
 
 WEEKS = 8
 TREND_DAYS = 60
@@ -285,75 +297,156 @@ def _evaluate(
     return crossing, frames
 
 
-def margin_forecast(
-    unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
-) -> pl.DataFrame:
-    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each.
+# The days before a target its window holds: its own day (0) back to the trend window's first (59).
+WINDOW_COLUMNS = [f"cost_back_{k:02d}" for k in range(TREND_DAYS - 1, -1, -1)]  # oldest first
+FORECAST_WINDOWS_SCHEMA: dict[str, pl.DataType] = {
+    **{c: MARGIN_FORECAST_SCHEMA[c] for c in ("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")},
+    **{c: pl.Float64() for c in WINDOW_COLUMNS},
+}
+WINDOW_INPUT_COLUMNS = ["day", "customer_id", "customer_name", "tier", "status", "total_cost", "mrr", "cost_to_mrr"]
 
-    Every customer active on a day is fitted on the days; only those forecast to cross on one of
-    them are fitted on the `horizon_days` before as well (one alert per crossing), from the same
-    calendar matrices, so the lookback costs little.
-    """
-    days = sorted(set(days))
-    today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
-    if not days or today.is_empty():
-        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
-    ids = today.select("customer_id").unique().sort("customer_id").with_row_index("_c")
-    # Every customer: daily cost over the trend windows of the days, MRR and cost-to-MRR on the days
-    # (matrices from calendar column t0 on).
+
+def forecast_windows(unit: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
+    """FORECAST_WINDOWS_SCHEMA: a row per day of `days` and customer active on it, with its MRR and
+    cost-to-MRR of the day and its daily cost of the `TREND_DAYS` ending that day (`cost_back_k`: the
+    cost k days before; a null cost counts 0, a day without a row is null); the Polars twin of
+    FORECAST_WINDOWS_QUERY."""
+    targets = (
+        unit.filter(pl.col("day").is_in(sorted(set(days))) & (pl.col("status") == "active"))
+        .select(list(FORECAST_WINDOWS_SCHEMA)[:6])
+        .sort("day", "customer_id")
+        .with_row_index("_t")
+    )
+    located = (
+        targets.lazy()
+        .select("_t", "customer_id", pl.col("day").alias("_target"))
+        .join(unit.lazy().select("customer_id", "day", pl.col("total_cost").fill_null(0.0)), on="customer_id")
+        .with_columns((pl.col("_target") - pl.col("day")).dt.total_days().alias("_back"))
+        .filter(pl.col("_back").is_between(0, TREND_DAYS - 1))
+        .select((pl.col("_t").cast(pl.Int64) * TREND_DAYS + (TREND_DAYS - 1) - pl.col("_back")).alias("_i"), "total_cost")
+        .collect()
+    )
+    costs = np.full((targets.height, TREND_DAYS), np.nan)
+    costs.reshape(-1)[located["_i"].to_numpy()] = located["total_cost"].to_numpy()
+    return targets.drop("_t").with_columns(
+        pl.from_numpy(costs, schema=WINDOW_COLUMNS, orient="row").fill_nan(None)
+    ).cast(FORECAST_WINDOWS_SCHEMA)
+
+
+def _forecast_windows_statement(rows: str, _cfg: "UnitcostConfig", dialect: Dialect, days: str) -> str:
+    """`forecast_windows` in the warehouse, over unit_cost's rows of the window: each target (a day of
+    `days`, comma-separated ISO dates, and an active customer of it) joined to its customer's rows
+    of the `TREND_DAYS` ending that day, one column per day back."""
+    targets = ", ".join(dialect.date(d) for d in days.split(",") if d) or "cast(null as date)"
+    number = lambda day: dialect.days_between(dialect.date("1970-01-05"), day)  # noqa: E731
+    backs = ",\n        ".join(
+        f"max(case when days_back = {k} then total_cost end) as cost_back_{k:02d}" for k in range(TREND_DAYS - 1, -1, -1)
+    )
+    # The history reads the three columns it needs from the rows, not a shared wide CTE (which
+    # DuckDB materializes, names and all: twice the time).
+    return f"""
+with targets as (
+    select day, {number("day")} as day_number, customer_id, customer_name, tier, mrr, cost_to_mrr
+    from ({rows}) as unitcost_rows where status = 'active' and day in ({targets})
+),
+history as (
+    select t.day, t.customer_id, t.day_number - {number("h.day")} as days_back, coalesce(h.total_cost, 0) as total_cost
+    from targets as t
+    join (select day, customer_id, total_cost from ({rows}) as unitcost_rows) as h on h.customer_id = t.customer_id
+        and {number("h.day")} between t.day_number - {TREND_DAYS - 1} and t.day_number
+),
+windows as (
+    select day, customer_id,
+        {backs}
+    from history group by day, customer_id
+)
+select t.day, t.customer_id, t.customer_name, t.tier, t.mrr, t.cost_to_mrr, {", ".join(f"w.{c}" for c in WINDOW_COLUMNS)}
+from targets as t join windows as w on w.day = t.day and w.customer_id = t.customer_id
+"""
+
+
+# unit_cost's window as the warehouse lays it out for the run's days (`days`): a row per active
+# customer and day with the 60 daily costs its trend and run rate read, not 74 rows per customer.
+FORECAST_WINDOWS_QUERY = WarehouseQuery(
+    WINDOW_INPUT_COLUMNS, FORECAST_WINDOWS_SCHEMA, _forecast_windows_statement, parameters=("days",)
+)
+
+
+def _alert_days(history: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig) -> pl.DataFrame:
+    """(day, customer_id, is_forecast_alert) of the days on which a customer of `history` (its
+    unit_cost rows over the days and `history_days` before each) raises a FORECAST alert: forecast
+    to cross on the day, and on none of the `horizon_days` before (one alert per crossing)."""
     t0, h = TREND_DAYS - 1, cfg.horizon_days
-    first = min(days) - dt.timedelta(days=t0)
-    n_days = (max(days) - first).days + 1
-    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
-    state = {"mrr": np.nan, "cost_to_mrr": np.nan}
-    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, state)
+    few = history.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    start = min(days) - dt.timedelta(days=h + t0)
+    n_days = (max(days) - start).days + 1
+    m = calendar_matrices(history, few, start, n_days, {"total_cost": 0.0})
+    m |= calendar_matrices(history, few, start + dt.timedelta(days=t0), n_days - t0, {"mrr": None, "cost_to_mrr": None})
     m["t0"] = t0
-    t_days = np.array([(d - first).days for d in days])
-    crossing_on_days, computed = _evaluate(m, slice(None), t_days, np.ones(len(days), dtype=bool), alerts, cfg)
-    frames = [
-        pl.DataFrame({"day": pl.repeat(d, ids.height, eager=True), "customer_id": ids["customer_id"], **columns},
-                     nan_to_null=True)
-        for d, columns in zip(days, computed, strict=True)
-    ]  # fmt: skip
-    candidates = np.flatnonzero(crossing_on_days.any(axis=1))
+    targets = [start + dt.timedelta(days=t0 + i) for i in range(n_days - t0)]
+    t = np.array([(d - start).days for d in targets])
+    crossing, _ = _evaluate(m, slice(None), t, np.zeros(len(targets), dtype=bool), alerts, cfg)
+    rows = []
+    for k, target in enumerate(targets):
+        if target in days:
+            alert = crossing[:, k] & ~crossing[:, max(k - h, 0) : k].any(axis=1)
+            rows += [(target, c) for c in few["customer_id"].filter(pl.Series(alert))]
+    return pl.DataFrame(rows, schema={"day": pl.Date, "customer_id": pl.String}, orient="row").with_columns(
+        is_forecast_alert=pl.lit(True)
+    )
+
+
+def forecast_from_windows(
+    windows: pl.DataFrame,
+    history: Callable[[list[str]], pl.DataFrame],
+    days: list[dt.date],
+    alerts: AlertsConfig,
+    cfg: ForecastConfig,
+) -> pl.DataFrame:
+    """`margin_forecast` of the days from their FORECAST_WINDOWS rows (`windows`): each row's trend
+    and projections from its own 60 days; the customers forecast to cross on one of the days are
+    then looked back on over the `horizon_days` before, from their unit_cost rows (`history(ids)`,
+    the days and `history_days` before each; no other customer's are read)."""
+    days = sorted(set(days))
+    windows = windows.filter(pl.col("day").is_in(days)).sort("day", "customer_id")
+    if not days or windows.is_empty():
+        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
+    # Each (day, customer) is a row of matrices over its own 60 days: column 59 is the day.
+    t0 = TREND_DAYS - 1
+    m = {
+        "total_cost": windows.select(WINDOW_COLUMNS).to_numpy(order="c").astype(np.float64),
+        "mrr": windows["mrr"].to_numpy().astype(np.float64)[:, None],
+        "cost_to_mrr": windows["cost_to_mrr"].to_numpy().astype(np.float64)[:, None],
+        "t0": t0,
+    }
+    crossing, [computed] = _evaluate(m, slice(None), np.array([t0]), np.ones(1, dtype=bool), alerts, cfg)
+    frame = windows.select(list(FORECAST_WINDOWS_SCHEMA)[:6]).with_columns(
+        pl.DataFrame(computed, nan_to_null=True)
+    )
+    candidates = windows["customer_id"].filter(pl.Series(crossing[:, 0])).unique().sort().to_list()
     warned = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "is_forecast_alert": pl.Boolean})
-    if candidates.size:
-        # The candidates over the lookback too: the calendar starts `h` days earlier; the days
-        # read for everyone, then the earlier ones.
-        first_target = min(days) - dt.timedelta(days=h)
-        targets = [first_target + dt.timedelta(days=i) for i in range((max(days) - first_target).days + 1)]
-        few = ids[candidates].select("customer_id").with_row_index("_c")  # numbered as their matrices' rows
-        lookback: dict = {"t0": t0}
-        for name, matrix in m.items():
-            if name != "t0":
-                lookback[name] = np.full((few.height, h + matrix.shape[1]), np.nan)
-                lookback[name][:, h:] = matrix[candidates]
-        start = first - dt.timedelta(days=h)
-        calendar_matrices(unit, few, start, n_days + h, {"total_cost": 0.0}, (0, h), lookback)
-        calendar_matrices(unit, few, start + dt.timedelta(days=t0), n_days + h - t0, state, (0, h), lookback)
-        t = np.array([(d - start).days for d in targets])
-        crossing, _ = _evaluate(lookback, slice(None), t, np.zeros(len(targets), dtype=bool), alerts, cfg)
-        cids = ids["customer_id"].gather(candidates)
-        rows = []
-        for k, target in enumerate(targets):
-            if target not in days:
-                continue
-            # One alert per crossing: its first day, none forecast in the horizon_days before.
-            alert = crossing[:, k] & ~crossing[:, max(k - cfg.horizon_days, 0) : k].any(axis=1)
-            rows += [(target, c) for c in cids.filter(pl.Series(alert))]
-        warned = pl.DataFrame(rows, schema=["day", "customer_id"], orient="row").with_columns(
-            is_forecast_alert=pl.lit(True)
-        ) if rows else warned  # fmt: skip
+    if candidates:
+        warned = _alert_days(history(candidates), days, alerts, cfg)
     return (
-        today.select("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")
-        .join(pl.concat(frames), on=["day", "customer_id"], how="left")
-        .join(warned, on=["day", "customer_id"], how="left")
+        frame.join(warned, on=["day", "customer_id"], how="left")
         .with_columns(pl.col("is_forecast_alert").fill_null(False), pl.col("trend_weeks").fill_null(0),
                       pl.col(pl.Float64).fill_nan(None))
         .select(list(MARGIN_FORECAST_SCHEMA))
         .cast(MARGIN_FORECAST_SCHEMA)
         .sort("day", "customer_id")
-    )
+    )  # fmt: skip
+
+
+def margin_forecast(
+    unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
+) -> pl.DataFrame:
+    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each:
+    `forecast_from_windows` of their `forecast_windows`, the rows at hand."""
+    return forecast_from_windows(
+        forecast_windows(unit, days),
+        lambda ids: unit.filter(pl.col("customer_id").is_in(ids)),
+        days, alerts, cfg,
+    )  # fmt: skip
 
 
 def backtest(unit: pl.DataFrame, ahead: int = 14, min_history: int = 60) -> dict:

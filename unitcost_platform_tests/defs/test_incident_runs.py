@@ -28,6 +28,10 @@ def test_daily_runs_read_the_alerts_that_matter_and_equal_one_range_run(small_sa
     [alerts_read] = [line for line in logged if "of cost_alerts (query incident_alerts" in line]
     assert alerts_read.startswith(f"{ROWS_LOADED}: 8 rows of cost_alerts"), alerts_read
     assert read_table(daily, "cost_alerts").height == 20
+    # margin_forecast: a row per customer forecast on the day (its 60 days in the row), not 74 days of rows.
+    forecast_rows = read_table(daily, "margin_forecast").filter(pl.col("day") == DAYS[15]).height
+    [windows_read] = [line for line in logged if "of unit_cost (query forecast_windows" in line]
+    assert forecast_rows > 0 and windows_read.startswith(f"{ROWS_LOADED}: {forecast_rows} rows of unit_cost"), windows_read
 
     incidents = {name: read_table(s, "alert_incidents").sort("day", "incident_id") for name, s in (("whole", whole), ("daily", daily))}
     assert_frame_equal(incidents["daily"], incidents["whole"])

@@ -30,8 +30,11 @@ from unitcost_platform.transforms.anomalies import (
 )
 from unitcost_platform.transforms.anomalies import cost_anomalies as compute_anomalies
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
-from unitcost_platform.transforms.forecast import history_days
-from unitcost_platform.transforms.forecast import margin_forecast as compute_forecast
+from unitcost_platform.transforms.forecast import (
+    WINDOW_INPUT_COLUMNS,
+    forecast_from_windows,
+    history_days,
+)
 from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
 
 GROUP = "unit_cost"
@@ -39,6 +42,8 @@ FORECAST_LIST_DAYS = 30
 # The history of the customers beyond the thresholds on a run's days: their unit_cost rows (one per
 # customer and day, so the sums are the rows), read by key.
 HISTORY_ROLLUP = {"by": ["day", "customer_id"], "sum": ["total_cost", REQUESTS_METRIC]}
+# The same for the customers forecast to cross on a run's day: what the one-alert lookback reads.
+FORECAST_HISTORY_ROLLUP = {"by": ["day", "customer_id"], "sum": ["total_cost", "mrr", "cost_to_mrr"]}
 
 
 def build_anomaly_assets(
@@ -142,23 +147,30 @@ def build_anomaly_assets(
 
     @dg.asset(
         ins={
+            # The warehouse lays out each active customer's 60 days on the run's days
+            # (FORECAST_WINDOWS_QUERY); only the customers forecast to cross on one of them leave
+            # it with their history (the one-alert lookback).
             "unit_cost": dg.AssetIn(
                 partition_mapping=trailing_days(history_days(forecast.horizon_days)),
-                metadata={"columns": ["day", "customer_id", "customer_name", "tier", "status", "total_cost",
-                                      "mrr", "cost_to_mrr"]},
+                input_manager_key=BY_DAY,
+                metadata={"columns": WINDOW_INPUT_COLUMNS},
             ),
         },
         **daily_asset(partitions_def, kinds, GROUP, "day", backfill),
     )  # fmt: skip
     def margin_forecast(
-        context: dg.AssetExecutionContext, unitcost: UnitcostResource, unit_cost: pl.DataFrame
+        context: dg.AssetExecutionContext, unitcost: UnitcostResource, unit_cost: ByDay
     ) -> pl.DataFrame:
         """Each customer's cost trend (Theil–Sen), cost-to-MRR projected at +7/+14/+30 days with an
         80% interval, the days until P2 and P1, and the FORECAST flag (first day of a crossing)."""
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = compute_forecast(unit_cost, days, cfg.alerts, cfg.forecast)
+        frame = forecast_from_windows(
+            unit_cost.query("forecast_windows", days=",".join(d.isoformat() for d in days)),
+            lambda customers: unit_cost.rows(unit_cost.window, FORECAST_HISTORY_ROLLUP, "customer_id", customers),
+            days, cfg.alerts, cfg.forecast,
+        )  # fmt: skip
 
         def describe(day: pl.DataFrame) -> dict:
             soon = day.filter(
