@@ -28,6 +28,9 @@ customer and day with a column per day back (FORECAST_WINDOWS_QUERY; `forecast_w
 twin). Each row is fitted and projected on its own in numpy (the weekly points, Theil–Sen and the
 run rate read nothing older than 60 days), and only the customers forecast to cross on one of the
 days leave the warehouse with their history, for the one-alert lookback (`forecast_from_windows`).
+That serves runs of up to `WINDOWS_MAX_DAYS` days; a longer range reads its window's rows and fits
+every day from one customers x calendar matrix (`margin_forecast`), as 60 days per customer and day
+would be 60 times the rows.
 """
 
 import datetime as dt
@@ -303,6 +306,9 @@ FORECAST_WINDOWS_SCHEMA: dict[str, pl.DataType] = {
     **{c: MARGIN_FORECAST_SCHEMA[c] for c in ("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")},
     **{c: pl.Float64() for c in WINDOW_COLUMNS},
 }
+# The longest run the windows serve: a longer range reads its window's rows (about one per customer
+# and day of the range), not 60 per customer and day.
+WINDOWS_MAX_DAYS = 7
 WINDOW_INPUT_COLUMNS = ["day", "customer_id", "customer_name", "tier", "status", "total_cost", "mrr", "cost_to_mrr"]
 
 
@@ -424,6 +430,19 @@ def forecast_from_windows(
         pl.DataFrame(computed, nan_to_null=True)
     )
     candidates = windows["customer_id"].filter(pl.Series(crossing[:, 0])).unique().sort().to_list()
+    return _with_alerts(frame, history, candidates, days, alerts, cfg)
+
+
+def _with_alerts(
+    frame: pl.DataFrame,
+    history: Callable[[list[str]], pl.DataFrame],
+    candidates: list[str],
+    days: list[dt.date],
+    alerts: AlertsConfig,
+    cfg: ForecastConfig,
+) -> pl.DataFrame:
+    """The table: `frame` (the days' rows, every column but the alert) with `is_forecast_alert` of
+    the `candidates` (those forecast to cross on one of the days) from their `history(candidates)`."""
     warned = pl.DataFrame(schema={"day": pl.Date, "customer_id": pl.String, "is_forecast_alert": pl.Boolean})
     if candidates:
         warned = _alert_days(history(candidates), days, alerts, cfg)
@@ -440,13 +459,38 @@ def forecast_from_windows(
 def margin_forecast(
     unit: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig
 ) -> pl.DataFrame:
-    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each:
-    `forecast_from_windows` of their `forecast_windows`, the rows at hand."""
-    return forecast_from_windows(
-        forecast_windows(unit, days),
-        lambda ids: unit.filter(pl.col("customer_id").is_in(ids)),
-        days, alerts, cfg,
+    """`margin_forecast` of the days from unit_cost rows over the days and `history_days` before each.
+
+    The days share one calendar: every customer active on a day is fitted on the days from
+    customers x calendar matrices (a range of days reads each day once, not in 60 windows); those
+    forecast to cross on one of them are looked back on as `forecast_from_windows` does.
+    """
+    days = sorted(set(days))
+    today = unit.filter(pl.col("day").is_in(days) & (pl.col("status") == "active"))
+    if not days or today.is_empty():
+        return pl.DataFrame(schema=MARGIN_FORECAST_SCHEMA)
+    ids = today.select("customer_id").unique().sort("customer_id").with_row_index("_c")
+    # Daily cost over the trend windows of the days, MRR and cost-to-MRR on the days (from column t0 on).
+    t0 = TREND_DAYS - 1
+    first = min(days) - dt.timedelta(days=t0)
+    n_days = (max(days) - first).days + 1
+    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
+    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, {"mrr": None, "cost_to_mrr": None})
+    m["t0"] = t0
+    t_days = np.array([(d - first).days for d in days])
+    crossing, computed = _evaluate(m, slice(None), t_days, np.ones(len(days), dtype=bool), alerts, cfg)
+    frame = today.select(list(FORECAST_WINDOWS_SCHEMA)[:6]).join(
+        pl.concat([
+            pl.DataFrame({"day": pl.repeat(d, ids.height, eager=True), "customer_id": ids["customer_id"], **columns},
+                         nan_to_null=True)
+            for d, columns in zip(days, computed, strict=True)
+        ]),
+        on=["day", "customer_id"], how="left",
     )  # fmt: skip
+    candidates = ids["customer_id"].gather(np.flatnonzero(crossing.any(axis=1))).to_list()
+    return _with_alerts(
+        frame, lambda few: unit.filter(pl.col("customer_id").is_in(few)), candidates, days, alerts, cfg
+    )
 
 
 def backtest(unit: pl.DataFrame, ahead: int = 14, min_history: int = 60) -> dict:

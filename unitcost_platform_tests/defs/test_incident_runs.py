@@ -19,7 +19,8 @@ def test_daily_runs_read_the_alerts_that_matter_and_equal_one_range_run(small_sa
     assert run_range(whole, DAYS[0], DAYS[15]).success
     daily = make_settings(small_saas, "daily.duckdb")
     instance = dg.DagsterInstance.ephemeral()
-    assert run_range(daily, DAYS[0], DAYS[10], instance=instance).success
+    ranged = run_range(daily, DAYS[0], DAYS[10], instance=instance)
+    assert ranged.success
     for day in DAYS[11:16]:
         result = run_range(daily, day, day, instance=instance)
         assert result.success
@@ -32,6 +33,9 @@ def test_daily_runs_read_the_alerts_that_matter_and_equal_one_range_run(small_sa
     forecast_rows = read_table(daily, "margin_forecast").filter(pl.col("day") == DAYS[15]).height
     [windows_read] = [line for line in logged if "of unit_cost (query forecast_windows" in line]
     assert forecast_rows > 0 and windows_read.startswith(f"{ROWS_LOADED}: {forecast_rows} rows of unit_cost"), windows_read
+    # An 11-day range reads its window's rows instead (60 days per customer and day would be more).
+    ranged_reads = [e.user_message for e in instance.all_logs(ranged.run_id) if ROWS_LOADED in (e.user_message or "")]
+    assert not [line for line in ranged_reads if "forecast_windows" in line]
 
     incidents = {name: read_table(s, "alert_incidents").sort("day", "incident_id") for name, s in (("whole", whole), ("daily", daily))}
     assert_frame_equal(incidents["daily"], incidents["whole"])

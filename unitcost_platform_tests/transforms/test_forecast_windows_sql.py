@@ -117,7 +117,9 @@ def test_the_table_from_the_windows_and_the_crossing_customers_history_is_the_sa
             return table.filter(pl.col("customer_id").is_in(ids))
 
         found = forecast_from_windows(_warehouse(table, days, "duckdb"), history, days, ALERTS, FORECAST)
-        assert_frame_equal(found, everyone)
+        # Each row's own 60 days against one calendar for every day: the same figures, the running
+        # sums started elsewhere (a range differs in the last bits).
+        assert_frame_equal(found, everyone, check_exact=False, rel_tol=1e-9, abs_tol=1e-12)
         if name == "a range":
             alerted = everyone.filter(pl.col("is_forecast_alert"))["customer_id"].unique()
             assert alerted.len() >= 2

@@ -32,9 +32,11 @@ from unitcost_platform.transforms.anomalies import cost_anomalies as compute_ano
 from unitcost_platform.transforms.customer_cost import CUSTOMER_SERVICE_ROLLUP
 from unitcost_platform.transforms.forecast import (
     WINDOW_INPUT_COLUMNS,
+    WINDOWS_MAX_DAYS,
     forecast_from_windows,
     history_days,
 )
+from unitcost_platform.transforms.forecast import margin_forecast as compute_forecast
 from unitcost_platform.transforms.unit_cost import REQUESTS_METRIC
 
 GROUP = "unit_cost"
@@ -147,9 +149,11 @@ def build_anomaly_assets(
 
     @dg.asset(
         ins={
-            # The warehouse lays out each active customer's 60 days on the run's days
-            # (FORECAST_WINDOWS_QUERY); only the customers forecast to cross on one of them leave
-            # it with their history (the one-alert lookback).
+            # A run of up to WINDOWS_MAX_DAYS days (the daily schedule, a restated week): the
+            # warehouse lays out each active customer's 60 days on the run's days
+            # (FORECAST_WINDOWS_QUERY), and only the customers forecast to cross on one of them
+            # leave it with their history (the one-alert lookback). A longer range reads its
+            # window's rows: 60 days per customer and day would be 60 times the rows it needs.
             "unit_cost": dg.AssetIn(
                 partition_mapping=trailing_days(history_days(forecast.horizon_days)),
                 input_manager_key=BY_DAY,
@@ -166,11 +170,14 @@ def build_anomaly_assets(
         days = days_of(context)
         with user_errors_as_failures():
             cfg = unitcost.load_config()
-        frame = forecast_from_windows(
-            unit_cost.query("forecast_windows", days=",".join(d.isoformat() for d in days)),
-            lambda customers: unit_cost.rows(unit_cost.window, FORECAST_HISTORY_ROLLUP, "customer_id", customers),
-            days, cfg.alerts, cfg.forecast,
-        )  # fmt: skip
+        if len(days) <= WINDOWS_MAX_DAYS:
+            frame = forecast_from_windows(
+                unit_cost.query("forecast_windows", days=",".join(d.isoformat() for d in days)),
+                lambda customers: unit_cost.rows(unit_cost.window, FORECAST_HISTORY_ROLLUP, "customer_id", customers),
+                days, cfg.alerts, cfg.forecast,
+            )  # fmt: skip
+        else:  # a longer range: its window's rows, about one per customer and day of the range
+            frame = compute_forecast(unit_cost.days(unit_cost.window), days, cfg.alerts, cfg.forecast)
 
         def describe(day: pl.DataFrame) -> dict:
             soon = day.filter(
