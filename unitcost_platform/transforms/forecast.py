@@ -302,8 +302,10 @@ def _evaluate(
 
 # The days before a target its window holds: its own day (0) back to the trend window's first (59).
 WINDOW_COLUMNS = [f"cost_back_{k:02d}" for k in range(TREND_DAYS - 1, -1, -1)]  # oldest first
+# What the table takes from a customer's unit_cost row of the day.
+DAY_COLUMNS = ["day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr"]
 FORECAST_WINDOWS_SCHEMA: dict[str, pl.DataType] = {
-    **{c: MARGIN_FORECAST_SCHEMA[c] for c in ("day", "customer_id", "customer_name", "tier", "mrr", "cost_to_mrr")},
+    **{c: MARGIN_FORECAST_SCHEMA[c] for c in DAY_COLUMNS},
     **{c: pl.Float64() for c in WINDOW_COLUMNS},
 }
 # The longest run the windows serve: a longer range reads its window's rows (about one per customer
@@ -319,7 +321,7 @@ def forecast_windows(unit: pl.DataFrame, days: list[dt.date]) -> pl.DataFrame:
     FORECAST_WINDOWS_QUERY."""
     targets = (
         unit.filter(pl.col("day").is_in(sorted(set(days))) & (pl.col("status") == "active"))
-        .select(list(FORECAST_WINDOWS_SCHEMA)[:6])
+        .select(DAY_COLUMNS)
         .sort("day", "customer_id")
         .with_row_index("_t")
     )
@@ -378,6 +380,15 @@ FORECAST_WINDOWS_QUERY = WarehouseQuery(
 )
 
 
+def _calendar(unit: pl.DataFrame, ids: pl.DataFrame, first: dt.date, n_days: int) -> dict:
+    """`_evaluate`'s matrices of the customers `ids` over the calendar from `first`: daily cost (a null
+    cost 0), and MRR and cost-to-MRR from column t0 on (the first day a trend window ends)."""
+    t0 = TREND_DAYS - 1
+    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
+    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, {"mrr": None, "cost_to_mrr": None})
+    return m | {"t0": t0}
+
+
 def _alert_days(history: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig, cfg: ForecastConfig) -> pl.DataFrame:
     """(day, customer_id, is_forecast_alert) of the days on which a customer of `history` (its
     unit_cost rows over the days and `history_days` before each) raises a FORECAST alert: forecast
@@ -386,9 +397,7 @@ def _alert_days(history: pl.DataFrame, days: list[dt.date], alerts: AlertsConfig
     few = history.select("customer_id").unique().sort("customer_id").with_row_index("_c")
     start = min(days) - dt.timedelta(days=h + t0)
     n_days = (max(days) - start).days + 1
-    m = calendar_matrices(history, few, start, n_days, {"total_cost": 0.0})
-    m |= calendar_matrices(history, few, start + dt.timedelta(days=t0), n_days - t0, {"mrr": None, "cost_to_mrr": None})
-    m["t0"] = t0
+    m = _calendar(history, few, start, n_days)
     targets = [start + dt.timedelta(days=t0 + i) for i in range(n_days - t0)]
     t = np.array([(d - start).days for d in targets])
     crossing, _ = _evaluate(m, slice(None), t, np.zeros(len(targets), dtype=bool), alerts, cfg)
@@ -420,13 +429,13 @@ def forecast_from_windows(
     # Each (day, customer) is a row of matrices over its own 60 days: column 59 is the day.
     t0 = TREND_DAYS - 1
     m = {
-        "total_cost": windows.select(WINDOW_COLUMNS).to_numpy(order="c").astype(np.float64),
-        "mrr": windows["mrr"].to_numpy().astype(np.float64)[:, None],
-        "cost_to_mrr": windows["cost_to_mrr"].to_numpy().astype(np.float64)[:, None],
+        "total_cost": windows.select(WINDOW_COLUMNS).to_numpy(order="c"),
+        "mrr": windows["mrr"].to_numpy()[:, None],
+        "cost_to_mrr": windows["cost_to_mrr"].to_numpy()[:, None],
         "t0": t0,
     }
     crossing, [computed] = _evaluate(m, slice(None), np.array([t0]), np.ones(1, dtype=bool), alerts, cfg)
-    frame = windows.select(list(FORECAST_WINDOWS_SCHEMA)[:6]).with_columns(
+    frame = windows.select(DAY_COLUMNS).with_columns(
         pl.DataFrame(computed, nan_to_null=True)
     )
     candidates = windows["customer_id"].filter(pl.Series(crossing[:, 0])).unique().sort().to_list()
@@ -474,12 +483,10 @@ def margin_forecast(
     t0 = TREND_DAYS - 1
     first = min(days) - dt.timedelta(days=t0)
     n_days = (max(days) - first).days + 1
-    m = calendar_matrices(unit, ids, first, n_days, {"total_cost": 0.0})
-    m |= calendar_matrices(unit, ids, first + dt.timedelta(days=t0), n_days - t0, {"mrr": None, "cost_to_mrr": None})
-    m["t0"] = t0
+    m = _calendar(unit, ids, first, n_days)
     t_days = np.array([(d - first).days for d in days])
     crossing, computed = _evaluate(m, slice(None), t_days, np.ones(len(days), dtype=bool), alerts, cfg)
-    frame = today.select(list(FORECAST_WINDOWS_SCHEMA)[:6]).join(
+    frame = today.select(DAY_COLUMNS).join(
         pl.concat([
             pl.DataFrame({"day": pl.repeat(d, ids.height, eager=True), "customer_id": ids["customer_id"], **columns},
                          nan_to_null=True)
