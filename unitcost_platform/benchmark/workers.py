@@ -2,9 +2,10 @@
 
 KIND is `pipeline` (every stage, one after the other, each with its own figures, the unit-cost
 anomalies and margin forecast included), `ours` (allocation from the Parquet files), `ours_by_file`
-(the same, one file at a time), `ours_unit` (allocation and unit cost with its 30-day window from the
-Parquet files) or `duckdb` (the baseline). It prints its figures as one JSON line and writes its
-result to OUT (after the clock stops) for the parent to compare.
+(the same, each file streamed into DuckDB's sums as it is read), `ours_unit` (allocation and unit
+cost with its 30-day window from the Parquet files) or `duckdb` (the baseline). It prints its
+figures as one JSON line and writes its result to OUT (after the clock stops) for the parent to
+compare.
 
 Each kind imports what it runs and nothing else, because the whole process is measured: the
 baseline's process loads DuckDB, Polars and its SQL, as a team's own DuckDB script would, not this

@@ -345,18 +345,24 @@ def _tenants_of_distinct_tags(
     usable (the caller's full parse then names the bad rows).
     """
     hashes = tags.hash(seed=0)
-    first = hashes.is_first_distinct()
-    if first.sum() * 2 > tags.len():
-        return None
-    distinct = pl.DataFrame({"_h": hashes.filter(first), "_tags": tags.filter(first)})
     key = (tuple(tag_keys), normalize)
     known = parsed.tables.get(key) if parsed is not None else None
-    new = distinct if known is None else distinct.join(known.select("_h"), on="_h", how="anti")
-    try:
-        new = new.with_columns(first_tag(new["_tags"], tag_keys, normalize).alias("_tenant"))
-    except TagsProblem:
+    # Only the rows whose hash no earlier file had are made distinct (the check below still compares
+    # every row with the string it is mapped to).
+    unseen = None if known is None else ~hashes.is_in(known["_h"].implode())
+    new_hashes, new_tags = (hashes, tags) if unseen is None else (hashes.filter(unseen), tags.filter(unseen))
+    first = new_hashes.is_first_distinct()
+    if first.sum() * 2 > tags.len():
         return None
-    table = new if known is None else pl.concat([known, new])
+    new = pl.DataFrame({"_h": new_hashes.filter(first), "_tags": new_tags.filter(first)})
+    if known is not None and new.is_empty():
+        table = known
+    else:
+        try:
+            new = new.with_columns(first_tag(new["_tags"], tag_keys, normalize).alias("_tenant"))
+        except TagsProblem:
+            return None
+        table = new if known is None else pl.concat([known, new])
     mapped = pl.DataFrame({"_h": hashes, "Tags": tags}).join(table, on="_h", how="left", maintain_order="left")
     if mapped.select(pl.col("Tags").ne_missing(pl.col("_tags")).any()).item():
         return None

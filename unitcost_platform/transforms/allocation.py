@@ -265,7 +265,7 @@ def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column
     ]).cast(ALLOCATION_ITEMS_SCHEMA)  # fmt: skip
 
 
-def _items_statement(rows: str, pools: list[PoolConfig], cost_column: str, dialect: Dialect) -> str:
+def items_statement(rows: str, pools: list[PoolConfig], cost_column: str, dialect: Dialect) -> str:
     """ALLOCATION_ITEMS_SCHEMA over `rows` (line items with allocation_columns)."""
     scopes = " || ".join(
         f"(case when x_TenantId is not null and {match_sql(p.direct_cost_scope, dialect)} "
@@ -280,7 +280,7 @@ def _items_statement(rows: str, pools: list[PoolConfig], cost_column: str, diale
 
 
 def _allocation_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:
-    return _items_statement(rows, cfg.resolved_pools(), cfg.cost_column, dialect)
+    return items_statement(rows, cfg.resolved_pools(), cfg.cost_column, dialect)
 
 
 ALLOCATION_QUERY = WarehouseQuery(BILLING_COLUMNS, ALLOCATION_ITEMS_SCHEMA, _allocation_statement)
@@ -546,7 +546,7 @@ def allocation_sql(
     )
     ctes = {
         # ALLOCATION_QUERY's sums over the days' line items.
-        "unitcost_items": _items_statement(billing, pools, cost_column, dialect),
+        "unitcost_items": items_statement(billing, pools, cost_column, dialect),
         "unitcost_pooled": "select day, service_name, pool, sum(cost) as cost from unitcost_items where tenant_id is null group by 1, 2, 3",
         "unitcost_usage": (
             f"select usage_date, tenant_id, service_name, metric, value from {table('tenant_usage')} "

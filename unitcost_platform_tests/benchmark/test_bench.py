@@ -69,8 +69,9 @@ def test_the_equality_check_catches_a_moved_dollar_and_a_missing_key():
 
 
 def test_file_by_file_allocation_has_one_row_per_key_and_equals_the_whole_day(tmp_path):
-    """The 100m size's path (ours_by_file): each file's sums are summed again, so allocation reads
-    one row per key as from the warehouse, and gives what the whole-day read and the baseline give."""
+    """The 100m size's path (ours_by_file): the files' rows are streamed into DuckDB and summed in
+    one aggregation, so allocation reads one row per key as from the warehouse, and gives what the
+    whole-day read and the baseline give."""
     from unitcost_platform.benchmark import ours
     from unitcost_platform.benchmark.baseline import run_baseline
 
@@ -86,6 +87,27 @@ def test_file_by_file_allocation_has_one_row_per_key_and_equals_the_whole_day(tm
     assert parts.select(keys).n_unique() == parts.height == day.height
     assert compare_allocations(parts, day) is None
     assert compare_allocations(parts, run_baseline(data, [D])) is None
+
+
+def test_file_by_file_allocation_raises_the_readers_error_for_a_bad_file(tmp_path):
+    """A bad file met while DuckDB pulls the stream fails the run with the reader's own message (the
+    file and the row), not DuckDB's report of a failed stream, and nothing is written."""
+    from unitcost_platform.benchmark import ours
+    from unitcost_platform.errors import InputDataError
+    from unitcost_platform.sources.billing.files import read_billing_files
+
+    spec = ScaleSpec(line_items_per_day=12_000, tenants=60, services=5, metrics=3, rows_per_file=3_000)
+    data = generate_scale(tmp_path / "data", spec, log=lambda _: None)
+    bad = sorted((data / "billing").glob("*.parquet"))[2]
+    frame = pl.read_parquet(bad)
+    frame.with_columns(Tags=pl.when(pl.int_range(pl.len()) == 41).then(pl.lit("{tenant: broken")).otherwise("Tags")).write_parquet(bad)
+    with pytest.raises(InputDataError) as raised:
+        ours.ours(data, tmp_path / "by_file.parquet", by_file=True)
+    with pytest.raises(InputDataError) as alone:
+        read_billing_files([bad], [D], cost_column=ours.COST_COLUMN, tenant=ours.TENANT, spread=True)
+    assert str(raised.value) == str(alone.value)
+    assert bad.name in str(raised.value) and "row 42" in str(raised.value), str(raised.value)
+    assert not (tmp_path / "by_file.parquet").exists()
 
 
 def _modules_loaded_by_worker(kind: str, data: Path, out: Path) -> set[str]:
