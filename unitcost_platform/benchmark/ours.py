@@ -8,6 +8,8 @@ every connector's module (0.5 s of imports and their teardown on each run). The 
 
 import datetime as dt
 import gc
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,8 +66,9 @@ def items_by_file(data: Path, day: dt.date, columns: list[str]) -> tuple[pl.Data
     """The day's line items summed to what `allocate` reads (ALLOCATION_ITEMS_SCHEMA), one file at
     a time: each file is read and validated by the readers, as `read_billing_files` reads it, and
     streamed into an in-memory DuckDB, which sums every file's rows in one aggregation with the
-    warehouse's statement (`items_statement`, ALLOCATION_QUERY's). No more than a file's rows are
-    ever held in Python, and no sums per file are summed again: 100M line items sum to 8M rows,
+    warehouse's statement (`items_statement`, ALLOCATION_QUERY's). No more than three files' rows
+    are held at once (the one DuckDB sums, the next, and the one being read), and no sums per file
+    are summed again: 100M line items sum to 8M rows,
     but each 2M-line file to 1.4M, and summing the files' sums took 13.6 s of a 46 s run and 8.8 GiB.
     Returns the sums and the number of line items read."""
     import duckdb
@@ -77,20 +80,35 @@ def items_by_file(data: Path, day: dt.date, columns: list[str]) -> tuple[pl.Data
     schema = empty.to_arrow(compat_level=pl.CompatLevel.newest()).schema
     parsed = ParsedTags()  # each distinct Tags string parsed once, as one read does
     lines, failed = 0, []
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    done, stop = object(), threading.Event()
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def read_files() -> None:
+        # In a thread of its own: the next file is read while DuckDB sums the one before (27.2 s to
+        # 26.2 s at 100M, medians of 3 pairs; DuckDB sums a stream on both cores).
         nonlocal lines
         try:
             for path in list_data_files(data / "billing", "billing"):
+                if stop.is_set():
+                    break
                 part = read_billing_files(
                     [path], [day], cost_column=COST_COLUMN, tenant=TENANT, spread=True, columns=columns, parsed=parsed,
                 )  # fmt: skip
                 lines += part.height
-                yield from part.select(columns).cast(empty.schema).to_arrow(compat_level=pl.CompatLevel.newest()).to_batches()
-        except Exception as error:  # DuckDB reports it as its own; the reader's message is raised below
+                ready.put(part.select(columns).cast(empty.schema).to_arrow(compat_level=pl.CompatLevel.newest()))
+        except Exception as error:  # DuckDB would report it as its own; the reader's message is raised below
             failed.append(error)
-            raise
+        finally:
+            ready.put(done)
 
+    def batches() -> Iterator[pa.RecordBatch]:
+        while (table := ready.get()) is not done:
+            yield from table.to_batches()
+        if failed:
+            raise failed[0]
+
+    reader = threading.Thread(target=read_files, name="billing-files", daemon=True)
+    reader.start()
     with duckdb.connect() as con:
         con.execute("SET enable_progress_bar = false")
         con.register("line_items", pa.RecordBatchReader.from_batches(schema, batches()))
@@ -100,6 +118,13 @@ def items_by_file(data: Path, day: dt.date, columns: list[str]) -> tuple[pl.Data
             if failed:
                 raise failed[0] from None
             raise
+        finally:  # after a failed query, stop the reader (its pending file is taken off the queue)
+            stop.set()
+            while reader.is_alive():
+                try:
+                    ready.get_nowait()
+                except queue.Empty:
+                    reader.join(0.05)
     return pl.from_arrow(sums).cast(ALLOCATION_ITEMS_SCHEMA), lines
 
 
