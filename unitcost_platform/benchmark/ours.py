@@ -68,8 +68,8 @@ def items_by_file(data: Path, day: dt.date, columns: list[str]) -> tuple[pl.Data
     streamed into an in-memory DuckDB, which sums every file's rows in one aggregation with the
     warehouse's statement (`items_statement`, ALLOCATION_QUERY's). No more than three files' rows
     are held at once (the one DuckDB sums, the next, and the one being read), and no sums per file
-    are summed again: 100M line items sum to 8M rows,
-    but each 2M-line file to 1.4M, and summing the files' sums took 13.6 s of a 46 s run and 8.8 GiB.
+    are summed again: 100M line items sum to 8M rows, but each 2M-line file to 1.4M, and summing
+    the files' sums took 13.6 s of a 46 s run and 8.8 GiB.
     Returns the sums and the number of line items read."""
     import duckdb
     import pyarrow as pa
