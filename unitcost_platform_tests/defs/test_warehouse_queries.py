@@ -84,12 +84,12 @@ def billing() -> pl.DataFrame:
     return line_items()
 
 
-def run_duckdb(billing: pl.DataFrame, name: str) -> pl.DataFrame:
+def run_duckdb(billing: pl.DataFrame, name: str, cfg: UnitcostConfig = CONFIG) -> pl.DataFrame:
     query = queries()[name]
     con = duckdb.connect()
     con.register("raw_billing", billing.to_arrow())
     rows = f"select {', '.join(query.columns)} from raw_billing"
-    return pl.from_arrow(con.sql(query.statement(rows, CONFIG, DUCKDB)).to_arrow_table()).cast(query.schema)
+    return pl.from_arrow(con.sql(query.statement(rows, cfg, DUCKDB)).to_arrow_table()).cast(query.schema)
 
 
 def ordered(frame: pl.DataFrame) -> pl.DataFrame:
@@ -154,8 +154,7 @@ def test_team_and_product_sums_choose_the_same_tags(billing):
     same(mine, theirs)
 
 
-@pytest.mark.parametrize("name", ["allocation_items", "coverage_items", "team_items", "product_items"])
-def test_snowflake_returns_what_duckdb_returns(billing, name):
+def run_snowflake(billing: pl.DataFrame, name: str, cfg: UnitcostConfig = CONFIG) -> pl.DataFrame:
     query = queries()[name]
     with fakesnow.patch():
         con = snowflake.connector.connect(account="acme-test", user="x", password="y", database="ANALYTICS")
@@ -171,12 +170,31 @@ def test_snowflake_returns_what_duckdb_returns(billing, name):
             use_logical_type=True,
         )  # fmt: skip
         rows = f"select {', '.join(query.columns)} from ANALYTICS.UNITCOST.RAW_BILLING"
-        cur.execute(query.statement(rows, CONFIG, SNOWFLAKE))
+        cur.execute(query.statement(rows, cfg, SNOWFLAKE))
         result = pl.from_pandas(cur.fetch_pandas_all())
         con.close()
     by_upper = {c.upper(): c for c in query.schema}
-    result = result.rename({c: by_upper[c.upper()] for c in result.columns}).cast(query.schema)
-    same(result, run_duckdb(billing, name))
+    return result.rename({c: by_upper[c.upper()] for c in result.columns}).cast(query.schema)
+
+
+@pytest.mark.parametrize("name", ["allocation_items", "coverage_items", "team_items", "product_items"])
+def test_snowflake_returns_what_duckdb_returns(billing, name):
+    same(run_snowflake(billing, name), run_duckdb(billing, name))
+
+
+def test_allocation_items_without_direct_cost_scopes_on_both_engines(billing):
+    """The default pools have no direct-cost scope: the scopes are no grouping key (the statement groups
+    by four keys), and both engines still return the Polars sums, one row per day, service, tenant and pool."""
+    cfg = UnitcostConfig()
+    assert not any(p.direct_cost_scope for p in cfg.resolved_pools())
+    polars = allocation_items(billing, cfg.resolved_pools(), cfg.cost_column)
+    duck = run_duckdb(billing, "allocation_items", cfg)
+    same(duck, polars)
+    same(run_snowflake(billing, "allocation_items", cfg), duck)
+    assert (duck["direct_scopes"] == "").all()
+    assert duck.select("day", "service_name", "tenant_id", "pool").n_unique() == duck.height
+    # The fixture's categories are Compute, Networking, Databases and Storage: no "other" pool.
+    assert set(duck["pool"].drop_nulls()) == {"direct", "default_compute_networking", "default_data"}
 
 
 # tenant_usage of two days: the pools' metrics (requests, storage_bytes), others no pool splits by,
