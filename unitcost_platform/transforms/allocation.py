@@ -267,26 +267,16 @@ def allocation_items(billing: pl.DataFrame, pools: list[PoolConfig], cost_column
 
 def items_statement(rows: str, pools: list[PoolConfig], cost_column: str, dialect: Dialect) -> str:
     """ALLOCATION_ITEMS_SCHEMA over `rows` (line items with allocation_columns)."""
-    def sums(scopes: str, keys: str) -> str:
-        return (
-            f"select x_ChargeDate as day, ServiceName as service_name, x_TenantId as tenant_id, "
-            f"{pool_sql(pools, dialect)} as pool, {scopes}sum({cost_column}) as cost "
-            f"from ({rows}) as unitcost_rows group by {keys}"
-        )
-
-    if not _scoped(pools):
-        # The scopes are '' on every row: not a grouping key (a constant key costs a hash per row,
-        # 1.71 s against 1.61 s for 20M line items on DuckDB), as in the Polars twin.
-        return (
-            "select day, service_name, tenant_id, pool, '' as direct_scopes, cost "
-            f"from ({sums('', '1, 2, 3, 4')}) as unitcost_sums"
-        )
     scopes = " || ".join(
         f"(case when x_TenantId is not null and {match_sql(p.direct_cost_scope, dialect)} "
         f"then {dialect.text('|' + p.name + '|')} else '' end)"
         for p in _scoped(pools)
+    ) or "''"
+    return (
+        f"select x_ChargeDate as day, ServiceName as service_name, x_TenantId as tenant_id, "
+        f"{pool_sql(pools, dialect)} as pool, {scopes} as direct_scopes, sum({cost_column}) as cost "
+        f"from ({rows}) as unitcost_rows group by 1, 2, 3, 4, 5"
     )
-    return sums(f"{scopes} as direct_scopes, ", "1, 2, 3, 4, 5")
 
 
 def _allocation_statement(rows: str, cfg: "UnitcostConfig", dialect: Dialect) -> str:

@@ -183,8 +183,8 @@ def test_snowflake_returns_what_duckdb_returns(billing, name):
 
 
 def test_allocation_items_without_direct_cost_scopes_on_both_engines(billing):
-    """The default pools have no direct-cost scope: the scopes are no grouping key (the statement groups
-    by four keys), and both engines still return the Polars sums, one row per day, service, tenant and pool."""
+    """The default pools (the bench's, and a new user's) have no direct-cost scope: both engines return
+    the Polars sums, one row per day, service, tenant and pool, with empty scopes."""
     cfg = UnitcostConfig()
     assert not any(p.direct_cost_scope for p in cfg.resolved_pools())
     polars = allocation_items(billing, cfg.resolved_pools(), cfg.cost_column)
