@@ -359,14 +359,11 @@ def _tenants_of_distinct_tags(
     if first.sum() * 2 > tags.len():
         return None
     new = pl.DataFrame({"_h": new_hashes.filter(first), "_tags": new_tags.filter(first)})
-    if known is not None and new.is_empty():
-        table = known
-    else:
-        try:
-            new = new.with_columns(first_tag(new["_tags"], tag_keys, normalize).alias("_tenant"))
-        except TagsProblem:
-            return None
-        table = new if known is None else pl.concat([known, new])
+    try:
+        new = new.with_columns(first_tag(new["_tags"], tag_keys, normalize).alias("_tenant"))
+    except TagsProblem:
+        return None
+    table = new if known is None else pl.concat([known, new])
     mapped = pl.DataFrame({"_h": hashes, "Tags": tags}).join(table, on="_h", how="left", maintain_order="left")
     if mapped.select(pl.col("Tags").ne_missing(pl.col("_tags")).any()).item():
         return None
